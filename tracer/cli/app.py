@@ -1,0 +1,42 @@
+"""The typer application every command module registers on."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["CLIError", "app"]
+
+
+class CLIError(Exception):
+    """A command cannot do what was asked; printed as one line, exit code 1 unless set."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+app = typer.Typer(
+    name="tracer",
+    help="Record, replay, diff and explain WebSocket sessions of AI agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tracer import __version__
+
+        print(f"tracer {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Record, replay, diff and explain WebSocket sessions of AI agents."""

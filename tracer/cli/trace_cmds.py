@@ -1,0 +1,129 @@
+"""Commands that read a trace file as it is: verify, frames, compact."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracer.cli.app import CLIError, app
+from tracer.trace.compact import compact_trace
+from tracer.trace.reader import open_trace
+from tracer.trace.records import Direction, Frame
+from tracer.trace.verify import verify_trace
+from tracer.views.frames import frame_json, frame_line
+from tracer.views.output import emit_json, emit_json_line, stderr_console, stdout_console
+from tracer.views.verify import render_integrity
+
+TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+
+
+@app.command()
+def verify(file: TraceFile, json: JsonFlag = False) -> int:
+    """Check a trace's integrity: records, connections, frames, truncation, first error."""
+    try:
+        f = open(file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise CLIError(f"cannot open {str(file)!r}: {exc.strerror}") from None
+    with f:
+        report = verify_trace(f)
+    if json:
+        emit_json(report.to_json())
+    else:
+        render_integrity(str(file), report, stdout_console())
+    return 0 if report.ok else 1
+
+
+@app.command()
+def frames(
+    file: TraceFile,
+    json: JsonFlag = False,
+    payload: Annotated[bool, typer.Option(help="With --json, include each payload.")] = False,
+    conn: Annotated[int | None, typer.Option(help="Only this connection id.")] = None,
+    sender: Annotated[
+        str | None, typer.Option("--from", help="Only frames sent by 'client' or 'server'.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="Stop after this many frames.")] = None,
+) -> int:
+    """List frames, one line each: time, connection, direction, opcode, size, preview."""
+    if sender not in (None, "client", "server"):
+        raise CLIError(f"--from takes 'client' or 'server', not {sender!r}", exit_code=2)
+    want_dir = None if sender is None else Direction[sender.upper()]
+    console = None if json else stdout_console()
+    markup = console is not None and console.is_terminal
+    shown = 0
+    with open_trace(file) as reader:
+        for record in reader:
+            if type(record) is not Frame:
+                continue
+            if conn is not None and record.conn != conn:
+                continue
+            if want_dir is not None and record.direction is not want_dir:
+                continue
+            if limit is not None and shown >= limit:
+                break
+            shown += 1
+            if console is None:
+                emit_json_line(frame_json(record, payload=payload))
+            elif markup:
+                console.print(frame_line(record, markup=True))
+            else:
+                sys.stdout.write(frame_line(record, markup=False) + "\n")
+        truncated = reader.truncated
+    if truncated:
+        stderr_console().print(
+            f"tracer: warning: {file} is truncated; listed every frame before the cut",
+            markup=False,
+        )
+    return 0
+
+
+@app.command()
+def compact(
+    file: TraceFile,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Write here instead of replacing FILE."),
+    ] = None,
+    level: Annotated[int, typer.Option(min=1, max=22, help="zstd level.")] = 19,
+    json: JsonFlag = False,
+) -> int:
+    """Recompress a finished trace as one high-level zstd frame (smaller, same records)."""
+    target = output or file
+    try:
+        src = open(file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise CLIError(f"cannot open {str(file)!r}: {exc.strerror}") from None
+    with src:
+        before = os.fstat(src.fileno()).st_size
+        # Write beside the target and rename, so a failure never leaves a half-written trace.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                reader = compact_trace(src, dst, level=level)
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    after = target.stat().st_size
+    result = {
+        "input": str(file),
+        "output": str(target),
+        "bytes_before": before,
+        "bytes_after": after,
+        "records": reader.records,
+        "truncated_source": bool(reader.truncated),
+    }
+    if json:
+        emit_json(result)
+    else:
+        stdout_console().print(
+            f"{target}: {before:,} -> {after:,} bytes ({reader.records} records)"
+            + (" [yellow](source was truncated)[/yellow]" if reader.truncated else "")
+        )
+    return 0

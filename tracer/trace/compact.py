@@ -1,0 +1,48 @@
+"""Recompress a finished trace at a high zstd level."""
+
+from __future__ import annotations
+
+from typing import IO
+
+from tracer.trace.format import COMPACT_LEVEL
+from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE, TraceReader
+from tracer.trace.records import Annotation
+from tracer.trace.writer import TraceWriter
+
+__all__ = ["compact_trace"]
+
+
+def compact_trace(
+    src: IO[bytes],
+    dst: IO[bytes],
+    *,
+    level: int = COMPACT_LEVEL,
+    max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+) -> TraceReader:
+    """Copy every record of ``src`` into ``dst`` as one zstd frame at ``level``.
+
+    Live traces are flushed in small blocks so that a crash loses little; a finished trace
+    no longer needs that and compresses better in one pass. A truncated source is copied as
+    far as it reads and ends with a ``tracer.truncated_source`` annotation. Returns the
+    source reader, whose ``truncated`` tells what was copied.
+    """
+    reader = TraceReader(src, max_record_size=max_record_size)
+    header = reader.header
+    writer = TraceWriter(dst, level=level, flush_interval=None, header=header)
+    last_t = 0
+    for record in reader:
+        writer.write(record)
+        last_t = getattr(record, "t_ns", last_t)
+    if reader.footer is not None:
+        writer.dropped_frames = reader.footer.dropped_frames
+        last_t = reader.footer.t_ns
+    else:
+        writer.write(
+            Annotation(
+                t_ns=last_t,
+                label="tracer.truncated_source",
+                note="the source trace was truncated; this copy ends where it did",
+            )
+        )
+    writer.close(footer_t_ns=last_t)
+    return reader

@@ -1,0 +1,78 @@
+"""Constants of the trace file format: the preamble, versions, and zstd settings."""
+
+from __future__ import annotations
+
+import struct
+
+import zstandard as zstd
+
+__all__ = [
+    "FORMAT_VERSION",
+    "PREAMBLE_SIZE",
+    "TraceError",
+    "compression_params",
+    "encode_preamble",
+    "parse_preamble",
+]
+
+FORMAT_VERSION = 1
+"""The format version this tracer writes. It reads every version up to this one."""
+
+# A zstd *skippable frame* (magic 0x184D2A5E) carrying b"tracer" and the format version.
+# `zstd -d` skips it, so a trace still decompresses with the stock tool, while tracer
+# can recognise a file and its version from its first 16 bytes without decompressing.
+_SKIPPABLE_MAGIC = 0x184D2A5E
+_TAG = b"tracer"
+_PREAMBLE = struct.Struct("<II6sH")
+PREAMBLE_SIZE = _PREAMBLE.size  # 16
+
+LIVE_LEVEL = 3
+"""zstd level while recording: fast enough to keep up with a busy proxy."""
+
+COMPACT_LEVEL = 19
+"""zstd level when a finished trace is recompressed (``tracer compact``)."""
+
+WINDOW_LOG = 27
+"""A 128 MiB window with long-distance matching: a session that resends its history each
+turn then compresses to barely more than an incremental one (see docs/format.md)."""
+
+MAX_WINDOW_SIZE = 1 << WINDOW_LOG
+"""The largest window the reader accepts, bounding a hostile file's decoder memory."""
+
+
+class TraceError(Exception):
+    """A trace file is not a trace, is damaged, or is of a version this tracer cannot read."""
+
+
+def encode_preamble(version: int = FORMAT_VERSION) -> bytes:
+    """The 16 bytes every trace file starts with."""
+    return _PREAMBLE.pack(_SKIPPABLE_MAGIC, _PREAMBLE.size - 8, _TAG, version)
+
+
+def parse_preamble(data: bytes) -> int:
+    """Check a file's first bytes and return its format version."""
+    if len(data) < PREAMBLE_SIZE:
+        if not data:
+            raise TraceError("not a tracer trace: the file is empty")
+        if encode_preamble()[: PREAMBLE_SIZE - 2].startswith(data[: PREAMBLE_SIZE - 2]):
+            raise TraceError("truncated: the file ends inside its 16-byte preamble")
+        raise TraceError(f"not a tracer trace: the file is only {len(data)} bytes long")
+    magic, size, tag, version = _PREAMBLE.unpack_from(data)
+    if magic != _SKIPPABLE_MAGIC or size != _PREAMBLE.size - 8 or tag != _TAG:
+        raise TraceError("not a tracer trace: the file does not start with the tracer preamble")
+    if version < 1 or version > FORMAT_VERSION:
+        raise TraceError(
+            f"trace format version {version} is not supported by this tracer "
+            f"(it reads versions 1 to {FORMAT_VERSION}); upgrade tracer"
+        )
+    return int(version)
+
+
+def compression_params(level: int) -> zstd.ZstdCompressionParameters:
+    """zstd parameters for a trace written at ``level``: large window, long-distance matching."""
+    return zstd.ZstdCompressionParameters.from_level(
+        level,
+        window_log=WINDOW_LOG,
+        enable_ldm=True,
+        write_checksum=True,
+    )

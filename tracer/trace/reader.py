@@ -1,0 +1,302 @@
+"""A streaming trace reader with bounded memory that survives truncation."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import IO, Any
+
+import msgpack
+import zstandard as zstd
+
+from tracer.trace.format import MAX_WINDOW_SIZE, PREAMBLE_SIZE, TraceError, parse_preamble
+from tracer.trace.records import (
+    Annotation,
+    Close,
+    Direction,
+    Footer,
+    Frame,
+    Header,
+    Kind,
+    Opcode,
+    Open,
+    Record,
+)
+
+__all__ = ["DEFAULT_MAX_RECORD_SIZE", "TraceReader", "decode_record", "open_trace"]
+
+DEFAULT_MAX_RECORD_SIZE = 128 * 1024 * 1024
+"""The largest record the reader accepts; a larger one is reported as damage."""
+
+# Compressed bytes handed to zstd per call. zstd can expand a few bytes into a 128 KiB
+# block, so a small slice bounds what one call may allocate (4 KiB -> at most ~128 MiB
+# for a hostile file, a few hundred KiB for a real one).
+_SLICE = 4096
+_FEED = 1 << 20  # decompressed bytes fed to the unpacker at a time
+_READ = 1 << 20  # bytes read from the file at a time
+
+_DIRECTIONS = {0: Direction.CLIENT, 1: Direction.SERVER}
+_OPCODES = {int(op): op for op in Opcode}
+
+
+class TraceReader:
+    """Iterates over a trace's records; the header is read first and kept as ``header``.
+
+    Iteration yields every record after the header and before the footer, in file order.
+    A file that ends early (a killed recorder) is not an error: iteration stops after the
+    last complete record and ``truncated`` becomes True. Damage (garbage, bad checksums,
+    malformed or oversized records) raises ``TraceError`` after the records before it.
+    """
+
+    def __init__(self, fileobj: IO[bytes], *, max_record_size: int = DEFAULT_MAX_RECORD_SIZE):
+        self._file = fileobj
+        self._max = max_record_size
+        self.version = parse_preamble(fileobj.read(PREAMBLE_SIZE))
+        self._offset = PREAMBLE_SIZE  # compressed bytes consumed so far
+        self._dobj = zstd.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE).decompressobj()
+        self._unpacker = msgpack.Unpacker(
+            raw=False,
+            max_buffer_size=max_record_size,
+            strict_map_key=False,
+        )
+        self._records = self._decode()
+        self.records = 0  # records read so far, header included
+        self.footer: Footer | None = None
+        self.truncated: bool | None = None  # known once iteration has ended
+        first = next(self._records, None)
+        if first is None:
+            raise TraceError(
+                "truncated: the file ends before its header record"
+                if self.truncated
+                else "damaged: the trace has no header record"
+            )
+        if not isinstance(first, Header):
+            raise TraceError("damaged: the first record is not a header")
+        self.header: Header = first
+
+    @property
+    def offset(self) -> int:
+        """Compressed bytes of the file consumed so far."""
+        return self._offset
+
+    def __iter__(self) -> Iterator[Record]:
+        return self._records
+
+    def _damage(self, what: str) -> TraceError:
+        err = TraceError(f"damaged at byte {self._offset} (after record {self.records}): {what}")
+        err.offset = self._offset  # type: ignore[attr-defined]
+        return err
+
+    def _chunks(self) -> Iterator[bytes]:
+        """Decompressed data, in bounded pieces; sets ``truncated`` at the end."""
+        dobj = self._dobj
+        while True:
+            block = self._file.read(_READ)
+            if not block:
+                break
+            for start in range(0, len(block), _SLICE):
+                piece = block[start : start + _SLICE]
+                if dobj.eof:
+                    raise self._damage("unexpected data after the end of the trace")
+                try:
+                    out = dobj.decompress(piece)
+                except zstd.ZstdError as exc:
+                    raise self._damage(f"zstd: {exc}") from None
+                self._offset += len(piece)
+                for pos in range(0, len(out), _FEED):
+                    yield out[pos : pos + _FEED]
+        self.truncated = not dobj.eof
+
+    def _decode(self) -> Iterator[Record]:
+        unpacker = self._unpacker
+        fed = 0
+        for chunk in self._chunks():
+            fed += len(chunk)
+            try:
+                unpacker.feed(chunk)
+            except msgpack.BufferFull:
+                raise self._damage(f"a record is larger than the {self._max}-byte limit") from None
+            while True:
+                try:
+                    obj = unpacker.unpack()
+                except msgpack.OutOfData:
+                    break
+                except (ValueError, TypeError, msgpack.ExtraData) as exc:
+                    raise self._damage(f"invalid msgpack: {exc}") from None
+                if self.footer is not None:
+                    raise self._damage("records after the footer")
+                try:
+                    record = decode_record(obj)
+                except TraceError as exc:
+                    raise self._damage(str(exc).removeprefix("damaged: ")) from None
+                if record is None:
+                    if not _is_forward_compatible(obj):
+                        raise self._damage("a record is not a msgpack array with a kind")
+                    self.records += 1
+                    continue  # a record kind from a newer minor version: skip it
+                self.records += 1
+                if type(record) is Footer:
+                    self._check_footer(record)
+                    self.footer = record
+                    continue
+                if type(record) is Header and self.records > 1:
+                    raise self._damage("a second header record")
+                yield record
+        if unpacker.tell() != fed:
+            self.truncated = True  # the file ends inside a record
+        if not self.truncated and self.footer is None:
+            self.truncated = True  # a finished zstd frame without a footer: not cleanly closed
+
+    def _check_footer(self, footer: Footer) -> None:
+        if footer.records != self.records - 1:
+            raise self._damage(
+                f"the footer counts {footer.records} records but {self.records - 1} precede it"
+            )
+
+
+def _is_forward_compatible(obj: Any) -> bool:
+    return type(obj) is list and bool(obj) and type(obj[0]) is int and obj[0] > max(Kind)
+
+
+def decode_record(obj: Any) -> Record | None:
+    """Turn one unpacked msgpack object into a record; None for a kind this version skips.
+
+    A malformed record of a known kind raises ``TraceError``.
+    """
+    if type(obj) is not list or not obj or type(obj[0]) is not int:
+        return None
+    kind = obj[0]
+    try:
+        if kind == 2:  # Kind.FRAME, the hot path
+            n = len(obj)
+            if n < 6:
+                raise TraceError("damaged: a frame record has too few fields")
+            conn, t_ns, d, op, payload = obj[1], obj[2], obj[3], obj[4], obj[5]
+            if type(conn) is not int or type(t_ns) is not int or type(payload) is not bytes:
+                raise TraceError("damaged: a frame record has fields of the wrong type")
+            fin = obj[6] if n > 6 else True
+            if type(fin) is not bool:
+                raise TraceError("damaged: a frame record's fin flag is not a boolean")
+            return Frame(conn, t_ns, _DIRECTIONS[d], _OPCODES[op], payload, fin)
+        if kind == Kind.OPEN:
+            f = _fields(obj, 4)
+            return Open(
+                conn=_int(obj[1]),
+                t_ns=_int(obj[2]),
+                url=_str(f.get("url", "")),
+                request_headers=_headers(f.get("req_headers", [])),
+                response_headers=_headers(f.get("resp_headers", [])),
+                status=_int(f.get("status", 101)),
+                subprotocol=_opt_str(f.get("subprotocol")),
+                client_addr=_opt_str(f.get("client_addr")),
+                server_addr=_opt_str(f.get("server_addr")),
+                handshake_ns=_opt_int(f.get("handshake_ns")),
+                transport=_str(f.get("transport", "websocket")),
+                extra={k: v for k, v in f.items() if k not in _OPEN_KEYS},
+            )
+        if kind == Kind.CLOSE:
+            f = _fields(obj, 4)
+            return Close(
+                conn=_int(obj[1]),
+                t_ns=_int(obj[2]),
+                code=_opt_int(f.get("code")),
+                reason=_str(f.get("reason", "")),
+                by=_opt_str(f.get("by")),
+                error=_opt_str(f.get("error")),
+            )
+        if kind == Kind.ANNOTATION:
+            f = _fields(obj, 4)
+            data = f.get("data", {})
+            return Annotation(
+                conn=_opt_int(obj[1]),
+                t_ns=_int(obj[2]),
+                label=_str(f.get("label", "")),
+                note=_str(f.get("note", "")),
+                data=data if type(data) is dict else {},
+            )
+        if kind == Kind.HEADER:
+            f = _fields(obj, 2)
+            meta = f.get("meta", {})
+            return Header(
+                format_version=_int(f.get("format")),
+                tracer_version=_str(f.get("tracer", "")),
+                anchor_unix_ns=_int(f.get("anchor_unix_ns")),
+                metadata=meta if type(meta) is dict else {},
+            )
+        if kind == Kind.FOOTER:
+            f = _fields(obj, 3)
+            return Footer(
+                t_ns=_int(obj[1]),
+                records=_int(f.get("records")),
+                connections=_int(f.get("connections")),
+                frames=_int(f.get("frames")),
+                payload_bytes=_int(f.get("payload_bytes")),
+                dropped_frames=_int(f.get("dropped_frames", 0)),
+            )
+    except (KeyError, IndexError, TypeError):
+        raise TraceError(f"damaged: a {_kind_name(kind)} record is malformed") from None
+    return None
+
+
+_OPEN_KEYS = frozenset(
+    ["url", "req_headers", "resp_headers", "status", "subprotocol", "client_addr",
+     "server_addr", "handshake_ns", "transport"]
+)  # fmt: skip
+
+
+def _kind_name(kind: int) -> str:
+    try:
+        return Kind(kind).name.lower()
+    except ValueError:
+        return f"kind-{kind}"
+
+
+def _fields(obj: list[Any], size: int) -> dict[Any, Any]:
+    if len(obj) < size or type(obj[size - 1]) is not dict:
+        raise TraceError(f"damaged: a {_kind_name(obj[0])} record has no field map")
+    return obj[size - 1]
+
+
+def _int(v: Any) -> int:
+    if type(v) is not int:
+        raise TraceError("damaged: a record field that should be an integer is not")
+    return v
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else _int(v)
+
+
+def _str(v: Any) -> str:
+    if type(v) is not str:
+        raise TraceError("damaged: a record field that should be text is not")
+    return v
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else _str(v)
+
+
+def _headers(v: Any) -> list[tuple[str, str]]:
+    if type(v) is not list:
+        raise TraceError("damaged: a header list is not a list")
+    out = []
+    for pair in v:
+        if type(pair) is not list or len(pair) != 2:
+            raise TraceError("damaged: a header is not a name/value pair")
+        out.append((_str(pair[0]), _str(pair[1])))
+    return out
+
+
+@contextlib.contextmanager
+def open_trace(
+    path: str | os.PathLike[str], *, max_record_size: int = DEFAULT_MAX_RECORD_SIZE
+) -> Iterator[TraceReader]:
+    """Open a trace file for reading; errors opening it become ``TraceError``."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise TraceError(f"cannot open {os.fspath(path)!r}: {exc.strerror or exc}") from None
+    with f:
+        yield TraceReader(f, max_record_size=max_record_size)

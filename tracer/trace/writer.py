@@ -1,0 +1,159 @@
+"""A streaming, crash-safe trace writer over any binary file-like object."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import msgpack
+import zstandard as zstd
+
+from tracer import __version__
+from tracer.trace.format import FORMAT_VERSION, LIVE_LEVEL, compression_params, encode_preamble
+from tracer.trace.records import Footer, Frame, Header, Open, Record
+
+__all__ = ["TraceWriter", "WriterStats", "create_trace"]
+
+DEFAULT_FLUSH_INTERVAL = 0.1
+"""Seconds between forced zstd block flushes while records arrive."""
+
+
+class WriterStats:
+    """Running counts of what a writer has written."""
+
+    __slots__ = ("connections", "frames", "payload_bytes", "records")
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.connections = 0
+        self.frames = 0
+        self.payload_bytes = 0
+
+
+class TraceWriter:
+    """Writes records as msgpack into one zstd frame, flushing a complete block periodically.
+
+    The writer does no I/O of its own beyond ``fileobj.write`` and ``fileobj.flush``: the
+    caller owns the file. After a flush every record written so far can be read back, so a
+    recorder killed at any moment loses at most ``flush_interval`` seconds of records.
+    Timestamps are nanoseconds since the writer's anchor (``now_ns``).
+    """
+
+    def __init__(
+        self,
+        fileobj: IO[bytes],
+        *,
+        metadata: dict[str, Any] | None = None,
+        level: int = LIVE_LEVEL,
+        flush_interval: float | None = DEFAULT_FLUSH_INTERVAL,
+        clock: Callable[[], int] = time.monotonic_ns,
+        header: Header | None = None,
+    ) -> None:
+        self._file = fileobj
+        self._clock = clock
+        self._anchor = clock()
+        self._interval_ns = None if flush_interval is None else int(flush_interval * 1e9)
+        self._last_flush = self._anchor
+        self._pending = False
+        self._closed = False
+        self._packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+        self._cobj = zstd.ZstdCompressor(compression_params=compression_params(level)).compressobj()
+        self.stats = WriterStats()
+        self.dropped_frames = 0
+        self.header = header or Header(
+            format_version=FORMAT_VERSION,
+            tracer_version=__version__,
+            anchor_unix_ns=time.time_ns(),
+            metadata=dict(metadata or {}),
+        )
+        self._file.write(encode_preamble())
+        self.write(self.header)
+        self.flush()
+
+    def now_ns(self) -> int:
+        """Nanoseconds since this trace's anchor, on the monotonic clock."""
+        return self._clock() - self._anchor
+
+    @property
+    def pending(self) -> bool:
+        """True when records were written since the last flush."""
+        return self._pending
+
+    def write(self, record: Record) -> None:
+        """Append one record; flush a block if the flush interval has passed."""
+        if self._closed:
+            raise ValueError("write to a closed TraceWriter")
+        out = self._cobj.compress(self._packer.pack(record.encode()))
+        if out:
+            self._file.write(out)
+        stats = self.stats
+        stats.records += 1
+        if type(record) is Frame:
+            stats.frames += 1
+            stats.payload_bytes += len(record.payload)
+        elif type(record) is Open:
+            stats.connections += 1
+        self._pending = True
+        if self._interval_ns is not None and self._clock() - self._last_flush >= self._interval_ns:
+            self.flush()
+
+    def write_frame(self, frame: Frame) -> None:
+        """Append one frame (the hot path; same as ``write``)."""
+        self.write(frame)
+
+    def flush(self) -> None:
+        """End the current zstd block and hand everything to the file, readable from now on."""
+        self._file.write(self._cobj.flush(zstd.COMPRESSOBJ_FLUSH_BLOCK))
+        self._file.flush()
+        self._last_flush = self._clock()
+        self._pending = False
+
+    def close(self, *, footer: bool = True, footer_t_ns: int | None = None) -> None:
+        """Write the footer, end the zstd frame and flush. Does not close ``fileobj``."""
+        if self._closed:
+            return
+        if footer:
+            s = self.stats
+            self.write(
+                Footer(
+                    t_ns=self.now_ns() if footer_t_ns is None else footer_t_ns,
+                    records=s.records,
+                    connections=s.connections,
+                    frames=s.frames,
+                    payload_bytes=s.payload_bytes,
+                    dropped_frames=self.dropped_frames,
+                )
+            )
+        self._closed = True
+        self._file.write(self._cobj.flush(zstd.COMPRESSOBJ_FLUSH_FINISH))
+        self._file.flush()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def create_trace(path: str | os.PathLike[str], **kwargs: Any) -> Iterator[TraceWriter]:
+    """Create (or replace) a trace file readable by its owner only, and write to it.
+
+    The trace is finished (footer, end of frame) when the block exits, also on an error, so
+    what was recorded stays readable.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+    with os.fdopen(fd, "wb") as f:
+        writer = TraceWriter(f, **kwargs)
+        try:
+            yield writer
+        finally:
+            writer.close()

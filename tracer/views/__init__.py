@@ -1,0 +1,1 @@
+"""Renderings of tracer's report objects: rich for terminals, JSON for machines."""

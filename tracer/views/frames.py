@@ -1,0 +1,66 @@
+"""Frame listings: one line per frame, for terminals and as JSON Lines."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from rich.markup import escape
+
+from tracer.trace.records import Direction, Frame, Opcode
+
+__all__ = ["frame_json", "frame_line", "payload_preview"]
+
+_ARROWS = {Direction.CLIENT: "->", Direction.SERVER: "<-"}
+
+
+def frame_json(frame: Frame, *, payload: bool = False) -> dict[str, Any]:
+    """The stable ``tracer frames --json`` object of one frame (docs/cli.md)."""
+    obj: dict[str, Any] = {
+        "conn": frame.conn,
+        "from": frame.direction.label,
+        "opcode": frame.opcode.label,
+        "t": frame.t_ns / 1e9,
+        "size": len(frame.payload),
+    }
+    if not frame.fin:
+        obj["fin"] = False
+    if payload:
+        if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.CONT:
+            try:
+                obj["payload"] = frame.payload.decode("utf-8")
+            except UnicodeDecodeError:
+                obj["payload"] = base64.b64encode(frame.payload).decode("ascii")
+                obj["encoding"] = "base64"
+        else:
+            obj["payload"] = base64.b64encode(frame.payload).decode("ascii")
+            obj["encoding"] = "base64"
+    return obj
+
+
+def payload_preview(frame: Frame, width: int = 80) -> str:
+    """A one-line, printable preview of a frame's payload."""
+    data = frame.payload[: width * 4]
+    if frame.opcode in (Opcode.TEXT, Opcode.CONT):
+        text = data.decode("utf-8", errors="replace")
+    elif frame.opcode is Opcode.CLOSE and len(frame.payload) >= 2:
+        code = int.from_bytes(frame.payload[:2], "big")
+        text = f"{code} {frame.payload[2:].decode('utf-8', errors='replace')}"
+    else:
+        text = data.hex(" ")
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def frame_line(frame: Frame, *, markup: bool) -> str:
+    """One listing line: time, connection, direction, opcode, size, preview."""
+    preview = payload_preview(frame)
+    arrow = _ARROWS[frame.direction]
+    line = (
+        f"{frame.t_ns / 1e9:12.6f}  c{frame.conn:<4} {arrow} {frame.direction.label:<6} "
+        f"{frame.opcode.label:<6} {len(frame.payload):>8}  "
+    )
+    if not markup:
+        return line + preview
+    colour = "cyan" if frame.direction is Direction.CLIENT else "green"
+    return f"[{colour}]{escape(line)}[/{colour}]{escape(preview)}"

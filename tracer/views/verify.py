@@ -1,0 +1,34 @@
+"""The ``tracer verify`` report for terminals."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from tracer.trace.verify import Integrity
+
+__all__ = ["render_integrity"]
+
+
+def render_integrity(path: str, report: Integrity, console: Console) -> None:
+    if report.ok:
+        status = "[green]ok[/green]"
+    elif report.truncated and report.error is None:
+        status = "[yellow]TRUNCATED[/yellow]"
+    else:
+        status = "[red]DAMAGED[/red]"
+    console.print(f"{path}: {status}")
+    console.print(
+        f"  format v{report.format_version}, written by tracer {report.tracer_version}"
+        if report.format_version
+        else "  format: unknown"
+    )
+    console.print(
+        f"  {report.records} records, {report.connections} connections, "
+        f"{report.frames} frames, {report.payload_bytes:,} payload bytes"
+    )
+    if report.dropped_frames:
+        console.print(f"  [yellow]{report.dropped_frames} frames were not recorded[/yellow]")
+    if report.truncated:
+        console.print("  truncated: the trace ends early (recorder stopped without finishing)")
+    if report.error:
+        console.print(f"  first error at byte {report.error_offset}: {report.error}")
