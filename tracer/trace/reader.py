@@ -37,6 +37,7 @@ _FEED = 1 << 20  # decompressed bytes fed to the unpacker at a time
 _READ = 1 << 20  # bytes read from the file at a time
 
 _DIRECTIONS = {0: Direction.CLIENT, 1: Direction.SERVER}
+_TIMED_KINDS = frozenset([Kind.OPEN, Kind.FRAME, Kind.CLOSE, Kind.ANNOTATION])
 _OPCODES = {int(op): op for op in Opcode}
 
 
@@ -55,9 +56,14 @@ class TraceReader:
         self.version = parse_preamble(fileobj.read(PREAMBLE_SIZE))
         self._offset = PREAMBLE_SIZE  # compressed bytes consumed so far
         self._dobj = zstd.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE).decompressobj()
+        self._feed = min(_FEED, max_record_size)
         self._unpacker = msgpack.Unpacker(
             raw=False,
-            max_buffer_size=max_record_size,
+            # A record may straddle two feeds: the buffer holds at most one record plus one
+            # feed, and no single string or payload may exceed the record limit.
+            max_buffer_size=max_record_size + self._feed,
+            max_bin_len=max_record_size,
+            max_str_len=max_record_size,
             strict_map_key=False,
         )
         self._records = self._decode()
@@ -104,12 +110,16 @@ class TraceReader:
                 except zstd.ZstdError as exc:
                     raise self._damage(f"zstd: {exc}") from None
                 self._offset += len(piece)
-                for pos in range(0, len(out), _FEED):
-                    yield out[pos : pos + _FEED]
+                feed = self._feed
+                for pos in range(0, len(out), feed):
+                    yield out[pos : pos + feed]
         self.truncated = not dobj.eof
 
     def _decode(self) -> Iterator[Record]:
         unpacker = self._unpacker
+        new_frame = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
+        directions, opcodes = _DIRECTIONS, _OPCODES
+        last_t = 0
         fed = 0
         for chunk in self._chunks():
             fed += len(chunk)
@@ -117,32 +127,58 @@ class TraceReader:
                 unpacker.feed(chunk)
             except msgpack.BufferFull:
                 raise self._damage(f"a record is larger than the {self._max}-byte limit") from None
-            while True:
-                try:
-                    obj = unpacker.unpack()
-                except msgpack.OutOfData:
-                    break
-                except (ValueError, TypeError, msgpack.ExtraData) as exc:
-                    raise self._damage(f"invalid msgpack: {exc}") from None
-                if self.footer is not None:
-                    raise self._damage("records after the footer")
-                try:
-                    record = decode_record(obj)
-                except TraceError as exc:
-                    raise self._damage(str(exc).removeprefix("damaged: ")) from None
-                if record is None:
-                    if not _is_forward_compatible(obj):
-                        raise self._damage("a record is not a msgpack array with a kind")
+            try:
+                for obj in unpacker:
                     self.records += 1
-                    continue  # a record kind from a newer minor version: skip it
-                self.records += 1
-                if type(record) is Footer:
-                    self._check_footer(record)
-                    self.footer = record
-                    continue
-                if type(record) is Header and self.records > 1:
-                    raise self._damage("a second header record")
-                yield record
+                    # Frames: [2, conn, dt, direction, opcode, payload(, fin)]
+                    if type(obj) is list and len(obj) in (6, 7) and obj[0] == 2:
+                        conn, dt, d, op, payload = obj[1], obj[2], obj[3], obj[4], obj[5]
+                        if (
+                            type(conn) is int
+                            and type(dt) is int
+                            and type(payload) is bytes
+                            and d in directions
+                            and op in opcodes
+                        ):
+                            fin = obj[6] if len(obj) == 7 else True
+                            if (fin is True or fin is False) and self.footer is None:
+                                last_t += dt
+                                yield new_frame(
+                                    Frame,
+                                    (conn, last_t, directions[d], opcodes[op], payload, fin),
+                                )
+                                continue
+                        raise self._damage("a frame record is malformed or follows the footer")
+                    if self.footer is not None:
+                        raise self._damage("records after the footer")
+                    if type(obj) is list and len(obj) > 2 and obj[0] in _TIMED_KINDS:
+                        if type(obj[2]) is not int:
+                            raise self._damage(f"a {_kind_name(obj[0])} record has no time")
+                        last_t += obj[2]
+                        obj[2] = last_t
+                    try:
+                        record = decode_record(obj)
+                    except TraceError as exc:
+                        raise self._damage(str(exc).removeprefix("damaged: ")) from None
+                    if record is None:
+                        if not _is_forward_compatible(obj):
+                            raise self._damage("a record is not a msgpack array with a kind")
+                        continue  # a record kind from a newer minor version: skip it
+                    if type(record) is Footer:
+                        self._check_footer(record)
+                        self.footer = record
+                        continue
+                    if type(record) is Header and self.records > 1:
+                        raise self._damage("a second header record")
+                    yield record
+            except ValueError as exc:
+                if "exceeds max" in str(exc):
+                    raise self._damage(
+                        f"a record is larger than the {self._max}-byte limit"
+                    ) from None
+                raise self._damage(f"invalid msgpack: {exc}") from None
+            except (TypeError, msgpack.ExtraData, msgpack.StackError) as exc:
+                raise self._damage(f"invalid msgpack: {exc}") from None
         if unpacker.tell() != fed:
             self.truncated = True  # the file ends inside a record
         if not self.truncated and self.footer is None:
@@ -255,7 +291,8 @@ def _kind_name(kind: int) -> str:
 def _fields(obj: list[Any], size: int) -> dict[Any, Any]:
     if len(obj) < size or type(obj[size - 1]) is not dict:
         raise TraceError(f"damaged: a {_kind_name(obj[0])} record has no field map")
-    return obj[size - 1]
+    fields: dict[Any, Any] = obj[size - 1]
+    return fields
 
 
 def _int(v: Any) -> int:

@@ -13,12 +13,15 @@ import zstandard as zstd
 
 from tracer import __version__
 from tracer.trace.format import FORMAT_VERSION, LIVE_LEVEL, compression_params, encode_preamble
-from tracer.trace.records import Footer, Frame, Header, Open, Record
+from tracer.trace.records import Footer, Frame, Header, Kind, Open, Record
 
 __all__ = ["TraceWriter", "WriterStats", "create_trace"]
 
 DEFAULT_FLUSH_INTERVAL = 0.1
 """Seconds between forced zstd block flushes while records arrive."""
+
+_BATCH_BYTES = 64 * 1024  # packed records collected before one call into zstd
+_TIMED_KINDS = frozenset([Kind.OPEN, Kind.FRAME, Kind.CLOSE, Kind.ANNOTATION])
 
 
 class WriterStats:
@@ -59,7 +62,10 @@ class TraceWriter:
         self._last_flush = self._anchor
         self._pending = False
         self._closed = False
-        self._packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+        self._pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+        self._batch: list[bytes] = []  # packed records not yet handed to zstd
+        self._batched = 0
+        self._last_t = 0  # timestamps are stored as deltas from the previous timed record
         self._cobj = zstd.ZstdCompressor(compression_params=compression_params(level)).compressobj()
         self.stats = WriterStats()
         self.dropped_frames = 0
@@ -86,19 +92,39 @@ class TraceWriter:
         """Append one record; flush a block if the flush interval has passed."""
         if self._closed:
             raise ValueError("write to a closed TraceWriter")
-        out = self._cobj.compress(self._packer.pack(record.encode()))
-        if out:
-            self._file.write(out)
         stats = self.stats
-        stats.records += 1
-        if type(record) is Frame:
+        if type(record) is Frame:  # the hot path
+            conn, t_ns, direction, opcode, payload, fin = record
+            arr: list[Any] = [2, conn, t_ns - self._last_t, direction, opcode, payload]
+            if not fin:
+                arr.append(False)
+            self._last_t = t_ns
             stats.frames += 1
-            stats.payload_bytes += len(record.payload)
-        elif type(record) is Open:
-            stats.connections += 1
+            stats.payload_bytes += len(payload)
+        else:
+            arr = record.encode()
+            if arr[0] in _TIMED_KINDS:
+                t_ns = arr[2]
+                arr[2] = t_ns - self._last_t
+                self._last_t = t_ns
+            if type(record) is Open:
+                stats.connections += 1
+        data = self._pack(arr)
+        self._batch.append(data)
+        self._batched += len(data)
+        stats.records += 1
         self._pending = True
+        if self._batched >= _BATCH_BYTES:
+            self._compress_batch()
         if self._interval_ns is not None and self._clock() - self._last_flush >= self._interval_ns:
             self.flush()
+
+    def _compress_batch(self) -> None:
+        out = self._cobj.compress(b"".join(self._batch))
+        if out:
+            self._file.write(out)
+        self._batch.clear()
+        self._batched = 0
 
     def write_frame(self, frame: Frame) -> None:
         """Append one frame (the hot path; same as ``write``)."""
@@ -106,6 +132,8 @@ class TraceWriter:
 
     def flush(self) -> None:
         """End the current zstd block and hand everything to the file, readable from now on."""
+        if self._batch:
+            self._compress_batch()
         self._file.write(self._cobj.flush(zstd.COMPRESSOBJ_FLUSH_BLOCK))
         self._file.flush()
         self._last_flush = self._clock()
@@ -128,6 +156,8 @@ class TraceWriter:
                 )
             )
         self._closed = True
+        if self._batch:
+            self._compress_batch()
         self._file.write(self._cobj.flush(zstd.COMPRESSOBJ_FLUSH_FINISH))
         self._file.flush()
 
