@@ -1,0 +1,345 @@
+"""The scripted upstream's asyncio server: WebSocket mode and HTTP SSE on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from websockets.frames import Opcode
+
+from tracer.upstream.engine import Connection, Engine, Plan, error_event
+from tracer.upstream.script import Script, default_script
+from tracer.wire import (
+    HTTPError,
+    RequestHead,
+    WebSocket,
+    accept_websocket,
+    read_body,
+    read_request_head,
+    write_response,
+)
+
+__all__ = ["UpstreamServer", "running_upstream"]
+
+MAX_BODY = 64 * 1024 * 1024
+MAX_IN_FLIGHT = 16  # responses generated at once per connection; more wait their turn
+
+
+def _dumps(event: dict[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+class UpstreamServer:
+    """A Responses-compatible server answering from a script, on 127.0.0.1 by default."""
+
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        single_flight: bool = False,
+    ) -> None:
+        self.engine = Engine(script or default_script(), single_flight=single_flight)
+        self.host = host
+        self.port = port
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connections = 0
+
+    @property
+    def base_url(self) -> str:
+        """The HTTP base URL clients use, e.g. ``http://127.0.0.1:PORT/v1``."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/v1/responses"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            while True:
+                head = await read_request_head(reader)
+                if head is None:
+                    return
+                if not head.path.rstrip("/").endswith("/responses"):
+                    _json_error(writer, 404, "not_found", f"No route for {head.path}.")
+                elif head.is_websocket_upgrade:
+                    self.connections += 1
+                    ws = await accept_websocket(reader, writer, head)
+                    await self._websocket(ws)
+                    return
+                elif head.method == "POST":
+                    if not await self._http(reader, writer, head):
+                        return
+                    continue
+                else:
+                    _json_error(writer, 405, "method_not_allowed", "Use POST or a WebSocket.")
+                await writer.drain()
+                if (head.header("Connection") or "").lower() == "close":
+                    return
+        except HTTPError as exc:
+            with contextlib.suppress(Exception):
+                _json_error(writer, exc.status, "invalid_request", str(exc))
+                await writer.drain()
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    # WebSocket mode
+
+    async def _websocket(self, ws: WebSocket) -> None:
+        conn = self.engine.connection()
+        session = _Session(self.engine, conn, ws)
+        try:
+            await session.run()
+        finally:
+            await session.stop()
+
+    # HTTP mode
+
+    async def _http(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: RequestHead
+    ) -> bool:
+        """Answer one POST; True when the connection may serve another request."""
+        raw = await read_body(reader, head, MAX_BODY)
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError
+        except ValueError:
+            _json_error(writer, 400, "invalid_json", "The request body is not a JSON object.")
+            return True
+        conn = self.engine.http_connection()
+        plan = conn.start(body)
+        first = plan.steps[0].event if plan.steps else {}
+        if plan.response_id is None and first.get("type") == "error":
+            _write_error_event(writer, first)
+            return True
+        if body.get("stream"):
+            write_response(
+                writer,
+                200,
+                [
+                    ("Content-Type", "text/event-stream; charset=utf-8"),
+                    ("Cache-Control", "no-cache"),
+                    ("Connection", "close"),
+                ],
+            )
+            for step in plan.steps:
+                if step.delay:
+                    await asyncio.sleep(step.delay)
+                event = step.event
+                writer.write(f"event: {event['type']}\ndata: {_dumps(event)}\n\n".encode())
+                await writer.drain()
+            if plan.fault is not None:
+                writer.transport.abort()
+                return False
+            plan.finish()
+            await writer.drain()
+            return False  # the stream ends with the connection
+        final: dict[str, Any] = {}
+        for step in plan.steps:
+            if step.delay:
+                await asyncio.sleep(step.delay)
+            final = step.event
+        if plan.fault is not None:
+            writer.transport.abort()
+            return False
+        plan.finish()
+        if final.get("type") == "error":
+            _write_error_event(writer, final)
+        else:
+            data = _dumps(final.get("response", {})).encode()
+            write_response(writer, 200, [("Content-Type", "application/json")], data)
+        return True
+
+
+class _Session:
+    """One WebSocket connection: reads client events, runs each lane's creates in order."""
+
+    def __init__(self, engine: Engine, conn: Connection, ws: WebSocket) -> None:
+        self.engine = engine
+        self.conn = conn
+        self.ws = ws
+        self.lanes: dict[str | None, asyncio.Queue[dict[str, Any]]] = {}
+        self.workers: list[asyncio.Task[None]] = []
+        self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.pending = 0  # creates accepted and not yet finished, across lanes
+        self.running: set[str] = set()  # response ids being generated
+        self.ended = asyncio.Event()
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self.ws.send_text(_dumps(event))
+
+    async def run(self) -> None:
+        reader = asyncio.create_task(self._read())
+        ended = asyncio.create_task(self.ended.wait())
+        await asyncio.wait({reader, ended}, return_when=asyncio.FIRST_COMPLETED)
+        for t in (reader, ended):
+            t.cancel()
+        await asyncio.gather(reader, ended, return_exceptions=True)
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.ws.recv_message()
+            if message is None:
+                return
+            opcode, data = message
+            if opcode is not Opcode.TEXT:
+                await self.send(error_event("invalid_frame", "Only text frames are accepted."))
+                continue
+            try:
+                event = json.loads(data)
+                if not isinstance(event, dict):
+                    raise ValueError
+            except ValueError:
+                await self.send(error_event("invalid_json", "The message is not a JSON object."))
+                continue
+            await self._dispatch(event)
+
+    async def _dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "response.create":
+            problem = self.conn.check_stream_id(event)
+            if problem is not None:
+                await self.send(problem)
+                return
+            lane = event.get("stream_id")
+            if self.engine.single_flight and self.pending:
+                await self.send(
+                    error_event(
+                        "response_already_in_flight",
+                        "A response is already in progress on this connection.",
+                        status=409,
+                        stream_id=lane,
+                    )
+                )
+                return
+            self.pending += 1
+            if lane not in self.lanes:
+                self.lanes[lane] = asyncio.Queue()
+                self.workers.append(asyncio.create_task(self._lane(self.lanes[lane])))
+            self.lanes[lane].put_nowait(event)
+        elif kind == "response.steer":
+            target = event.get("previous_response_id")
+            accepted = isinstance(target, str) and target in self.running
+            reply: dict[str, Any] = {
+                "type": "response.steer.accepted" if accepted else "response.steer.failed",
+                "previous_response_id": target,
+            }
+            if not accepted:
+                reply["error"] = {"code": "no_response_in_progress", "message": "Nothing to steer."}
+            await self.send(reply)
+        else:
+            await self.send(
+                error_event("unknown_event_type", f"Unsupported client event type {kind!r}.")
+            )
+
+    async def _lane(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        while True:
+            body = await queue.get()
+            async with self.slots:
+                plan = self.conn.start(body)
+                try:
+                    await self._carry_out(plan)
+                finally:
+                    self.pending -= 1
+                    if plan.response_id:
+                        self.running.discard(plan.response_id)
+
+    async def _carry_out(self, plan: Plan) -> None:
+        if plan.response_id:
+            self.running.add(plan.response_id)
+        for step in plan.steps:
+            if step.delay:
+                await asyncio.sleep(step.delay)
+            await self.send(step.event)
+        if plan.fault is None:
+            plan.finish()
+            return
+        if plan.fault.kind == "close":
+            await self.ws.close(plan.fault.code, plan.fault.reason)
+        else:
+            self.ws.abort()
+        self.ended.set()
+
+    async def stop(self) -> None:
+        for w in self.workers:
+            w.cancel()
+        await asyncio.gather(*self.workers, return_exceptions=True)
+        if not self.ws.closed:
+            await self.ws.close(1000, "", timeout=2.0)
+
+
+def _json_error(writer: asyncio.StreamWriter, status: int, code: str, message: str) -> None:
+    body = {"error": {"type": "invalid_request_error", "code": code, "message": message}}
+    write_response(writer, status, [("Content-Type", "application/json")], _dumps(body).encode())
+
+
+def _write_error_event(writer: asyncio.StreamWriter, event: dict[str, Any]) -> None:
+    body = _dumps({"error": event.get("error", {})}).encode()
+    status = int(event.get("status", 400))
+    write_response(writer, status, [("Content-Type", "application/json")], body)
+
+
+@contextlib.contextmanager
+def running_upstream(
+    script: Script | None = None, *, single_flight: bool = False
+) -> Iterator[UpstreamServer]:
+    """Run an upstream on 127.0.0.1 in a background thread (for sync code and tests)."""
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    server = UpstreamServer(script, single_flight=single_flight)
+    failure: list[BaseException] = []
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.start())
+        except BaseException as exc:  # reported to the caller below
+            failure.append(exc)
+            ready.set()
+            return
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(server.close())
+        loop.close()
+
+    thread = threading.Thread(target=main, name="tracer-upstream", daemon=True)
+    thread.start()
+    ready.wait()
+    if failure:
+        raise failure[0]
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)

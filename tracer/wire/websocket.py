@@ -1,0 +1,347 @@
+"""An asyncio WebSocket endpoint driven by websockets' sans-I/O protocol objects."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl as ssl_module
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidState, InvalidURI
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    ServerPerMessageDeflateFactory,
+)
+from websockets.frames import Close as CloseFrame
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
+
+from tracer.wire.http import HTTPError, RequestHead
+
+__all__ = ["ConnectError", "WebSocket", "accept_websocket", "connect_websocket"]
+
+DEFAULT_MAX_SIZE = 64 * 1024 * 1024
+"""The largest message accepted from a peer, in bytes (the load tests send 1 MB frames)."""
+
+_READ = 256 * 1024
+
+# Headers that belong to one hop's handshake and must not be copied to another hop.
+HOP_HEADERS = frozenset(
+    [
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "sec-websocket-accept",
+        "content-length",
+        "transfer-encoding",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+    ]
+)
+
+
+class ConnectError(Exception):
+    """Opening a WebSocket failed; ``status`` is set when the server refused the upgrade."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or []
+        self.body = body
+
+
+class WebSocket:
+    """One end of a WebSocket connection: asyncio streams driven by a sans-I/O protocol.
+
+    ``recv_frame`` returns frames exactly as they arrive (fragments and control frames
+    included; permessage-deflate already undone), so a proxy can forward them unchanged.
+    The protocol answers pings and close frames by itself.
+    """
+
+    def __init__(
+        self,
+        protocol: ServerProtocol | ClientProtocol,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        request: Request,
+        response: Response,
+    ) -> None:
+        self.protocol = protocol
+        self.reader = reader
+        self.writer = writer
+        self.request = request
+        self.response = response
+        self.handshake_ns: int | None = None
+        self.error: str | None = None  # why the connection ended abnormally, if it did
+        self._frames: deque[Frame] = deque()
+        self._eof = False
+        self._message: list[bytes] = []
+        self._message_opcode: Opcode | None = None
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self.protocol.subprotocol
+
+    @property
+    def closed(self) -> bool:
+        return self.protocol.state is State.CLOSED
+
+    @property
+    def close_code(self) -> int | None:
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self.protocol.close_reason
+
+    @property
+    def peer(self) -> str | None:
+        info = self.writer.get_extra_info("peername")
+        return f"{info[0]}:{info[1]}" if info else None
+
+    @property
+    def local(self) -> str | None:
+        info = self.writer.get_extra_info("sockname")
+        return f"{info[0]}:{info[1]}" if info else None
+
+    async def recv_frame(self) -> Frame | None:
+        """The next frame from the peer, or None once the connection has ended."""
+        while not self._frames:
+            if self._eof or self.protocol.state is State.CLOSED:
+                return None
+            try:
+                data = await self.reader.read(_READ)
+            except (ConnectionError, OSError) as exc:
+                self.error = f"connection lost: {exc}"
+                data = b""
+            if data:
+                self.protocol.receive_data(data)
+            else:
+                self._eof = True
+                self.protocol.receive_eof()
+                if self.protocol.state is not State.CLOSED and self.error is None:
+                    self.error = "connection dropped without a close frame"
+            self._frames.extend(self.protocol.events_received())  # type: ignore[arg-type]
+            await self._flush()
+        return self._frames.popleft()
+
+    async def recv_message(self) -> tuple[Opcode, bytes] | None:
+        """The next complete text or binary message (fragments joined), or None at the end."""
+        while True:
+            frame = await self.recv_frame()
+            if frame is None:
+                return None
+            if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+                self._message_opcode = frame.opcode
+                self._message = [frame.data]
+            elif frame.opcode is Opcode.CONT and self._message_opcode is not None:
+                self._message.append(frame.data)
+            else:
+                continue  # control frames are answered by the protocol
+            if frame.fin:
+                opcode, self._message_opcode = self._message_opcode, None
+                data, self._message = b"".join(self._message), []
+                return opcode, data
+
+    async def send_frame(self, opcode: Opcode, payload: bytes, fin: bool = True) -> None:
+        """Send one frame; fragments and control frames are sent as given."""
+        p = self.protocol
+        try:
+            if opcode is Opcode.TEXT:
+                p.send_text(payload, fin)
+            elif opcode is Opcode.BINARY:
+                p.send_binary(payload, fin)
+            elif opcode is Opcode.CONT:
+                p.send_continuation(payload, fin)
+            elif opcode is Opcode.PING:
+                p.send_ping(payload)
+            elif opcode is Opcode.PONG:
+                p.send_pong(payload)
+            elif opcode is Opcode.CLOSE:
+                close = CloseFrame.parse(payload) if payload else None
+                if close is None:
+                    p.send_close()
+                else:
+                    p.send_close(close.code, close.reason)
+        except InvalidState:
+            raise ConnectionResetError("the WebSocket connection is closed") from None
+        await self._flush()
+
+    async def send_text(self, text: str) -> None:
+        await self.send_frame(Opcode.TEXT, text.encode("utf-8"))
+
+    async def close(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> None:
+        """Start the closing handshake, wait for the peer's answer, then close the socket."""
+        if self.protocol.state is State.OPEN:
+            with contextlib.suppress(InvalidState):
+                self.protocol.send_close(code, reason)
+            await self._flush()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while await self.recv_frame() is not None:
+                    pass
+        self._close_transport()
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without a closing handshake."""
+        self.writer.transport.abort()
+        self._eof = True
+
+    def _close_transport(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+    async def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.writer.write(data)
+            else:  # SEND_EOF: the protocol wants the TCP connection half-closed
+                with contextlib.suppress(OSError, RuntimeError):
+                    if self.writer.can_write_eof():
+                        self.writer.write_eof()
+        try:
+            await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self.error = self.error or f"connection lost: {exc}"
+
+
+async def accept_websocket(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    head: RequestHead,
+    *,
+    subprotocols: Sequence[str] | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
+    compression: bool = True,
+    max_size: int | None = DEFAULT_MAX_SIZE,
+) -> WebSocket:
+    """Complete the server side of an upgrade whose head was already read.
+
+    ``subprotocols`` lists what this server accepts, in order of preference; the first one
+    the client also offered is chosen. Raises ``HTTPError`` for an invalid upgrade, after
+    answering it.
+    """
+    protocol = ServerProtocol(
+        extensions=[ServerPerMessageDeflateFactory()] if compression else None,
+        subprotocols=[Subprotocol(s) for s in subprotocols] if subprotocols else None,
+        max_size=max_size,
+    )
+    protocol.receive_data(head.raw)
+    events = protocol.events_received()
+    request = events[0]
+    assert isinstance(request, Request)
+    response = protocol.accept(request)
+    if response.status_code == 101:
+        for name, value in extra_headers:
+            response.headers[name] = value
+    protocol.send_response(response)
+    ws = WebSocket(protocol, reader, writer, request, response)
+    await ws._flush()
+    if response.status_code != 101:
+        ws._close_transport()
+        raise HTTPError(response.status_code, f"invalid WebSocket upgrade: {response.body!r}")
+    return ws
+
+
+async def connect_websocket(
+    url: str,
+    *,
+    headers: Sequence[tuple[str, str]] = (),
+    subprotocols: Sequence[str] | None = None,
+    compression: bool = True,
+    ssl_context: ssl_module.SSLContext | None = None,
+    max_size: int | None = DEFAULT_MAX_SIZE,
+    open_timeout: float = 10.0,
+) -> WebSocket:
+    """Open a client WebSocket; ``headers`` are added to the upgrade request as given.
+
+    Hop-by-hop and handshake headers in ``headers`` are skipped: this hop makes its own.
+    ``handshake_ns`` on the result is the time from the TCP connect to the 101 response.
+    """
+    try:
+        uri = parse_uri(url)
+    except InvalidURI as exc:
+        raise ConnectError(f"invalid upstream URL {url!r}: {exc}") from None
+    start = time.monotonic_ns()
+    ssl_arg: ssl_module.SSLContext | None = None
+    if uri.secure:
+        ssl_arg = ssl_context or ssl_module.create_default_context()
+    try:
+        async with asyncio.timeout(open_timeout):
+            reader, writer = await asyncio.open_connection(
+                uri.host, uri.port, ssl=ssl_arg, limit=_READ * 4
+            )
+    except TimeoutError:
+        raise ConnectError(f"timed out connecting to {uri.host}:{uri.port}") from None
+    except (OSError, ssl_module.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConnectError(f"cannot connect to {uri.host}:{uri.port}: {reason}") from None
+    protocol = ClientProtocol(
+        uri,
+        extensions=[ClientPerMessageDeflateFactory()] if compression else None,
+        subprotocols=[Subprotocol(s) for s in subprotocols] if subprotocols else None,
+        max_size=max_size,
+    )
+    request = protocol.connect()
+    for name, value in headers:
+        if name.lower() not in HOP_HEADERS:
+            request.headers[name] = value
+    protocol.send_request(request)
+    for data in protocol.data_to_send():
+        writer.write(data)
+    events: list[object] = []
+    try:
+        async with asyncio.timeout(open_timeout):
+            await writer.drain()
+            while not events:
+                data = await reader.read(_READ)
+                if not data:
+                    protocol.receive_eof()
+                    events = list(protocol.events_received())
+                    if not events:
+                        raise ConnectError("the server closed the connection during the upgrade")
+                    break
+                protocol.receive_data(data)
+                events = list(protocol.events_received())
+    except TimeoutError:
+        writer.close()
+        raise ConnectError("timed out waiting for the WebSocket upgrade") from None
+    except (OSError, ConnectionError) as exc:
+        writer.close()
+        raise ConnectError(f"connection lost during the upgrade: {exc}") from None
+    except ConnectError:
+        writer.close()
+        raise
+    response = events[0]
+    assert isinstance(response, Response)
+    if protocol.handshake_exc is not None:
+        writer.close()
+        raise ConnectError(
+            f"the server refused the WebSocket upgrade: HTTP {response.status_code}",
+            status=response.status_code,
+            headers=list(response.headers.raw_items()),
+            body=response.body or b"",
+        )
+    ws = WebSocket(protocol, reader, writer, request, response)
+    ws.handshake_ns = time.monotonic_ns() - start
+    ws._frames.extend(e for e in events[1:] if isinstance(e, Frame))
+    return ws
