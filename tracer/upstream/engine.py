@@ -121,6 +121,7 @@ class Engine:
         self.single_flight = single_flight
         self._connections = 0
         self.http_store: dict[str, _Cached] = {}  # store=true responses made over HTTP
+        self.fired: set[int] = set()  # script turns whose one-shot fault has fired
 
     def connection(self) -> Connection:
         """State for a new WebSocket connection (connection-scoped cache, lanes)."""
@@ -208,7 +209,8 @@ class Connection:
         new_items = _normalise_input(body.get("input"))
         instructions = body.get("instructions")
         instructions = instructions if isinstance(instructions, str) else None
-        tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+        raw_tools = body.get("tools")
+        tools: list[Any] = raw_tools if isinstance(raw_tools, list) else []
         tools_json = canonical(tools) if tools else ""
         context = (chain.items if chain else []) + new_items
 
@@ -225,7 +227,8 @@ class Connection:
         response_id = self._id("resp")
         rng = self._rng(response_id)
         generate = body.get("generate", True) is not False
-        turn = script.turn(conversation_depth(context)) if generate else TurnScript()
+        depth = conversation_depth(context)
+        turn = script.turn(depth) if generate else TurnScript()
         timing = turn.timing or script.timing
         model = body.get("model") if isinstance(body.get("model"), str) else script.model
 
@@ -290,6 +293,11 @@ class Connection:
 
         steps = builder.steps
         fault = turn.fault
+        if fault is not None and not fault.repeat:
+            if depth in self.engine.fired:
+                fault = None
+            else:
+                self.engine.fired.add(depth)
         plan = Plan(steps=steps, response_id=response_id, lane=lane)
         if fault is not None:
             cut = min(max(fault.after_events, 0), len(steps))
@@ -336,10 +344,12 @@ class Connection:
     @staticmethod
     def _calls_for(calls: tuple[Call, ...], tools: list[Any]) -> list[Call]:
         """The script's calls, mapped onto the function tools the client declared."""
-        declared = [
-            t.get("name")
+        declared: list[str] = [
+            t["name"]
             for t in tools
-            if isinstance(t, dict) and t.get("type", "function") == "function" and t.get("name")
+            if isinstance(t, dict)
+            and t.get("type", "function") == "function"
+            and isinstance(t.get("name"), str)
         ]
         out = []
         for call in calls:
@@ -379,7 +389,7 @@ class _EventBuilder:
         return self.delay(first_ms if first_ms else 1000.0 / self.timing.tokens_per_s)
 
     def message(self, item_id: str, index: int, text: str, first_ms: float) -> dict[str, Any]:
-        item = {
+        item: dict[str, Any] = {
             "id": item_id,
             "type": "message",
             "status": "in_progress",
@@ -405,7 +415,7 @@ class _EventBuilder:
     def function_call(
         self, item_id: str, call_id: str, index: int, call: Call, first_ms: float
     ) -> dict[str, Any]:
-        item = {
+        item: dict[str, Any] = {
             "id": item_id,
             "type": "function_call",
             "status": "in_progress",

@@ -49,6 +49,7 @@ class Fault:
     message: str = "The scripted upstream failed this turn on purpose."
     status: int = 500
     stall_ms: float = 0.0  # for "stall": a pause before the remaining events
+    repeat: bool = False  # fire every time the turn is reached, not only the first time
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,7 @@ def _fault(d: Any, where: str) -> Fault | None:
         "message": str,
         "status": int,
         "stall_ms": float,
+        "repeat": bool,
     }
     unknown = set(d) - set(fields) - {"kind"}
     if unknown:

@@ -108,6 +108,8 @@ class UpstreamServer:
                 await writer.drain()
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # the server is shutting down; this task is the top of its own stack
         finally:
             self._tasks.discard(task)
             with contextlib.suppress(Exception):

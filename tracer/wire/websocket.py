@@ -8,6 +8,7 @@ import ssl as ssl_module
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Protocol
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidState, InvalidURI
@@ -25,7 +26,13 @@ from websockets.uri import parse_uri
 
 from tracer.wire.http import HTTPError, RequestHead
 
-__all__ = ["ConnectError", "WebSocket", "accept_websocket", "connect_websocket"]
+__all__ = [
+    "ConnectError",
+    "FrameObserver",
+    "WebSocket",
+    "accept_websocket",
+    "connect_websocket",
+]
 
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 """The largest message accepted from a peer, in bytes (the load tests send 1 MB frames)."""
@@ -69,6 +76,14 @@ class ConnectError(Exception):
         self.body = body
 
 
+class FrameObserver(Protocol):
+    """Told of every frame a WebSocket sends or receives, and of its end (taps use this)."""
+
+    def frame(self, received: bool, opcode: int, payload: bytes, fin: bool) -> None: ...
+
+    def ended(self, code: int | None, reason: str, error: str | None) -> None: ...
+
+
 class WebSocket:
     """One end of a WebSocket connection: asyncio streams driven by a sans-I/O protocol.
 
@@ -92,6 +107,7 @@ class WebSocket:
         self.response = response
         self.handshake_ns: int | None = None
         self.error: str | None = None  # why the connection ended abnormally, if it did
+        self.observer: FrameObserver | None = None
         self._frames: deque[Frame] = deque()
         self._eof = False
         self._message: list[bytes] = []
@@ -126,7 +142,8 @@ class WebSocket:
     async def recv_frame(self) -> Frame | None:
         """The next frame from the peer, or None once the connection has ended."""
         while not self._frames:
-            if self._eof or self.protocol.state is State.CLOSED:
+            if self._eof or self.closed:
+                self._notify_end()
                 return None
             try:
                 data = await self.reader.read(_READ)
@@ -142,7 +159,15 @@ class WebSocket:
                     self.error = "connection dropped without a close frame"
             self._frames.extend(self.protocol.events_received())  # type: ignore[arg-type]
             await self._flush()
-        return self._frames.popleft()
+        frame = self._frames.popleft()
+        if self.observer is not None:
+            self.observer.frame(True, frame.opcode, bytes(frame.data), frame.fin)
+        return frame
+
+    def _notify_end(self) -> None:
+        observer, self.observer = self.observer, None
+        if observer is not None:
+            observer.ended(self.close_code, self.close_reason or "", self.error)
 
     async def recv_message(self) -> tuple[Opcode, bytes] | None:
         """The next complete text or binary message (fragments joined), or None at the end."""
@@ -152,9 +177,9 @@ class WebSocket:
                 return None
             if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
                 self._message_opcode = frame.opcode
-                self._message = [frame.data]
+                self._message = [bytes(frame.data)]
             elif frame.opcode is Opcode.CONT and self._message_opcode is not None:
-                self._message.append(frame.data)
+                self._message.append(bytes(frame.data))
             else:
                 continue  # control frames are answered by the protocol
             if frame.fin:
@@ -184,6 +209,8 @@ class WebSocket:
                     p.send_close(close.code, close.reason)
         except InvalidState:
             raise ConnectionResetError("the WebSocket connection is closed") from None
+        if self.observer is not None:
+            self.observer.frame(False, opcode, payload, fin)
         await self._flush()
 
     async def send_text(self, text: str) -> None:
@@ -200,11 +227,14 @@ class WebSocket:
                 while await self.recv_frame() is not None:
                     pass
         self._close_transport()
+        self._notify_end()
 
     def abort(self) -> None:
         """Drop the TCP connection at once, without a closing handshake."""
         self.writer.transport.abort()
         self._eof = True
+        self.error = self.error or "aborted"
+        self._notify_end()
 
     def _close_transport(self) -> None:
         with contextlib.suppress(Exception):

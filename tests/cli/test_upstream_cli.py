@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import zstandard
+from websockets.sync.client import connect
+
+from tests.conftest import assert_clean_error, run_tracer
+
+
+def test_upstream_serves_and_stops_cleanly_on_sigterm():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracer", "upstream", "--port", "0", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        assert info["event"] == "listening"
+        with connect(info["ws_url"]) as ws:
+            ws.send(json.dumps({"type": "response.create", "input": "hi"}))
+            types = []
+            while not types or types[-1] != "response.completed":
+                types.append(json.loads(ws.recv())["type"])
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert json.loads(out.splitlines()[-1]) == {"event": "stopped", "connections": 1}
+    assert "Traceback" not in err
+
+
+def test_upstream_bad_script_and_remote_host(tmp_path: Path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"turns": [{"calls": [{"nom": "x"}]}]}')
+    assert_clean_error(run_tracer("upstream", "--script", str(bad)))
+    broken = tmp_path / "broken.toml"
+    broken.write_text("turns = [")
+    assert_clean_error(run_tracer("upstream", "--script", str(broken)))
+    assert_clean_error(run_tracer("upstream", "--script", str(tmp_path / "missing.json")))
+    assert_clean_error(run_tracer("upstream", "--host", "0.0.0.0"))
+
+
+def test_demo_records_a_verified_trace(tmp_path: Path):
+    out = tmp_path / "demo.trace"
+    proc = run_tracer("demo", "-o", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["turns"] == 13
+    assert report["connections"] == 1
+    assert report["verify"]["ok"] is True
+    assert report["verify"]["connections"] == 1
+    assert out.stat().st_mode & 0o777 == 0o600
+    frames = run_tracer("frames", str(out), "--json", "--payload", "--from", "client")
+    creates = [json.loads(json.loads(line)["payload"]) for line in frames.stdout.splitlines()]
+    # A warm-up create, then 13 turns chained with previous_response_id.
+    assert len(creates) == 14
+    assert creates[0]["generate"] is False
+    assert all(c.get("previous_response_id") for c in creates[1:])
+    # The demo's (fake) API key went out in the Authorization header; it is not in the trace.
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(out.read_bytes()[16:])
+    assert b"Bearer [REDACTED:" in raw
+    assert b"sk-demo" not in raw

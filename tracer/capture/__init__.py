@@ -1,0 +1,1 @@
+"""Capture: the recorder, the recording proxy and in-process taps (asyncio shells)."""

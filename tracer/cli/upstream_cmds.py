@@ -1,0 +1,145 @@
+"""Commands around the scripted upstream: ``tracer upstream`` and ``tracer demo``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracer.capture.recorder import Recorder
+from tracer.cli.app import CLIError, app
+from tracer.cli.running import run_until_signal
+from tracer.demo.agent import AgentConfig, AgentError, AgentRun, run_agent
+from tracer.trace.verify import Integrity, verify_trace
+from tracer.upstream.script import Script, ScriptError, default_script
+from tracer.upstream.server import UpstreamServer
+from tracer.views.demo import render_demo
+from tracer.views.output import emit_json, emit_json_line, stdout_console
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+ScriptOpt = Annotated[
+    Path | None,
+    typer.Option("--script", help="A script file (.json or .toml); default: a coding-agent loop."),
+]
+
+
+def _load_script(path: Path | None) -> Script:
+    if path is None:
+        return default_script()
+    try:
+        return Script.load(path)
+    except ScriptError as exc:
+        raise CLIError(str(exc)) from None
+
+
+@app.command()
+def upstream(
+    script: ScriptOpt = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8765,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; anything but loopback needs --allow-remote.")
+    ] = "127.0.0.1",
+    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback --host.")] = False,
+    single_flight: Annotated[
+        bool, typer.Option(help="Reject a second create in flight (response_already_in_flight).")
+    ] = False,
+    json: JsonFlag = False,
+) -> int:
+    """Run the scripted Responses-compatible server (WebSocket mode and HTTP SSE)."""
+    if host not in ("127.0.0.1", "localhost", "::1") and not allow_remote:
+        raise CLIError(f"refusing to listen on {host}: add --allow-remote", exit_code=2)
+    server = UpstreamServer(_load_script(script), host=host, port=port, single_flight=single_flight)
+
+    async def main(stop: asyncio.Event) -> int:
+        try:
+            await server.start()
+        except OSError as exc:
+            raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        info = {"event": "listening", "base_url": server.base_url, "ws_url": server.ws_url}
+        if json:
+            emit_json_line(info)
+        else:
+            stdout_console().print(
+                f"tracer upstream: listening on {server.base_url} "
+                f"(WebSocket: {server.ws_url}); Ctrl-C stops"
+            )
+        sys.stdout.flush()
+        await stop.wait()
+        await server.close()
+        if json:
+            emit_json_line({"event": "stopped", "connections": server.connections})
+        return 0
+
+    return run_until_signal(main)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Trace file to write.")] = Path(
+        "tracer-demo.trace"
+    ),
+    resend_full_history: Annotated[
+        bool, typer.Option(help="Resend the whole history each turn, as naive clients do.")
+    ] = False,
+    http: Annotated[
+        bool, typer.Option("--http", help="Use HTTP SSE instead of a WebSocket.")
+    ] = False,
+    reconnect_after: Annotated[
+        int | None,
+        typer.Option(min=1, help="Reconnect after N turns (the cache is lost)."),
+    ] = None,
+    script: ScriptOpt = None,
+    json: JsonFlag = False,
+) -> int:
+    """Run the demo agent against the scripted upstream, record it, and show the result."""
+    cfg_script = _load_script(script)
+
+    async def main(stop: asyncio.Event) -> tuple[AgentRun, Integrity]:
+        server = UpstreamServer(cfg_script, port=0)
+        await server.start()
+        recorder = Recorder(
+            output,
+            metadata={"source": "tracer demo", "upstream": server.base_url},
+        )
+        try:
+            cfg = AgentConfig(
+                base_url=server.base_url,
+                transport="http" if http else "websocket",
+                resend_full_history=resend_full_history,
+                reconnect_after=reconnect_after,
+            )
+            agent = asyncio.create_task(run_agent(cfg, recorder))
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({agent, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not agent.done():
+                agent.cancel()
+                raise CLIError("interrupted; the trace holds what was recorded", exit_code=130)
+            run = agent.result()
+        except AgentError as exc:
+            raise CLIError(str(exc)) from None
+        finally:
+            recorder.close()
+            await server.close()
+        with open(output, "rb") as f:
+            integrity = verify_trace(f)
+        return run, integrity
+
+    run, integrity = run_until_signal(main)
+    if json:
+        emit_json(
+            {
+                "trace": str(output),
+                "turns": run.turns,
+                "connections": run.connections,
+                "errors": run.errors,
+                "cache_losses": run.cache_losses,
+                "verify": integrity.to_json(),
+            }
+        )
+    else:
+        render_demo(str(output), run, integrity, stdout_console())
+    return 0 if integrity.ok else 1

@@ -1,0 +1,162 @@
+"""Redaction of secrets before anything reaches a trace: headers, query strings, payloads.
+
+A secret is replaced by a marker ``[REDACTED:xxxxxxxxxx]`` derived from a hash of the secret,
+so the same secret always gets the same marker (in any trace: diffs still line up) and the
+marker reveals nothing usable. Secrets found in headers are also learned and scrubbed from
+payloads wherever they appear, whatever they look like.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = ["Redactor", "marker"]
+
+SECRET_HEADERS = frozenset(
+    [
+        "authorization",
+        "proxy-authorization",
+        "api-key",
+        "x-api-key",
+        "cookie",
+        "set-cookie",
+        "openai-organization",
+        "openai-project",
+        "x-goog-api-key",
+        "anthropic-api-key",
+        "x-auth-token",
+        "x-amz-security-token",
+    ]
+)
+
+SECRET_QUERY_KEYS = frozenset(
+    [
+        "key",
+        "api_key",
+        "api-key",
+        "apikey",
+        "token",
+        "access_token",
+        "auth",
+        "secret",
+        "password",
+        "sig",
+        "signature",
+        "x-amz-signature",
+        "x-amz-security-token",
+    ]
+)
+
+# Key shapes of common providers. Kept specific enough not to eat ordinary text.
+KEY_PATTERNS = (
+    rb"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic
+    rb"AKIA[0-9A-Z]{16}",  # AWS access key id
+    rb"AIza[0-9A-Za-z_\-]{35}",  # Google API key
+    rb"gh[pousr]_[A-Za-z0-9]{36,}",  # GitHub tokens
+    rb"xox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack tokens
+    rb"hf_[A-Za-z0-9]{30,}",  # Hugging Face
+    rb"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",  # JWT
+)
+
+_MARK = re.compile(rb"\[REDACTED:[0-9a-f]{10}\]")
+
+
+def marker(secret: bytes | str) -> str:
+    """The stable marker that replaces ``secret``."""
+    data = secret.encode("utf-8") if isinstance(secret, str) else secret
+    return f"[REDACTED:{hashlib.sha256(data).hexdigest()[:10]}]"
+
+
+class Redactor:
+    """Replaces secrets in headers, URLs and payloads with stable markers.
+
+    ``extra_patterns`` are regular expressions (text) for more secrets to scrub from
+    payloads. A disabled redactor (``enabled=False``) passes everything through unchanged.
+    """
+
+    def __init__(self, extra_patterns: Sequence[str] = (), *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._patterns = list(KEY_PATTERNS) + [p.encode("utf-8") for p in extra_patterns]
+        self._known: set[bytes] = set()
+        self._compile()
+
+    def _compile(self) -> None:
+        known = sorted(self._known, key=len, reverse=True)  # longest first
+        alternatives = [re.escape(k) for k in known] + self._patterns
+        self._regex = re.compile(b"|".join(b"(?:" + a + b")" for a in alternatives))
+
+    def learn(self, secret: str) -> None:
+        """Scrub this exact value from every later payload too (8 characters or more)."""
+        if len(secret) >= 8:
+            data = secret.encode("utf-8")
+            if data not in self._known:
+                self._known.add(data)
+                self._compile()
+
+    def headers(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Headers with the values of credential headers replaced by markers."""
+        out = []
+        for name, value in headers:
+            if self.enabled and name.lower() in SECRET_HEADERS and value:
+                out.append((name, self._header_value(name, value)))
+            elif self.enabled:
+                out.append((name, self.text(value)))
+            else:
+                out.append((name, value))
+        return out
+
+    def _header_value(self, name: str, value: str) -> str:
+        lname = name.lower()
+        if lname in ("authorization", "proxy-authorization"):
+            scheme, sep, credentials = value.partition(" ")
+            if sep and credentials:
+                self.learn(credentials.strip())
+                return f"{scheme} {marker(credentials.strip())}"
+        if lname in ("cookie", "set-cookie"):
+            parts = []
+            for part in value.split(";"):
+                k, sep, v = part.partition("=")
+                if sep and v.strip():
+                    self.learn(v.strip())
+                    parts.append(f"{k}={marker(v.strip())}")
+                else:
+                    parts.append(part)
+            return ";".join(parts)
+        self.learn(value)
+        return marker(value)
+
+    def url(self, url: str) -> str:
+        """A URL (or path with a query) with key-like query values replaced by markers."""
+        if not self.enabled or "?" not in url:
+            return self.text(url) if self.enabled else url
+        parts = urlsplit(url)
+        query = []
+        for k, v in parse_qsl(parts.query, keep_blank_values=True):
+            if k.lower() in SECRET_QUERY_KEYS and v:
+                self.learn(v)
+                query.append((k, marker(v)))
+            else:
+                query.append((k, v))
+        rebuilt = urlunsplit(parts._replace(query=urlencode(query, safe="[]:")))
+        return self.text(rebuilt)
+
+    def text(self, value: str) -> str:
+        if not self.enabled:
+            return value
+        return self.payload(value.encode("utf-8")).decode("utf-8", errors="replace")
+
+    def payload(self, data: bytes) -> bytes:
+        """``data`` with every known secret and key-shaped string replaced by its marker."""
+        if not self.enabled:
+            return data
+        return self._regex.sub(self._replace, data)
+
+    @staticmethod
+    def _replace(match: re.Match[bytes]) -> bytes:
+        found = match.group(0)
+        if _MARK.fullmatch(found):
+            return found
+        return marker(found).encode("ascii")

@@ -1,0 +1,29 @@
+"""What ``tracer demo`` prints."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from tracer.trace.verify import Integrity
+
+if TYPE_CHECKING:
+    from tracer.demo.agent import AgentRun
+
+__all__ = ["render_demo"]
+
+
+def render_demo(path: str, run: AgentRun, integrity: Integrity, console: Console) -> None:
+    console.print(
+        f"[bold]tracer demo[/bold]: the demo agent ran {run.turns} turns over "
+        f"{run.connections} connection(s) against the scripted upstream"
+    )
+    if run.errors:
+        console.print(f"  errors: {', '.join(run.errors)} (cache losses: {run.cache_losses})")
+    state = "[green]ok[/green]" if integrity.ok else "[red]damaged[/red]"
+    console.print(
+        f"  recorded {integrity.frames} frames, {integrity.payload_bytes:,} payload bytes "
+        f"into {path} ({state})"
+    )
+    console.print(f"  next: [cyan]tracer frames {path}[/cyan]")
