@@ -1,0 +1,275 @@
+"""The recording proxy: a WebSocket reverse proxy that records every frame it forwards.
+
+Each client connection gets its own upstream connection. Frames are forwarded as they come,
+fragments and control frames included (each hop negotiates permessage-deflate on its own),
+time-stamped on arrival and handed to the recorder after they are forwarded, so recording
+never delays the traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from urllib.parse import urlsplit
+
+from websockets.frames import Close as CloseFrame
+from websockets.frames import Opcode as WsOpcode
+
+from tracer.capture.recorder import Recorder
+from tracer.trace.records import Direction, Opcode
+from tracer.wire import (
+    ConnectError,
+    HTTPError,
+    RequestHead,
+    WebSocket,
+    accept_websocket,
+    connect_websocket,
+    read_request_head,
+    write_response,
+)
+from tracer.wire.websocket import DEFAULT_MAX_SIZE, HOP_HEADERS
+
+__all__ = ["RecordingProxy", "upstream_ws_base"]
+
+_OPCODES = {int(op): op for op in Opcode}
+
+
+def upstream_ws_base(url: str) -> str:
+    """The WebSocket origin and path prefix of ``--upstream`` (http(s) becomes ws(s))."""
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ValueError(
+            f"--upstream must be a ws://, wss://, http:// or https:// URL, not {url!r}"
+        )
+    return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+class RecordingProxy:
+    """Listens on ``host:port``; forwards WebSocket upgrades to ``upstream`` and records them."""
+
+    def __init__(
+        self,
+        upstream: str,
+        recorder: Recorder | None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        insecure: bool = False,
+        max_size: int | None = DEFAULT_MAX_SIZE,
+    ) -> None:
+        self.upstream = upstream_ws_base(upstream)
+        self.recorder = recorder
+        self.host = host
+        self.port = port
+        self.max_size = max_size
+        self._ssl: ssl.SSLContext | None = None
+        if insecure:
+            self._ssl = ssl.create_default_context()
+            self._ssl.check_hostname = False
+            self._ssl.verify_mode = ssl.CERT_NONE
+        self._server: asyncio.Server | None = None
+        self._sessions: set[_Session] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    @property
+    def base_url(self) -> str:
+        """The base URL to give an OpenAI SDK: ``http://HOST:PORT/v1``."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=1 << 20)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop listening and close every connection cleanly (1001 going away) on both sides."""
+        if self._server is not None:
+            self._server.close()
+        await asyncio.gather(*(s.shutdown() for s in list(self._sessions)), return_exceptions=True)
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            head = await read_request_head(reader)
+            if head is None:
+                return
+            if not head.is_websocket_upgrade:
+                body = b"tracer record proxies WebSocket upgrades only.\n"
+                write_response(writer, 501, [("Content-Type", "text/plain")], body)
+                await writer.drain()
+                return
+            session = _Session(self, reader, writer)
+            self._sessions.add(session)
+            try:
+                await session.run(head)
+            finally:
+                self._sessions.discard(session)
+        except HTTPError as exc:
+            with contextlib.suppress(Exception):
+                write_response(writer, exc.status, [("Content-Type", "text/plain")], b"")
+                await writer.drain()
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            pass  # shutting down; this task is the top of its own stack
+        finally:
+            self._handlers.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+
+class _Session:
+    """One proxied connection: the client side, the upstream side, and two pumps."""
+
+    def __init__(
+        self, proxy: RecordingProxy, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.proxy = proxy
+        self.reader = reader
+        self.writer = writer
+        self.client: WebSocket | None = None
+        self.server: WebSocket | None = None
+        self.conn: int | None = None
+        self.closed_by: str | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.error: str | None = None
+
+    async def run(self, head: RequestHead) -> None:
+        proxy = self.proxy
+        recorder = proxy.recorder
+        target = proxy.upstream + head.target
+        offered = [
+            p.strip()
+            for value in (v for k, v in head.headers if k.lower() == "sec-websocket-protocol")
+            for p in value.split(",")
+            if p.strip()
+        ]
+        forward = [(k, v) for k, v in head.headers if k.lower() not in HOP_HEADERS]
+        client_addr = _addr(self.writer.get_extra_info("peername"))
+        try:
+            server = await connect_websocket(
+                target,
+                headers=forward,
+                subprotocols=offered or None,
+                ssl_context=proxy._ssl,
+                max_size=proxy.max_size,
+            )
+        except ConnectError as exc:
+            status = exc.status or 502
+            headers = [(k, v) for k, v in exc.headers if k.lower() not in HOP_HEADERS]
+            body = exc.body if exc.status else f"tracer record: {exc}\n".encode()
+            write_response(self.writer, status, headers, body)
+            await self.writer.drain()
+            if recorder is not None:
+                conn = recorder.open_connection(
+                    head.target,
+                    request_headers=head.headers,
+                    response_headers=exc.headers,
+                    status=status,
+                    client_addr=client_addr,
+                )
+                recorder.close_connection(conn, by="server", error=str(exc))
+            return
+        self.server = server
+        upstream_headers = [
+            (k, v)
+            for k, v in server.response.headers.raw_items()
+            if k.lower() not in HOP_HEADERS and k.lower() not in ("date", "server")
+        ]
+        try:
+            client = await accept_websocket(
+                self.reader,
+                self.writer,
+                head,
+                subprotocols=[server.subprotocol] if server.subprotocol else None,
+                extra_headers=upstream_headers,
+                max_size=proxy.max_size,
+            )
+        except HTTPError:
+            await server.close(1001, "client handshake failed")
+            raise
+        self.client = client
+        if recorder is not None:
+            self.conn = recorder.open_connection(
+                head.target,
+                request_headers=head.headers,
+                response_headers=list(server.response.headers.raw_items()),
+                status=101,
+                subprotocol=server.subprotocol,
+                client_addr=client_addr,
+                server_addr=server.peer,
+                handshake_ns=server.handshake_ns,
+            )
+        up = asyncio.create_task(self._pump(client, server, Direction.CLIENT))
+        down = asyncio.create_task(self._pump(server, client, Direction.SERVER))
+        try:
+            await asyncio.gather(up, down)
+        finally:
+            for t in (up, down):
+                t.cancel()
+            if recorder is not None and self.conn is not None:
+                recorder.close_connection(
+                    self.conn,
+                    code=self.close_code,
+                    reason=self.close_reason,
+                    by=self.closed_by,
+                    error=self.error,
+                )
+                self.conn = None
+
+    async def _pump(self, src: WebSocket, dst: WebSocket, direction: Direction) -> None:
+        recorder = self.proxy.recorder
+        conn = self.conn
+        now = recorder.now_ns if recorder is not None else None
+        side = direction.label
+        while True:
+            frame = await src.recv_frame()
+            if frame is None:
+                break
+            t = now() if now is not None else 0
+            opcode = frame.opcode
+            data = frame.data if type(frame.data) is bytes else bytes(frame.data)
+            if opcode is WsOpcode.CLOSE and self.closed_by is None:
+                self.closed_by = side
+                close = CloseFrame.parse(data) if data else None
+                self.close_code = close.code if close else 1005
+                self.close_reason = close.reason if close else ""
+            with contextlib.suppress(ConnectionError):
+                await dst.send_frame(opcode, data, frame.fin)
+            if recorder is not None and conn is not None:
+                recorder.frame(conn, direction, _OPCODES[opcode], data, frame.fin, t)
+        # src has ended. A clean close was forwarded above, and the other pump carries dst's
+        # answer; a drop (no close frame) is mirrored as a drop.
+        if self.closed_by is None:
+            self.closed_by = side
+            self.error = src.error or "connection ended without a close frame"
+            dst.abort()
+
+    async def shutdown(self) -> None:
+        """Close both sides with 1001 (going away): the recorder is stopping."""
+        for ws in (self.client, self.server):
+            if ws is not None and not ws.closed:
+                with contextlib.suppress(Exception):
+                    await ws.close(1001, "tracer record is stopping", timeout=2.0)
+        if self.closed_by is None:
+            self.closed_by = "recorder"
+            self.close_code, self.close_reason = 1001, "tracer record is stopping"
+
+
+def _addr(info: object) -> str | None:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return f"{info[0]}:{info[1]}"
+    return None

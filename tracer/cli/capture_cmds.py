@@ -1,0 +1,201 @@
+"""``tracer record``: the recording proxy, on its own or around a command it launches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracer.capture.proxy import RecordingProxy, upstream_ws_base
+from tracer.capture.recorder import Recorder
+from tracer.cli.app import CLIError, app
+from tracer.cli.running import run_until_signal
+from tracer.trace.compact import compact_trace
+from tracer.trace.redact import Redactor
+from tracer.trace.verify import verify_trace
+from tracer.views.output import emit_json, stderr_console
+from tracer.views.record import RecordSummary, live_status, render_summary
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = value, "0"
+    try:
+        number = int(port)
+        if not 0 <= number <= 65535:
+            raise ValueError
+    except ValueError:
+        raise CLIError(f"--listen takes HOST:PORT, not {value!r}", exit_code=2) from None
+    return host.strip("[]") or "127.0.0.1", number
+
+
+def child_environment(proxy: RecordingProxy) -> dict[str, str]:
+    """The environment of a launched command: its OpenAI clients point at the proxy."""
+    env = dict(os.environ)
+    env["OPENAI_BASE_URL"] = proxy.base_url
+    env["OPENAI_API_BASE"] = proxy.base_url  # older SDKs and other tools
+    env["TRACER_PROXY_URL"] = proxy.origin
+    return env
+
+
+@app.command(
+    context_settings={"allow_interspersed_args": False},
+)
+def record(
+    upstream: Annotated[
+        str,
+        typer.Option(help="Upstream origin (and path prefix), e.g. wss://api.openai.com."),
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Trace file to write.")],
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="After --: a command to run with its clients pointed at the proxy."),
+    ] = None,
+    listen: Annotated[
+        str, typer.Option(help="HOST:PORT to listen on (port 0: any free port).")
+    ] = "127.0.0.1:8787",
+    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback --listen.")] = False,
+    insecure: Annotated[
+        bool, typer.Option(help="Skip TLS certificate verification of the upstream.")
+    ] = False,
+    redact: Annotated[
+        list[str] | None,
+        typer.Option("--redact", help="Another regular expression to scrub from payloads."),
+    ] = None,
+    no_redact: Annotated[
+        bool, typer.Option("--no-redact", help="Record secrets as they are (not recommended).")
+    ] = False,
+    compact: Annotated[bool, typer.Option(help="Recompress the trace when recording ends.")] = True,
+    flush_interval: Annotated[
+        float, typer.Option(min=0.001, help="Seconds between crash-safe flushes.")
+    ] = 0.1,
+    json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
+) -> int:
+    """Record WebSocket sessions through a local proxy in front of UPSTREAM.
+
+    Point a client at http://HOST:PORT/v1 (the OpenAI SDKs derive ws://HOST:PORT/v1/responses
+    from it), or give a command after -- to run it with OPENAI_BASE_URL set to the proxy.
+    """
+    try:
+        upstream_ws_base(upstream)
+    except ValueError as exc:
+        raise CLIError(str(exc), exit_code=2) from None
+    host, port = _parse_listen(listen)
+    if command:
+        port = 0 if listen == "127.0.0.1:8787" else port
+    warn = stderr_console()
+    if host not in LOOPBACK:
+        if not allow_remote:
+            raise CLIError(
+                f"refusing to listen on {host}: the proxy sees API keys; add --allow-remote",
+                exit_code=2,
+            )
+        if not json:
+            warn.print(f"tracer: warning: listening on {host}, reachable from other machines")
+    try:
+        redactor = Redactor(redact or [], enabled=not no_redact)
+    except Exception as exc:  # re.error for a bad --redact pattern
+        raise CLIError(f"invalid --redact pattern: {exc}", exit_code=2) from None
+    if no_redact and not json:
+        warn.print("tracer: warning: --no-redact: API keys will be written into the trace")
+    try:
+        recorder = Recorder(
+            output,
+            metadata={"source": "tracer record", "upstream": upstream, "command": command or []},
+            redactor=redactor,
+            flush_interval=flush_interval,
+        )
+    except OSError as exc:
+        raise CLIError(f"cannot create {str(output)!r}: {exc.strerror}") from None
+    proxy = RecordingProxy(upstream, recorder, host=host, port=port, insecure=insecure)
+
+    async def main(stop: asyncio.Event) -> int | None:
+        try:
+            await proxy.start()
+        except OSError as exc:
+            raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        status = None
+        if not json and sys.stdout.isatty():
+            status = live_status(recorder.stats, proxy.base_url)
+            status.start()
+        elif not json and not command:
+            warn.print(f"tracer record: listening on {proxy.base_url} -> {upstream}; Ctrl-C stops")
+        try:
+            if command:
+                return await _run_child(command, child_environment(proxy), stop)
+            await stop.wait()
+            return None
+        finally:
+            if status is not None:
+                status.stop()
+            await proxy.close()
+
+    try:
+        exit_code = run_until_signal(main)
+    finally:
+        recorder.close()
+    if compact and recorder.stats.write_error is None:
+        _compact_in_place(output)
+    with open(output, "rb") as f:
+        integrity = verify_trace(f)
+    summary = RecordSummary(
+        trace=str(output),
+        connections=recorder.stats.connections,
+        frames=recorder.stats.frames,
+        bytes=recorder.stats.bytes,
+        creates=recorder.stats.creates,
+        dropped_frames=recorder.stats.dropped_frames,
+        write_error=recorder.stats.write_error,
+        command_exit=exit_code,
+        trace_ok=integrity.ok,
+    )
+    if json:
+        emit_json(summary.to_json())
+    else:
+        render_summary(summary, warn)
+    if exit_code is not None:
+        return exit_code
+    return 0 if integrity.ok and recorder.stats.write_error is None else 1
+
+
+async def _run_child(command: list[str], env: dict[str, str], stop: asyncio.Event) -> int:
+    try:
+        child = await asyncio.create_subprocess_exec(*command, env=env)
+    except OSError as exc:
+        raise CLIError(f"cannot run {command[0]!r}: {exc.strerror}", exit_code=127) from None
+    waiter = asyncio.create_task(child.wait())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if not waiter.done():  # Ctrl-C or SIGTERM: pass it on, then wait a little
+        with contextlib.suppress(ProcessLookupError):
+            child.terminate()
+        try:
+            async with asyncio.timeout(5):
+                await waiter
+        except TimeoutError:
+            child.kill()
+            await waiter
+    stopper.cancel()
+    code = waiter.result()
+    return code if code >= 0 else 128 - code  # killed by a signal: 128 + its number
+
+
+def _compact_in_place(path: Path) -> None:
+    """Recompress the finished trace; the live one stays if anything goes wrong."""
+    tmp = path.with_name(f".{path.name}.compact")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+            compact_trace(src, dst)
+        os.replace(tmp, path)
+    except Exception:
+        with contextlib.suppress(OSError):
+            tmp.unlink()

@@ -1,0 +1,74 @@
+"""What ``tracer record`` shows: a live status line while recording, a summary at the end."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from tracer.capture.recorder import RecorderStats
+
+__all__ = ["RecordSummary", "live_status", "render_summary"]
+
+
+@dataclass(slots=True)
+class RecordSummary:
+    """The outcome of one ``tracer record`` run."""
+
+    trace: str
+    connections: int
+    frames: int
+    bytes: int
+    creates: int
+    dropped_frames: int
+    write_error: str | None
+    command_exit: int | None
+    trace_ok: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _StatusLine:
+    def __init__(self, stats: RecorderStats, url: str) -> None:
+        self.stats = stats
+        self.url = url
+
+    def __rich__(self) -> Text:
+        s = self.stats
+        line = Text.assemble(
+            ("● rec ", "bold red"),
+            f"{self.url}  ",
+            (f"{s.open_connections}", "bold"),
+            f" open / {s.connections} connections  ",
+            (f"{s.frames:,}", "bold"),
+            f" frames  {s.bytes / 1e6:.2f} MB  ",
+            (f"{s.creates}", "bold"),
+            " turns",
+        )
+        if s.dropped_frames:
+            line.append(f"  {s.dropped_frames} dropped", style="bold yellow")
+        if s.write_error:
+            line.append(f"  write error: {s.write_error}", style="bold red")
+        return line
+
+
+def live_status(stats: RecorderStats, url: str) -> Live:
+    """A status line that redraws itself four times a second (start() / stop())."""
+    return Live(_StatusLine(stats, url), refresh_per_second=4, transient=True)
+
+
+def render_summary(summary: RecordSummary, console: Console) -> None:
+    console.print(
+        f"tracer record: {summary.connections} connections, {summary.frames:,} frames, "
+        f"{summary.bytes:,} bytes, {summary.creates} turns -> {summary.trace}"
+        + ("" if summary.trace_ok else " [red](trace damaged)[/red]")
+    )
+    if summary.dropped_frames:
+        console.print(f"  [yellow]{summary.dropped_frames} frames were not recorded[/yellow]")
+    if summary.write_error:
+        console.print(f"  [red]write error: {summary.write_error}[/red]")
