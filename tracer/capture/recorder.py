@@ -63,7 +63,12 @@ class Recorder:
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
         self._file = os.fdopen(fd, "wb")
-        self._writer = TraceWriter(self._file, metadata=metadata, flush_interval=flush_interval)
+        # Metadata can hold secrets too (a command line with a key in it): redact it alike.
+        self._writer = TraceWriter(
+            self._file,
+            metadata=_redact_tree(metadata or {}, self.redactor),
+            flush_interval=flush_interval,
+        )
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="tracer-writer", daemon=True)
         self._closed = False
@@ -207,3 +212,14 @@ class Recorder:
             self.stats.write_error = f"{exc.strerror or exc} ({self.path})"
             return True
         return False
+
+
+def _redact_tree(value: Any, redactor: Redactor) -> Any:
+    """A copy of a JSON-like value with every string redacted."""
+    if isinstance(value, str):
+        return redactor.text(value)
+    if isinstance(value, dict):
+        return {k: _redact_tree(v, redactor) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_tree(v, redactor) for v in value]
+    return value

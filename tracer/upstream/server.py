@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from websockets.frames import Opcode
@@ -43,8 +43,11 @@ class UpstreamServer:
         host: str = "127.0.0.1",
         port: int = 0,
         single_flight: bool = False,
+        on_connect: Callable[[WebSocket, RequestHead], None] | None = None,
     ) -> None:
         self.engine = Engine(script or default_script(), single_flight=single_flight)
+        # Called with each accepted WebSocket, e.g. to tap the server's own view of it.
+        self.on_connect = on_connect
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
@@ -91,6 +94,8 @@ class UpstreamServer:
                 elif head.is_websocket_upgrade:
                     self.connections += 1
                     ws = await accept_websocket(reader, writer, head)
+                    if self.on_connect is not None:
+                        self.on_connect(ws, head)
                     await self._websocket(ws)
                     return
                 elif head.method == "POST":
