@@ -248,7 +248,8 @@ class _Session:
                 self.close_code = close.code if close else 1005
                 self.close_reason = close.reason if close else ""
             with contextlib.suppress(ConnectionError):
-                await dst.send_frame(opcode, data, frame.fin)
+                # Frames already parsed from the same read go out in one write.
+                await dst.send_frame(opcode, data, frame.fin, flush=not src.frames_buffered)
             if recorder is not None and conn is not None:
                 recorder.frame(conn, direction, _OPCODES[opcode], data, frame.fin, t)
         # src has ended. A clean close was forwarded above, and the other pump carries dst's

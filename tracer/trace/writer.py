@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import msgpack
@@ -126,9 +126,43 @@ class TraceWriter:
         self._batch.clear()
         self._batched = 0
 
-    def write_frame(self, frame: Frame) -> None:
-        """Append one frame (the hot path; same as ``write``)."""
-        self.write(frame)
+    def write_frames(self, frames: Iterable[tuple[int, int, int, int, bytes, bool]]) -> None:
+        """Append many frames given as ``(conn, t_ns, direction, opcode, payload, fin)``.
+
+        The same records as ``write(Frame(...))`` for each, for a fraction of the cost: the
+        recorder's hot path. The flush interval is checked once, at the end.
+        """
+        if self._closed:
+            raise ValueError("write to a closed TraceWriter")
+        pack = self._pack
+        batch = self._batch
+        last_t = self._last_t
+        count = 0
+        size = 0
+        payload_bytes = 0
+        for conn, t_ns, direction, opcode, payload, fin in frames:
+            if fin:
+                data = pack([2, conn, t_ns - last_t, direction, opcode, payload])
+            else:
+                data = pack([2, conn, t_ns - last_t, direction, opcode, payload, False])
+            last_t = t_ns
+            batch.append(data)
+            size += len(data)
+            payload_bytes += len(payload)
+            count += 1
+        if not count:
+            return
+        self._last_t = last_t
+        stats = self.stats
+        stats.frames += count
+        stats.records += count
+        stats.payload_bytes += payload_bytes
+        self._batched += size
+        self._pending = True
+        if self._batched >= _BATCH_BYTES:
+            self._compress_batch()
+        if self._interval_ns is not None and self._clock() - self._last_flush >= self._interval_ns:
+            self.flush()
 
     def flush(self) -> None:
         """End the current zstd block and hand everything to the file, readable from now on."""

@@ -187,8 +187,19 @@ class WebSocket:
                 data, self._message = b"".join(self._message), []
                 return opcode, data
 
-    async def send_frame(self, opcode: Opcode, payload: bytes, fin: bool = True) -> None:
-        """Send one frame; fragments and control frames are sent as given."""
+    @property
+    def frames_buffered(self) -> int:
+        """Frames already received and parsed, that ``recv_frame`` returns without waiting."""
+        return len(self._frames)
+
+    async def send_frame(
+        self, opcode: Opcode, payload: bytes, fin: bool = True, *, flush: bool = True
+    ) -> None:
+        """Send one frame; fragments and control frames are sent as given.
+
+        With ``flush=False`` the frame waits for the next flush, so that a burst of frames
+        goes out in one write (one system call) instead of one each.
+        """
         p = self.protocol
         try:
             if opcode is Opcode.TEXT:
@@ -211,6 +222,11 @@ class WebSocket:
             raise ConnectionResetError("the WebSocket connection is closed") from None
         if self.observer is not None:
             self.observer.frame(False, opcode, payload, fin)
+        if flush:
+            await self._flush()
+
+    async def flush(self) -> None:
+        """Write out frames sent with ``flush=False``."""
         await self._flush()
 
     async def send_text(self, text: str) -> None:
@@ -241,13 +257,15 @@ class WebSocket:
             self.writer.close()
 
     async def _flush(self) -> None:
-        for data in self.protocol.data_to_send():
-            if data:
-                self.writer.write(data)
-            else:  # SEND_EOF: the protocol wants the TCP connection half-closed
-                with contextlib.suppress(OSError, RuntimeError):
-                    if self.writer.can_write_eof():
-                        self.writer.write_eof()
+        pending = self.protocol.data_to_send()
+        eof = b"" in pending  # SEND_EOF: the protocol wants the TCP connection half-closed
+        data = b"".join(pending)
+        if data:
+            self.writer.write(data)
+        if eof:
+            with contextlib.suppress(OSError, RuntimeError):
+                if self.writer.can_write_eof():
+                    self.writer.write_eof()
         try:
             await self.writer.drain()
         except (ConnectionError, OSError) as exc:

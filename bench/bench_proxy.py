@@ -1,0 +1,223 @@
+"""Capture overhead: small server frames through (a) a direct connection, (b) a bare websockets
+pass-through forwarder, (c) `tracer record`, and (d) mitmdump when it is installed.
+
+Run: python bench/bench_proxy.py [--frames 20000] [--rounds 3]
+
+Each path runs in its own processes; the rounds interleave the paths so that a noisy machine
+hurts them alike. Latency is measured per frame from the server's send to the client's
+receive (CLOCK_MONOTONIC is shared by the processes), with the server pacing frames so that
+queueing does not dominate; throughput is a burst sent as fast as backpressure allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+DELTA = {
+    "type": "response.output_text.delta",
+    "sequence_number": 0,
+    "item_id": "msg_0123456789abcdef0123456789abcdef",
+    "output_index": 0,
+    "content_index": 0,
+    "delta": " token",
+    "logprobs": [],
+}
+
+SOURCE = r"""
+import asyncio, json, sys, time
+from websockets.asyncio.server import serve
+
+DELTA = json.loads(sys.argv[2])
+
+async def handler(ws):
+    async for message in ws:
+        cmd, n, rate = message.split()
+        n, rate = int(n), float(rate)
+        gap = 1.0 / rate if rate else 0.0
+        for i in range(n):
+            DELTA["sequence_number"] = i
+            DELTA["t"] = time.monotonic_ns()
+            await ws.send(json.dumps(DELTA))
+            if gap:
+                await asyncio.sleep(gap)
+        await ws.send("end")
+
+async def main():
+    async with serve(handler, "127.0.0.1", int(sys.argv[1]), compression=None, max_queue=None):
+        print("ready", flush=True)
+        await asyncio.Future()
+
+asyncio.run(main())
+"""
+
+FORWARDER = r"""
+import asyncio, sys
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+
+UPSTREAM = sys.argv[2]
+
+async def handler(client):
+    async with connect(UPSTREAM + client.request.path, compression=None) as server:
+        async def pipe(a, b):
+            async for message in a:
+                await b.send(message)
+        await asyncio.gather(pipe(client, server), pipe(server, client))
+
+async def main():
+    async with serve(handler, "127.0.0.1", int(sys.argv[1]), compression=None):
+        print("ready", flush=True)
+        await asyncio.Future()
+
+asyncio.run(main())
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+async def measure(url: str, frames: int, rate: float) -> tuple[list[float], float]:
+    """Latencies (us) of paced frames, and frames/s of a burst, through ``url``."""
+    from websockets.asyncio.client import connect
+
+    async with connect(url, compression=None, max_size=None, max_queue=None) as ws:
+        await ws.send(f"lat {frames // 4} {rate}")
+        latencies = []
+        while (msg := await ws.recv()) != "end":
+            latencies.append((time.monotonic_ns() - json.loads(msg)["t"]) / 1e3)
+        await ws.send(f"burst {frames} 0")
+        first = None
+        count = 0
+        while (msg := await ws.recv()) != "end":
+            count += 1
+            if first is None:
+                first = time.perf_counter()
+        elapsed = time.perf_counter() - (first or time.perf_counter())
+    return latencies, (count - 1) / elapsed if elapsed > 0 else 0.0
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--frames", type=int, default=20000)
+    ap.add_argument("--rate", type=float, default=2000.0, help="paced frames per second")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    procs: list[subprocess.Popen[bytes]] = []
+    tmp = tempfile.mkdtemp(prefix="tracer-bench-")
+    try:
+        src = free_port()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", SOURCE, str(src), json.dumps(DELTA)],
+                stderr=subprocess.DEVNULL,  # port probes make it log handshake errors
+            )
+        )
+        wait_port(src)
+        paths = {"a_direct": f"ws://127.0.0.1:{src}/v1/responses"}
+        fwd = free_port()
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", FORWARDER, str(fwd), f"ws://127.0.0.1:{src}"],
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        paths["b_forwarder"] = f"ws://127.0.0.1:{fwd}/v1/responses"
+        rec = free_port()
+        trace = os.path.join(tmp, "bench.trace")
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tracer", "record", "--upstream",
+                 f"ws://127.0.0.1:{src}", "-o", trace, "--listen", f"127.0.0.1:{rec}",
+                 "--no-compact"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+        paths["c_tracer_record"] = f"ws://127.0.0.1:{rec}/v1/responses"
+        if shutil.which("mitmdump"):
+            mitm = free_port()
+            procs.append(
+                subprocess.Popen(
+                    ["mitmdump", "-q", "--mode", f"reverse:http://127.0.0.1:{src}",
+                     "-p", str(mitm)],
+                    stdout=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+            paths["d_mitmdump"] = f"ws://127.0.0.1:{mitm}/v1/responses"
+        for url in paths.values():
+            wait_port(int(url.split(":")[2].split("/")[0]))
+
+        results: dict[str, dict[str, list[float]]] = {
+            k: {"p50": [], "p99": [], "fps": []} for k in paths
+        }
+        for _ in range(args.rounds):
+            for name, url in paths.items():
+                lat, fps = asyncio.run(measure(url, args.frames, args.rate))
+                results[name]["p50"].append(pct(lat, 50))
+                results[name]["p99"].append(pct(lat, 99))
+                results[name]["fps"].append(fps)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    summary = {name: {k: statistics.median(v) for k, v in r.items()} for name, r in results.items()}
+    b, c = summary["b_forwarder"], summary["c_tracer_record"]
+    ratios = {
+        "c_over_b_p50": c["p50"] / b["p50"],
+        "c_over_b_p99": c["p99"] / b["p99"],
+        "c_over_b_fps": c["fps"] / b["fps"],
+    }
+    if args.json:
+        print(json.dumps({"paths": summary, "ratios": ratios}, indent=2))
+        return
+    print(f"{args.frames} burst frames, {args.frames // 4} paced at {args.rate:.0f}/s, "
+          f"median of {args.rounds} interleaved rounds")  # fmt: skip
+    print(f"{'path':18} {'p50 us':>9} {'p99 us':>9} {'frames/s':>10}")
+    for name, s in summary.items():
+        print(f"{name:18} {s['p50']:9.0f} {s['p99']:9.0f} {s['fps']:10.0f}")
+    print(
+        f"tracer record / bare forwarder: p50 {ratios['c_over_b_p50']:.2f}x "
+        f"(target <= 1.15), p99 {ratios['c_over_b_p99']:.2f}x, "
+        f"throughput {ratios['c_over_b_fps']:.2f}x (target >= 0.85)"
+    )
+
+
+if __name__ == "__main__":
+    main()
