@@ -14,7 +14,12 @@ __all__ = ["app", "main"]
 # Importing the command modules registers their commands on ``app``.
 import contextlib
 
-from tracer.cli import capture_cmds, trace_cmds, upstream_cmds  # noqa: F401
+from tracer.cli import (  # noqa: F401
+    analysis_cmds,
+    capture_cmds,
+    trace_cmds,
+    upstream_cmds,
+)
 
 
 def _error(message: str) -> None:

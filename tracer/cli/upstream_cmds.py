@@ -9,14 +9,17 @@ from typing import Annotated
 
 import typer
 
+from tracer.analysis.report import analyse
 from tracer.capture.recorder import Recorder
 from tracer.cli.app import CLIError, app
 from tracer.cli.running import run_until_signal
 from tracer.demo.agent import AgentConfig, AgentError, AgentRun, run_agent
+from tracer.trace.reader import open_trace
 from tracer.trace.verify import Integrity, verify_trace
 from tracer.upstream.script import Script, ScriptError, default_script
 from tracer.upstream.server import UpstreamServer
 from tracer.views.demo import render_demo
+from tracer.views.inspect import render_inspect
 from tracer.views.output import emit_json, emit_json_line, stdout_console
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
@@ -129,6 +132,10 @@ def demo(
         return run, integrity
 
     run, integrity = run_until_signal(main)
+    report = None
+    if integrity.ok:
+        with open_trace(output) as reader:
+            report = analyse(reader)
     if json:
         emit_json(
             {
@@ -138,8 +145,13 @@ def demo(
                 "errors": run.errors,
                 "cache_losses": run.cache_losses,
                 "verify": integrity.to_json(),
+                "summary": report.to_json()["summary"] if report else None,
             }
         )
     else:
-        render_demo(str(output), run, integrity, stdout_console())
+        console = stdout_console()
+        render_demo(str(output), run, integrity, console)
+        if report is not None:
+            console.print()
+            render_inspect(report, console)
     return 0 if integrity.ok else 1

@@ -26,4 +26,4 @@ def render_demo(path: str, run: AgentRun, integrity: Integrity, console: Console
         f"  recorded {integrity.frames} frames, {integrity.payload_bytes:,} payload bytes "
         f"into {path} ({state})"
     )
-    console.print(f"  next: [cyan]tracer frames {path}[/cyan]")
+    console.print(f"  next: [cyan]tracer inspect {path}[/cyan]  (or tracer frames {path})")

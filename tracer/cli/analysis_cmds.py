@@ -1,0 +1,169 @@
+"""Commands that explain a session: inspect, cache, latency, turn, stats."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tracer.analysis.detail import turn_detail
+from tracer.analysis.report import InspectReport, analyse
+from tracer.cli.app import CLIError, app
+from tracer.trace.format import TraceError
+from tracer.trace.reader import open_trace
+from tracer.views.inspect import (
+    render_cache,
+    render_inspect,
+    render_latency,
+    render_stats,
+    render_turn,
+)
+from tracer.views.output import emit_json, stderr_console, stdout_console
+
+TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+
+
+def load_report(path: Path, *, quiet: bool = False) -> InspectReport:
+    """Analyse a trace; a truncated one is analysed as far as it goes, with a warning."""
+    with open_trace(path) as reader:
+        report = analyse(reader)
+        truncated = reader.truncated
+    if truncated and not quiet:
+        stderr_console().print(
+            f"tracer: warning: {path} is truncated; analysed up to the cut", markup=False
+        )
+    return report
+
+
+@app.command()
+def inspect(file: TraceFile, json: JsonFlag = False) -> int:
+    """The session: summary and one row per turn (context, cache, timing), with a timeline."""
+    report = load_report(file, quiet=json)
+    if json:
+        emit_json(report.to_json())
+    else:
+        render_inspect(report, stdout_console())
+    return 0
+
+
+@app.command()
+def cache(file: TraceFile, json: JsonFlag = False) -> int:
+    """Context per turn: sent new, resent, referenced; cache losses; the savings."""
+    report = load_report(file, quiet=json)
+    if json:
+        data = report.to_json()
+        keys = (
+            "index", "conn", "stream_id", "response_id", "previous_response_id", "status",
+            "input_items", "input_bytes", "resent_items", "resent_bytes", "referenced_items",
+            "referenced_bytes", "resent_field_bytes", "resent_fields", "input_tokens",
+            "cached_tokens", "cache_loss",
+        )  # fmt: skip
+        emit_json(
+            {
+                "summary": data["summary"],
+                "turns": [{k: t[k] for k in keys} for t in data["turns"]],
+                "cache_losses": data["cache_losses"],
+            }
+        )
+    else:
+        render_cache(report, stdout_console())
+    return 0
+
+
+@app.command()
+def latency(file: TraceFile, json: JsonFlag = False) -> int:
+    """Where the time went: buckets, percentiles, slowest turns, a waterfall."""
+    report = load_report(file, quiet=json)
+    if json:
+        data = report.to_json()
+        keys = (
+            "index", "conn", "stream_id", "status", "warmup", "t_start_s", "handshake_ms",
+            "ttfe_ms", "ttft_ms", "generation_ms", "duration_ms", "client_ms",
+        )  # fmt: skip
+        emit_json(
+            {
+                "summary": data["summary"],
+                "turns": [{k: t[k] for k in keys} for t in data["turns"]],
+            }
+        )
+    else:
+        render_latency(report, stdout_console())
+    return 0
+
+
+@app.command()
+def turn(
+    file: TraceFile,
+    n: Annotated[int, typer.Argument(help="The turn's index (the # column of inspect).")],
+    json: JsonFlag = False,
+) -> int:
+    """One turn in full: its request items, its output reassembled, its timings."""
+    report = load_report(file, quiet=True)
+    if not 0 <= n < len(report.turns):
+        raise CLIError(f"{file} has {len(report.turns)} turns (0 to {len(report.turns) - 1})")
+    with open_trace(file) as reader:
+        detail = turn_detail(reader, n, report)
+    if json:
+        emit_json(detail)
+    else:
+        render_turn(detail, stdout_console())
+    return 0
+
+
+def _stats_row(path: str) -> dict[str, Any]:
+    try:
+        with open_trace(path) as reader:
+            report = analyse(reader)
+            truncated = bool(reader.truncated)
+    except TraceError as exc:
+        return {"trace": path, "error": str(exc), "summary": None, "truncated": False}
+    return {"trace": path, "error": None, "truncated": truncated, "summary": _summary(report)}
+
+
+def _summary(report: InspectReport) -> dict[str, Any]:
+    return dict(report.to_json()["summary"])
+
+
+_SUMMED = (
+    "connections", "turns", "bytes_sent", "bytes_received", "input_bytes", "resent_bytes",
+    "referenced_bytes", "resent_field_bytes", "incremental_bytes", "input_tokens",
+    "cached_tokens", "output_tokens", "cache_losses", "errors",
+)  # fmt: skip
+
+
+@app.command()
+def stats(
+    files: Annotated[list[Path], typer.Argument(help="Trace files.", show_default=False)],
+    json: JsonFlag = False,
+    jobs: Annotated[int, typer.Option(min=1, help="Parallel workers.")] = max(
+        1, os.cpu_count() or 1
+    ),
+) -> int:
+    """One summary row per trace and a total, over many files, in parallel."""
+    paths = [str(f) for f in files]
+    rows: list[dict[str, Any]] = []
+    show_progress = not json and len(paths) > 4 and sys.stderr.isatty()
+    if jobs == 1 or len(paths) == 1:
+        rows = [_stats_row(p) for p in paths]
+    else:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
+            results: Iterable[dict[str, Any]] = pool.map(_stats_row, paths)
+            if show_progress:
+                from rich.progress import track
+
+                results = track(results, total=len(paths), console=stderr_console())
+            rows = list(results)
+    total: dict[str, Any] = {"trace": "total", "error": None, "truncated": False}
+    good = [r["summary"] for r in rows if r["summary"]]
+    total["summary"] = {k: sum(s[k] for s in good) for k in _SUMMED}
+    if json:
+        emit_json({"traces": rows, "total": total})
+    else:
+        render_stats(rows, total, stdout_console())
+    return 1 if any(r["error"] for r in rows) else 0

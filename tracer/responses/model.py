@@ -1,0 +1,369 @@
+"""The Responses protocol model: frames -> events -> turns (no I/O).
+
+``TurnSegmenter`` is fed trace records in order and yields ``Turn`` objects as they end. It
+keeps per connection the turns in flight, one queue per lane (``stream_id``), so events of
+lanes that interleave on the wire go to the right turn. Streaming output deltas, the bulk of
+any session, are recognised by a byte search and never JSON-decoded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
+
+try:  # a faster JSON parser when installed (see bench/bench_analysis.py)
+    import orjson
+
+    _loads: Any = orjson.loads
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _loads = json.loads
+
+__all__ = ["Connection", "Turn", "TurnSegmenter", "loads"]
+
+TERMINAL = {
+    "response.completed": "completed",
+    "response.failed": "failed",
+    "response.incomplete": "incomplete",
+}
+# Events whose first occurrence marks the first output token of a turn.
+_TOKEN_TYPES = (
+    b"response.output_text.delta",
+    b"response.function_call_arguments.delta",
+    b"response.reasoning_summary_text.delta",
+    b"response.reasoning_text.delta",
+    b"response.refusal.delta",
+    b"response.audio.delta",
+    b"response.custom_tool_call_input.delta",
+)
+_DELTA_MARK = b'.delta"'
+
+
+def loads(data: bytes) -> Any:
+    """Parse JSON bytes; None when they are not JSON."""
+    try:
+        return _loads(data)
+    except ValueError:
+        return None
+
+
+@dataclass(slots=True)
+class Turn:
+    """One request and what answered it: a ``response.create`` up to its end."""
+
+    index: int  # order in which turns started, from 0
+    conn: int
+    stream_id: str | None
+    t_create: int  # ns, when the create was sent
+    request: dict[str, Any]  # the create's body (minus "type")
+    request_bytes: int  # payload bytes of the create frame
+    transport: str = "websocket"
+    response_id: str | None = None
+    previous_response_id: str | None = None
+    status: str = "unfinished"  # completed, failed, incomplete, error, unfinished
+    error_code: str | None = None
+    error_message: str | None = None
+    t_first_event: int | None = None
+    t_first_token: int | None = None
+    t_end: int | None = None
+    usage: dict[str, Any] | None = None
+    output: list[dict[str, Any]] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)  # output text deltas, in order
+    events: int = 0  # server events attributed to this turn
+    event_bytes: int = 0
+    event_types: Counter[str] = field(default_factory=Counter)
+    steers: int = 0
+    frames: list[int] = field(default_factory=list)  # record numbers of its frames (opt-in)
+    accounting: Any = None  # the analysis keeps its per-turn state here
+
+    @property
+    def warmup(self) -> bool:
+        return self.request.get("generate") is False
+
+    @property
+    def input_items(self) -> list[Any]:
+        value = self.request.get("input")
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [{"role": "user", "content": value}]
+        if isinstance(value, list):
+            return value
+        return [value]
+
+
+@dataclass(slots=True)
+class Connection:
+    """What the model knows about one connection of the trace."""
+
+    conn: int
+    url: str = ""
+    transport: str = "websocket"
+    t_open: int = 0
+    t_close: int | None = None
+    handshake_ns: int | None = None
+    status: int = 101
+    close_code: int | None = None
+    close_by: str | None = None
+    close_error: str | None = None
+    client_frames: int = 0
+    server_frames: int = 0
+    client_bytes: int = 0
+    server_bytes: int = 0
+    message_types: Counter[str] = field(default_factory=Counter)  # "client:type" -> count
+    orphan_events: int = 0  # server events that belong to no turn
+    turns: int = 0
+    named_lanes: bool = False  # a create with a stream_id was seen
+    lanes: dict[str | None, deque[Turn]] = field(default_factory=dict)
+
+
+class TurnSegmenter:
+    """Feeds on records; yields turns when they end (or when the input ends)."""
+
+    def __init__(self, *, keep_frames: bool = False, collect_text: bool = False) -> None:
+        self.connections: dict[int, Connection] = {}
+        self._collect_text = collect_text
+        self._next_index = 0
+        self._keep_frames = keep_frames
+        self._record_no = 0
+        self.t_first: int | None = None
+        self.t_last: int = 0
+
+    def feed(self, records: Iterable[Record]) -> Iterator[tuple[str, Turn]]:
+        """Process records in trace order, yielding ``("start", turn)`` when a create is
+        seen and ``("end", turn)`` when its turn has ended."""
+        frame_type = Frame
+        on_frame = self._frame
+        for record in records:
+            self._record_no += 1
+            kind = type(record)
+            if kind is frame_type:
+                # Plain calls, not generators: most frames start or end nothing.
+                events = on_frame(record)  # type: ignore[arg-type]
+                if events:
+                    yield from events
+            elif kind is Open:
+                self._open(record)  # type: ignore[arg-type]
+            elif kind is Close:
+                yield from self._close(record)  # type: ignore[arg-type]
+
+    def finish(self) -> Iterator[tuple[str, Turn]]:
+        """Turns still in flight when the trace ended: status ``unfinished``."""
+        pending = [t for c in self.connections.values() for q in c.lanes.values() for t in q]
+        for c in self.connections.values():
+            c.lanes.clear()
+        for turn in sorted(pending, key=lambda t: t.index):
+            yield "end", turn
+
+    def _connection(self, conn: int, t_ns: int) -> Connection:
+        c = self.connections.get(conn)
+        if c is None:  # frames of a connection whose open record is missing
+            c = self.connections[conn] = Connection(conn=conn, t_open=t_ns)
+        return c
+
+    def _open(self, record: Open) -> None:
+        self.connections[record.conn] = Connection(
+            conn=record.conn,
+            url=record.url,
+            transport=record.transport,
+            t_open=record.t_ns,
+            handshake_ns=record.handshake_ns,
+            status=record.status,
+        )
+        self._stamp(record.t_ns)
+
+    def _close(self, record: Close) -> Iterator[tuple[str, Turn]]:
+        c = self._connection(record.conn, record.t_ns)
+        c.t_close = record.t_ns
+        c.close_code, c.close_by, c.close_error = record.code, record.by, record.error
+        self._stamp(record.t_ns)
+        pending = sorted((t for q in c.lanes.values() for t in q), key=lambda t: t.index)
+        c.lanes.clear()
+        for turn in pending:
+            yield "end", turn
+
+    def _stamp(self, t: int) -> None:
+        if self.t_first is None:
+            self.t_first = t
+        if t > self.t_last:
+            self.t_last = t
+
+    def _frame(self, frame: Frame) -> list[tuple[str, Turn]] | None:
+        c = self.connections.get(frame.conn) or self._connection(frame.conn, frame.t_ns)
+        t = frame.t_ns
+        if t > self.t_last:
+            self.t_last = t
+        if self.t_first is None:
+            self.t_first = t
+        payload = frame.payload
+        if frame.direction is Direction.CLIENT:
+            c.client_frames += 1
+            c.client_bytes += len(payload)
+        else:
+            c.server_frames += 1
+            c.server_bytes += len(payload)
+        if frame.opcode is not Opcode.TEXT or not frame.fin:
+            if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+                c.message_types[f"{frame.direction.label}:<{frame.opcode.label}>"] += 1
+            return None
+        if frame.direction is Direction.CLIENT:
+            return self._client_message(c, frame)
+        return self._server_message(c, frame)
+
+    def _client_message(self, c: Connection, frame: Frame) -> list[tuple[str, Turn]] | None:
+        body = loads(frame.payload)
+        if not isinstance(body, dict):
+            c.message_types["client:<non-json>"] += 1
+            return None
+        kind = body.get("type")
+        if c.transport == "http" and kind is None:
+            kind = "response.create"  # an HTTP request body is a create without its type
+        c.message_types[f"client:{kind}"] += 1
+        if kind == "response.create":
+            request = {k: v for k, v in body.items() if k != "type"}
+            lane = request.get("stream_id") if isinstance(request.get("stream_id"), str) else None
+            prev = request.get("previous_response_id")
+            turn = Turn(
+                index=self._next_index,
+                conn=c.conn,
+                stream_id=lane,
+                t_create=frame.t_ns,
+                request=request,
+                request_bytes=len(frame.payload),
+                transport=c.transport,
+                previous_response_id=prev if isinstance(prev, str) else None,
+            )
+            if self._keep_frames:
+                turn.frames.append(self._record_no)
+            self._next_index += 1
+            c.turns += 1
+            c.named_lanes = c.named_lanes or lane is not None
+            c.lanes.setdefault(lane, deque()).append(turn)
+            return [("start", turn)]
+        elif kind == "response.steer":
+            lane = body.get("stream_id") if isinstance(body.get("stream_id"), str) else None
+            queue = c.lanes.get(lane)
+            if queue:
+                queue[0].steers += 1
+                if self._keep_frames:
+                    queue[0].frames.append(self._record_no)
+        return None
+
+    def _server_message(self, c: Connection, frame: Frame) -> list[tuple[str, Turn]] | None:
+        payload = frame.payload
+        head = payload[:96]
+        if _DELTA_MARK in head and (not c.named_lanes or b'"stream_id"' not in payload):
+            # A streaming delta on the default lane (the common case): no JSON parsing.
+            kind, key, is_token = _kind_of(head)
+            c.message_types[key] += 1
+            queue = c.lanes.get(None)
+            if not queue:
+                c.orphan_events += 1
+                return None
+            turn = queue[0]
+            turn.events += 1
+            turn.event_bytes += len(payload)
+            turn.event_types[kind] += 1
+            if is_token and turn.t_first_token is None:
+                turn.t_first_token = frame.t_ns
+            if self._collect_text and kind == "response.output_text.delta":
+                event = loads(payload)
+                if isinstance(event, dict) and isinstance(event.get("delta"), str):
+                    turn.text.append(event["delta"])
+            if self._keep_frames:
+                turn.frames.append(self._record_no)
+            return None
+        event = loads(payload)
+        if not isinstance(event, dict):
+            c.message_types["server:<non-json>"] += 1
+            return None
+        kind = str(event.get("type"))
+        c.message_types[f"server:{kind}"] += 1
+        lane = event.get("stream_id") if isinstance(event.get("stream_id"), str) else None
+        queue = c.lanes.get(lane)
+        if not queue:
+            c.orphan_events += 1
+            return None
+        turn = queue[0]
+        if kind == "error" or (c.transport == "http" and "error" in event and "type" not in event):
+            # An error for a create that never started belongs to the newest such create
+            # (a gateway refusing a second create in flight); otherwise to the running one.
+            for candidate in queue:
+                if candidate.response_id is None and candidate is not turn:
+                    turn = candidate
+                    break
+            nested = event.get("error")
+            error: dict[str, Any] = nested if isinstance(nested, dict) else event
+            turn.status = "error"
+            turn.error_code = _str(error.get("code"))
+            turn.error_message = _str(error.get("message"))
+            self._attribute(turn, frame, kind)
+            turn.t_end = frame.t_ns
+            queue.remove(turn)
+            return [("end", turn)]
+        self._attribute(turn, frame, kind)
+        if turn.t_first_token is None and kind.encode() in _TOKEN_TYPES:
+            turn.t_first_token = frame.t_ns
+        delta = event.get("delta")
+        if self._collect_text and kind == "response.output_text.delta" and isinstance(delta, str):
+            turn.text.append(delta)
+        response = event.get("response")
+        if isinstance(response, dict):
+            if turn.response_id is None and isinstance(response.get("id"), str):
+                turn.response_id = response["id"]
+            if turn.t_first_event is None:
+                turn.t_first_event = frame.t_ns
+        elif turn.t_first_event is None:
+            turn.t_first_event = frame.t_ns
+        status = TERMINAL.get(kind)
+        if status is not None:
+            turn.status = status
+            turn.t_end = frame.t_ns
+            if isinstance(response, dict):
+                usage = response.get("usage")
+                turn.usage = usage if isinstance(usage, dict) else None
+                output = response.get("output")
+                turn.output = (
+                    [o for o in output if isinstance(o, dict)] if isinstance(output, list) else []
+                )
+                err = response.get("error")
+                if isinstance(err, dict):
+                    turn.error_code = _str(err.get("code"))
+                    turn.error_message = _str(err.get("message"))
+            queue.popleft()
+            return [("end", turn)]
+        return None
+
+    def _attribute(self, turn: Turn, frame: Frame, kind: str) -> None:
+        turn.events += 1
+        turn.event_bytes += len(frame.payload)
+        turn.event_types[kind] += 1
+        if self._keep_frames:
+            turn.frames.append(self._record_no)
+
+
+_KINDS: dict[bytes, tuple[str, str, bool]] = {}
+
+
+def _kind_of(head: bytes) -> tuple[str, str, bool]:
+    """An event's type from the start of its JSON (with or without spaces), without parsing
+    it: the type, its ``message_types`` key, and whether it is an output token."""
+    start = head.find(b'"type"')
+    q1 = head.find(b'"', start + 6) if start >= 0 else -1
+    q2 = head.find(b'"', q1 + 1) if q1 >= 0 else -1
+    raw = head[q1 + 1 : q2] if q2 > q1 >= 0 else b"<unknown>"
+    info = _KINDS.get(raw)
+    if info is None:
+        kind = raw.decode("utf-8", "replace")
+        info = (kind, f"server:{kind}", raw in _TOKEN_TYPES)
+        if len(_KINDS) < 1024:  # hostile traces could invent endless types
+            _KINDS[raw] = info
+    return info
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,317 @@
+"""Rich views of the session report: inspect, cache, latency, turn and stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from tracer.analysis.report import InspectReport, Summary, TurnReport
+
+__all__ = [
+    "render_cache",
+    "render_inspect",
+    "render_latency",
+    "render_stats",
+    "render_turn",
+]
+
+_STATUS_STYLE = {
+    "completed": "green",
+    "error": "bold red",
+    "failed": "red",
+    "incomplete": "yellow",
+    "unfinished": "magenta",
+}
+
+
+def _kb(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1000:,.1f}k" if n >= 1000 else str(n)
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else (f"{v / 1000:.2f}s" if v >= 1000 else f"{v:.0f}ms")
+
+
+def _short(rid: str | None) -> str:
+    return "-" if not rid else (rid[:14] + "…" if len(rid) > 15 else rid)
+
+
+def _summary_lines(s: Summary) -> Text:
+    t = Text()
+    t.append(f"{s.connections} connections, {s.turns} turns", style="bold")
+    t.append(f", {s.wall_ms / 1000:.2f}s wall\n")
+    if not s.responses_api:
+        t.append("No Responses API turns: generic WebSocket traffic (see connections).\n")
+        return t
+    t.append(f"sent {_kb(s.bytes_sent)}B")
+    t.append(f" (a fully incremental client: {_kb(s.incremental_bytes)}B)")
+    t.append(f", input items {_kb(s.input_bytes)}B, ")
+    t.append(f"resent {_kb(s.resent_bytes)}B", style="bold red" if s.resent_bytes else "")
+    t.append(f", repeated request fields {_kb(s.resent_field_bytes)}B, ")
+    t.append(f"referenced {_kb(s.referenced_bytes)}B", style="bold green")
+    if s.referenced_share is not None:
+        t.append(f" ({s.referenced_share:.0%} of the context was referenced, not resent)")
+    t.append("\n")
+    t.append(f"tokens: {s.input_tokens:,} in ({s.cached_tokens:,} cached), {s.output_tokens:,} out")
+    if s.cache_losses:
+        t.append(f", {s.cache_losses} cache loss(es)", style="bold red")
+    if s.errors:
+        t.append(f", {s.errors} error(s)", style="red")
+    t.append("\n")
+    t.append(
+        f"time to first token p50 {_ms(s.ttft_p50_ms)} p90 {_ms(s.ttft_p90_ms)}; "
+        f"turn p50 {_ms(s.duration_p50_ms)} p90 {_ms(s.duration_p90_ms)}; "
+        f"client time {_ms(s.client_ms)} in all"
+    )
+    return t
+
+
+def _bar(t: TurnReport, start_s: float, scale: float, width: int) -> Text:
+    """A turn's waterfall on a shared time axis: client time, wait, first event, generation."""
+    bar = Text()
+    begin = int(t.t_start_s / scale) if scale else 0
+    client = int((t.client_ms or 0) / 1000 / scale) if scale else 0
+    pad = max(0, begin - client)
+    bar.append(" " * min(pad, width))
+    bar.append("·" * min(client, width), style="blue")
+    ttfe = (t.ttfe_ms or 0) / 1000
+    ttft = (t.ttft_ms if t.ttft_ms is not None else t.duration_ms or 0) / 1000
+    dur = (t.duration_ms or 0) / 1000
+    cells = [
+        (ttfe, "▒", "dim"),
+        (max(0.0, ttft - ttfe), "▒", "yellow"),
+        (max(0.0, dur - ttft), "█", "green" if t.status == "completed" else "red"),
+    ]
+    for seconds, char, style in cells:
+        n = round(seconds / scale) if scale else 0
+        bar.append(char * n, style=style)
+    if not dur:
+        bar.append("▏", style="red")
+    bar.truncate(width)
+    return bar
+
+
+def turn_table(report: InspectReport, *, bars: bool, width: int) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name, justify in [
+        ("#", "right"),
+        ("conn", "right"),
+        ("lane", "left"),
+        ("response", "left"),
+        ("items", "right"),
+        ("sent", "right"),
+        ("resent", "right"),
+        ("ref", "right"),
+        ("cached", "right"),
+        ("ttft", "right"),
+        ("total", "right"),
+        ("client", "right"),
+        ("status", "left"),
+    ]:
+        table.add_column(name, justify=justify, no_wrap=True, min_width=len(name))  # type: ignore[arg-type]
+    if bars:
+        table.add_column("timeline", no_wrap=True, width=width, max_width=width)
+    wall = report.summary.wall_ms / 1000 or 1.0
+    scale = wall / max(10, width)
+    slow = set(report.summary.slowest_turns)
+    for t in report.turns:
+        status = t.status + (" (warm-up)" if t.warmup else "")
+        if t.error_code:
+            status += f" {t.error_code}"
+        row: list[Any] = [
+            str(t.index),
+            str(t.conn),
+            t.stream_id or "",
+            _short(t.response_id),
+            str(t.input_items),
+            _kb(t.request_bytes),
+            Text(_kb(t.resent_bytes), style="bold red" if t.resent_bytes else "dim"),
+            str(t.referenced_items),
+            _kb(t.cached_tokens),
+            _ms(t.ttft_ms),
+            Text(_ms(t.duration_ms), style="bold yellow" if t.index in slow else ""),
+            _ms(t.client_ms),
+            Text(status, style=_STATUS_STYLE.get(t.status, "")),
+        ]
+        if bars:
+            row.append(_bar(t, 0.0, scale, width))
+        table.add_row(*row)
+    return table
+
+
+def render_inspect(report: InspectReport, console: Console) -> None:
+    console.print(_summary_lines(report.summary))
+    if report.turns:
+        width = max(10, console.width - 125)
+        console.print(turn_table(report, bars=console.width >= 140, width=width))
+        if console.width >= 140:
+            console.print(
+                Text.assemble(
+                    ("timeline: ", "bold"),
+                    ("·", "blue"),
+                    " client time  ",
+                    ("▒", "dim"),
+                    " to first event  ",
+                    ("▒", "yellow"),
+                    " to first token  ",
+                    ("█", "green"),
+                    " generation",
+                )
+            )
+    else:
+        render_connections(report, console)
+
+
+def render_connections(report: InspectReport, console: Console) -> None:
+    table = Table(box=None, header_style="bold")
+    for name in ("conn", "url", "frames ->", "bytes ->", "frames <-", "bytes <-", "messages"):
+        table.add_column(name)
+    for c in report.connections:
+        kinds = ", ".join(f"{k} x{v}" for k, v in list(c.message_types.items())[:6])
+        table.add_row(
+            str(c.conn),
+            c.url,
+            str(c.client_frames),
+            _kb(c.client_bytes),
+            str(c.server_frames),
+            _kb(c.server_bytes),
+            kinds,
+        )
+    console.print(table)
+
+
+def render_cache(report: InspectReport, console: Console) -> None:
+    s = report.summary
+    console.print(_summary_lines(s))
+    table = Table(box=None, header_style="bold")
+    for name in ("#", "conn", "new", "resent", "fields resent", "referenced", "cached tok", "note"):
+        table.add_column(name, justify="right" if name not in ("note",) else "left")
+    for t in report.turns:
+        new = t.input_bytes - t.resent_bytes
+        note = ", ".join(t.resent_fields) if t.resent_fields else ""
+        if t.cache_loss:
+            note = f"cache lost ({t.cache_loss})" + (f"; {note}" if note else "")
+        table.add_row(
+            str(t.index),
+            str(t.conn),
+            _kb(new),
+            Text(_kb(t.resent_bytes), style="bold red" if t.resent_bytes else "dim"),
+            _kb(t.resent_field_bytes),
+            Text(f"{t.referenced_items} / {_kb(t.referenced_bytes)}", style="green"),
+            _kb(t.cached_tokens),
+            note,
+        )
+    console.print(table)
+    for loss in report.cache_losses:
+        cost = (
+            f"recovered at turn {loss.recovery_turn} by resending {_kb(loss.recovery_input_bytes)}B"
+            if loss.recovery_turn is not None
+            else "never recovered"
+        )
+        console.print(
+            f"[bold red]cache loss[/bold red] at turn {loss.turn} (connection {loss.conn}, "
+            f"{loss.kind}): {cost}"
+        )
+    saved = s.bytes_sent - s.incremental_bytes
+    console.print(
+        f"savings: the client sent {_kb(s.bytes_sent)}B; sending only new context would have "
+        f"been {_kb(s.incremental_bytes)}B ({_kb(saved)}B resent)"
+    )
+
+
+def render_latency(report: InspectReport, console: Console) -> None:
+    s = report.summary
+    table = Table(title="where the time went", box=None, header_style="bold")
+    table.add_column("bucket")
+    table.add_column("total", justify="right")
+    table.add_column("share of wall", justify="right")
+    wall = s.wall_ms or 1.0
+    for name, value in [
+        ("handshake", s.handshake_ms),
+        ("create -> first event", s.ttfe_ms),
+        ("first event -> first token", s.token_wait_ms),
+        ("generation", s.generation_ms),
+        ("client (tools, agent)", s.client_ms),
+    ]:
+        table.add_row(name, _ms(value), f"{value / wall:.0%}")
+    table.add_row("wall", _ms(s.wall_ms), "100%")
+    console.print(table)
+    console.print(
+        f"time to first token: p50 {_ms(s.ttft_p50_ms)}  p90 {_ms(s.ttft_p90_ms)}  "
+        f"p99 {_ms(s.ttft_p99_ms)};  turn: p50 {_ms(s.duration_p50_ms)}  "
+        f"p90 {_ms(s.duration_p90_ms)}  p99 {_ms(s.duration_p99_ms)}"
+    )
+    if s.slowest_turns:
+        by_index = {t.index: t for t in report.turns}
+        names = ", ".join(
+            f"#{i} ({_ms(by_index[i].duration_ms)})" for i in s.slowest_turns if i in by_index
+        )
+        console.print(f"slowest turns: {names}")
+    if report.turns:
+        width = max(20, console.width - 40)
+        scale = (s.wall_ms / 1000 or 1.0) / width
+        for t in report.turns:
+            console.print(
+                Text.assemble(f"{t.index:>4} {_ms(t.duration_ms):>8} ", _bar(t, 0, scale, width))
+            )
+
+
+def render_turn(detail: dict[str, Any], console: Console) -> None:
+    t = detail["turn"]
+    console.print(
+        f"[bold]turn {t['index']}[/bold] on connection {t['conn']}"
+        + (f", lane {t['stream_id']}" if t["stream_id"] else "")
+        + f": {t['status']}"
+        + (f" ({t['error_code']})" if t["error_code"] else "")
+    )
+    console.print(
+        f"response {t['response_id'] or '-'}, continues {t['previous_response_id'] or '-'}"
+    )
+    console.print(
+        f"sent {t['request_bytes']} bytes: {t['input_items']} input items "
+        f"({t['resent_items']} resent, {t['resent_bytes']} bytes), "
+        f"{t['referenced_items']} items referenced; repeated fields: "
+        f"{', '.join(t['resent_fields']) or 'none'}"
+    )
+    console.print(
+        f"first event {_ms(t['ttfe_ms'])}, first token {_ms(t['ttft_ms'])}, "
+        f"generation {_ms(t['generation_ms'])}, total {_ms(t['duration_ms'])}, "
+        f"client time before {_ms(t['client_ms'])}"
+    )
+    console.print("[bold]input[/bold]")
+    for item in detail["input"]:
+        mark = "[red]resent[/red] " if item.get("resent") else ""
+        console.print(f"  {mark}{escape(item['summary'])}", highlight=False)
+    console.print("[bold]output[/bold]")
+    if detail["text"]:
+        console.print(Group(Text("  " + detail["text"])))
+    for call in detail["calls"]:
+        console.print(f"  call {escape(str(call['name']))}({escape(str(call['arguments']))})")
+
+
+def render_stats(rows: list[dict[str, Any]], total: dict[str, Any], console: Console) -> None:
+    table = Table(box=None, header_style="bold")
+    for name in ("trace", "conns", "turns", "sent", "resent", "referenced", "cached", "losses",
+                 "ttft p50", "status"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("trace", "status") else "right")
+    for row in [*rows, total]:
+        s = row.get("summary") or {}
+        table.add_row(
+            row["trace"],
+            str(s.get("connections", "-")),
+            str(s.get("turns", "-")),
+            _kb(s.get("bytes_sent")),
+            _kb(s.get("resent_bytes")),
+            _kb(s.get("referenced_bytes")),
+            _kb(s.get("cached_tokens")),
+            str(s.get("cache_losses", "-")),
+            _ms(s.get("ttft_p50_ms")),
+            row.get("error") or ("truncated" if row.get("truncated") else "ok"),
+        )
+    console.print(table)
