@@ -111,8 +111,12 @@ class TraceWriter:
                 stats.connections += 1
         data = self._pack(arr)
         self._batch.append(data)
-        self._batched += len(data)
         stats.records += 1
+        self._packed(len(data))
+
+    def _packed(self, size: int) -> None:
+        """Account for ``size`` packed bytes just batched; compress and flush when due."""
+        self._batched += size
         self._pending = True
         if self._batched >= _BATCH_BYTES:
             self._compress_batch()
@@ -157,12 +161,7 @@ class TraceWriter:
         stats.frames += count
         stats.records += count
         stats.payload_bytes += payload_bytes
-        self._batched += size
-        self._pending = True
-        if self._batched >= _BATCH_BYTES:
-            self._compress_batch()
-        if self._interval_ns is not None and self._clock() - self._last_flush >= self._interval_ns:
-            self.flush()
+        self._packed(size)
 
     def flush(self) -> None:
         """End the current zstd block and hand everything to the file, readable from now on."""
