@@ -17,6 +17,7 @@ import contextlib
 from tracer.cli import (  # noqa: F401
     analysis_cmds,
     capture_cmds,
+    diff_cmds,
     trace_cmds,
     upstream_cmds,
 )

@@ -1,0 +1,56 @@
+"""``tracer diff``: two sessions, turn by turn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracer.analysis.diff import collect_contents, diff_sessions, parse_fail_on
+from tracer.cli.analysis_cmds import load_report
+from tracer.cli.app import CLIError, app
+from tracer.trace.reader import open_trace
+from tracer.views.diff import render_diff
+from tracer.views.output import emit_json, stderr_console, stdout_console
+
+EXIT_REGRESSION = 3
+
+
+@app.command()
+def diff(
+    a: Annotated[Path, typer.Argument(help="The baseline trace.", show_default=False)],
+    b: Annotated[Path, typer.Argument(help="The trace to compare with it.", show_default=False)],
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            help="METRIC>T or METRIC<T (T: a number, N% or Nms): exit 3 when B is worse.",
+        ),
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
+) -> int:
+    """Align two sessions' turns and show what changed: context, cache, latency, content."""
+    try:
+        conditions = [parse_fail_on(text) for text in fail_on or []]
+    except ValueError as exc:
+        raise CLIError(str(exc), exit_code=2) from None
+    reports = []
+    for path in (a, b):
+        report = load_report(path, quiet=json)
+        with open_trace(path) as reader:
+            contents = collect_contents(reader)
+        reports.append((str(path), report, contents))
+    result = diff_sessions(*reports[0], *reports[1])
+    failures = [msg for c in conditions if (msg := c.check(result))]
+    if json:
+        data = result.to_json()
+        data["failed"] = failures
+        emit_json(data)
+    else:
+        render_diff(result, stdout_console())
+        for msg in failures:
+            stderr_console().print(f"tracer: regression: {msg}", markup=False)
+    if failures:
+        return EXIT_REGRESSION
+    return 0
