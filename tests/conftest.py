@@ -9,6 +9,8 @@ import pytest
 
 from tracer.trace import Close, Direction, Frame, Opcode, Open, create_trace
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

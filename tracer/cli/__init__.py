@@ -18,6 +18,7 @@ from tracer.cli import (  # noqa: F401
     analysis_cmds,
     capture_cmds,
     diff_cmds,
+    replay_cmds,
     trace_cmds,
     upstream_cmds,
 )
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         _error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return 1
+    except Exception as exc:  # a bug: still one line, never a traceback
+        _error(f"internal error: {type(exc).__name__}: {exc} (please report this)")
+        return 70
     return result if isinstance(result, int) else 0
 
 

@@ -131,7 +131,7 @@ class _Agent:
             raise AgentError(f"cannot open {url}: {exc}") from None
         self.run.connections += 1
         if self.recorder is not None:
-            tap_websocket(self.ws, self.recorder, url)
+            tap_websocket(self.ws, self.recorder, urlsplit(url).path)
 
     async def close(self) -> None:
         if self.ws is not None:

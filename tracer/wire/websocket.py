@@ -201,6 +201,7 @@ class WebSocket:
         goes out in one write (one system call) instead of one each.
         """
         p = self.protocol
+        opcode = Opcode(int(opcode))  # accept tracer's own Opcode and plain ints too
         try:
             if opcode is Opcode.TEXT:
                 p.send_text(payload, fin)
@@ -218,6 +219,8 @@ class WebSocket:
                     p.send_close()
                 else:
                     p.send_close(close.code, close.reason)
+            else:
+                raise ValueError(f"cannot send a frame with opcode {opcode!r}")
         except InvalidState:
             raise ConnectionResetError("the WebSocket connection is closed") from None
         if self.observer is not None:
@@ -327,7 +330,7 @@ async def connect_websocket(
     """
     try:
         uri = parse_uri(url)
-    except InvalidURI as exc:
+    except (InvalidURI, ValueError) as exc:
         raise ConnectError(f"invalid upstream URL {url!r}: {exc}") from None
     start = time.monotonic_ns()
     ssl_arg: ssl_module.SSLContext | None = None

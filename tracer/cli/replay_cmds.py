@@ -1,0 +1,181 @@
+"""``tracer replay``: serve a recorded session to live clients, offline."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracer.cli.app import CLIError, app
+from tracer.cli.capture_cmds import LOOPBACK, _parse_listen
+from tracer.cli.running import run_until_signal
+from tracer.replay.recorded import MODES, load_connections
+from tracer.replay.server import ReplayServer
+from tracer.trace.reader import open_trace
+from tracer.views.output import emit_json, emit_json_line, stderr_console
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="A trace file.", show_default=False)],
+    listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")] = "127.0.0.1:8765",
+    speed: Annotated[
+        float, typer.Option(min=0.0, help="1: the recorded gaps; 2: twice as fast; 0: no waits.")
+    ] = 1.0,
+    match_mode: Annotated[
+        str, typer.Option("--match", help="tolerant (default), strict or sequence.")
+    ] = "tolerant",
+    once: Annotated[
+        bool,
+        typer.Option(help="Exit once every recorded connection was served; exit 1 on mismatch."),
+    ] = False,
+    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback --listen.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
+) -> int:
+    """Play the recorded server side of FILE to clients that connect (no network, no key)."""
+    if match_mode not in MODES:
+        raise CLIError(f"--match takes {', '.join(MODES)}, not {match_mode!r}", exit_code=2)
+    host, port = _parse_listen(listen)
+    if host not in LOOPBACK and not allow_remote:
+        raise CLIError(f"refusing to listen on {host}: add --allow-remote", exit_code=2)
+    with open_trace(file) as reader:
+        recorded = load_connections(reader)
+    if not recorded:
+        raise CLIError(f"{file} holds no WebSocket connection to replay")
+    err = stderr_console()
+
+    def log(line: str) -> None:
+        if not json:
+            err.print(f"tracer replay: {line}", markup=False)
+
+    server = ReplayServer(recorded, host=host, port=port, speed=speed, mode=match_mode, log=log)
+
+    async def main(stop: asyncio.Event) -> None:
+        try:
+            await server.start()
+        except OSError as exc:
+            raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        turns = sum(c.turns for c in recorded)
+        if json:
+            emit_json_line(
+                {"event": "listening", "base_url": server.base_url, "connections": len(recorded)}
+            )
+        else:
+            err.print(
+                f"tracer replay: {len(recorded)} recorded connection(s), {turns} message(s), "
+                f"on {server.base_url} (ws://{host}:{server.port}/...); Ctrl-C stops",
+                markup=False,
+            )
+        sys.stdout.flush()
+        waits = [asyncio.create_task(stop.wait())]
+        if once:
+            waits.append(asyncio.create_task(server.all_served.wait()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
+        await server.close()
+
+    run_until_signal(main)
+    stats = server.stats
+    summary = {
+        "event": "stopped",
+        "connections": stats.connections,
+        "turns": stats.turns,
+        "mismatches": stats.mismatches,
+        "served": {str(k): v for k, v in stats.served.items()},
+    }
+    if json:
+        emit_json(summary)
+    else:
+        err.print(
+            f"tracer replay: served {stats.connections} connection(s), {stats.turns} turn(s), "
+            f"{len(stats.mismatches)} mismatch(es)",
+            markup=False,
+        )
+    return 1 if once and stats.mismatches else 0
+
+
+@app.command()
+def rerun(
+    file: Annotated[Path, typer.Argument(help="A trace file.", show_default=False)],
+    upstream: Annotated[str, typer.Option(help="The live server, e.g. wss://api.openai.com.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Trace file for the new run.")],
+    keep_client_time: Annotated[
+        bool, typer.Option(help="Wait the recorded client time before each message.")
+    ] = False,
+    incremental: Annotated[
+        bool,
+        typer.Option(help="Send full resends as chained creates with only the new items."),
+    ] = False,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable with the key for Authorization: Bearer.")
+    ] = "OPENAI_API_KEY",
+    json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
+) -> int:
+    """Re-send FILE's client side to a live server (chains rewritten) and record the new run."""
+    import os
+
+    from tracer.capture.proxy import upstream_ws_base
+    from tracer.capture.recorder import Recorder
+    from tracer.replay.rerun import rerun as run_again
+    from tracer.wire import ConnectError
+
+    try:
+        base = upstream_ws_base(upstream)
+    except ValueError as exc:
+        raise CLIError(str(exc), exit_code=2) from None
+    with open_trace(file) as reader:
+        recorded = load_connections(reader)
+    if not recorded:
+        raise CLIError(f"{file} holds no WebSocket connection to re-send")
+    key = os.environ.get(api_key_env)
+    headers = [("Authorization", f"Bearer {key}")] if key else []
+    try:
+        recorder = Recorder(output, metadata={"source": "tracer rerun", "of": str(file)})
+    except OSError as exc:
+        raise CLIError(f"cannot create {str(output)!r}: {exc.strerror}") from None
+
+    async def main(stop: asyncio.Event) -> object:
+        job = asyncio.create_task(
+            run_again(
+                recorded,
+                base,
+                recorder,
+                headers=headers,
+                keep_client_time=keep_client_time,
+                incremental=incremental,
+            )
+        )
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({job, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not job.done():
+            job.cancel()
+            raise CLIError("interrupted; the new trace holds what was sent so far", exit_code=130)
+        return job.result()
+
+    try:
+        result = run_until_signal(main)
+    except ConnectError as exc:
+        raise CLIError(str(exc)) from None
+    except TimeoutError:
+        raise CLIError("the live server did not finish a turn within 300 s") from None
+    finally:
+        recorder.close()
+    from dataclasses import asdict
+
+    data = {"trace": str(output), **asdict(result)}  # type: ignore[call-overload]
+    if json:
+        emit_json(data)
+    else:
+        stderr_console().print(
+            f"tracer rerun: {data['turns']} turns over {data['connections']} connection(s) "
+            f"-> {output}; {data['rewritten_ids']} chained ids rewritten, "
+            f"{data['made_incremental']} creates made incremental, errors: "
+            f"{', '.join(data['errors']) or 'none'}",
+            markup=False,
+        )
+    return 0

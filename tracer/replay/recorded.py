@@ -1,0 +1,196 @@
+"""Recorded connections as replay needs them, and how live messages match them (no I/O).
+
+A recorded connection is a list of *exchanges*: a client message and the server frames that
+followed it until the next client message (the first exchange may have no client message:
+frames the server sent first). Matching decides whether a live client message is the one
+recorded, in one of three modes:
+
+- ``strict``: the payloads are equal once redaction markers are treated as wildcards;
+- ``sequence``: the n-th message of the connection, whatever it holds;
+- ``tolerant`` (the default): JSON-aware, ignoring key order, redaction markers, values that
+  change from run to run (UUIDs, timestamps, ``created_at``-like keys) and the ids the server
+  assigned (they are replayed as recorded, so a client echoes them back anyway).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
+
+__all__ = ["MODES", "Exchange", "Mismatch", "RecordedConnection", "load_connections", "match"]
+
+MODES = ("tolerant", "strict", "sequence")
+
+_MARKER = re.compile(rb"\[REDACTED:[0-9a-f]{10}\]")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_VOLATILE_KEYS = frozenset(
+    ["created_at", "timestamp", "ts", "time", "event_id", "request_id", "client_request_id",
+     "nonce", "idempotency_key", "session_id", "trace_id", "span_id"]
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Exchange:
+    """A client message (None before the first) and the server frames that answered it."""
+
+    client: bytes | None
+    client_opcode: Opcode | None
+    t_client: int  # ns; for the leading exchange, the connection's open time
+    server: list[Frame] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RecordedConnection:
+    """One recorded connection: its path, its exchanges, how it ended."""
+
+    conn: int
+    path: str
+    exchanges: list[Exchange]
+    close_code: int | None = None
+    close_reason: str = ""
+    closed_by: str | None = None
+    subprotocol: str | None = None
+
+    @property
+    def first_message(self) -> bytes | None:
+        for ex in self.exchanges:
+            if ex.client is not None:
+                return ex.client
+        return None
+
+    @property
+    def turns(self) -> int:
+        return sum(ex.client is not None for ex in self.exchanges)
+
+
+def load_connections(records: Iterable[Record]) -> list[RecordedConnection]:
+    """Group a trace's records into recorded connections, in the order they opened."""
+    conns: dict[int, RecordedConnection] = {}
+    for r in records:
+        kind = type(r)
+        if kind is Open:
+            assert isinstance(r, Open)
+            if r.transport != "websocket" or r.status != 101:
+                continue
+            conns[r.conn] = RecordedConnection(
+                r.conn, _path_of(r.url), [Exchange(None, None, r.t_ns)], subprotocol=r.subprotocol
+            )
+        elif kind is Frame:
+            assert isinstance(r, Frame)
+            c = conns.get(r.conn)
+            if c is None or r.opcode in (Opcode.PING, Opcode.PONG):
+                continue  # pings are the protocol's business, answered live
+            if r.direction is Direction.CLIENT:
+                if r.opcode in (Opcode.TEXT, Opcode.BINARY) and r.fin:
+                    c.exchanges.append(Exchange(r.payload, r.opcode, r.t_ns))
+                elif r.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+                    # A fragmented client message: replay compares whole messages.
+                    last = c.exchanges[-1]
+                    if r.opcode is Opcode.CONT and last.client is not None and not last.server:
+                        last.client += r.payload
+                    else:
+                        c.exchanges.append(Exchange(r.payload, r.opcode, r.t_ns))
+            elif r.opcode is not Opcode.CLOSE:
+                c.exchanges[-1].server.append(r)
+        elif kind is Close:
+            assert isinstance(r, Close)
+            c = conns.get(r.conn)
+            if c is not None:
+                c.close_code, c.close_reason, c.closed_by = r.code, r.reason, r.by
+    return list(conns.values())
+
+
+def _path_of(url: str) -> str:
+    """The path and query of a recorded URL (taps may have recorded it whole)."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return url
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@dataclass(slots=True)
+class Mismatch:
+    """Why a live message does not match a recorded one."""
+
+    where: str  # a JSON path, or "payload"
+    recorded: str
+    live: str
+
+    def describe(self) -> str:
+        return f"at {self.where}: recorded {self.recorded}, received {self.live}"
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def match(live: bytes, recorded: bytes, mode: str) -> Mismatch | None:
+    """None when ``live`` matches ``recorded`` in ``mode``; else where they differ."""
+    if mode == "sequence":
+        return None
+    if mode == "strict":
+        if _MARKER.sub(b"*", live) == _MARKER.sub(b"*", recorded):
+            return None
+        return _first_difference(live, recorded)
+    try:
+        a, b = orjson.loads(recorded), orjson.loads(live)
+    except orjson.JSONDecodeError:
+        if _MARKER.sub(b"*", live) == _MARKER.sub(b"*", recorded):
+            return None
+        return _first_difference(live, recorded)
+    return _compare(a, b, "$")
+
+
+def _first_difference(live: bytes, recorded: bytes) -> Mismatch:
+    n = next((i for i, (x, y) in enumerate(zip(live, recorded, strict=False)) if x != y), None)
+    if n is None:
+        n = min(len(live), len(recorded))
+    return Mismatch(
+        f"byte {n}",
+        repr(recorded[max(0, n - 20) : n + 40].decode("utf-8", "replace")),
+        repr(live[max(0, n - 20) : n + 40].decode("utf-8", "replace")),
+    )
+
+
+def _is_marker(v: Any) -> bool:
+    return isinstance(v, str) and bool(_MARKER.search(v.encode()))
+
+
+def _compare(recorded: Any, live: Any, path: str) -> Mismatch | None:
+    if _is_marker(recorded) or _is_marker(live):
+        return None
+    if isinstance(recorded, dict) and isinstance(live, dict):
+        for key in sorted(set(recorded) | set(live)):
+            if key in _VOLATILE_KEYS:
+                continue
+            if key not in live:
+                return Mismatch(f"{path}.{key}", _short(recorded[key]), "nothing (key missing)")
+            if key not in recorded:
+                return Mismatch(f"{path}.{key}", "nothing (key absent)", _short(live[key]))
+            found = _compare(recorded[key], live[key], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(recorded, list) and isinstance(live, list):
+        if len(recorded) != len(live):
+            return Mismatch(f"{path}", f"{len(recorded)} items", f"{len(live)} items")
+        for i, (x, y) in enumerate(zip(recorded, live, strict=True)):
+            found = _compare(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    if isinstance(recorded, str) and isinstance(live, str):
+        if recorded == live or (_UUID.match(recorded) and _UUID.match(live)):
+            return None
+        return Mismatch(path, _short(recorded), _short(live))
+    if recorded == live and type(recorded) is type(live):
+        return None
+    return Mismatch(path, _short(recorded), _short(live))

@@ -1,0 +1,189 @@
+"""Re-send a recorded client side to a live server, preserving its chains, and record it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.frames import Opcode as WsOpcode
+
+from tracer.analysis.report import canonical_item
+from tracer.capture.recorder import Recorder
+from tracer.capture.tap import tap_websocket
+from tracer.replay.recorded import Exchange, RecordedConnection
+from tracer.responses.model import loads
+from tracer.wire import WebSocket, connect_websocket
+
+__all__ = ["RerunResult", "rerun"]
+
+TERMINAL = ("response.completed", "response.failed", "response.incomplete", "error")
+
+
+@dataclass(slots=True)
+class RerunResult:
+    """What a rerun sent and got back."""
+
+    connections: int = 0
+    messages: int = 0
+    turns: int = 0
+    errors: list[str] = field(default_factory=list)
+    rewritten_ids: int = 0  # previous_response_id values mapped to the new server's ids
+    made_incremental: int = 0  # full resends turned into chained creates
+
+
+def _recorded_response(exchange: Exchange) -> dict[str, Any]:
+    """The response object the recorded server sent last for this exchange, if any."""
+    found: dict[str, Any] = {}
+    for frame in exchange.server:
+        head = frame.payload[:80]
+        if b'"response.created"' in head or b'"response.completed"' in head:
+            event = loads(frame.payload)
+            if isinstance(event, dict) and isinstance(event.get("response"), dict):
+                found = event["response"]
+    return found
+
+
+@dataclass(slots=True)
+class _Chain:
+    """A lane's chain: the live response id, and the recorded items it holds (canonical)."""
+
+    response_id: str | None = None
+    items: list[bytes] = field(default_factory=list)
+
+
+class _Rerun:
+    def __init__(self, result: RerunResult, incremental: bool) -> None:
+        self.result = result
+        self.incremental = incremental
+        self.ids: dict[str, str] = {}  # recorded response id -> live one
+        self.call_ids: dict[str, str] = {}  # recorded call_id -> live one
+        self.chains: dict[str | None, _Chain] = {}
+
+    def prepare(self, exchange: Exchange) -> tuple[bytes, dict[str, Any] | None]:
+        """The message to send for a recorded client message, and its body if a create."""
+        assert exchange.client is not None
+        body = loads(exchange.client)
+        if not isinstance(body, dict) or body.get("type") != "response.create":
+            return exchange.client, None
+        recorded_input = body.get("input")
+        changed = False
+        prev = body.get("previous_response_id")
+        if isinstance(prev, str) and prev in self.ids:
+            body["previous_response_id"] = self.ids[prev]
+            self.result.rewritten_ids += 1
+            changed = True
+        items = recorded_input if isinstance(recorded_input, list) else None
+        lane = body.get("stream_id") if isinstance(body.get("stream_id"), str) else None
+        chain = self.chains.get(lane)
+        if self.incremental and not prev and items and chain and chain.response_id:
+            keys = [canonical_item(i) for i in items]
+            n = 0
+            while n < min(len(keys), len(chain.items)) and keys[n] == chain.items[n]:
+                n += 1
+            if n:  # the chain already holds the first n items: send the rest, chained
+                body["previous_response_id"] = chain.response_id
+                body["input"] = items = items[n:]
+                self.result.made_incremental += 1
+                changed = True
+        if items:
+            for item in items:
+                if isinstance(item, dict) and item.get("call_id") in self.call_ids:
+                    item["call_id"] = self.call_ids[item["call_id"]]
+                    changed = True
+        payload = json.dumps(body).encode() if changed else exchange.client
+        return payload, body
+
+    def learn(self, final: dict[str, Any], exchange: Exchange, body: dict[str, Any]) -> None:
+        """Map the recorded response to the live one, and update the lane's chain."""
+        if final.get("type") == "error":
+            nested = final.get("error")
+            error: dict[str, Any] = nested if isinstance(nested, dict) else final
+            self.result.errors.append(str(error.get("code")))
+            return
+        got = final.get("response")
+        live: dict[str, Any] = got if isinstance(got, dict) else {}
+        recorded = _recorded_response(exchange)
+        if isinstance(live.get("id"), str) and isinstance(recorded.get("id"), str):
+            self.ids[recorded["id"]] = live["id"]
+        live_out = [o for o in live.get("output") or [] if isinstance(o, dict)]
+        rec_out = [o for o in recorded.get("output") or [] if isinstance(o, dict)]
+        for r, lv in zip(rec_out, live_out, strict=False):
+            if isinstance(r.get("call_id"), str) and isinstance(lv.get("call_id"), str):
+                self.call_ids[r["call_id"]] = lv["call_id"]
+        # The chain, in the recorded session's terms: what a full resend would repeat.
+        assert exchange.client is not None
+        sent = loads(exchange.client)
+        recorded_input = sent.get("input") if isinstance(sent, dict) else None
+        lane = body.get("stream_id") if isinstance(body.get("stream_id"), str) else None
+        chain = self.chains.setdefault(lane, _Chain())
+        if not (isinstance(sent, dict) and sent.get("previous_response_id")):
+            chain.items = []
+        if isinstance(recorded_input, list):
+            chain.items += [canonical_item(i) for i in recorded_input]
+        chain.items += [canonical_item(o) for o in rec_out]
+        chain.response_id = live.get("id") if isinstance(live.get("id"), str) else None
+
+
+async def rerun(
+    recorded: list[RecordedConnection],
+    upstream: str,
+    recorder: Recorder,
+    *,
+    headers: list[tuple[str, str]] | None = None,
+    keep_client_time: bool = False,
+    incremental: bool = False,
+    turn_timeout: float = 300.0,
+) -> RerunResult:
+    """Re-send every recorded connection's client messages, one connection after another.
+
+    Each message goes once the previous turn has ended (with ``keep_client_time``, after the
+    recorded client time too); ``previous_response_id`` and ``call_id`` values are rewritten
+    to the ids the live server returned.
+    """
+    result = RerunResult()
+    state = _Rerun(result, incremental)
+    base = upstream.rstrip("/")
+    loop = asyncio.get_running_loop()
+    for conn in recorded:
+        ws = await connect_websocket(base + conn.path, headers=headers or [])
+        tap_websocket(ws, recorder, conn.path)
+        result.connections += 1
+        state.chains.clear()  # a new connection starts with an empty cache
+        last_end: float | None = None
+        recorded_end = conn.exchanges[0].t_client
+        try:
+            for exchange in conn.exchanges:
+                if exchange.client is not None:
+                    if keep_client_time and last_end is not None:
+                        wait = (exchange.t_client - recorded_end) / 1e9 - (loop.time() - last_end)
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                    payload, body = state.prepare(exchange)
+                    opcode = WsOpcode(int(exchange.client_opcode or 1))
+                    await ws.send_frame(opcode, payload)
+                    result.messages += 1
+                    if body is not None:
+                        final = await asyncio.wait_for(_await_end(ws, body), turn_timeout)
+                        result.turns += 1
+                        state.learn(final, exchange, body)
+                    last_end = loop.time()
+                if exchange.server:
+                    recorded_end = exchange.server[-1].t_ns
+        finally:
+            await ws.close()
+    return result
+
+
+async def _await_end(ws: WebSocket, body: dict[str, Any]) -> dict[str, Any]:
+    lane = body.get("stream_id")
+    while True:
+        message = await ws.recv_message()
+        if message is None:
+            return {"type": "error", "error": {"code": "connection_closed"}}
+        event = loads(message[1])
+        if not isinstance(event, dict):
+            continue
+        if event.get("type") in TERMINAL and event.get("stream_id") == lane:
+            return event

@@ -1,0 +1,237 @@
+"""The replay server: plays a trace's recorded server side to live clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from websockets.frames import Opcode as WsOpcode
+
+from tracer.replay.recorded import Exchange, Mismatch, RecordedConnection, match
+from tracer.wire import (
+    HTTPError,
+    WebSocket,
+    accept_websocket,
+    read_request_head,
+    write_response,
+)
+
+__all__ = ["ReplayServer", "ReplayStats"]
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    """What a replay server has done so far."""
+
+    connections: int = 0
+    turns: int = 0
+    mismatches: list[str] = field(default_factory=list)
+    served: dict[int, int] = field(default_factory=dict)  # recorded conn -> times served
+
+
+class ReplayServer:
+    """Serves recorded connections: each live connection is paired with a recorded one by its
+    path and first message, and each live message with the recorded message it repeats."""
+
+    def __init__(
+        self,
+        recorded: list[RecordedConnection],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        speed: float = 1.0,
+        mode: str = "tolerant",
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.recorded = recorded
+        self.host = host
+        self.port = port
+        self.speed = speed
+        self.mode = mode
+        self.log = log or (lambda line: None)
+        self.stats = ReplayStats()
+        self.all_served = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._active = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._active += 1
+        try:
+            head = await read_request_head(reader)
+            if head is None:
+                return
+            candidates = [c for c in self.recorded if c.path == head.target] or [
+                c for c in self.recorded if c.path.split("?", 1)[0] == head.path
+            ]
+            if not head.is_websocket_upgrade or not candidates:
+                message = f"tracer replay: no recorded WebSocket connection for {head.target}\n"
+                self.log(message.strip())
+                write_response(writer, 404, [("Content-Type", "text/plain")], message.encode())
+                await writer.drain()
+                return
+            subprotocols = sorted({c.subprotocol for c in candidates if c.subprotocol})
+            ws = await accept_websocket(reader, writer, head, subprotocols=subprotocols or None)
+            self.stats.connections += 1
+            await _Session(self, ws, candidates).run()
+        except HTTPError:
+            pass
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            pass  # shutting down; this task is the top of its own stack
+        finally:
+            self._active -= 1
+            self._tasks.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+            if self._active == 0 and all(self.stats.served.get(c.conn) for c in self.recorded):
+                self.all_served.set()
+
+
+class _Session:
+    def __init__(
+        self, server: ReplayServer, ws: WebSocket, candidates: list[RecordedConnection]
+    ) -> None:
+        self.server = server
+        self.ws = ws
+        self.candidates = candidates
+        self.chosen: RecordedConnection | None = None
+        self.position = 0  # index of the last exchange played
+        self.inbox: asyncio.Queue[tuple[WsOpcode, bytes] | None] = asyncio.Queue()
+
+    async def run(self) -> None:
+        reader = asyncio.create_task(self._read())
+        try:
+            # A recording whose server spoke first: play that before waiting for the client.
+            leading = [c for c in self.candidates if c.exchanges[0].server]
+            if leading:
+                self._choose(self._least_served(leading))
+                assert self.chosen is not None
+                await self._play(self.chosen.exchanges[0], asyncio.get_running_loop().time())
+            while (message := await self.inbox.get()) is not None:
+                arrived = asyncio.get_running_loop().time()
+                await self._answer(message[1], arrived)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            if not self.ws.closed:
+                await self.ws.close(1000, "", timeout=2.0)
+
+    async def _read(self) -> None:
+        while (message := await self.ws.recv_message()) is not None:
+            self.inbox.put_nowait(message)
+        self.inbox.put_nowait(None)
+
+    def _least_served(self, options: list[RecordedConnection]) -> RecordedConnection:
+        served = self.server.stats.served
+        return min(options, key=lambda c: (served.get(c.conn, 0), c.conn))
+
+    def _choose(self, recorded: RecordedConnection) -> None:
+        self.chosen = recorded
+        served = self.server.stats.served
+        served[recorded.conn] = served.get(recorded.conn, 0) + 1
+
+    async def _answer(self, data: bytes, arrived: float) -> None:
+        mode = self.server.mode
+        if self.chosen is None:
+            firsts = [(c, c.first_message) for c in self.candidates]
+            fitting = [
+                c for c, first in firsts if first is not None and not match(data, first, mode)
+            ]
+            if not fitting:
+                first = firsts[0][1] or b""
+                problem = match(data, first, mode) if first else None
+                await self._mismatch(
+                    f"no recorded connection on this path starts with this message; the closest "
+                    f"is the first message of recorded connection {firsts[0][0].conn}",
+                    problem,
+                )
+                return
+            self._choose(self._least_served(fitting))
+        assert self.chosen is not None
+        exchanges = self.chosen.exchanges
+        nxt = next(
+            (
+                i
+                for i in range(self.position + 1, len(exchanges))
+                if exchanges[i].client is not None
+            ),
+            None,
+        )
+        if nxt is None:
+            await self._mismatch(
+                f"the recording of connection {self.chosen.conn} has no more client messages",
+                None,
+            )
+            return
+        expected = exchanges[nxt]
+        assert expected.client is not None
+        problem = match(data, expected.client, mode)
+        if problem is not None:
+            await self._mismatch(
+                f"message {nxt} of recorded connection {self.chosen.conn} does not match",
+                problem,
+            )
+            return
+        self.position = nxt
+        self.server.stats.turns += 1
+        await self._play(expected, arrived)
+        if nxt == len(exchanges) - 1 and self.chosen.closed_by == "server":
+            await self.ws.close(self.chosen.close_code or 1000, self.chosen.close_reason)
+
+    async def _play(self, exchange: Exchange, arrived: float) -> None:
+        """Send the exchange's server frames, keeping the recorded gaps scaled by speed."""
+        loop = asyncio.get_running_loop()
+        speed = self.server.speed
+        for frame in exchange.server:
+            if speed > 0:
+                due = arrived + (frame.t_ns - exchange.t_client) / 1e9 / speed
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            try:
+                await self.ws.send_frame(WsOpcode(int(frame.opcode)), frame.payload, frame.fin)
+            except ConnectionError:
+                return
+
+    async def _mismatch(self, what: str, problem: Mismatch | None) -> None:
+        detail = f"{what}: {problem.describe()}" if problem else what
+        self.server.stats.mismatches.append(detail)
+        self.server.log(f"mismatch: {detail}")
+        event = {
+            "type": "error",
+            "status": 400,
+            "error": {
+                "type": "tracer_replay_mismatch",
+                "code": "replay_mismatch",
+                "message": f"tracer replay: {detail}",
+                "param": None,
+            },
+        }
+        with contextlib.suppress(ConnectionError):
+            await self.ws.send_text(json.dumps(event))
