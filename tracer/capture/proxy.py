@@ -28,6 +28,7 @@ from tracer.wire import (
     read_request_head,
     write_response,
 )
+from tracer.wire.service import TCPService
 from tracer.wire.websocket import DEFAULT_MAX_SIZE, HOP_HEADERS
 
 __all__ = ["RecordingProxy", "upstream_ws_base"]
@@ -46,7 +47,7 @@ def upstream_ws_base(url: str) -> str:
     return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
-class RecordingProxy:
+class RecordingProxy(TCPService):
     """Listens on ``host:port``; forwards WebSocket upgrades to ``upstream`` and records them."""
 
     def __init__(
@@ -59,19 +60,16 @@ class RecordingProxy:
         insecure: bool = False,
         max_size: int | None = DEFAULT_MAX_SIZE,
     ) -> None:
+        super().__init__(host, port)
         self.upstream = upstream_ws_base(upstream)
         self.recorder = recorder
-        self.host = host
-        self.port = port
         self.max_size = max_size
         self._ssl: ssl.SSLContext | None = None
         if insecure:
             self._ssl = ssl.create_default_context()
             self._ssl.check_hostname = False
             self._ssl.verify_mode = ssl.CERT_NONE
-        self._server: asyncio.Server | None = None
         self._sessions: set[_Session] = set()
-        self._handlers: set[asyncio.Task[None]] = set()
 
     @property
     def base_url(self) -> str:
@@ -82,25 +80,11 @@ class RecordingProxy:
     def origin(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=1 << 20)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        """Stop listening and close every connection cleanly (1001 going away) on both sides."""
-        if self._server is not None:
-            self._server.close()
+    async def before_close(self) -> None:
+        """Close every connection cleanly (1001 going away) on both sides."""
         await asyncio.gather(*(s.shutdown() for s in list(self._sessions)), return_exceptions=True)
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await read_request_head(reader)
             if head is None:
@@ -120,14 +104,6 @@ class RecordingProxy:
             with contextlib.suppress(Exception):
                 write_response(writer, exc.status, [("Content-Type", "text/plain")], b"")
                 await writer.drain()
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:
-            pass  # shutting down; this task is the top of its own stack
-        finally:
-            self._handlers.discard(task)
-            with contextlib.suppress(Exception):
-                writer.close()
 
 
 class _Session:

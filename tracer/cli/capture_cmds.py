@@ -14,27 +14,12 @@ import typer
 from tracer.capture.proxy import RecordingProxy, upstream_ws_base
 from tracer.capture.recorder import Recorder
 from tracer.cli.app import CLIError, app
-from tracer.cli.running import run_until_signal
+from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
 from tracer.trace.compact import compact_trace
 from tracer.trace.redact import Redactor
 from tracer.trace.verify import verify_trace
 from tracer.views.output import emit_json, stderr_console
 from tracer.views.record import RecordSummary, live_status, render_summary
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def _parse_listen(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        host, port = value, "0"
-    try:
-        number = int(port)
-        if not 0 <= number <= 65535:
-            raise ValueError
-    except ValueError:
-        raise CLIError(f"--listen takes HOST:PORT, not {value!r}", exit_code=2) from None
-    return host.strip("[]") or "127.0.0.1", number
 
 
 def child_environment(proxy: RecordingProxy) -> dict[str, str]:
@@ -88,7 +73,7 @@ def record(
         upstream_ws_base(upstream)
     except ValueError as exc:
         raise CLIError(str(exc), exit_code=2) from None
-    host, port = _parse_listen(listen)
+    host, port = parse_listen(listen)
     if command:
         port = 0 if listen == "127.0.0.1:8787" else port
     warn = stderr_console()

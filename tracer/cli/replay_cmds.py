@@ -10,8 +10,7 @@ from typing import Annotated
 import typer
 
 from tracer.cli.app import CLIError, app
-from tracer.cli.capture_cmds import LOOPBACK, _parse_listen
-from tracer.cli.running import run_until_signal
+from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
 from tracer.replay.recorded import MODES, load_connections
 from tracer.replay.server import ReplayServer
 from tracer.trace.reader import open_trace
@@ -38,7 +37,7 @@ def replay(
     """Play the recorded server side of FILE to clients that connect (no network, no key)."""
     if match_mode not in MODES:
         raise CLIError(f"--match takes {', '.join(MODES)}, not {match_mode!r}", exit_code=2)
-    host, port = _parse_listen(listen)
+    host, port = parse_listen(listen)
     if host not in LOOPBACK and not allow_remote:
         raise CLIError(f"refusing to listen on {host}: add --allow-remote", exit_code=2)
     with open_trace(file) as reader:

@@ -12,7 +12,7 @@ import typer
 from tracer.analysis.report import analyse
 from tracer.capture.recorder import Recorder
 from tracer.cli.app import CLIError, app
-from tracer.cli.running import run_until_signal
+from tracer.cli.running import LOOPBACK, run_until_signal
 from tracer.demo.agent import AgentConfig, AgentError, AgentRun, run_agent
 from tracer.trace.reader import open_trace
 from tracer.trace.verify import Integrity, verify_trace
@@ -52,7 +52,7 @@ def upstream(
     json: JsonFlag = False,
 ) -> int:
     """Run the scripted Responses-compatible server (WebSocket mode and HTTP SSE)."""
-    if host not in ("127.0.0.1", "localhost", "::1") and not allow_remote:
+    if host not in LOOPBACK and not allow_remote:
         raise CLIError(f"refusing to listen on {host}: add --allow-remote", exit_code=2)
     server = UpstreamServer(_load_script(script), host=host, port=port, single_flight=single_flight)
 

@@ -18,6 +18,7 @@ from tracer.wire import (
     read_request_head,
     write_response,
 )
+from tracer.wire.service import TCPService
 
 __all__ = ["ReplayServer", "ReplayStats"]
 
@@ -32,7 +33,7 @@ class ReplayStats:
     served: dict[int, int] = field(default_factory=dict)  # recorded conn -> times served
 
 
-class ReplayServer:
+class ReplayServer(TCPService):
     """Serves recorded connections: each live connection is paired with a recorded one by its
     path and first message, and each live message with the recorded message it repeats."""
 
@@ -46,39 +47,25 @@ class ReplayServer:
         mode: str = "tolerant",
         log: Callable[[str], None] | None = None,
     ) -> None:
+        super().__init__(host, port)
         self.recorded = recorded
-        self.host = host
-        self.port = port
         self.speed = speed
         self.mode = mode
         self.log = log or (lambda line: None)
         self.stats = ReplayStats()
         self.all_served = asyncio.Event()
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._active = 0
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+    def connection_ended(self) -> None:
+        self._active -= 1
+        if self._active == 0 and all(self.stats.served.get(c.conn) for c in self.recorded):
+            self.all_served.set()
 
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._active += 1
         try:
             head = await read_request_head(reader)
@@ -99,17 +86,6 @@ class ReplayServer:
             await _Session(self, ws, candidates).run()
         except HTTPError:
             pass
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:
-            pass  # shutting down; this task is the top of its own stack
-        finally:
-            self._active -= 1
-            self._tasks.discard(task)
-            with contextlib.suppress(Exception):
-                writer.close()
-            if self._active == 0 and all(self.stats.served.get(c.conn) for c in self.recorded):
-                self.all_served.set()
 
 
 class _Session:

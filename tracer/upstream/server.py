@@ -22,6 +22,7 @@ from tracer.wire import (
     read_request_head,
     write_response,
 )
+from tracer.wire.service import TCPService
 
 __all__ = ["UpstreamServer", "running_upstream"]
 
@@ -33,7 +34,7 @@ def _dumps(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
-class UpstreamServer:
+class UpstreamServer(TCPService):
     """A Responses-compatible server answering from a script, on 127.0.0.1 by default."""
 
     def __init__(
@@ -45,13 +46,10 @@ class UpstreamServer:
         single_flight: bool = False,
         on_connect: Callable[[WebSocket, RequestHead], None] | None = None,
     ) -> None:
+        super().__init__(host, port)
         self.engine = Engine(script or default_script(), single_flight=single_flight)
         # Called with each accepted WebSocket, e.g. to tap the server's own view of it.
         self.on_connect = on_connect
-        self.host = host
-        self.port = port
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
 
     @property
@@ -63,27 +61,7 @@ class UpstreamServer:
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}/v1/responses"
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def serve_forever(self) -> None:
-        assert self._server is not None
-        await self._server.serve_forever()
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 head = await read_request_head(reader)
@@ -111,14 +89,6 @@ class UpstreamServer:
             with contextlib.suppress(Exception):
                 _json_error(writer, exc.status, "invalid_request", str(exc))
                 await writer.drain()
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:
-            pass  # the server is shutting down; this task is the top of its own stack
-        finally:
-            self._tasks.discard(task)
-            with contextlib.suppress(Exception):
-                writer.close()
 
     # WebSocket mode
 
