@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from tracer.analysis.report import InspectReport, canonical_item
-from tracer.responses.model import Turn, TurnSegmenter
+from tracer.responses.model import Turn, TurnSegmenter, dict_items, output_text
 from tracer.trace.records import Record
 
 __all__ = ["summarise_item", "turn_detail"]
@@ -24,7 +24,7 @@ def summarise_item(item: Any, width: int = 160) -> str:
         if kind == "message":
             content = item.get("content")
             if isinstance(content, list):
-                content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+                content = " ".join(str(p.get("text", "")) for p in dict_items(content))
             text = f"{item.get('role', '?')}: {content}"
         elif kind == "function_call":
             text = f"function_call {item.get('name')}({item.get('arguments')})"
@@ -67,13 +67,7 @@ def turn_detail(records: Iterable[Record], index: int, report: InspectReport) ->
     output = turn.output if turn is not None else []
     text = "".join(turn.text) if turn is not None else ""
     if not text:
-        text = "".join(
-            str(p.get("text", ""))
-            for o in output
-            if o.get("type") == "message"
-            for p in o.get("content", [])
-            if isinstance(p, dict)
-        )
+        text = output_text(output)
     calls = [
         {"name": o.get("name"), "call_id": o.get("call_id"), "arguments": o.get("arguments")}
         for o in output

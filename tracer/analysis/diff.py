@@ -20,7 +20,7 @@ import orjson
 
 from tracer.analysis.detail import summarise_item
 from tracer.analysis.report import InspectReport, TurnReport, canonical_item
-from tracer.responses.model import TurnSegmenter
+from tracer.responses.model import TurnSegmenter, output_text
 from tracer.trace.records import Record
 
 __all__ = [
@@ -146,13 +146,7 @@ def collect_contents(records: Iterable[Record]) -> list[TurnContent]:
 
 
 def _finish(content: TurnContent, output: list[dict[str, Any]]) -> TurnContent:
-    content.text = "".join(
-        str(p.get("text", ""))
-        for o in output
-        if o.get("type") == "message"
-        for p in o.get("content", [])
-        if isinstance(p, dict)
-    )
+    content.text = output_text(output)
     content.calls = [
         (str(o.get("name")), str(o.get("arguments")))
         for o in output

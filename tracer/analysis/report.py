@@ -293,7 +293,9 @@ class _Analyser:
             if conn is not None and conn.handshake_ns is not None:
                 handshake = round(conn.handshake_ns / 1e6, 3)
         usage = t.usage or {}
-        details = usage.get("input_tokens_details") or {}
+        details = usage.get("input_tokens_details")
+        if not isinstance(details, dict):
+            details = {}
         cache_loss = None
         if t.status == "error" and t.error_code == "previous_response_not_found":
             if chain is not None:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from tracer.capture.recorder import Recorder
 from tracer.capture.tap import tap_websocket
+from tracer.responses.model import dict_items, output_text
 from tracer.trace.records import Direction, Opcode
 from tracer.wire.websocket import WebSocket, connect_websocket
 
@@ -263,17 +264,11 @@ class _Agent:
             response = final["response"]
             self.run.turns += 1
             self.run.response_ids.append(response["id"])
-            output = [item for item in response.get("output", []) if isinstance(item, dict)]
+            output = dict_items(response.get("output"))
             self.history.extend(output)
             prev = response["id"] if not cfg.resend_full_history else None
             calls = [item for item in output if item.get("type") == "function_call"]
-            texts = [
-                part.get("text", "")
-                for item in output
-                if item.get("type") == "message"
-                for part in item.get("content", [])
-            ]
-            self.run.final_text = "".join(texts) or self.run.final_text
+            self.run.final_text = output_text(output) or self.run.final_text
             if final.get("type") != "response.completed" or not calls:
                 break
             if cfg.tool_delay:

@@ -13,7 +13,7 @@ from tracer.analysis.report import canonical_item
 from tracer.capture.recorder import Recorder
 from tracer.capture.tap import tap_websocket
 from tracer.replay.recorded import Exchange, RecordedConnection
-from tracer.responses.model import loads
+from tracer.responses.model import dict_items, loads
 from tracer.wire import WebSocket, connect_websocket
 
 __all__ = ["RerunResult", "rerun"]
@@ -107,8 +107,8 @@ class _Rerun:
         recorded = _recorded_response(exchange)
         if isinstance(live.get("id"), str) and isinstance(recorded.get("id"), str):
             self.ids[recorded["id"]] = live["id"]
-        live_out = [o for o in live.get("output") or [] if isinstance(o, dict)]
-        rec_out = [o for o in recorded.get("output") or [] if isinstance(o, dict)]
+        live_out = dict_items(live.get("output"))
+        rec_out = dict_items(recorded.get("output"))
         for r, lv in zip(rec_out, live_out, strict=False):
             if isinstance(r.get("call_id"), str) and isinstance(lv.get("call_id"), str):
                 self.call_ids[r["call_id"]] = lv["call_id"]

@@ -23,7 +23,7 @@ try:  # a faster JSON parser when installed (see bench/bench_analysis.py)
 except ImportError:  # pragma: no cover - orjson is a declared dependency
     _loads = json.loads
 
-__all__ = ["Connection", "Turn", "TurnSegmenter", "loads"]
+__all__ = ["Connection", "Turn", "TurnSegmenter", "dict_items", "loads", "output_text"]
 
 TERMINAL = {
     "response.completed": "completed",
@@ -41,6 +41,21 @@ _TOKEN_TYPES = (
     b"response.custom_tool_call_input.delta",
 )
 _DELTA_MARK = b'.delta"'
+
+
+def dict_items(value: Any) -> list[dict[str, Any]]:
+    """The dict elements of ``value`` when it is a list; nothing otherwise (hostile input)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def output_text(output: Any) -> str:
+    """The text of a response's output: its messages' text parts, joined."""
+    return "".join(
+        str(part.get("text", ""))
+        for item in dict_items(output)
+        if item.get("type", "message") == "message"
+        for part in dict_items(item.get("content"))
+    )
 
 
 def loads(data: bytes) -> Any:
