@@ -21,6 +21,9 @@ from tracer.trace.verify import verify_trace
 from tracer.views.output import emit_json, stderr_console
 from tracer.views.record import RecordSummary, live_status, render_summary
 
+COMPACT_LIMIT = 256 * 1024 * 1024
+"""Payload bytes up to which a trace is recompressed on exit (level 19 takes ~0.2 s a MB)."""
+
 
 def child_environment(proxy: RecordingProxy) -> dict[str, str]:
     """The environment of a launched command: its OpenAI clients point at the proxy."""
@@ -128,7 +131,14 @@ def record(
     finally:
         recorder.close()
     if compact and recorder.stats.write_error is None:
-        _compact_in_place(output)
+        if recorder.stats.bytes <= COMPACT_LIMIT:
+            _compact_in_place(output)
+        elif not json:
+            warn.print(
+                f"tracer record: {recorder.stats.bytes / 1e6:,.0f} MB recorded; not recompressing "
+                f"on exit (run `tracer compact {output}` when convenient)",
+                markup=False,
+            )
     with open(output, "rb") as f:
         integrity = verify_trace(f)
     summary = RecordSummary(
