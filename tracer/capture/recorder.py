@@ -58,7 +58,10 @@ class Recorder:
         self.redactor = redactor or Redactor()
         self.stats = RecorderStats()
         self._max_queue = max_queue_bytes
-        self._queued = 0
+        # Backlog = enqueued - written. Each counter has one kind of writer (producers under
+        # the lock, the writer thread alone), so no update is ever lost between threads.
+        self._enqueued = 0
+        self._written = 0
         self._lock = threading.Lock()
         self._next_conn = 0
         self._interval = flush_interval
@@ -133,14 +136,15 @@ class Recorder:
         t = self._clock() - self._anchor if t_ns is None else t_ns
         size = len(payload)
         stats = self.stats
-        if self._queued + size > self._max_queue:
-            stats.dropped_frames += 1
-            return
-        self._queued += size
-        stats.frames += 1
-        stats.bytes += size
-        if direction is Direction.CLIENT and payload.find(b'"response.create"', 0, 200) >= 0:
-            stats.creates += 1
+        with self._lock:  # producers may run on several threads (a sync client's reader)
+            if self._enqueued - self._written + size > self._max_queue:
+                stats.dropped_frames += 1
+                return
+            self._enqueued += size
+            stats.frames += 1
+            stats.bytes += size
+            if direction is Direction.CLIENT and payload.find(b'"response.create"', 0, 200) >= 0:
+                stats.creates += 1
         self._put((conn, t, direction, opcode, payload, fin))  # a Frame's fields, unwrapped
 
     def close_connection(
@@ -190,9 +194,10 @@ class Recorder:
             for item in batch:
                 if type(item) is tuple:  # a frame's fields
                     payload = item[4]
-                    self._queued -= len(payload)
+                    self._written += len(payload)
                     if failed:
-                        self.stats.dropped_frames += 1
+                        with self._lock:
+                            self.stats.dropped_frames += 1
                         continue
                     if redact is not None:
                         conn, t, direction, opcode, _, fin = item
