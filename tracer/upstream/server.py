@@ -179,10 +179,12 @@ class _Session:
     async def run(self) -> None:
         reader = asyncio.create_task(self._read())
         ended = asyncio.create_task(self.ended.wait())
-        await asyncio.wait({reader, ended}, return_when=asyncio.FIRST_COMPLETED)
-        for t in (reader, ended):
-            t.cancel()
-        await asyncio.gather(reader, ended, return_exceptions=True)
+        try:
+            await asyncio.wait({reader, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when the server's shutdown cancels this session
+            for t in (reader, ended):
+                t.cancel()
+            await asyncio.gather(reader, ended, return_exceptions=True)
 
     async def _read(self) -> None:
         while True:
