@@ -92,7 +92,6 @@ class Turn:
     event_bytes: int = 0
     event_types: Counter[str] = field(default_factory=Counter)
     steers: int = 0
-    frames: list[int] = field(default_factory=list)  # record numbers of its frames (opt-in)
     accounting: Any = None  # the analysis keeps its per-turn state here
 
     @property
@@ -139,12 +138,10 @@ class Connection:
 class TurnSegmenter:
     """Feeds on records; yields turns when they end (or when the input ends)."""
 
-    def __init__(self, *, keep_frames: bool = False, collect_text: bool = False) -> None:
+    def __init__(self, *, collect_text: bool = False) -> None:
         self.connections: dict[int, Connection] = {}
         self._collect_text = collect_text
         self._next_index = 0
-        self._keep_frames = keep_frames
-        self._record_no = 0
         self.t_first: int | None = None
         self.t_last: int = 0
 
@@ -154,7 +151,6 @@ class TurnSegmenter:
         frame_type = Frame
         on_frame = self._frame
         for record in records:
-            self._record_no += 1
             kind = type(record)
             if kind is frame_type:
                 # Plain calls, not generators: most frames start or end nothing.
@@ -252,8 +248,6 @@ class TurnSegmenter:
                 transport=c.transport,
                 previous_response_id=prev if isinstance(prev, str) else None,
             )
-            if self._keep_frames:
-                turn.frames.append(self._record_no)
             self._next_index += 1
             c.turns += 1
             c.named_lanes = c.named_lanes or lane is not None
@@ -264,8 +258,6 @@ class TurnSegmenter:
             queue = c.lanes.get(lane)
             if queue:
                 queue[0].steers += 1
-                if self._keep_frames:
-                    queue[0].frames.append(self._record_no)
         return None
 
     def _server_message(self, c: Connection, frame: Frame) -> list[tuple[str, Turn]] | None:
@@ -289,8 +281,6 @@ class TurnSegmenter:
                 event = loads(payload)
                 if isinstance(event, dict) and isinstance(event.get("delta"), str):
                     turn.text.append(event["delta"])
-            if self._keep_frames:
-                turn.frames.append(self._record_no)
             return None
         event = loads(payload)
         if not isinstance(event, dict):
@@ -357,8 +347,6 @@ class TurnSegmenter:
         turn.events += 1
         turn.event_bytes += len(frame.payload)
         turn.event_types[kind] += 1
-        if self._keep_frames:
-            turn.frames.append(self._record_no)
 
 
 _KINDS: dict[bytes, tuple[str, str, bool]] = {}

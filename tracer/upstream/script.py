@@ -79,9 +79,6 @@ class Script:
             return self.turns[depth]
         return TurnScript(text=self.final_text)
 
-    def with_timing(self, **changes: float) -> Script:
-        return replace(self, timing=replace(self.timing, **changes))
-
     @classmethod
     def load(cls, path: str | Path) -> Script:
         """Read a script from a ``.json`` or ``.toml`` file."""

@@ -26,10 +26,6 @@ class TCPService:
         self._server = await asyncio.start_server(self._run, self.host, self.port, limit=1 << 20)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def serve_forever(self) -> None:
-        assert self._server is not None
-        await self._server.serve_forever()
-
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
