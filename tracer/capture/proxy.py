@@ -1,5 +1,8 @@
 """The recording proxy: a WebSocket reverse proxy that records every frame it forwards.
 
+Plain HTTP requests are forwarded too, and streamed ``POST /v1/responses`` calls recorded
+(``tracer.capture.http_proxy``).
+
 Each client connection gets its own upstream connection. Frames are forwarded as they come,
 fragments and control frames included (each hop negotiates permessage-deflate on its own),
 time-stamped on arrival and handed to the recorder after they are forwarded, so recording
@@ -16,6 +19,7 @@ from urllib.parse import urlsplit
 from websockets.frames import Close as CloseFrame
 from websockets.frames import Opcode as WsOpcode
 
+from tracer.capture.http_proxy import proxy_http
 from tracer.capture.recorder import Recorder
 from tracer.trace.records import Direction, Opcode
 from tracer.wire import (
@@ -62,6 +66,7 @@ class RecordingProxy(TCPService):
     ) -> None:
         super().__init__(host, port)
         self.upstream = upstream_ws_base(upstream)
+        self.http_base = "http" + self.upstream.removeprefix("ws")  # ws -> http, wss -> https
         self.recorder = recorder
         self.max_size = max_size
         self._ssl: ssl.SSLContext | None = None
@@ -87,12 +92,12 @@ class RecordingProxy(TCPService):
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await read_request_head(reader)
+            # Plain HTTP requests (keep-alive: several on one connection) until an upgrade.
+            while head is not None and not head.is_websocket_upgrade:
+                if not await proxy_http(self, head, reader, writer):
+                    return
+                head = await read_request_head(reader)
             if head is None:
-                return
-            if not head.is_websocket_upgrade:
-                body = b"tracer record proxies WebSocket upgrades only.\n"
-                write_response(writer, 501, [("Content-Type", "text/plain")], body)
-                await writer.drain()
                 return
             session = _Session(self, reader, writer)
             self._sessions.add(session)

@@ -1,0 +1,262 @@
+"""The plain-HTTP half of the recording proxy.
+
+Every request is forwarded to the upstream on a fresh connection (which is what an HTTP
+client of the Responses API pays per turn) and the response is streamed back as it arrives.
+A ``POST .../responses`` is recorded as a connection of transport ``http``: one client frame
+with the request body, then one server frame per server-sent event (or one frame with the
+whole body when the answer is not an event stream), each stamped when it crossed the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from tracer.responses.sse import SSEDecoder
+from tracer.trace.records import Direction, Opcode
+from tracer.wire.http import RequestHead, read_body, write_response
+
+if TYPE_CHECKING:
+    from tracer.capture.proxy import RecordingProxy
+
+__all__ = ["proxy_http"]
+
+_HOP = frozenset(
+    ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
+     "upgrade", "content-length", "host", "proxy-authorization", "proxy-authenticate"]
+)  # fmt: skip
+_MAX_HEAD = 64 * 1024
+_MAX_RECORDED_BODY = 64 * 1024 * 1024  # a non-stream answer recorded whole up to this size
+
+
+class _UpstreamGone(Exception):
+    pass
+
+
+def _recordable(head: RequestHead) -> bool:
+    return head.method == "POST" and head.path.rstrip("/").endswith("/responses")
+
+
+def _keep_alive(head: RequestHead) -> bool:
+    conn = (head.header("Connection") or "").lower()
+    if head.version == "HTTP/1.0":
+        return "keep-alive" in conn
+    return "close" not in conn
+
+
+async def proxy_http(
+    proxy: RecordingProxy,
+    head: RequestHead,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+) -> bool:
+    """Forward one request and its response; True when the client connection stays open."""
+    limit = proxy.max_size or _MAX_RECORDED_BODY
+    body = await read_body(reader, head, limit)
+    recorder = proxy.recorder if _recordable(head) else None
+    t_request = recorder.now_ns() if recorder is not None else 0
+    base = urlsplit(proxy.http_base)
+    tls = base.scheme == "https"
+    host = base.hostname or "localhost"
+    port = base.port or (443 if tls else 80)
+    ctx: ssl.SSLContext | None = None
+    if tls:
+        ctx = proxy._ssl or ssl.create_default_context()
+    peer = writer.get_extra_info("peername")
+    client_addr = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None
+    started = time.monotonic_ns()
+    try:
+        up_reader, up_writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ctx, server_hostname=host if tls else None),
+            timeout=30,
+        )
+    except (OSError, TimeoutError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        message = f"cannot reach upstream {base.netloc}: {reason}"
+        write_response(writer, 502, [("Content-Type", "text/plain")], f"{message}\n".encode())
+        await writer.drain()
+        if recorder is not None:
+            failed = recorder.open_connection(
+                head.target, request_headers=head.headers, status=502, client_addr=client_addr,
+                transport="http", t_ns=t_request,
+            )  # fmt: skip
+            recorder.frame(failed, Direction.CLIENT, Opcode.TEXT, body, True, t_request)
+            recorder.close_connection(failed, by="server", error=message)
+        return _keep_alive(head)
+    connect_ns = time.monotonic_ns() - started
+    server_addr = up_writer.get_extra_info("peername")
+    conn: int | None = None
+    try:
+        headers = [(k, v) for k, v in head.headers if k.lower() not in _HOP]
+        if recorder is not None:
+            # The events must reach the recorder as text: ask for no content coding.
+            headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"]
+            headers.append(("Accept-Encoding", "identity"))
+        path = (base.path.rstrip("/") + head.target) if base.path else head.target
+        lines = [f"{head.method} {path} HTTP/1.1", f"Host: {base.netloc}"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        lines += [f"Content-Length: {len(body)}", "Connection: close"]
+        up_writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        await up_writer.drain()
+        status, reason, resp_headers = await _read_response_head(up_reader)
+        if recorder is not None:
+            conn = recorder.open_connection(
+                head.target,
+                request_headers=head.headers,
+                response_headers=resp_headers,
+                status=status,
+                client_addr=client_addr,
+                server_addr=f"{server_addr[0]}:{server_addr[1]}"
+                if isinstance(server_addr, tuple) else None,
+                handshake_ns=connect_ns,
+                transport="http",
+                t_ns=t_request,
+            )  # fmt: skip
+            recorder.frame(conn, Direction.CLIENT, Opcode.TEXT, body, True, t_request)
+        keep = _keep_alive(head) and head.method != "HEAD"
+        await _relay_body(proxy, up_reader, writer, head, status, reason, resp_headers, conn, keep)
+        if recorder is not None and conn is not None:
+            recorder.close_connection(conn, by="server")
+            conn = None
+        return keep
+    except _UpstreamGone as exc:
+        if recorder is not None and conn is not None:
+            recorder.close_connection(conn, by="server", error=str(exc))
+            conn = None
+        writer.transport.abort()
+        return False
+    except (ConnectionError, asyncio.IncompleteReadError) as exc:
+        if recorder is not None and conn is not None:
+            recorder.close_connection(conn, by="client", error=f"client went away: {exc}")
+            conn = None
+        return False
+    finally:
+        up_writer.close()
+        with contextlib.suppress(Exception):
+            await up_writer.wait_closed()
+
+
+async def _read_response_head(
+    reader: asyncio.StreamReader,
+) -> tuple[int, str, list[tuple[str, str]]]:
+    while True:
+        try:
+            raw = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            raise _UpstreamGone("upstream closed the connection before answering") from None
+        except (asyncio.LimitOverrunError, ConnectionError) as exc:
+            raise _UpstreamGone(f"upstream answer unreadable: {exc}") from None
+        if len(raw) > _MAX_HEAD:
+            raise _UpstreamGone("upstream response head too large")
+        line, *rest = raw[:-4].decode("latin-1").split("\r\n")
+        parts = line.split(" ", 2)
+        try:
+            status = int(parts[1])
+        except (IndexError, ValueError):
+            raise _UpstreamGone(f"upstream sent a malformed status line {line[:80]!r}") from None
+        headers = []
+        for h in rest:
+            name, sep, value = h.partition(":")
+            if sep:
+                headers.append((name.strip(), value.strip()))
+        if 100 <= status < 200 and status != 101:
+            continue  # 100 Continue and friends: the real answer follows
+        return status, parts[2] if len(parts) > 2 else "", headers
+
+
+async def _body_chunks(reader: asyncio.StreamReader, headers: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
+    """The response body as it arrives, whatever its framing."""
+    values = {k.lower(): v for k, v in headers}
+    try:
+        if "chunked" in values.get("transfer-encoding", "").lower():
+            while True:
+                size_line = await reader.readuntil(b"\r\n")
+                try:
+                    size = int(size_line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise _UpstreamGone("upstream sent a malformed chunk size") from None
+                if size == 0:
+                    while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                        pass  # trailers
+                    return
+                remaining = size
+                while remaining:
+                    data = await reader.read(min(remaining, 1 << 16))
+                    if not data:
+                        raise asyncio.IncompleteReadError(b"", remaining)
+                    remaining -= len(data)
+                    yield data
+                await reader.readexactly(2)
+        elif "content-length" in values:
+            remaining = int(values["content-length"])
+            while remaining > 0:
+                data = await reader.read(min(remaining, 1 << 16))
+                if not data:
+                    raise asyncio.IncompleteReadError(b"", remaining)
+                remaining -= len(data)
+                yield data
+        else:
+            while data := await reader.read(1 << 16):
+                yield data
+    except asyncio.IncompleteReadError:
+        raise _UpstreamGone("upstream dropped the connection in the middle of the body") from None
+    except (ConnectionError, asyncio.LimitOverrunError) as exc:
+        raise _UpstreamGone(f"upstream connection failed: {exc}") from None
+    except ValueError:
+        raise _UpstreamGone("upstream sent a malformed Content-Length") from None
+
+
+async def _relay_body(
+    proxy: RecordingProxy,
+    up: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    head: RequestHead,
+    status: int,
+    reason: str,
+    headers: list[tuple[str, str]],
+    conn: int | None,
+    keep: bool,
+) -> None:
+    recorder = proxy.recorder if conn is not None else None
+    ctype = next((v for k, v in headers if k.lower() == "content-type"), "")
+    decoder = SSEDecoder() if ctype.startswith("text/event-stream") else None
+    out = [(k, v) for k, v in headers if k.lower() not in _HOP]
+    no_body = head.method == "HEAD" or status in (204, 304)
+    if not no_body:
+        out.append(("Transfer-Encoding", "chunked"))
+    out.append(("Connection", "keep-alive" if keep else "close"))
+    lines = [f"HTTP/1.1 {status} {reason}".rstrip(), *(f"{k}: {v}" for k, v in out)]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    if no_body:
+        await writer.drain()
+        return
+    whole = bytearray()
+    async for data in _body_chunks(up, headers):
+        writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+        await writer.drain()
+        if recorder is None or conn is None:
+            continue
+        if decoder is not None:
+            t = recorder.now_ns()
+            try:
+                events = decoder.feed(data)
+            except ValueError:
+                decoder, events = None, []
+            for event in events:
+                recorder.frame(conn, Direction.SERVER, Opcode.TEXT, event, True, t)
+        elif len(whole) + len(data) <= _MAX_RECORDED_BODY:
+            whole += data
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+    if recorder is not None and conn is not None:
+        if decoder is not None:
+            for event in decoder.finish():
+                recorder.frame(conn, Direction.SERVER, Opcode.TEXT, event, True, recorder.now_ns())
+        elif whole:
+            recorder.frame(
+                conn, Direction.SERVER, Opcode.TEXT, bytes(whole), True, recorder.now_ns()
+            )
