@@ -163,6 +163,7 @@ class Summary:
     duration_p90_ms: float | None = None
     duration_p99_ms: float | None = None
     slowest_turns: list[int] = field(default_factory=list)
+    t0_ns: int = 0  # trace time (ns after the header's anchor) that turns' t_start_s count from
 
 
 @dataclass(slots=True)
@@ -389,7 +390,7 @@ def analyse(records: Iterable[Record]) -> InspectReport:
 def _summarise(analyser: _Analyser, segmenter: TurnSegmenter, t0: int) -> InspectReport:
     turns = analyser.reports
     conns = segmenter.connections
-    s = Summary(connections=len(conns), turns=len(turns), responses_api=bool(turns))
+    s = Summary(connections=len(conns), turns=len(turns), responses_api=bool(turns), t0_ns=t0)
     s.bytes_sent = sum(c.client_bytes for c in conns.values())
     s.bytes_received = sum(c.server_bytes for c in conns.values())
     for t in turns:

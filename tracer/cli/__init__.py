@@ -18,6 +18,7 @@ from tracer.cli import (  # noqa: F401
     analysis_cmds,
     capture_cmds,
     diff_cmds,
+    export_cmds,
     replay_cmds,
     trace_cmds,
     upstream_cmds,

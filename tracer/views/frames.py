@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-from typing import Any
-
 from rich.markup import escape
 
+from tracer.export.jsonl import frame_json
 from tracer.trace.records import Direction, Frame, Opcode
 
 __all__ = ["frame_json", "frame_line", "payload_preview"]
 
 _ARROWS = {Direction.CLIENT: "->", Direction.SERVER: "<-"}
-
-
-def frame_json(frame: Frame, *, payload: bool = False) -> dict[str, Any]:
-    """The stable ``tracer frames --json`` object of one frame (docs/cli.md)."""
-    obj: dict[str, Any] = {
-        "conn": frame.conn,
-        "from": frame.direction.label,
-        "opcode": frame.opcode.label,
-        "t": frame.t_ns / 1e9,
-        "size": len(frame.payload),
-    }
-    if not frame.fin:
-        obj["fin"] = False
-    if payload:
-        if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.CONT:
-            try:
-                obj["payload"] = frame.payload.decode("utf-8")
-            except UnicodeDecodeError:
-                obj["payload"] = base64.b64encode(frame.payload).decode("ascii")
-                obj["encoding"] = "base64"
-        else:
-            obj["payload"] = base64.b64encode(frame.payload).decode("ascii")
-            obj["encoding"] = "base64"
-    return obj
 
 
 def payload_preview(frame: Frame, width: int = 80) -> str:

@@ -1,0 +1,399 @@
+"""Commands that meet other tools: export, import, query."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from tracer.analysis.report import Summary, analyse
+from tracer.cli.app import CLIError, app
+from tracer.export.har import export_har, import_har
+from tracer.export.jsonl import jsonl_lines
+from tracer.export.otlp import export_otlp
+from tracer.export.parquet import MissingExtra, arrow_table, require_pyarrow, write_parquet
+from tracer.export.perfetto import export_perfetto
+from tracer.export.tables import (
+    CONNECTION_COLUMNS,
+    FRAME_COLUMNS,
+    TURN_COLUMNS,
+    columns_of,
+    connection_rows,
+    frame_rows,
+    trace_id,
+    turn_rows,
+)
+from tracer.trace.format import TraceError
+from tracer.trace.reader import open_trace
+from tracer.trace.records import Frame, Record
+from tracer.trace.writer import create_trace
+from tracer.views.output import emit_json, stderr_console, stdout_console
+from tracer.views.query import render_query
+
+FORMATS = ("jsonl", "har", "perfetto", "otlp", "parquet")
+_SUFFIX = {"jsonl": ".jsonl", "har": ".har", "perfetto": ".perfetto.json", "otlp": ".otlp.json"}
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", min=1, help="Traces processed in parallel [default: CPUs]."),
+]
+
+
+def _write_json(obj: Any, out: Path | None) -> int:
+    data = orjson.dumps(obj) + b"\n"
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        out.write_bytes(data)
+    return len(data)
+
+
+def export_one(path: str, fmt: str, out: str | None, payload: bool | None) -> dict[str, Any]:
+    """Export one trace; ``out`` None means stdout. Returns what was written (for --json)."""
+    src = Path(path)
+    dest = Path(out) if out is not None else None
+    result: dict[str, Any] = {"trace": path, "format": fmt, "output": out or "-"}
+    with open_trace(src) as reader:
+        header = reader.header
+        if fmt == "jsonl":
+            frames = 0
+            sink = open(dest, "wb") if dest is not None else sys.stdout.buffer  # noqa: SIM115
+            try:
+                for line in jsonl_lines(reader, payload=payload is not False):
+                    sink.write(line)
+                    frames += 1
+            finally:
+                if dest is not None:
+                    sink.close()
+                else:
+                    sink.flush()
+            result["frames"] = frames
+        elif fmt == "har":
+            har = export_har(header, reader)
+            result["entries"] = len(har["log"]["entries"])
+            result["bytes"] = _write_json(har, dest)
+        elif fmt in ("perfetto", "otlp"):
+            report = analyse(reader)
+            if fmt == "perfetto":
+                doc = export_perfetto(report, title=f"tracer: {src.name}")
+                result["events"] = len(doc["traceEvents"])
+            else:
+                source = header.metadata.get("source")
+                doc = export_otlp(report, header, service_name=_service(source))
+                result["spans"] = len(doc["resourceSpans"][0]["scopeSpans"][0]["spans"])
+            result["turns"] = report.summary.turns
+            result["bytes"] = _write_json(doc, dest)
+        else:  # parquet: OUT/{turns,connections,frames}/<name>.parquet
+            assert dest is not None
+            collected: list[Record] = []
+            report = analyse(_keep_frames(reader, collected))
+            frame_cols = FRAME_COLUMNS + ([("payload", "bytes")] if payload else [])
+            tables = {
+                "turns": arrow_table(turn_rows(report, header, path), TURN_COLUMNS),
+                "connections": arrow_table(
+                    connection_rows(report, header, path), CONNECTION_COLUMNS
+                ),
+                "frames": arrow_table(
+                    frame_rows(collected, header, path, payload=bool(payload)), frame_cols
+                ),
+            }
+            name = f"{src.name.removesuffix('.trace')}.parquet"
+            for table_name, table in tables.items():
+                write_parquet(table, dest / table_name / name)
+                result[table_name] = table.num_rows
+        if reader.truncated:
+            result["truncated"] = True
+    return result
+
+
+def _keep_frames(records: Iterable[Record], into: list[Record]) -> Iterator[Record]:
+    """Pass records through, keeping the frames: one read feeds the analysis and the table."""
+    for r in records:
+        if type(r) is Frame:
+            into.append(r)
+        yield r
+
+
+def _service(source: Any) -> str:
+    return source if isinstance(source, str) and source else "agent"
+
+
+def _run_many(
+    fn: Callable[..., dict[str, Any]],
+    jobs: list[tuple[Any, ...]],
+    workers: int | None,
+    label: str,
+    show_progress: bool,
+) -> list[dict[str, Any]]:
+    """Run ``fn(*job)`` for every job, in parallel processes when there are several."""
+    if len(jobs) == 1:
+        return [fn(*jobs[0])]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    n = min(workers or os.cpu_count() or 1, len(jobs))
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    errors: list[str] = []
+    with (
+        concurrent.futures.ProcessPoolExecutor(max_workers=n) as pool,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=stderr_console(),
+            transient=True,
+            disable=not show_progress,
+        ) as progress,
+    ):
+        task = progress.add_task(label, total=len(jobs))
+        futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
+        for fut in concurrent.futures.as_completed(futures):
+            i = futures[fut]
+            try:
+                results[i] = fut.result()
+            except (TraceError, OSError, MissingExtra) as exc:
+                errors.append(f"{jobs[i][0]}: {exc}")
+            progress.advance(task)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise CLIError(f"{errors[0]}{more}")
+    return [r for r in results if r is not None]
+
+
+def _outputs(files: list[Path], fmt: str, output: str) -> list[str | None]:
+    if fmt == "parquet":
+        if output == "-":
+            raise CLIError("--format parquet writes a directory: give -o DIR", exit_code=2)
+        return [output] * len(files)
+    if len(files) == 1:
+        return [None if output == "-" else output]
+    if output == "-":
+        raise CLIError("several traces export into a directory: give -o DIR", exit_code=2)
+    out_dir = Path(output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CLIError(f"{output!r} is not a directory (several traces export into one)", 2)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seen: dict[str, int] = {}
+    outs: list[str | None] = []
+    for f in files:
+        stem = f.name.removesuffix(".trace")
+        k = seen[stem] = seen.get(stem, 0) + 1
+        name = stem if k == 1 else f"{stem}-{k}"
+        outs.append(str(out_dir / f"{name}{_SUFFIX[fmt]}"))
+    return outs
+
+
+@app.command()
+def export(
+    files: Annotated[list[Path], typer.Argument(help="Trace files.", show_default=False)],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.")
+    ] = "jsonl",
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output file ('-' for stdout); a directory for parquet or several traces.",
+        ),
+    ] = "-",
+    payload: Annotated[
+        bool | None,
+        typer.Option(
+            "--payload/--no-payload",
+            help="Include payloads (jsonl: yes by default; parquet frames: no by default).",
+        ),
+    ] = None,
+    jobs: JobsOpt = None,
+    json: JsonFlag = False,
+) -> int:
+    """Export traces as JSON Lines, HAR, Perfetto trace events, OTLP JSON spans or Parquet."""
+    if fmt not in FORMATS:
+        raise CLIError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}", exit_code=2)
+    if fmt == "parquet":
+        try:
+            require_pyarrow()
+        except MissingExtra as exc:
+            raise CLIError(str(exc)) from None
+    for f in files:
+        if not f.is_file():
+            raise CLIError(f"cannot open {str(f)!r}: no such file")
+    outs = _outputs(files, fmt, output)
+    if json and None in outs:
+        raise CLIError("--json prints a summary on stdout: give -o FILE for the export", 2)
+    job_args = [(str(f), fmt, out, payload) for f, out in zip(files, outs, strict=True)]
+    try:
+        results = _run_many(export_one, job_args, jobs, "exporting", not json)
+    except (TraceError, MissingExtra) as exc:
+        raise CLIError(str(exc)) from None
+    if json:
+        emit_json({"format": fmt, "exports": results})
+    elif None not in outs:
+        console = stderr_console()
+        for r in results:
+            extra = ", ".join(
+                f"{v} {k}" for k, v in r.items() if k not in ("trace", "format", "output")
+            )
+            console.print(f"{r['trace']} -> {r['output']} ({extra})", highlight=False)
+    return 0
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="A HAR file (Chrome DevTools, tracer).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Trace file to write.")],
+    json: JsonFlag = False,
+) -> int:
+    """Import a HAR file's WebSocket and streamed Responses traffic as a trace."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise CLIError(f"cannot open {str(file)!r}: {exc.strerror}") from None
+    try:
+        har = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise CLIError(f"{file}: not a HAR file: invalid JSON ({exc})") from None
+    try:
+        imported = import_har(har, source=file.name)
+    except TraceError as exc:
+        raise CLIError(f"{file}: {exc}") from None
+    with create_trace(output, header=imported.header) as writer:
+        for record in imported.records:
+            writer.write(record)
+    result = {
+        "har": str(file),
+        "trace": str(output),
+        "connections": imported.connections,
+        "frames": imported.frames,
+        "skipped_entries": imported.skipped_entries,
+    }
+    if json:
+        emit_json(result)
+    else:
+        stdout_console().print(
+            f"{file} -> {output}: {imported.connections} connections, {imported.frames} frames"
+            + (
+                f" ({imported.skipped_entries} other entries skipped)"
+                if imported.skipped_entries
+                else ""
+            ),
+            highlight=False,
+        )
+    return 0
+
+
+def load_tables(path: str) -> dict[str, Any]:
+    """The turns, connections and traces rows of one trace (runs in a worker process)."""
+    with open_trace(path) as reader:
+        header = reader.header
+        report = analyse(reader)
+        truncated = bool(reader.truncated)
+    summary: dict[str, Any] = {"trace": path, "trace_id": trace_id(header)}
+    summary["started_unix_ns"] = header.anchor_unix_ns + report.summary.t0_ns
+    summary["truncated"] = truncated
+    for name, value in report.to_json()["summary"].items():
+        summary[name] = value
+    return {
+        "trace": path,
+        "turns": turn_rows(report, header, path),
+        "connections": connection_rows(report, header, path),
+        "traces": [summary],
+    }
+
+
+_TRACE_COLUMNS = columns_of(
+    Summary, [("trace", "str"), ("trace_id", "str"), ("started_unix_ns", "int"),
+              ("truncated", "bool")]
+)  # fmt: skip
+
+
+def _trace_files(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(p.rglob("*.trace")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise CLIError(f"cannot open {str(p)!r}: no such file or directory")
+    if not files:
+        raise CLIError("no trace files found")
+    return files
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the tables turns, connections, traces.")],
+    traces: Annotated[
+        list[Path], typer.Argument(help="Trace files or directories of them.", show_default=False)
+    ],
+    jobs: JobsOpt = None,
+    json: JsonFlag = False,
+) -> int:
+    """Run SQL (DuckDB) over the turns and connections of many traces."""
+    try:
+        import duckdb
+    except ImportError:
+        raise CLIError(
+            "tracer query needs DuckDB, which is not installed: pip install 'tracer[query]'"
+        ) from None
+    try:
+        require_pyarrow()
+    except MissingExtra as exc:
+        raise CLIError(str(exc)) from None
+    files = _trace_files(traces)
+    try:
+        loaded = _run_many(load_tables, [(str(f),) for f in files], jobs, "loading", not json)
+    except TraceError as exc:
+        raise CLIError(str(exc)) from None
+    con = duckdb.connect(":memory:")
+    tables = {
+        "turns": arrow_table((r for x in loaded for r in x["turns"]), TURN_COLUMNS),
+        "connections": arrow_table(
+            (r for x in loaded for r in x["connections"]), CONNECTION_COLUMNS
+        ),
+        "traces": arrow_table((r for x in loaded for r in x["traces"]), _TRACE_COLUMNS),
+    }
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        cursor = con.execute(sql)
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchall()
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CLIError(f"SQL: {first}") from None
+    if json:
+        emit_json(
+            {
+                "columns": columns,
+                "rows": [[_jsonable(v) for v in row] for row in rows],
+                "traces": len(files),
+            }
+        )
+    else:
+        render_query(columns, rows, stdout_console())
+    return 0
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="replace")
+    try:
+        return float(v)  # Decimal and friends
+    except (TypeError, ValueError):
+        return str(v)

@@ -1,0 +1,459 @@
+"""HAR 1.2 with Chrome DevTools' WebSocket extension, both ways (no I/O).
+
+A WebSocket connection becomes one entry with ``_resourceType: "websocket"`` and its frames in
+``_webSocketMessages`` (``type`` send/receive, ``time`` in Unix seconds, ``opcode``, ``data``),
+as DevTools writes them. DevTools keeps text (opcode 1) as text and everything else as base64;
+tracer does the same, and adds what DevTools leaves out so that a round trip loses nothing:
+control and continuation frames, ``_fin: false`` on a non-final fragment, ``_encoding:
+"base64"`` on a text frame that is not valid UTF-8, and ``_close`` with how the connection
+ended. An HTTP connection (a streamed ``POST /v1/responses``) becomes an ordinary entry whose
+request body is the create and whose response text is the event stream; ``_sseMessages`` keeps
+each event's arrival time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from tracer import __version__
+from tracer.trace.format import FORMAT_VERSION, TraceError
+from tracer.trace.records import Close, Direction, Frame, Header, Opcode, Open, Record
+from tracer.trace.redact import Redactor
+
+__all__ = ["HarImport", "export_har", "import_har", "sse_text"]
+
+_OPCODES = {int(op): op for op in Opcode}
+
+
+def _iso(unix_ns: int) -> str:
+    stamp = dt.datetime.fromtimestamp(unix_ns / 1e9, tz=dt.UTC)
+    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _host(headers: list[tuple[str, str]]) -> str:
+    for k, v in headers:
+        if k.lower() == "host":
+            return v
+    return "localhost"
+
+
+def _encode(frame: Frame) -> dict[str, Any]:
+    """One ``_webSocketMessages`` entry's opcode and data fields."""
+    out: dict[str, Any] = {"opcode": int(frame.opcode)}
+    if frame.opcode is Opcode.TEXT:
+        try:
+            out["data"] = frame.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            out["data"] = base64.b64encode(frame.payload).decode("ascii")
+            out["_encoding"] = "base64"
+    else:
+        out["data"] = base64.b64encode(frame.payload).decode("ascii")
+    if not frame.fin:
+        out["_fin"] = False
+    return out
+
+
+def sse_text(events: Iterable[bytes]) -> str:
+    """An event stream as the server sent it: ``event:`` (the JSON ``type``) and ``data:``."""
+    parts = []
+    for data in events:
+        text = data.decode("utf-8", errors="replace")
+        kind = None
+        if text.startswith("{"):
+            try:
+                obj = orjson.loads(data)
+                kind = obj.get("type") if isinstance(obj, dict) else None
+            except orjson.JSONDecodeError:
+                kind = None
+        lines = "".join(f"data: {line}\n" for line in text.split("\n"))
+        parts.append((f"event: {kind}\n" if isinstance(kind, str) else "") + lines + "\n")
+    return "".join(parts)
+
+
+@dataclass(slots=True)
+class _Conn:
+    open: Open
+    frames: list[Frame] = field(default_factory=list)
+    close: Close | None = None
+
+
+def export_har(header: Header, records: Iterable[Record]) -> dict[str, Any]:
+    """The HAR document of a trace: one entry per connection, in the order they opened."""
+    conns: dict[int, _Conn] = {}
+    for r in records:
+        if isinstance(r, Frame):
+            c = conns.get(r.conn)
+            if c is not None:
+                c.frames.append(r)
+        elif isinstance(r, Open):
+            conns[r.conn] = _Conn(r)
+        elif isinstance(r, Close) and r.conn in conns:
+            conns[r.conn].close = r
+    anchor = header.anchor_unix_ns
+    entries = [_entry(c, anchor) for c in conns.values()]
+    return {
+        "log": {
+            "version": "1.2",
+            "creator": {"name": "tracer", "version": __version__},
+            "pages": [],
+            "entries": entries,
+            "comment": f"exported by tracer from a trace of format version {header.format_version}",
+        }
+    }
+
+
+def _entry(c: _Conn, anchor: int) -> dict[str, Any]:
+    o = c.open
+    end_ns = c.close.t_ns if c.close else (c.frames[-1].t_ns if c.frames else o.t_ns)
+    http = o.transport == "http"
+    host = _host(o.request_headers)
+    scheme = "http" if http else "ws"
+    url = f"{scheme}://{host}{o.url}" if o.url.startswith("/") else o.url
+    handshake_ms = o.handshake_ns / 1e6 if o.handshake_ns is not None else -1
+    request: dict[str, Any] = {
+        "method": "POST" if http else "GET",
+        "url": url,
+        "httpVersion": "HTTP/1.1",
+        "cookies": [],
+        "headers": [{"name": k, "value": v} for k, v in o.request_headers],
+        "queryString": [{"name": k, "value": v} for k, v in parse_qsl(urlsplit(url).query)],
+        "headersSize": -1,
+        "bodySize": 0,
+    }
+    response: dict[str, Any] = {
+        "status": o.status,
+        "statusText": "Switching Protocols" if o.status == 101 else "",
+        "httpVersion": "HTTP/1.1",
+        "cookies": [],
+        "headers": [{"name": k, "value": v} for k, v in o.response_headers],
+        "content": {"size": 0, "mimeType": "x-unknown"},
+        "redirectURL": "",
+        "headersSize": -1,
+        "bodySize": -1,
+    }
+    entry: dict[str, Any] = {
+        "startedDateTime": _iso(anchor + o.t_ns),
+        "time": max(0.0, (end_ns - o.t_ns) / 1e6),
+        "request": request,
+        "response": response,
+        "cache": {},
+        "timings": {"blocked": -1, "dns": -1, "connect": -1, "ssl": -1, "send": 0,
+                    "wait": handshake_ms, "receive": 0},
+        "connection": str(o.conn),
+    }  # fmt: skip
+    if o.server_addr:
+        entry["serverIPAddress"] = o.server_addr.rsplit(":", 1)[0]
+    if o.subprotocol:
+        entry["_subprotocol"] = o.subprotocol
+    if http:
+        sent = [f.payload for f in c.frames if f.direction is Direction.CLIENT]
+        body = b"".join(sent).decode("utf-8", errors="replace")
+        request["postData"] = {"mimeType": "application/json", "text": body}
+        request["bodySize"] = sum(len(p) for p in sent)
+        received = [f for f in c.frames if f.direction is Direction.SERVER]
+        text = sse_text(f.payload for f in received)
+        event_stream = o.status == 200
+        response["content"] = {
+            "size": len(text.encode()) if event_stream else sum(len(f.payload) for f in received),
+            "mimeType": "text/event-stream" if event_stream else "application/json",
+            "text": text
+            if event_stream
+            else b"".join(f.payload for f in received).decode("utf-8", errors="replace"),
+        }
+        entry["_sseMessages"] = [
+            {"time": (anchor + f.t_ns) / 1e9, "data": f.payload.decode("utf-8", "replace")}
+            for f in received
+        ]
+        entry["_requestTime"] = (anchor + c.frames[0].t_ns) / 1e9 if sent else None
+    else:
+        entry["_resourceType"] = "websocket"
+        entry["_webSocketMessages"] = [
+            {
+                "type": "send" if f.direction is Direction.CLIENT else "receive",
+                "time": (anchor + f.t_ns) / 1e9,
+                **_encode(f),
+            }
+            for f in c.frames
+        ]
+    if c.close is not None:
+        cl = c.close
+        entry["_close"] = {
+            "time": (anchor + cl.t_ns) / 1e9,
+            "code": cl.code,
+            "reason": cl.reason,
+            "by": cl.by,
+            "error": cl.error,
+        }
+    return entry
+
+
+# ---- import -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class HarImport:
+    """What ``import_har`` found: the trace's header and records, and what it skipped."""
+
+    header: Header
+    records: list[Record]
+    connections: int = 0
+    frames: int = 0
+    skipped_entries: int = 0
+
+
+class _Bad(Exception):
+    pass
+
+
+def import_har(har: Any, *, redactor: Redactor | None = None, source: str = "har") -> HarImport:
+    """Turn a parsed HAR document into trace records, redacting secrets as a recorder does.
+
+    WebSocket entries (``_webSocketMessages``) and streamed Responses requests (a POST whose
+    response is ``text/event-stream``) become connections; other entries are skipped and
+    counted. Records come out in time order across connections, as a live recording has them.
+    Raises ``TraceError`` (one line) for a document that is not a HAR.
+    """
+    r = redactor or Redactor()
+    log = har.get("log") if isinstance(har, dict) else None
+    entries = log.get("entries") if isinstance(log, dict) else None
+    if not isinstance(entries, list):
+        raise TraceError("not a HAR file: no log.entries list")
+    creator = log.get("creator") if isinstance(log.get("creator"), dict) else {}  # type: ignore[union-attr]
+    timed: list[
+        tuple[int, int, Open | Frame | Close]
+    ] = []  # (unix ns, tie-break, record with unix t_ns)
+    out = HarImport(header=Header(FORMAT_VERSION, __version__, 0), records=[])
+    seq = 0
+    for i, e in enumerate(entries):
+        try:
+            got = _import_entry(e, out.connections + 1, r)
+        except _Bad as exc:
+            raise TraceError(f"HAR entry {i}: {exc}") from None
+        if got is None:
+            out.skipped_entries += 1
+            continue
+        out.connections += 1
+        for rec in got:
+            timed.append((rec.t_ns, seq, rec))
+            seq += 1
+            if type(rec) is Frame:
+                out.frames += 1
+    timed.sort(key=lambda x: (x[0], x[1]))
+    anchor = timed[0][0] if timed else 0
+    out.records = [_shift(rec, anchor) for _, _, rec in timed]
+    out.header = Header(
+        format_version=FORMAT_VERSION,
+        tracer_version=__version__,
+        anchor_unix_ns=anchor,
+        metadata={
+            "source": f"tracer import {source}",
+            "har_creator": r.text(f"{creator.get('name', '')} {creator.get('version', '')}"),
+        },
+    )
+    return out
+
+
+def _shift(rec: Open | Frame | Close, anchor: int) -> Record:
+    if isinstance(rec, Frame):
+        return rec._replace(t_ns=rec.t_ns - anchor)
+    return dataclasses.replace(rec, t_ns=rec.t_ns - anchor)
+
+
+def _num(v: Any, what: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _Bad(f"{what} is not a number")
+    return float(v)
+
+
+def _str(v: Any, what: str) -> str:
+    if not isinstance(v, str):
+        raise _Bad(f"{what} is not text")
+    return v
+
+
+def _started_ns(e: dict[str, Any]) -> int:
+    text = _str(e.get("startedDateTime"), "startedDateTime")
+    try:
+        stamp = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _Bad(f"startedDateTime {text!r} is not an ISO 8601 time") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return int(stamp.timestamp() * 1e6) * 1000
+
+
+def _headers(v: Any, what: str) -> list[tuple[str, str]]:
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise _Bad(f"{what} is not a list")
+    out = []
+    for h in v:
+        if not isinstance(h, dict):
+            raise _Bad(f"{what} holds a header that is not an object")
+        out.append((_str(h.get("name"), "a header name"), _str(h.get("value"), "a header value")))
+    return out
+
+
+def _import_entry(e: Any, conn: int, r: Redactor) -> list[Open | Frame | Close] | None:
+    if not isinstance(e, dict):
+        raise _Bad("not an object")
+    req = e.get("request")
+    resp = e.get("response")
+    if not isinstance(req, dict) or not isinstance(resp, dict):
+        raise _Bad("has no request or response object")
+    messages = e.get("_webSocketMessages")
+    content = resp.get("content") if isinstance(resp.get("content"), dict) else {}
+    mime = str(content.get("mimeType", ""))  # type: ignore[union-attr]
+    is_sse = req.get("method") == "POST" and (
+        mime.startswith("text/event-stream") or "_sseMessages" in e
+    )
+    if messages is None and not is_sse:
+        return None
+    url = urlsplit(_str(req.get("url"), "request.url"))
+    target = url.path + (f"?{url.query}" if url.query else "")
+    t_open = _started_ns(e)
+    timings = e.get("timings") if isinstance(e.get("timings"), dict) else {}
+    wait = timings.get("wait")  # type: ignore[union-attr]
+    handshake = int(wait * 1e6) if isinstance(wait, (int, float)) and wait >= 0 else None
+    status = resp.get("status")
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise _Bad("response.status is not an integer")
+    server_ip = e.get("serverIPAddress")
+    sub = e.get("_subprotocol")
+    records: list[Open | Frame | Close] = [
+        Open(
+            conn=conn,
+            t_ns=t_open,
+            url=r.url(target),
+            request_headers=r.headers(_headers(req.get("headers"), "request.headers")),
+            response_headers=r.headers(_headers(resp.get("headers"), "response.headers")),
+            status=status,
+            subprotocol=sub if isinstance(sub, str) else None,
+            server_addr=server_ip if isinstance(server_ip, str) and server_ip else None,
+            handshake_ns=handshake,
+            transport="websocket" if messages is not None else "http",
+        )
+    ]
+    end = t_open
+    if messages is not None:
+        if not isinstance(messages, list):
+            raise _Bad("_webSocketMessages is not a list")
+        for m in messages:
+            frame = _ws_message(m, conn, r)
+            end = max(end, frame.t_ns)
+            records.append(frame)
+    else:
+        records.extend(_sse_frames(e, req, content, conn, t_open, r))  # type: ignore[arg-type]
+        end = max([end, *(f.t_ns for f in records[1:])])
+    close = e.get("_close")
+    if isinstance(close, dict):
+        code = close.get("code")
+        records.append(
+            Close(
+                conn=conn,
+                t_ns=int(_num(close.get("time"), "_close.time") * 1e6) * 1000,
+                code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+                reason=str(close.get("reason") or ""),
+                by=close.get("by") if isinstance(close.get("by"), str) else None,
+                error=close.get("error") if isinstance(close.get("error"), str) else None,
+            )
+        )
+    else:
+        total = e.get("time")
+        t_end = t_open + int(total * 1e6) if isinstance(total, (int, float)) and total > 0 else end
+        records.append(Close(conn=conn, t_ns=max(t_end, end), code=None, by=None))
+    return records
+
+
+def _ws_message(m: Any, conn: int, r: Redactor) -> Frame:
+    if not isinstance(m, dict):
+        raise _Bad("a WebSocket message is not an object")
+    kind = m.get("type")
+    if kind not in ("send", "receive"):
+        raise _Bad(f"a WebSocket message has type {kind!r}, not send or receive")
+    opcode = m.get("opcode")
+    if isinstance(opcode, bool) or opcode not in _OPCODES:
+        raise _Bad(f"a WebSocket message has opcode {opcode!r}")
+    data = _str(m.get("data"), "a WebSocket message's data")
+    op = _OPCODES[opcode]
+    if op is Opcode.TEXT and m.get("_encoding") != "base64":
+        payload = data.encode("utf-8", errors="surrogatepass")
+    else:
+        try:
+            payload = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise _Bad("a WebSocket message's data is not base64") from None
+    if op in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+        payload = r.payload(payload)
+    t = int(_num(m.get("time"), "a WebSocket message's time") * 1e6) * 1000
+    direction = Direction.CLIENT if kind == "send" else Direction.SERVER
+    return Frame(conn, t, direction, op, payload, m.get("_fin") is not False)
+
+
+def _sse_frames(
+    e: dict[str, Any], req: dict[str, Any], content: dict[str, Any], conn: int, t0: int,
+    r: Redactor,
+) -> Iterator[Frame]:  # fmt: skip
+    post = req.get("postData") if isinstance(req.get("postData"), dict) else {}
+    body = post.get("text")  # type: ignore[union-attr]
+    sent = t0
+    request_time = e.get("_requestTime")
+    if isinstance(request_time, (int, float)):
+        sent = int(request_time * 1e6) * 1000
+    if isinstance(body, str) and body:
+        yield Frame(conn, sent, Direction.CLIENT, Opcode.TEXT, r.payload(body.encode()))
+    messages = e.get("_sseMessages")
+    if isinstance(messages, list):
+        for m in messages:
+            if not isinstance(m, dict):
+                raise _Bad("an _sseMessages entry is not an object")
+            t = int(_num(m.get("time"), "an _sseMessages time") * 1e6) * 1000
+            data = _str(m.get("data"), "an _sseMessages data").encode("utf-8")
+            yield Frame(conn, t, Direction.SERVER, Opcode.TEXT, r.payload(data))
+        return
+    text = content.get("text")
+    if not isinstance(text, str):
+        return
+    if content.get("encoding") == "base64":
+        try:
+            text = base64.b64decode(text).decode("utf-8", errors="replace")
+        except (binascii.Error, ValueError):
+            raise _Bad("response.content.text is not base64") from None
+    # No per-event times in a plain HAR: spread the events over the response's receive time.
+    timings = e.get("timings") if isinstance(e.get("timings"), dict) else {}
+    wait = timings.get("wait", 0)  # type: ignore[union-attr]
+    first = sent + int(max(0.0, wait if isinstance(wait, (int, float)) else 0.0) * 1e6)
+    events = list(parse_sse(text))
+    total = e.get("time")
+    span = int(total * 1e6) - (first - t0) if isinstance(total, (int, float)) else 0
+    step = max(0, span) // max(1, len(events))
+    for k, data in enumerate(events):
+        yield Frame(conn, first + k * step, Direction.SERVER, Opcode.TEXT, r.payload(data))
+
+
+def parse_sse(text: str) -> Iterator[bytes]:
+    """The ``data`` of each event of a complete event stream (``[DONE]`` markers included)."""
+    data: list[str] = []
+    for line in text.splitlines():
+        if not line:
+            if data:
+                yield "\n".join(data).encode("utf-8")
+                data = []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        if name == "data":
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        yield "\n".join(data).encode("utf-8")

@@ -1,0 +1,200 @@
+"""OpenTelemetry: OTLP JSON spans of a session, one per turn (no I/O).
+
+The document is an ``ExportTraceServiceRequest`` in the OTLP/JSON encoding (trace and span
+ids as hex, 64-bit integers as strings), ready for ``POST /v1/traces`` of any OTLP collector.
+A root span covers the session; each turn is a client span named ``chat {model}`` with the
+GenAI semantic-convention attributes, and children for the time to first token, the
+generation, and the client's own time before the turn. Ids are derived from the trace, so
+exporting the same trace twice gives the same document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from tracer import __version__
+from tracer.analysis.report import InspectReport, TurnReport
+from tracer.trace.records import Header
+
+__all__ = ["export_otlp"]
+
+_KIND_INTERNAL = 1
+_KIND_CLIENT = 3
+_STATUS_OK = 1
+_STATUS_ERROR = 2
+
+
+def _value(v: Any) -> dict[str, Any]:
+    if isinstance(v, bool):
+        return {"boolValue": v}
+    if isinstance(v, int):
+        return {"intValue": str(v)}
+    if isinstance(v, float):
+        return {"doubleValue": v}
+    if isinstance(v, list):
+        return {"arrayValue": {"values": [_value(x) for x in v]}}
+    return {"stringValue": str(v)}
+
+
+def _attrs(pairs: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": k, "value": _value(v)} for k, v in pairs.items() if v is not None]
+
+
+class _Ids:
+    def __init__(self, header: Header) -> None:
+        seed = f"{header.anchor_unix_ns}:{sorted(header.metadata.items())!r}".encode()
+        self.seed = seed
+        self.trace_id = hashlib.blake2b(seed, digest_size=16).hexdigest()
+
+    def span(self, *parts: object) -> str:
+        key = self.seed + b"/" + "/".join(map(str, parts)).encode()
+        return hashlib.blake2b(key, digest_size=8).hexdigest()
+
+
+def _span(
+    ids: _Ids,
+    span_id: str,
+    parent: str | None,
+    name: str,
+    start: int,
+    end: int,
+    *,
+    kind: int = _KIND_INTERNAL,
+    attributes: dict[str, Any] | None = None,
+    status: tuple[int, str] | None = None,
+    events: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    span: dict[str, Any] = {
+        "traceId": ids.trace_id,
+        "spanId": span_id,
+        "name": name,
+        "kind": kind,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(max(start, end)),
+        "attributes": _attrs(attributes or {}),
+    }
+    if parent:
+        span["parentSpanId"] = parent
+    if status is not None:
+        span["status"] = {"code": status[0], **({"message": status[1]} if status[1] else {})}
+    if events:
+        span["events"] = events
+    return span
+
+
+def _turn_attributes(t: TurnReport) -> dict[str, Any]:
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": t.model,
+        "gen_ai.response.id": t.response_id,
+        "gen_ai.usage.input_tokens": t.input_tokens,
+        "gen_ai.usage.output_tokens": t.output_tokens,
+        "gen_ai.usage.cache_read.input_tokens": t.cached_tokens,
+        "gen_ai.response.time_to_first_chunk": (
+            round(t.ttft_ms / 1e3, 6) if t.ttft_ms is not None else None
+        ),
+        "error.type": t.error_code if t.status in ("error", "failed") else None,
+        "tracer.turn.index": t.index,
+        "tracer.connection.id": t.conn,
+        "tracer.transport": t.transport,
+        "tracer.status": t.status,
+        "tracer.warmup": t.warmup,
+        "tracer.previous_response_id": t.previous_response_id,
+        "tracer.stream_id": t.stream_id,
+        "tracer.request.bytes": t.request_bytes,
+        "tracer.input.items": t.input_items,
+        "tracer.input.bytes": t.input_bytes,
+        "tracer.resent.items": t.resent_items,
+        "tracer.resent.bytes": t.resent_bytes,
+        "tracer.referenced.items": t.referenced_items,
+        "tracer.referenced.bytes": t.referenced_bytes,
+        "tracer.resent_fields.bytes": t.resent_field_bytes,
+        "tracer.cache_loss": t.cache_loss,
+        "tracer.ttfe_ms": t.ttfe_ms,
+        "tracer.ttft_ms": t.ttft_ms,
+        "tracer.client_ms": t.client_ms,
+    }
+
+
+def export_otlp(
+    report: InspectReport, header: Header, *, service_name: str = "agent"
+) -> dict[str, Any]:
+    """The OTLP/JSON ``ExportTraceServiceRequest`` of a session report."""
+    ids = _Ids(header)
+    t0 = header.anchor_unix_ns + report.summary.t0_ns
+    root = ids.span("session")
+    spans: list[dict[str, Any]] = []
+    end_all = t0
+    for t in report.turns:
+        start = t0 + round(t.t_start_s * 1e9)
+        end = start + round((t.duration_ms or 0.0) * 1e6)
+        end_all = max(end_all, end)
+        sid = ids.span("turn", t.index)
+        failed = t.status in ("error", "failed")
+        events = []
+        if t.cache_loss:
+            events.append(
+                {
+                    "timeUnixNano": str(start),
+                    "name": "tracer.cache_lost",
+                    "attributes": _attrs(
+                        {"tracer.cache_loss": t.cache_loss,
+                         "tracer.previous_response_id": t.previous_response_id}
+                    ),
+                }
+            )  # fmt: skip
+        spans.append(
+            _span(
+                ids, sid, root, f"chat {t.model}" if t.model else "chat", start, end,
+                kind=_KIND_CLIENT,
+                attributes=_turn_attributes(t),
+                status=(_STATUS_ERROR, t.error_code or t.status) if failed else (_STATUS_OK, ""),
+                events=events,
+            )
+        )  # fmt: skip
+        if t.ttft_ms is not None and t.duration_ms is not None:
+            first = start + round(t.ttft_ms * 1e6)
+            spans.append(_span(ids, ids.span("ttft", t.index), sid, "time to first token",
+                               start, first))  # fmt: skip
+            spans.append(_span(ids, ids.span("gen", t.index), sid, "generation", first, end))
+        if t.client_ms:
+            before = start - round(t.client_ms * 1e6)
+            spans.append(_span(ids, ids.span("client", t.index), sid, "client time", before, start))
+    s = report.summary
+    spans.insert(
+        0,
+        _span(
+            ids, root, None, "agent session", t0, end_all,
+            attributes={
+                "tracer.turns": s.turns,
+                "tracer.connections": s.connections,
+                "tracer.bytes_sent": s.bytes_sent,
+                "tracer.resent.bytes": s.resent_bytes,
+                "tracer.referenced.bytes": s.referenced_bytes,
+                "tracer.cache_losses": s.cache_losses,
+                "gen_ai.usage.input_tokens": s.input_tokens,
+                "gen_ai.usage.output_tokens": s.output_tokens,
+                "gen_ai.usage.cache_read.input_tokens": s.cached_tokens,
+            },
+        ),
+    )  # fmt: skip
+    source = header.metadata.get("source")
+    return {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": _attrs(
+                        {
+                            "service.name": service_name,
+                            "tracer.source": source if isinstance(source, str) else None,
+                        }
+                    )
+                },
+                "scopeSpans": [
+                    {"scope": {"name": "tracer", "version": __version__}, "spans": spans}
+                ],
+            }
+        ]
+    }

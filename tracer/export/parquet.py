@@ -1,0 +1,50 @@
+"""Arrow tables and Parquet files of the tables in ``tables`` (needs the ``parquet`` extra)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MissingExtra", "arrow_table", "require_pyarrow", "write_parquet"]
+
+
+class MissingExtra(Exception):
+    """An optional dependency is not installed; the message says how to install it."""
+
+
+def require_pyarrow() -> Any:
+    try:
+        import pyarrow
+    except ImportError:
+        raise MissingExtra(
+            "Parquet needs pyarrow, which is not installed: pip install 'tracer[parquet]'"
+        ) from None
+    return pyarrow
+
+
+def _arrow_type(pa: Any, kind: str) -> Any:
+    return {
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "str": pa.string(),
+        "bool": pa.bool_(),
+        "json": pa.string(),
+        "list[str]": pa.list_(pa.string()),
+        "list[int]": pa.list_(pa.int64()),
+        "bytes": pa.binary(),
+    }[kind]
+
+
+def arrow_table(rows: Iterable[dict[str, Any]], columns: list[tuple[str, str]]) -> Any:
+    """A ``pyarrow.Table`` with exactly ``columns`` (name, kind), typed even when empty."""
+    pa = require_pyarrow()
+    schema = pa.schema([(name, _arrow_type(pa, kind)) for name, kind in columns])
+    return pa.Table.from_pylist(list(rows), schema=schema)
+
+
+def write_parquet(table: Any, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd")

@@ -1,0 +1,117 @@
+"""Flat rows for tables: connections, frames and turns of one trace (Parquet, DuckDB).
+
+Every turn row carries every figure of ``tracer inspect --json`` ``turns[i]``, plus the trace
+it came from, so the rows of many traces can be stacked into one table and queried together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from tracer.analysis.report import ConnectionReport, InspectReport, TurnReport
+from tracer.trace.records import Frame, Header, Record
+
+__all__ = [
+    "CONNECTION_COLUMNS",
+    "FRAME_COLUMNS",
+    "TURN_COLUMNS",
+    "columns_of",
+    "connection_rows",
+    "frame_rows",
+    "turn_rows",
+]
+
+
+def columns_of(cls: type, extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(name, type) pairs: type is one of int, float, str, bool, list[str], json."""
+    hints = typing.get_type_hints(cls)
+    cols = list(extra)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+            hint = args[0]
+        if hint in (int, float, str, bool):
+            kind = hint.__name__
+        elif typing.get_origin(hint) is list:
+            kind = "list[str]" if typing.get_args(hint) == (str,) else "list[int]"
+        else:
+            kind = "json"
+        cols.append((f.name, kind))
+    return cols
+
+
+_TRACE_COLUMNS = [("trace", "str"), ("trace_id", "str")]
+TURN_COLUMNS = columns_of(TurnReport, [*_TRACE_COLUMNS, ("started_unix_ns", "int")])
+CONNECTION_COLUMNS = columns_of(ConnectionReport, _TRACE_COLUMNS)
+FRAME_COLUMNS = [
+    *_TRACE_COLUMNS,
+    ("index", "int"),
+    ("conn", "int"),
+    ("t", "float"),
+    ("t_ns", "int"),
+    ("from", "str"),
+    ("opcode", "str"),
+    ("fin", "bool"),
+    ("size", "int"),
+]
+
+
+def trace_id(header: Header) -> str:
+    """A stable identifier of a recording: its anchor time (hex ns), unique enough per fleet."""
+    return f"{header.anchor_unix_ns:016x}"
+
+
+def turn_rows(report: InspectReport, header: Header, trace: str) -> list[dict[str, Any]]:
+    tid = trace_id(header)
+    t0 = header.anchor_unix_ns + report.summary.t0_ns
+    rows = []
+    for t in report.turns:
+        row: dict[str, Any] = {"trace": trace, "trace_id": tid}
+        row["started_unix_ns"] = t0 + round(t.t_start_s * 1e9)
+        row.update(dataclasses.asdict(t))
+        rows.append(row)
+    return rows
+
+
+def connection_rows(report: InspectReport, header: Header, trace: str) -> list[dict[str, Any]]:
+    tid = trace_id(header)
+    rows = []
+    for c in report.connections:
+        row: dict[str, Any] = {"trace": trace, "trace_id": tid}
+        row.update(dataclasses.asdict(c))
+        row["message_types"] = orjson.dumps(row["message_types"]).decode()
+        rows.append(row)
+    return rows
+
+
+def frame_rows(
+    records: Iterable[Record], header: Header, trace: str, *, payload: bool = False
+) -> Iterator[dict[str, Any]]:
+    tid = trace_id(header)
+    index = 0
+    for r in records:
+        if type(r) is not Frame:
+            continue
+        row = {
+            "trace": trace,
+            "trace_id": tid,
+            "index": index,
+            "conn": r.conn,
+            "t": r.t_ns / 1e9,
+            "t_ns": r.t_ns,
+            "from": r.direction.label,
+            "opcode": r.opcode.label,
+            "fin": r.fin,
+            "size": len(r.payload),
+        }
+        if payload:
+            row["payload"] = r.payload
+        index += 1
+        yield row
