@@ -134,6 +134,11 @@ async def proxy_http(
             recorder.close_connection(conn, by="client", error=f"client went away: {exc}")
             conn = None
         return False
+    except asyncio.CancelledError:
+        if recorder is not None and conn is not None:  # the proxy is stopping mid-answer
+            recorder.close_connection(conn, by="recorder", error="tracer record is stopping")
+            conn = None
+        raise
     finally:
         up_writer.close()
         with contextlib.suppress(Exception):
