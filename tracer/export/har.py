@@ -17,6 +17,7 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -268,10 +269,25 @@ def _shift(rec: Open | Frame | Close, anchor: int) -> Record:
     return dataclasses.replace(rec, t_ns=rec.t_ns - anchor)
 
 
-def _num(v: Any, what: str) -> float:
+_MAX_SECONDS = 1e11  # about year 5138: any time or duration beyond is damage
+
+
+def _opt_num(v: Any) -> float | None:
+    """A finite, plausible number of seconds or milliseconds, or None."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise _Bad(f"{what} is not a number")
-    return float(v)
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) and abs(f) < _MAX_SECONDS else None
+
+
+def _num(v: Any, what: str) -> float:
+    f = _opt_num(v)
+    if f is None:
+        raise _Bad(f"{what} is not a number in range")
+    return f
 
 
 def _str(v: Any, what: str) -> str:
@@ -285,7 +301,7 @@ def _started_ns(e: dict[str, Any]) -> int:
     try:
         stamp = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise _Bad(f"startedDateTime {text!r} is not an ISO 8601 time") from None
+        raise _Bad(f"startedDateTime {text[:40]!r} is not an ISO 8601 time") from None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.UTC)
     return int(stamp.timestamp() * 1e6) * 1000
@@ -323,11 +339,11 @@ def _import_entry(e: Any, conn: int, r: Redactor) -> list[Open | Frame | Close] 
     target = url.path + (f"?{url.query}" if url.query else "")
     t_open = _started_ns(e)
     timings = e.get("timings") if isinstance(e.get("timings"), dict) else {}
-    wait = timings.get("wait")  # type: ignore[union-attr]
-    handshake = int(wait * 1e6) if isinstance(wait, (int, float)) and wait >= 0 else None
+    wait = _opt_num(timings.get("wait"))  # type: ignore[union-attr]
+    handshake = int(wait * 1e6) if wait is not None and wait >= 0 else None
     status = resp.get("status")
-    if isinstance(status, bool) or not isinstance(status, int):
-        raise _Bad("response.status is not an integer")
+    if type(status) is not int or not 0 <= status <= 999:
+        raise _Bad("response.status is not an HTTP status")
     server_ip = e.get("serverIPAddress")
     sub = e.get("_subprotocol")
     records: list[Open | Frame | Close] = [
@@ -362,15 +378,15 @@ def _import_entry(e: Any, conn: int, r: Redactor) -> list[Open | Frame | Close] 
             Close(
                 conn=conn,
                 t_ns=int(_num(close.get("time"), "_close.time") * 1e6) * 1000,
-                code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+                code=code if type(code) is int and 0 <= code <= 0xFFFF else None,
                 reason=str(close.get("reason") or ""),
                 by=close.get("by") if isinstance(close.get("by"), str) else None,
                 error=close.get("error") if isinstance(close.get("error"), str) else None,
             )
         )
     else:
-        total = e.get("time")
-        t_end = t_open + int(total * 1e6) if isinstance(total, (int, float)) and total > 0 else end
+        total = _opt_num(e.get("time"))
+        t_end = t_open + int(total * 1e6) if total is not None and total > 0 else end
         records.append(Close(conn=conn, t_ns=max(t_end, end), code=None, by=None))
     return records
 
@@ -382,7 +398,7 @@ def _ws_message(m: Any, conn: int, r: Redactor) -> Frame:
     if kind not in ("send", "receive"):
         raise _Bad(f"a WebSocket message has type {kind!r}, not send or receive")
     opcode = m.get("opcode")
-    if isinstance(opcode, bool) or opcode not in _OPCODES:
+    if type(opcode) is not int or opcode not in _OPCODES:
         raise _Bad(f"a WebSocket message has opcode {opcode!r}")
     data = _str(m.get("data"), "a WebSocket message's data")
     op = _OPCODES[opcode]
@@ -407,8 +423,8 @@ def _sse_frames(
     post = req.get("postData") if isinstance(req.get("postData"), dict) else {}
     body = post.get("text")  # type: ignore[union-attr]
     sent = t0
-    request_time = e.get("_requestTime")
-    if isinstance(request_time, (int, float)):
+    request_time = _opt_num(e.get("_requestTime"))
+    if request_time is not None:
         sent = int(request_time * 1e6) * 1000
     if isinstance(body, str) and body:
         yield Frame(conn, sent, Direction.CLIENT, Opcode.TEXT, r.payload(body.encode()))
@@ -431,11 +447,11 @@ def _sse_frames(
             raise _Bad("response.content.text is not base64") from None
     # No per-event times in a plain HAR: spread the events over the response's receive time.
     timings = e.get("timings") if isinstance(e.get("timings"), dict) else {}
-    wait = timings.get("wait", 0)  # type: ignore[union-attr]
-    first = sent + int(max(0.0, wait if isinstance(wait, (int, float)) else 0.0) * 1e6)
+    wait = _opt_num(timings.get("wait")) or 0.0  # type: ignore[union-attr]
+    first = sent + int(max(0.0, wait) * 1e6)
     events = list(parse_sse(text))
-    total = e.get("time")
-    span = int(total * 1e6) - (first - t0) if isinstance(total, (int, float)) else 0
+    total = _opt_num(e.get("time"))
+    span = int(total * 1e6) - (first - t0) if total is not None else 0
     step = max(0, span) // max(1, len(events))
     for k, data in enumerate(events):
         yield Frame(conn, first + k * step, Direction.SERVER, Opcode.TEXT, r.payload(data))
