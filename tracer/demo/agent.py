@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from tracer.capture.recorder import Recorder
 from tracer.capture.tap import tap_websocket
 from tracer.responses.model import dict_items, output_text
+from tracer.responses.sse import SSEDecoder
 from tracer.trace.records import Direction, Opcode
 from tracer.wire.websocket import WebSocket, connect_websocket
 
@@ -290,20 +291,12 @@ class _Agent:
 
 async def _sse_events(reader: asyncio.StreamReader) -> Any:
     """The ``data`` payloads of a server-sent event stream, until EOF."""
-    data: list[bytes] = []
-    while True:
-        line = await reader.readline()
-        if not line:
-            break
-        line = line.rstrip(b"\r\n")
-        if not line:
-            if data:
-                yield b"\n".join(data)
-                data = []
-        elif line.startswith(b"data:"):
-            data.append(line[5:].lstrip(b" "))
-    if data:
-        yield b"\n".join(data)
+    decoder = SSEDecoder()
+    while line := await reader.readline():
+        for event in decoder.feed(line):
+            yield event
+    for event in decoder.finish():
+        yield event
 
 
 async def run_agent(cfg: AgentConfig, recorder: Recorder | None = None) -> AgentRun:

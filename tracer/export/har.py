@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from tracer import __version__
+from tracer.responses.sse import SSEDecoder
 from tracer.trace.format import FORMAT_VERSION, TraceError
 from tracer.trace.records import Close, Direction, Frame, Header, Opcode, Open, Record
 from tracer.trace.redact import Redactor
@@ -449,7 +450,10 @@ def _sse_frames(
     timings = e.get("timings") if isinstance(e.get("timings"), dict) else {}
     wait = _opt_num(timings.get("wait")) or 0.0  # type: ignore[union-attr]
     first = sent + int(max(0.0, wait) * 1e6)
-    events = list(parse_sse(text))
+    try:
+        events = parse_sse(text)
+    except ValueError as exc:
+        raise _Bad(str(exc)) from None
     total = _opt_num(e.get("time"))
     span = int(total * 1e6) - (first - t0) if total is not None else 0
     step = max(0, span) // max(1, len(events))
@@ -457,19 +461,7 @@ def _sse_frames(
         yield Frame(conn, first + k * step, Direction.SERVER, Opcode.TEXT, r.payload(data))
 
 
-def parse_sse(text: str) -> Iterator[bytes]:
-    """The ``data`` of each event of a complete event stream (``[DONE]`` markers included)."""
-    data: list[str] = []
-    for line in text.splitlines():
-        if not line:
-            if data:
-                yield "\n".join(data).encode("utf-8")
-                data = []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        if name == "data":
-            data.append(value[1:] if value.startswith(" ") else value)
-    if data:
-        yield "\n".join(data).encode("utf-8")
+def parse_sse(text: str) -> list[bytes]:
+    """The ``data`` of each event of a complete event stream."""
+    decoder = SSEDecoder()
+    return decoder.feed(text.encode("utf-8")) + decoder.finish()
