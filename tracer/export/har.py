@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from tracer import __version__
+from tracer.export.jsonl import payload_text
 from tracer.responses.sse import SSEDecoder
 from tracer.trace.format import FORMAT_VERSION, TraceError
 from tracer.trace.records import Close, Direction, Frame, Header, Opcode, Open, Record
@@ -51,14 +52,10 @@ def _host(headers: list[tuple[str, str]]) -> str:
 def _encode(frame: Frame) -> dict[str, Any]:
     """One ``_webSocketMessages`` entry's opcode and data fields."""
     out: dict[str, Any] = {"opcode": int(frame.opcode)}
-    if frame.opcode is Opcode.TEXT:
-        try:
-            out["data"] = frame.payload.decode("utf-8")
-        except UnicodeDecodeError:
-            out["data"] = base64.b64encode(frame.payload).decode("ascii")
-            out["_encoding"] = "base64"
-    else:
-        out["data"] = base64.b64encode(frame.payload).decode("ascii")
+    is_text = frame.opcode is Opcode.TEXT
+    out["data"], encoded = payload_text(frame.payload, text=is_text)
+    if encoded and is_text:  # DevTools' rule: any other opcode is base64 without saying so
+        out["_encoding"] = "base64"
     if not frame.fin:
         out["_fin"] = False
     return out

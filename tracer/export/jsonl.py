@@ -10,7 +10,18 @@ import orjson
 
 from tracer.trace.records import Frame, Opcode, Record
 
-__all__ = ["frame_json", "jsonl_lines"]
+__all__ = ["frame_json", "jsonl_lines", "payload_text"]
+
+
+def payload_text(data: bytes, *, text: bool) -> tuple[str, bool]:
+    """A payload as JSON text: (the UTF-8 text, False) when ``text`` and it decodes, else
+    (its base64, True)."""
+    if text:
+        try:
+            return data.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(data).decode("ascii"), True
 
 
 def frame_json(frame: Frame, *, payload: bool = False) -> dict[str, Any]:
@@ -25,14 +36,9 @@ def frame_json(frame: Frame, *, payload: bool = False) -> dict[str, Any]:
     if not frame.fin:
         obj["fin"] = False
     if payload:
-        if frame.opcode is Opcode.TEXT or frame.opcode is Opcode.CONT:
-            try:
-                obj["payload"] = frame.payload.decode("utf-8")
-            except UnicodeDecodeError:
-                obj["payload"] = base64.b64encode(frame.payload).decode("ascii")
-                obj["encoding"] = "base64"
-        else:
-            obj["payload"] = base64.b64encode(frame.payload).decode("ascii")
+        is_text = frame.opcode is Opcode.TEXT or frame.opcode is Opcode.CONT
+        obj["payload"], encoded = payload_text(frame.payload, text=is_text)
+        if encoded:
             obj["encoding"] = "base64"
     return obj
 
