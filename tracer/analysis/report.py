@@ -15,17 +15,20 @@ from typing import Any
 
 import orjson
 
-from tracer.responses.model import Connection, Turn, TurnSegmenter
-from tracer.trace.records import Record
+from tracer.responses.model import Connection, Turn, TurnSegmenter, dict_items, output_text
+from tracer.trace.records import Frame, Record
 
 __all__ = [
     "CacheLoss",
     "ConnectionReport",
     "InspectReport",
+    "Session",
     "Summary",
+    "TurnDetail",
     "TurnReport",
     "analyse",
     "canonical_item",
+    "summarise_item",
 ]
 
 SCHEMA_VERSION = 1
@@ -50,6 +53,27 @@ def _strip(value: Any) -> Any:
             k: _strip(v) for k, v in value.items() if not (k in _EMPTY_NOISE and v in ([], None))
         }
     return value
+
+
+def summarise_item(item: Any, width: int = 160) -> str:
+    """A one-line description of an input or output item."""
+    if not isinstance(item, dict):
+        text = str(item)
+    else:
+        kind = item.get("type") or "message"
+        if kind == "message":
+            content = item.get("content")
+            if isinstance(content, list):
+                content = " ".join(str(p.get("text", "")) for p in dict_items(content))
+            text = f"{item.get('role', '?')}: {content}"
+        elif kind == "function_call":
+            text = f"function_call {item.get('name')}({item.get('arguments')})"
+        elif kind == "function_call_output":
+            text = f"function_call_output [{item.get('call_id')}]: {item.get('output')}"
+        else:
+            text = f"{kind}: {orjson.dumps(item).decode()}"
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _ms(a: int | None, b: int | None) -> float | None:
@@ -95,6 +119,33 @@ class TurnReport:
     cache_loss: str | None  # "reconnect", "evicted" or "not_found" for a lost cache
     steers: int
     events: int
+
+
+@dataclass(slots=True)
+class TurnDetail:
+    """What a turn said, beside its figures: collected by ``Session(details=True)``."""
+
+    index: int
+    input: list[dict[str, Any]]  # per input item: summary, type, resent (already on the conn)
+    request_fields: dict[str, Any]  # the create's fields other than input and tools
+    text: str = ""  # the output text, reassembled from the deltas
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    output: list[dict[str, Any]] = field(default_factory=list)
+    event_types: dict[str, int] = field(default_factory=dict)
+    error_message: str | None = None
+    frames: list[Frame] = field(default_factory=list)  # its create, steers and events
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``tracer turn --json`` fields (frames are left out)."""
+        return {
+            "input": self.input,
+            "request_fields": self.request_fields,
+            "text": self.text,
+            "calls": self.calls,
+            "output": self.output,
+            "event_types": self.event_types,
+            "error_message": self.error_message,
+        }
 
 
 @dataclass(slots=True)
@@ -200,7 +251,8 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 class _Analyser:
-    def __init__(self) -> None:
+    def __init__(self, details: bool = False) -> None:
+        self.details: dict[int, TurnDetail] | None = {} if details else None
         self.contexts: dict[int, _ConnContext] = {}
         self.responses: dict[str, tuple[int, int, int]] = {}  # id -> (conn, items, bytes)
         self.ended: dict[str, int] = {}  # response id -> t_end
@@ -216,14 +268,27 @@ class _Analyser:
         ctx = self.contexts.setdefault(t.conn, _ConnContext())
         items = t.input_items
         input_bytes = resent_bytes = resent_items = 0
+        described: list[dict[str, Any]] | None = [] if self.details is not None else None
         for item in items:
             size = len(orjson.dumps(item))
             h = hash(canonical_item(item))
             input_bytes += size
-            if h in ctx.seen:
+            resent = h in ctx.seen
+            if resent:
                 resent_items += 1
                 resent_bytes += size
             ctx.seen.add(h)
+            if described is not None:
+                kind = item.get("type", "message") if isinstance(item, dict) else "?"
+                described.append(
+                    {"summary": summarise_item(item), "type": kind, "resent": resent, "bytes": size}
+                )
+        if self.details is not None and described is not None:
+            self.details[t.index] = TurnDetail(
+                index=t.index,
+                input=described,
+                request_fields={k: v for k, v in t.request.items() if k not in ("input", "tools")},
+            )
         # Request fields repeated unchanged from the connection's previous create.
         fields = {
             k: orjson.dumps(v, option=orjson.OPT_SORT_KEYS)
@@ -287,6 +352,8 @@ class _Analyser:
             self.last_by_lane[lane_key] = t
             if t.transport == "http":
                 self.last_http = t
+        if self.details is not None:
+            self._detail(t)
         conn = connections.get(t.conn)
         handshake = None
         if t.conn not in self.first_turn_of:
@@ -350,6 +417,20 @@ class _Analyser:
             )
         )
 
+    def _detail(self, t: Turn) -> None:
+        assert self.details is not None
+        d = self.details.setdefault(t.index, TurnDetail(index=t.index, input=[], request_fields={}))
+        d.text = "".join(t.text) or output_text(t.output)
+        d.calls = [
+            {"name": o.get("name"), "call_id": o.get("call_id"), "arguments": o.get("arguments")}
+            for o in t.output
+            if o.get("type") == "function_call"
+        ]
+        d.output = t.output
+        d.event_types = dict(t.event_types)
+        d.error_message = t.error_message
+        d.frames = t.frames
+
 
 @dataclass(slots=True)
 class _Start:
@@ -369,26 +450,71 @@ def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+class Session:
+    """The analysis of a trace as its records arrive, for live views (no I/O).
+
+    ``feed`` takes the next records and returns the turns that ended among them;
+    ``report`` is the session so far (turns still in flight are left out and counted in
+    ``in_flight``); ``finish`` ends them as ``unfinished`` and gives the final report.
+    With ``details``, each turn's input items, output and frames are kept (``detail``).
+    """
+
+    def __init__(self, *, details: bool = False) -> None:
+        self._segmenter = TurnSegmenter(collect_text=details, keep_frames=details)
+        self._analyser = _Analyser(details)
+        self._t0: int | None = None
+        self.records = 0
+
+    def feed(self, records: Iterable[Record]) -> list[TurnReport]:
+        analyser, segmenter = self._analyser, self._segmenter
+        done = len(analyser.reports)
+        for kind, turn in segmenter.feed(self._count(records)):
+            if self._t0 is None:
+                self._t0 = segmenter.t_first or 0
+            if kind == "start":
+                analyser.start(turn)
+            else:
+                analyser.turn(turn, segmenter.connections, self._t0)
+        return analyser.reports[done:]
+
+    def _count(self, records: Iterable[Record]) -> Iterable[Record]:
+        for record in records:
+            self.records += 1
+            yield record
+
+    @property
+    def in_flight(self) -> int:
+        """Turns whose create was sent and whose end has not arrived yet."""
+        lanes = (q for c in self._segmenter.connections.values() for q in c.lanes.values())
+        return sum(len(q) for q in lanes)
+
+    def report(self) -> InspectReport:
+        return _summarise(self._analyser, self._segmenter, self._t0_or_first())
+
+    def finish(self) -> InspectReport:
+        for _, turn in self._segmenter.finish():
+            self._analyser.turn(turn, self._segmenter.connections, self._t0_or_first())
+        return self.report()
+
+    def detail(self, index: int) -> TurnDetail | None:
+        details = self._analyser.details
+        return details.get(index) if details is not None else None
+
+    def _t0_or_first(self) -> int:
+        if self._t0 is None:
+            return self._segmenter.t_first or 0
+        return self._t0
+
+
 def analyse(records: Iterable[Record]) -> InspectReport:
     """Analyse a trace's records (streamed once) into the session report."""
-    segmenter = TurnSegmenter()
-    analyser = _Analyser()
-    t0: int | None = None
-    for kind, turn in segmenter.feed(records):
-        if t0 is None:
-            t0 = segmenter.t_first or 0
-        if kind == "start":
-            analyser.start(turn)
-        else:
-            analyser.turn(turn, segmenter.connections, t0)
-    for _, turn in segmenter.finish():
-        analyser.turn(turn, segmenter.connections, t0 or 0)
-    analyser.reports.sort(key=lambda r: r.index)
-    return _summarise(analyser, segmenter, t0 or segmenter.t_first or 0)
+    session = Session()
+    session.feed(records)
+    return session.finish()
 
 
 def _summarise(analyser: _Analyser, segmenter: TurnSegmenter, t0: int) -> InspectReport:
-    turns = analyser.reports
+    turns = sorted(analyser.reports, key=lambda r: r.index)
     conns = segmenter.connections
     s = Summary(connections=len(conns), turns=len(turns), responses_api=bool(turns), t0_ns=t0)
     s.bytes_sent = sum(c.client_bytes for c in conns.values())

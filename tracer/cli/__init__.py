@@ -21,6 +21,7 @@ from tracer.cli import (  # noqa: F401
     export_cmds,
     replay_cmds,
     trace_cmds,
+    tui_cmds,
     upstream_cmds,
 )
 

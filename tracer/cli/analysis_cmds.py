@@ -42,8 +42,18 @@ def load_report(path: Path, *, quiet: bool = False) -> InspectReport:
 
 
 @app.command()
-def inspect(file: TraceFile, json: JsonFlag = False) -> int:
+def inspect(
+    file: TraceFile,
+    json: JsonFlag = False,
+    interactive: Annotated[
+        bool, typer.Option("--interactive", "-i", help="Open the interactive inspector (tui).")
+    ] = False,
+) -> int:
     """The session: summary and one row per turn (context, cache, timing), with a timeline."""
+    if interactive and not json:
+        from tracer.cli.tui_cmds import run_inspector
+
+        return run_inspector(file, None)
     report = load_report(file, quiet=json)
     if json:
         emit_json(report.to_json())

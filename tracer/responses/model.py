@@ -92,6 +92,7 @@ class Turn:
     event_bytes: int = 0
     event_types: Counter[str] = field(default_factory=Counter)
     steers: int = 0
+    frames: list[Frame] = field(default_factory=list)  # with keep_frames: the turn's own
     accounting: Any = None  # the analysis keeps its per-turn state here
 
     @property
@@ -138,9 +139,10 @@ class Connection:
 class TurnSegmenter:
     """Feeds on records; yields turns when they end (or when the input ends)."""
 
-    def __init__(self, *, collect_text: bool = False) -> None:
+    def __init__(self, *, collect_text: bool = False, keep_frames: bool = False) -> None:
         self.connections: dict[int, Connection] = {}
         self._collect_text = collect_text
+        self._keep_frames = keep_frames  # each turn keeps its create, steers and events
         self._next_index = 0
         self.t_first: int | None = None
         self.t_last: int = 0
@@ -248,6 +250,8 @@ class TurnSegmenter:
                 transport=c.transport,
                 previous_response_id=prev if isinstance(prev, str) else None,
             )
+            if self._keep_frames:
+                turn.frames.append(frame)
             self._next_index += 1
             c.turns += 1
             c.named_lanes = c.named_lanes or lane is not None
@@ -258,6 +262,8 @@ class TurnSegmenter:
             queue = c.lanes.get(lane)
             if queue:
                 queue[0].steers += 1
+                if self._keep_frames:
+                    queue[0].frames.append(frame)
         return None
 
     def _server_message(self, c: Connection, frame: Frame) -> list[tuple[str, Turn]] | None:
@@ -275,6 +281,8 @@ class TurnSegmenter:
             turn.events += 1
             turn.event_bytes += len(payload)
             turn.event_types[kind] += 1
+            if self._keep_frames:
+                turn.frames.append(frame)
             if is_token and turn.t_first_token is None:
                 turn.t_first_token = frame.t_ns
             if self._collect_text and kind == "response.output_text.delta":
@@ -347,6 +355,8 @@ class TurnSegmenter:
         turn.events += 1
         turn.event_bytes += len(frame.payload)
         turn.event_types[kind] += 1
+        if self._keep_frames:
+            turn.frames.append(frame)
 
 
 _KINDS: dict[bytes, tuple[str, str, bool]] = {}

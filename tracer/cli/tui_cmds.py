@@ -1,0 +1,139 @@
+"""``tracer tui`` and ``tracer watch``: the interactive inspector and the live view."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tracer.analysis.diff import DiffReport, collect_contents, diff_sessions
+from tracer.analysis.report import Session
+from tracer.cli.app import CLIError, app
+from tracer.live import follow
+from tracer.trace.reader import open_trace
+from tracer.trace.records import Record
+from tracer.views.output import emit_json_line, stderr_console
+
+TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
+
+
+def load_session(path: Path, *, quiet: bool = False) -> Session:
+    """Read a whole trace into a finished ``Session`` that keeps each turn's detail."""
+    session = Session(details=True)
+    with open_trace(path) as reader:
+        batch: list[Record] = []
+        for record in reader:
+            batch.append(record)
+            if len(batch) >= 4096:
+                session.feed(batch)
+                batch = []
+        session.feed(batch)
+        truncated = reader.truncated
+    session.finish()
+    if truncated and not quiet:
+        stderr_console().print(
+            f"tracer: warning: {path} is truncated; analysed up to the cut", markup=False
+        )
+    return session
+
+
+def load_diff(a: Path, b: Path, *, quiet: bool = False) -> DiffReport:
+    """The turn-by-turn diff of two trace files."""
+    from tracer.cli.analysis_cmds import load_report
+
+    sides = []
+    for path in (a, b):
+        report = load_report(path, quiet=quiet)
+        with open_trace(path) as reader:
+            contents = collect_contents(reader)
+        sides.append((str(path), report, contents))
+    return diff_sessions(*sides[0], *sides[1])
+
+
+def run_inspector(file: Path, against: Path | None) -> int:
+    """Open the Textual inspector on a finished trace (``tui`` and ``inspect --interactive``)."""
+    from tracer.tui.app import InspectorApp
+
+    session = load_session(file)
+    diff = load_diff(file, against, quiet=True) if against is not None else None
+    InspectorApp(str(file), session, against=diff).run()
+    return 0
+
+
+@app.command()
+def tui(
+    file: TraceFile,
+    against: Annotated[
+        Path | None,
+        typer.Option("--against", help="Another trace: `d` diffs the selected turn with it."),
+    ] = None,
+) -> int:
+    """Browse a session interactively: turns, their detail and waterfall, raw frames, a diff.
+
+    Keys: arrows move, / filters (text, status:error, type:EVENT, conn:N, loss:), f shows the
+    turn's frames (/ searches them), d diffs the turn against --against, q quits.
+    """
+    return run_inspector(file, against)
+
+
+@app.command()
+def watch(
+    file: TraceFile,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print JSON Lines: one object per event.")
+    ] = False,
+    idle: Annotated[
+        float | None,
+        typer.Option(help="Stop after this many seconds without new data (default: never)."),
+    ] = None,
+) -> int:
+    """Follow a trace while it is being recorded: turns as they end, with running totals.
+
+    Without --json it opens the live inspector; it ends when the recording finishes (or on
+    Ctrl-C / q). With --json it prints a `progress` object as records arrive (at most four
+    a second), a `turn` object per ended turn and an `end` object with the summary.
+    """
+    if not json:
+        from tracer.tui.app import InspectorApp
+
+        InspectorApp(str(file), live=file).run()
+        return 0
+    session = Session(details=False)
+    last = [0.0]
+
+    def on_batch(batch: list[Record]) -> None:
+        ended = session.feed(batch)
+        report = session.report() if ended else None
+        for t in ended:
+            emit_json_line({"event": "turn", "turn": asdict(t)})
+        now = time.monotonic()
+        if report is not None or now - last[0] >= 0.25:
+            last[0] = now
+            emit_json_line(_progress(session))
+        sys.stdout.flush()
+
+    result = follow(file, on_batch, idle=idle)
+    report = session.finish() if result.how == "finished" else session.report()
+    emit_json_line({"event": "end", "how": result.how, "summary": asdict(report.summary)})
+    if result.how not in ("finished", "idle"):
+        raise CLIError(f"{file}: following ended: {result.how}")
+    return 0
+
+
+def _progress(session: Session) -> dict[str, Any]:
+    s = session.report().summary
+    return {
+        "event": "progress",
+        "records": session.records,
+        "turns": s.turns,
+        "in_flight": session.in_flight,
+        "bytes_sent": s.bytes_sent,
+        "resent_bytes": s.resent_bytes,
+        "referenced_bytes": s.referenced_bytes,
+        "cached_tokens": s.cached_tokens,
+        "cache_losses": s.cache_losses,
+    }

@@ -1,0 +1,125 @@
+"""Follow a trace while it is being written (the I/O shell of the live views).
+
+The recorder flushes a complete zstd block whenever its queue goes quiet, so every record
+written so far can be read from the file at any moment. ``follow`` reads a trace the way
+``tail -f`` reads a log: when the reader reaches the end of what is on disk, the records
+decoded so far are handed over as one batch, and it waits for more. It ends when the trace's
+footer has been read (the recording finished), when ``stop`` is set, or after ``idle``
+seconds without new data.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tracer.trace.format import PREAMBLE_SIZE, TraceError
+from tracer.trace.reader import TraceReader
+from tracer.trace.records import Record
+
+__all__ = ["FollowResult", "follow"]
+
+Batch = Callable[[list[Record]], None]
+
+
+class FollowResult:
+    """How following ended: ``finished`` (footer read), ``stopped``, ``idle`` or ``truncated``."""
+
+    def __init__(self, how: str, records: int) -> None:
+        self.how = how
+        self.records = records
+
+
+class _GrowingFile:
+    """A read-only file whose ``read`` waits for data instead of returning end of file."""
+
+    def __init__(self, f: object, wait: Callable[[], bool]) -> None:
+        self._f = f
+        self._wait = wait  # flushes the batch, sleeps; False: give up (end of file)
+        self._pos = 0
+        self.last_data = time.monotonic()
+
+    def read(self, n: int = -1) -> bytes:
+        # The preamble is parsed from one read: insist on all of it; later, any data will do.
+        want = max(1, min(n, PREAMBLE_SIZE - self._pos)) if n > 0 else 1
+        out = b""
+        while True:
+            data = self._f.read(n - len(out) if n > 0 else -1)  # type: ignore[attr-defined]
+            if data:
+                out += data
+                self.last_data = time.monotonic()
+            if len(out) >= want:
+                self._pos += len(out)
+                return out
+            if not self._wait():
+                self._pos += len(out)
+                return out
+
+
+def follow(
+    path: str | os.PathLike[str],
+    on_batch: Batch,
+    *,
+    stop: threading.Event | None = None,
+    poll: float = 0.05,
+    idle: float | None = None,
+    appear_timeout: float = 10.0,
+) -> FollowResult:
+    """Read ``path`` as it grows, calling ``on_batch`` with each run of new records.
+
+    Raises ``TraceError`` for a damaged trace (after handing over the records before the
+    damage) or for a file that does not appear within ``appear_timeout`` seconds.
+    """
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + appear_timeout
+    while not Path(path).exists():
+        if stop.is_set():
+            return FollowResult("stopped", 0)
+        if time.monotonic() > deadline:
+            raise TraceError(f"cannot open {os.fspath(path)!r}: it did not appear")
+        stop.wait(poll)
+    pending: list[Record] = []
+    how = ["truncated"]
+    reader: TraceReader | None = None
+    growing: _GrowingFile | None = None
+
+    def flush() -> None:
+        if pending:
+            on_batch(list(pending))
+            pending.clear()
+
+    def wait() -> bool:
+        flush()
+        if reader is not None and reader.footer is not None:
+            return False
+        if stop.is_set():
+            how[0] = "stopped"
+            return False
+        if idle is not None and growing and time.monotonic() - growing.last_data > idle:
+            how[0] = "idle"
+            return False
+        stop.wait(poll)
+        return True
+
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise TraceError(f"cannot open {os.fspath(path)!r}: {exc.strerror or exc}") from None
+    count = 0
+    with f:
+        growing = _GrowingFile(f, wait)
+        reader = TraceReader(growing)  # type: ignore[arg-type]
+        try:
+            for record in reader:
+                pending.append(record)
+                count += 1
+                if len(pending) >= 4096:
+                    flush()
+        finally:
+            flush()
+    if reader.footer is not None:
+        return FollowResult("finished", count)
+    return FollowResult(how[0], count)

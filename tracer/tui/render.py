@@ -1,0 +1,267 @@
+"""Rich renderables for the interactive inspector, made from the report objects only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from rich.console import Group, RenderableType
+from rich.json import JSON
+from rich.text import Text
+
+from tracer.analysis.diff import TurnDiff
+from tracer.analysis.report import InspectReport, Summary, TurnDetail, TurnReport
+from tracer.trace.records import Direction, Frame
+
+__all__ = [
+    "TURN_COLUMNS",
+    "diff_text",
+    "frame_body",
+    "frame_cells",
+    "summary_text",
+    "turn_cells",
+    "turn_text",
+    "waterfall",
+]
+
+STATUS_STYLE = {
+    "completed": "green",
+    "error": "bold red",
+    "failed": "red",
+    "incomplete": "yellow",
+    "unfinished": "magenta",
+}
+TURN_COLUMNS = ("#", "status", "sent", "resent", "cached", "ttft", "total", "client")
+
+
+def kb(n: int | float | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1000:,.1f}k" if abs(n) >= 1000 else str(n)
+
+
+def ms(v: float | None) -> str:
+    return "-" if v is None else (f"{v / 1000:.2f}s" if abs(v) >= 1000 else f"{v:.0f}ms")
+
+
+def status_label(t: TurnReport) -> Text:
+    label = "loss" if t.cache_loss else t.status
+    if t.warmup:
+        label = "warm-up"
+    return Text(label, style=STATUS_STYLE.get(t.status, ""))
+
+
+def turn_cells(t: TurnReport) -> list[Text | str]:
+    """One row of the turn list: the columns of ``TURN_COLUMNS``."""
+    share = t.resent_bytes / t.request_bytes if t.request_bytes else 0.0
+    resent = Text(f"{share:.0%}", style="bold red" if t.resent_bytes else "dim")
+    return [
+        str(t.index),
+        status_label(t),
+        kb(t.request_bytes),
+        resent,
+        kb(t.cached_tokens),
+        ms(t.ttft_ms),
+        ms(t.duration_ms),
+        ms(t.client_ms),
+    ]
+
+
+def summary_text(report: InspectReport, *, in_flight: int = 0, live: str | None = None) -> Text:
+    """The running totals: two short lines that fit 80 columns."""
+    s: Summary = report.summary
+    t = Text()
+    if live:
+        t.append(f"{live} ", style="bold magenta")
+    t.append(f"{s.turns} turns", style="bold")
+    t.append(f", {s.connections} conn, {s.wall_ms / 1000:.1f}s")
+    if in_flight:
+        t.append(f", {in_flight} in flight", style="magenta")
+    t.append(f" | sent {kb(s.bytes_sent)}B, resent ")
+    t.append(f"{kb(s.resent_bytes)}B", style="bold red" if s.resent_bytes else "")
+    t.append(", referenced ")
+    t.append(f"{kb(s.referenced_bytes)}B", style="green")
+    t.append("\n")
+    t.append(
+        f"tokens {kb(s.input_tokens)} in ({kb(s.cached_tokens)} cached) {kb(s.output_tokens)} out"
+    )
+    t.append(f" | ttft p50 {ms(s.ttft_p50_ms)}")
+    if s.cache_losses:
+        t.append(f" | {s.cache_losses} cache lost", style="bold red")
+    if s.errors:
+        t.append(f" | {s.errors} err", style="red")
+    return t
+
+
+_SEGMENTS = (
+    ("client", "·", "blue"),
+    ("handshake", "▓", "magenta"),
+    ("first event", "▒", "dim"),
+    ("first token", "▒", "yellow"),
+    ("generation", "█", "green"),
+)
+
+
+def segments(t: TurnReport) -> list[tuple[str, float]]:
+    """The turn's own timeline in ms: client time before it, then its phases."""
+    ttfe = t.ttfe_ms or 0.0
+    ttft = t.ttft_ms if t.ttft_ms is not None else (t.duration_ms or 0.0)
+    dur = t.duration_ms or 0.0
+    return [
+        ("client", t.client_ms or 0.0),
+        ("handshake", t.handshake_ms or 0.0),
+        ("first event", ttfe),
+        ("first token", max(0.0, ttft - ttfe)),
+        ("generation", max(0.0, dur - ttft)),
+    ]
+
+
+def waterfall(t: TurnReport, width: int) -> Text:
+    """A bar of the turn's phases scaled to ``width`` cells, and a legend with their times."""
+    parts = segments(t)
+    total = sum(v for _, v in parts) or 1.0
+    bar = Text()
+    for (name, value), (_, char, style) in zip(parts, _SEGMENTS, strict=True):
+        cells = round(value / total * width)
+        if value > 0 and cells == 0:
+            cells = 1
+        if name == "generation" and t.status != "completed":
+            style = "red"
+        bar.append(char * cells, style=style)
+    bar.truncate(width)
+    legend = Text()
+    for (name, value), (_, char, style) in zip(parts, _SEGMENTS, strict=True):
+        if value > 0:
+            legend.append(char, style=style)
+            legend.append(f" {name} {ms(value)}  ")
+    return Text("\n").join([bar, legend])
+
+
+def turn_text(t: TurnReport, d: TurnDetail | None, width: int = 60) -> RenderableType:
+    """The selected turn: what it sent (resent items marked), its waterfall and its output."""
+    head = Text()
+    head.append(f"turn {t.index}", style="bold")
+    head.append(f" conn {t.conn}" + (f" lane {t.stream_id}" if t.stream_id else "") + ": ")
+    head.append_text(Text(t.status, style=STATUS_STYLE.get(t.status, "")))
+    if t.error_code:
+        head.append(f" ({t.error_code})", style="red")
+    if t.cache_loss:
+        head.append(f" cache lost: {t.cache_loss}", style="bold red")
+    head.append(f"\nresponse {t.response_id or '-'}\ncontinues {t.previous_response_id or '-'}")
+    parts: list[RenderableType] = [head, Text(""), waterfall(t, max(10, width)), Text("")]
+    ctx = Text()
+    ctx.append("request ", style="bold")
+    ctx.append(f"{kb(t.request_bytes)}B: {t.input_items} input items, ")
+    ctx.append(
+        f"{t.resent_items} resent ({kb(t.resent_bytes)}B)",
+        style="bold red" if t.resent_items else "dim",
+    )
+    if t.resent_fields:
+        ctx.append(f"; fields repeated: {', '.join(t.resent_fields)}", style="dim")
+    parts.append(ctx)
+    if t.referenced_items:
+        parts.append(
+            Text(
+                f"  ↳ {t.referenced_items} earlier items ({kb(t.referenced_bytes)}B) "
+                "referenced by previous_response_id, not resent",
+                style="green",
+            )
+        )
+    if d is not None:
+        for item in d.input:
+            line = Text("  ")
+            if item["resent"]:
+                line.append("resent ", style="bold red")
+            else:
+                line.append("new    ", style="green")
+            line.append(str(item["summary"]))
+            line.truncate(max(20, width + 20), overflow="ellipsis")
+            parts.append(line)
+    tokens = Text()
+    tokens.append("tokens ", style="bold")
+    tokens.append(
+        f"{t.input_tokens if t.input_tokens is not None else '-'} in "
+        f"({t.cached_tokens if t.cached_tokens is not None else '-'} cached), "
+        f"{t.output_tokens if t.output_tokens is not None else '-'} out"
+    )
+    parts.extend([Text(""), tokens, Text("output", style="bold")])
+    if d is not None:
+        if d.text:
+            parts.append(Text("  " + d.text))
+        for call in d.calls:
+            parts.append(Text(f"  call {call['name']}({call['arguments']})", style="cyan"))
+        if d.error_message:
+            parts.append(Text(f"  error: {d.error_message}", style="red"))
+        if d.event_types:
+            kinds = ", ".join(f"{k} x{v}" for k, v in sorted(d.event_types.items()))
+            parts.append(Text(f"events: {kinds}", style="dim"))
+    return Group(*parts)
+
+
+def event_type(payload: bytes) -> str:
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return ""
+    return str(body.get("type", "")) if isinstance(body, dict) else ""
+
+
+def frame_cells(frame: Frame, t0_ns: int) -> list[Text | str]:
+    """One row of the frame view: time, direction, opcode, size, type and a preview."""
+    client = frame.direction is Direction.CLIENT
+    preview = frame.payload[:80].decode("utf-8", "replace").replace("\n", " ")
+    return [
+        f"{(frame.t_ns - t0_ns) / 1e9:.3f}",
+        Text("→ client" if client else "← server", style="cyan" if client else "green"),
+        frame.opcode.label,
+        kb(len(frame.payload)),
+        event_type(frame.payload) if frame.opcode.label == "text" else "",
+        preview,
+    ]
+
+
+def frame_body(frame: Frame) -> RenderableType:
+    """A frame's payload: pretty-printed JSON, or its text, or a hex dump."""
+    try:
+        text = frame.payload.decode("utf-8")
+    except UnicodeDecodeError:
+        data = frame.payload[:4096]
+        rows = [f"{i:06x}  {data[i : i + 16].hex(' ')}" for i in range(0, len(data), 16)]
+        return Text("\n".join(rows) or "(empty)")
+    try:
+        orjson.loads(frame.payload)
+    except orjson.JSONDecodeError:
+        return Text(text or "(empty)")
+    return JSON(text, indent=2)
+
+
+def diff_text(row: TurnDiff | None, a: str, b: str) -> RenderableType:
+    """The aligned pair of a turn in two traces: what changed, and the metric deltas."""
+    if row is None:
+        return Text("this turn has no aligned turn in the other trace", style="yellow")
+    head = Text()
+    head.append(f"{a} turn {row.a if row.a is not None else '-'}", style="bold")
+    head.append("  vs  ")
+    head.append(f"{b} turn {row.b if row.b is not None else '-'}", style="bold")
+    head.append(f": {row.kind}", style="yellow" if row.kind != "same" else "green")
+    lines: list[RenderableType] = [head]
+    for change in row.changes:
+        lines.append(Text(f"  • {change}"))
+    if row.deltas:
+        lines.append(Text(f"{'metric':<19}{'A':>8}{'B':>11}{'B - A':>11}", style="bold"))
+        for name, delta in row.deltas.items():
+            va: Any = row.a_values.get(name)
+            vb: Any = row.b_values.get(name)
+            style = "" if not delta else ("red" if delta > 0 else "green")
+            lines.append(
+                Text(f"{name:<19}{_num(va):>8}{_num(vb):>11}{_num(delta, sign=True):>11}", style)
+            )
+    return Group(*lines)
+
+
+def _num(v: Any, *, sign: bool = False) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:+.1f}" if sign else f"{v:.1f}"
+    return f"{v:+d}" if sign else str(v)
