@@ -16,7 +16,7 @@ from tracer.cli.app import CLIError, app
 from tracer.live import follow
 from tracer.trace.reader import open_trace
 from tracer.trace.records import Record
-from tracer.views.output import emit_json_line, stderr_console
+from tracer.views.output import emit_json, emit_json_line, stderr_console
 
 TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
 
@@ -137,3 +137,49 @@ def _progress(session: Session) -> dict[str, Any]:
         "cached_tokens": s.cached_tokens,
         "cache_losses": s.cache_losses,
     }
+
+
+@app.command()
+def report(
+    file: TraceFile,
+    other: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A second trace: the report adds the diff of the two.", show_default=False
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="The HTML file to write (default: FILE.html)."),
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
+) -> int:
+    """Write one self-contained HTML page: summary, waterfall, bytes per turn, turn table.
+
+    It loads nothing from the network, so it opens offline and can be attached to an issue.
+    With a second trace, the page adds the turn-by-turn diff.
+    """
+    from tracer import __version__
+    from tracer.cli.analysis_cmds import load_report
+    from tracer.views.html import render_html
+
+    result = load_report(file, quiet=json)
+    diff = load_diff(file, other, quiet=True) if other is not None else None
+    page = render_html(str(file), result, diff=diff, version=__version__).encode()
+    target = output or file.with_suffix(".html")
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_bytes(page)
+        tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CLIError(f"cannot write {target}: {exc.strerror or exc}") from None
+    info = {"output": str(target), "bytes": len(page), "turns": len(result.turns),
+            "diff": other is not None}  # fmt: skip
+    if json:
+        emit_json(info)
+    else:
+        stderr_console().print(
+            f"wrote {target} ({len(page) / 1000:.1f} kB, {len(result.turns)} turns)", markup=False
+        )
+    return 0

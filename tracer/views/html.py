@@ -1,0 +1,380 @@
+"""``tracer report``: one self-contained HTML page of a session (and of a diff).
+
+Everything is inline: the styles, a few lines of script (sorting the turn table) and the
+charts, drawn here as SVG from the report objects. The page loads nothing from anywhere,
+so it opens offline and can be attached to an issue.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from tracer.analysis.diff import DiffReport
+from tracer.analysis.report import InspectReport, TurnReport
+
+__all__ = ["render_html"]
+
+_CSS = """
+:root { --fg:#1d2430; --muted:#6b7280; --line:#e5e7eb; --bg:#fff; --panel:#f8fafc;
+  --new:#2563eb; --resent:#dc2626; --ref:#16a34a; --client:#93c5fd; --hs:#a855f7;
+  --ttfe:#cbd5e1; --wait:#facc15; --gen:#22c55e; --bad:#ef4444; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg);
+  background: var(--bg); margin: 0 auto; max-width: 1200px; padding: 24px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
+.sub { color: var(--muted); margin-bottom: 16px; word-break: break-all; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 8px; }
+.card { background: var(--panel); border: 1px solid var(--line); border-radius: 8px;
+  padding: 8px 10px; } .card b { display: block; font-size: 18px; }
+.card span { color: var(--muted); font-size: 12px; } .card.bad b { color: var(--resent); }
+.legend { display: flex; flex-wrap: wrap; gap: 14px; color: var(--muted); font-size: 12px;
+  margin: 6px 0; } .legend i { display: inline-block; width: 12px; height: 10px;
+  margin-right: 4px; vertical-align: middle; border-radius: 2px; }
+.chart { overflow-x: auto; border: 1px solid var(--line); border-radius: 8px; padding: 6px; }
+svg text { font: 11px system-ui, sans-serif; fill: var(--muted); }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: right;
+  white-space: nowrap; } th { cursor: pointer; background: var(--panel); position: sticky;
+  top: 0; } td.l, th.l { text-align: left; } tr.loss td { background: #fef2f2; }
+tr.error td.status, tr.failed td.status, tr.loss td.status { color: var(--resent);
+  font-weight: 600; } td.resent { color: var(--resent); font-weight: 600; }
+td.wrap { white-space: normal; text-align: left; min-width: 280px; }
+td.id { max-width: 200px; overflow: hidden; text-overflow: ellipsis; }
+.headline li { margin: 2px 0; } .muted { color: var(--muted); }
+.pos { color: var(--resent); } .neg { color: var(--ref); }
+"""
+
+_JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  table.querySelectorAll('th').forEach(function (th, col) {
+    th.addEventListener('click', function () {
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      var asc = th.dataset.sort !== 'asc';
+      rows.sort(function (a, b) {
+        var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
+        var nx = x === '' ? -Infinity : Number(x), ny = y === '' ? -Infinity : Number(y);
+        var c = (!isNaN(nx) && !isNaN(ny)) ? (nx > ny) - (nx < ny) : x.localeCompare(y);
+        return asc ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+      th.dataset.sort = asc ? 'asc' : 'desc';
+    });
+  });
+});
+document.body.dataset.ready = String(document.querySelectorAll('#turns tbody tr').length);
+"""
+
+_PHASES = (
+    ("client", "var(--client)", "client time before the turn"),
+    ("handshake", "var(--hs)", "handshake"),
+    ("ttfe", "var(--ttfe)", "create → first event"),
+    ("wait", "var(--wait)", "first event → first token"),
+    ("gen", "var(--gen)", "generation"),
+)
+
+
+def _kb(n: float | None) -> str:
+    if n is None:
+        return "-"
+    if abs(n) >= 1_000_000:
+        return f"{n / 1e6:.2f} MB"
+    return f"{n / 1000:.1f} kB" if abs(n) >= 1000 else f"{n:.0f} B"
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else (f"{v / 1000:.2f} s" if abs(v) >= 1000 else f"{v:.0f} ms")
+
+
+def _card(label: str, value: str, bad: bool = False) -> str:
+    cls = "card bad" if bad else "card"
+    return f'<div class="{cls}"><b>{escape(value)}</b><span>{escape(label)}</span></div>'
+
+
+def _summary(report: InspectReport) -> str:
+    s = report.summary
+    share = "-" if s.referenced_share is None else f"{s.referenced_share:.0%}"
+    cards = [
+        _card("turns", str(s.turns)),
+        _card("connections", str(s.connections)),
+        _card("wall time", _ms(s.wall_ms)),
+        _card("bytes sent", _kb(s.bytes_sent)),
+        _card("resent context", _kb(s.resent_bytes), bad=s.resent_bytes > 0),
+        _card("referenced context", _kb(s.referenced_bytes)),
+        _card("context referenced, not resent", share),
+        _card("input tokens (cached)", f"{s.input_tokens:,} ({s.cached_tokens:,})"),
+        _card("cache losses", str(s.cache_losses), bad=s.cache_losses > 0),
+        _card("errors", str(s.errors), bad=s.errors > 0),
+        _card("time to first token p50 / p90", f"{_ms(s.ttft_p50_ms)} / {_ms(s.ttft_p90_ms)}"),
+        _card("client time", _ms(s.client_ms)),
+    ]
+    return f'<div class="cards">{"".join(cards)}</div>'
+
+
+def _phases(t: TurnReport) -> list[tuple[str, float]]:
+    ttfe = t.ttfe_ms or 0.0
+    ttft = t.ttft_ms if t.ttft_ms is not None else (t.duration_ms or 0.0)
+    dur = t.duration_ms or 0.0
+    return [
+        ("client", t.client_ms or 0.0),
+        ("handshake", t.handshake_ms or 0.0),
+        ("ttfe", ttfe),
+        ("wait", max(0.0, ttft - ttfe)),
+        ("gen", max(0.0, dur - ttft)),
+    ]
+
+
+def _legend(items: list[tuple[str, str]]) -> str:
+    spans = "".join(f'<span><i style="background:{c}"></i>{escape(n)}</span>' for n, c in items)
+    return f'<div class="legend">{spans}</div>'
+
+
+def _waterfall(report: InspectReport) -> str:
+    """Every turn on the session's time axis: client time, handshake, waits, generation."""
+    turns = report.turns
+    row, label_w, width = 16, 60, 1000
+    starts = [t.t_start_s * 1000 - (t.client_ms or 0) - (t.handshake_ms or 0) for t in turns]
+    ends = [t.t_start_s * 1000 + (t.duration_ms or 0) for t in turns]
+    lo = min([0.0, *starts])
+    span = (max([report.summary.wall_ms, *ends]) - lo) or 1.0
+    scale = (width - label_w - 30) / span
+    height = row * len(turns) + 24
+    out = [f'<svg id="waterfall" width="{width}" height="{height}" role="img">']
+    for i, (t, start) in enumerate(zip(turns, starts, strict=True)):
+        y = i * row + 4
+        color = "var(--bad)" if t.cache_loss or t.status != "completed" else "var(--muted)"
+        out.append(
+            f'<text x="{label_w - 6}" y="{y + 10}" text-anchor="end" '
+            f'style="fill:{color}">#{t.index}</text>'
+        )
+        x = label_w + (start - lo) * scale
+        for (name, value), (_, fill, title) in zip(_phases(t), _PHASES, strict=True):
+            if value <= 0:
+                continue
+            w = max(1.0, value * scale)
+            if name == "gen" and t.status != "completed":
+                fill = "var(--bad)"
+            out.append(
+                f'<rect class="seg {name}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 5}" '
+                f'fill="{fill}"><title>turn {t.index}: {title} {_ms(value)}</title></rect>'
+            )
+            x += value * scale
+        if t.cache_loss or t.status in ("error", "failed"):
+            what = f"cache lost ({t.cache_loss})" if t.cache_loss else (t.error_code or t.status)
+            out.append(
+                f'<text class="mark" x="{x + 4:.1f}" y="{y + 10}" style="fill:var(--bad)">'
+                f"✕ {escape(what)}</text>"
+            )
+    axis_y = row * len(turns) + 18
+    for k in range(6):
+        ms = lo + span * k / 5
+        out.append(
+            f'<text x="{label_w + (ms - lo) * scale:.1f}" y="{axis_y}" '
+            f'text-anchor="middle">{_ms(ms)}</text>'
+        )
+    out.append("</svg>")
+    legend = _legend([(title, fill) for _, fill, title in _PHASES] + [("failed", "var(--bad)")])
+    return legend + f'<div class="chart">{"".join(out)}</div>'
+
+
+def _bytes_chart(report: InspectReport) -> str:
+    """Bytes per turn: new context sent, context resent, context referenced instead."""
+    turns = report.turns
+    bar, gap, height, top = 14, 4, 180, 18
+    values = [
+        (max(0, t.request_bytes - t.resent_bytes), t.resent_bytes, t.referenced_bytes)
+        for t in turns
+    ]
+    peak = max([sum(v) for v in values] + [1])
+    width = max(400, len(turns) * (bar + gap) + 60)
+    out = [f'<svg id="bytes" width="{width}" height="{height + top + 22}" role="img">']
+    for i, (t, (new, resent, ref)) in enumerate(zip(turns, values, strict=True)):
+        x = 50 + i * (bar + gap)
+        y = float(top + height)
+        for name, value, fill in (
+            ("new", new, "var(--new)"),
+            ("resent", resent, "var(--resent)"),
+            ("referenced", ref, "var(--ref)"),
+        ):
+            h = value / peak * height
+            if h <= 0:
+                continue
+            y -= h
+            opacity = ' fill-opacity="0.45"' if name == "referenced" else ""
+            out.append(
+                f'<rect class="bar {name}" x="{x}" y="{y:.1f}" width="{bar}" height="{h:.1f}" '
+                f'fill="{fill}"{opacity}><title>turn {t.index}: {name} {_kb(value)}</title></rect>'
+            )
+        if t.cache_loss:
+            out.append(
+                f'<text class="loss-mark" x="{x + bar / 2}" y="{y - 3:.1f}" text-anchor="middle" '
+                f'style="fill:var(--bad)">✕<title>turn {t.index}: cache lost '
+                f"({escape(t.cache_loss)})</title></text>"
+            )
+        if len(turns) <= 60 or t.index % 10 == 0:
+            out.append(
+                f'<text x="{x + bar / 2}" y="{top + height + 14}" '
+                f'text-anchor="middle">{t.index}</text>'
+            )
+    out.append(f'<text x="0" y="{top - 6}">{_kb(peak)}</text></svg>')
+    legend = _legend(
+        [
+            ("new context sent", "var(--new)"),
+            ("context resent", "var(--resent)"),
+            ("context referenced (previous_response_id), not sent", "var(--ref)"),
+            ("✕ cache lost", "var(--bad)"),
+        ]
+    )
+    return legend + f'<div class="chart">{"".join(out)}</div>'
+
+
+def _cell(value: Any, text: str | None = None, cls: str = "") -> str:
+    v = "" if value is None else escape(str(value), quote=True)
+    c = f' class="{cls}"' if cls else ""
+    return f'<td{c} data-v="{v}">{escape(text if text is not None else str(value))}</td>'
+
+
+def _turn_table(report: InspectReport) -> str:
+    heads = ["#", "conn", "status", "model", "sent", "resent", "referenced", "cached tok",
+             "ttfe", "ttft", "total", "client", "response"]  # fmt: skip
+    rows = []
+    for t in report.turns:
+        status = t.status + (f" ({t.error_code})" if t.error_code else "")
+        if t.cache_loss:
+            status = f"cache lost ({t.cache_loss})"
+        cls = " ".join(filter(None, ["turn", t.status, "loss" if t.cache_loss else ""]))
+        rows.append(
+            f'<tr class="{cls}">'
+            + _cell(t.index)
+            + _cell(t.conn)
+            + _cell(status, cls="l status")
+            + _cell(t.model or "-", cls="l")
+            + _cell(t.request_bytes, _kb(t.request_bytes))
+            + _cell(t.resent_bytes, _kb(t.resent_bytes), "resent" if t.resent_bytes else "")
+            + _cell(t.referenced_bytes, f"{t.referenced_items} / {_kb(t.referenced_bytes)}")
+            + _cell(t.cached_tokens, "-" if t.cached_tokens is None else f"{t.cached_tokens:,}")
+            + _cell(t.ttfe_ms, _ms(t.ttfe_ms))
+            + _cell(t.ttft_ms, _ms(t.ttft_ms))
+            + _cell(t.duration_ms, _ms(t.duration_ms))
+            + _cell(t.client_ms, _ms(t.client_ms))
+            + _cell(t.response_id or "-", cls="l muted id")
+            + "</tr>"
+        )
+    head = "".join(f'<th class="{"l" if h in ("status", "model", "response") else ""}">'
+                   f"{escape(h)}</th>" for h in heads)  # fmt: skip
+    return (
+        f'<table id="turns" class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _connections(report: InspectReport) -> str:
+    rows = []
+    for c in report.connections:
+        close = c.close_error or str(c.close_code or "-")
+        if c.close_code and c.close_by:
+            close += f" by {c.close_by}"
+        rows.append(
+            "<tr>"
+            + _cell(c.conn)
+            + _cell(c.url, cls="l")
+            + _cell(c.transport, cls="l")
+            + _cell(c.turns)
+            + _cell(c.client_frames)
+            + _cell(c.client_bytes, _kb(c.client_bytes))
+            + _cell(c.server_frames)
+            + _cell(c.server_bytes, _kb(c.server_bytes))
+            + _cell(c.handshake_ms, _ms(c.handshake_ms))
+            + _cell(close, cls="l")
+            + "</tr>"
+        )
+    heads = ["conn", "url", "transport", "turns", "frames →", "bytes →", "frames ←", "bytes ←",
+             "handshake", "closed"]  # fmt: skip
+    head = "".join(f"<th>{escape(h)}</th>" for h in heads)
+    return (
+        f'<table id="connections" class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _signed(v: float | None, unit: str) -> tuple[str, str]:
+    if v is None:
+        return "-", ""
+    if unit == "ms":
+        v = round(v)
+    cls = "pos" if v > 0 else ("neg" if v < 0 else "")
+    if unit == "ms":
+        return ("+" if v > 0 else "") + _ms(v), cls
+    return f"{v:+,}" if isinstance(v, int) else f"{v:+,.1f}", cls
+
+
+def _diff(diff: DiffReport) -> str:
+    head = "".join(f"<li>{escape(line)}</li>" for line in diff.headline) or (
+        "<li>no significant change</li>"
+    )
+    totals = []
+    for name, delta in diff.deltas.items():
+        text, cls = _signed(delta, "ms" if name.endswith("_ms") else "")
+        a, b = diff.totals_a.get(name), diff.totals_b.get(name)
+        totals.append(
+            f'<tr><td class="l">{escape(name)}</td><td>{escape(str(a))}</td>'
+            f'<td>{escape(str(b))}</td><td class="{cls}">{escape(text)}</td></tr>'
+        )
+    rows = []
+    for r in diff.turns:
+        metrics = []
+        for name in ("request_bytes", "resent_bytes", "cached_tokens", "ttft_ms", "duration_ms"):
+            text, cls = _signed(r.deltas.get(name), "ms" if name.endswith("_ms") else "")
+            metrics.append(f'<td class="{cls}">{escape(text)}</td>')
+        rows.append(
+            f'<tr class="pair {escape(r.kind)}"><td>{"-" if r.a is None else r.a}</td>'
+            f'<td>{"-" if r.b is None else r.b}</td><td class="l">{escape(r.kind)}</td>'
+            f'<td class="l">{escape(r.status_a or "-")} → {escape(r.status_b or "-")}</td>'
+            + "".join(metrics)
+            + f'<td class="wrap">{escape("; ".join(r.changes))}</td></tr>'
+        )
+    return (
+        f'<h2>Diff: <span class="muted">{escape(diff.a)}</span> → '
+        f'<span class="muted">{escape(diff.b)}</span></h2>'
+        f'<ul class="headline">{head}</ul>'
+        '<table id="diff-totals"><thead><tr><th class="l">metric</th><th>A</th><th>B</th>'
+        f"<th>B - A</th></tr></thead><tbody>{''.join(totals)}</tbody></table>"
+        '<h2>Aligned turns</h2><table id="diff-turns" class="sortable"><thead><tr>'
+        '<th>A #</th><th>B #</th><th class="l">kind</th><th class="l">status</th>'
+        "<th>Δ sent</th><th>Δ resent</th><th>Δ cached</th><th>Δ ttft</th><th>Δ total</th>"
+        f'<th class="l">what changed</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def render_html(
+    name: str, report: InspectReport, *, diff: DiffReport | None = None, version: str = ""
+) -> str:
+    """The whole page for ``report`` (the trace called ``name``), with ``diff`` if given."""
+    body = [
+        f"<h1>tracer report</h1><div class='sub'>{escape(name)}"
+        f"{' · tracer ' + escape(version) if version else ''}</div>",
+        _summary(report),
+    ]
+    if report.turns:
+        body += [
+            "<h2>Waterfall</h2>",
+            _waterfall(report),
+            "<h2>Bytes sent per turn</h2>",
+            _bytes_chart(report),
+            "<h2>Turns</h2>",
+            _turn_table(report),
+        ]
+    else:
+        body.append("<p>No Responses API turns in this trace: generic WebSocket traffic.</p>")
+    body += ["<h2>Connections</h2>", _connections(report)]
+    if diff is not None:
+        body.append(_diff(diff))
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">"
+        f"<title>tracer report: {escape(name)}</title><style>{_CSS}</style></head>"
+        f"<body>{''.join(body)}<script>{_JS}</script></body></html>\n"
+    )
