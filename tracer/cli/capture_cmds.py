@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import os
 import sys
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -65,6 +67,14 @@ def record(
     flush_interval: Annotated[
         float, typer.Option(min=0.001, help="Seconds between crash-safe flushes.")
     ] = 0.1,
+    tui: Annotated[
+        bool,
+        typer.Option(
+            "--tui",
+            help="Watch the session live in the inspector while recording (a launched "
+            "command's output goes to OUTPUT.log); q stops.",
+        ),
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
 ) -> int:
     """Record WebSocket sessions through a local proxy in front of UPSTREAM.
@@ -72,6 +82,12 @@ def record(
     Point a client at http://HOST:PORT/v1 (the OpenAI SDKs derive ws://HOST:PORT/v1/responses
     from it), or give a command after -- to run it with OPENAI_BASE_URL set to the proxy.
     """
+    if tui and json:
+        raise CLIError("--tui and --json do not go together", exit_code=2)
+    if tui and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise CLIError(
+            "--tui needs a terminal (use `tracer watch FILE --json` instead)", exit_code=2
+        )
     try:
         upstream_ws_base(upstream)
     except ValueError as exc:
@@ -104,21 +120,27 @@ def record(
     except OSError as exc:
         raise CLIError(f"cannot create {str(output)!r}: {exc.strerror}") from None
     proxy = RecordingProxy(upstream, recorder, host=host, port=port, insecure=insecure)
+    log_path = output.with_name(output.name + ".log") if tui and command else None
+    listening = threading.Event()
 
     async def main(stop: asyncio.Event) -> int | None:
         try:
             await proxy.start()
         except OSError as exc:
             raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        finally:
+            listening.set()
         status = None
-        if not json and sys.stdout.isatty():
+        if tui:
+            pass
+        elif not json and sys.stdout.isatty():
             status = live_status(recorder.stats, proxy.base_url)
             status.start()
         elif not json and not command:
             warn.print(f"tracer record: listening on {proxy.base_url} -> {upstream}; Ctrl-C stops")
         try:
             if command:
-                return await _run_child(command, child_environment(proxy), stop)
+                return await _run_child(command, child_environment(proxy), stop, log_path)
             await stop.wait()
             return None
         finally:
@@ -126,10 +148,18 @@ def record(
                 status.stop()
             await proxy.close()
 
-    try:
-        exit_code = run_until_signal(main)
-    finally:
-        recorder.close()
+    if tui:
+
+        def banner() -> str:  # once the proxy listens (its port may have been 0)
+            text = f"recording {proxy.base_url} -> {upstream}"
+            return text + (f"; agent output in {log_path}" if log_path else "")
+
+        exit_code = _record_with_tui(main, recorder, output, listening, banner)
+    else:
+        try:
+            exit_code = run_until_signal(main)
+        finally:
+            recorder.close()
     if compact and recorder.stats.write_error is None:
         if recorder.stats.bytes <= COMPACT_LIMIT:
             _compact_in_place(output)
@@ -161,9 +191,61 @@ def record(
     return 0 if integrity.ok and recorder.stats.write_error is None else 1
 
 
-async def _run_child(command: list[str], env: dict[str, str], stop: asyncio.Event) -> int:
+def _record_with_tui(
+    main: Callable[[asyncio.Event], Awaitable[int | None]],
+    recorder: Recorder,
+    output: Path,
+    listening: threading.Event,
+    banner: Callable[[], str],
+) -> int | None:
+    """Run the proxy in a thread of its own and the live inspector in this one."""
+    from tracer.tui.app import InspectorApp
+
+    outcome: dict[str, Any] = {}
+    running: dict[str, Any] = {}
+
+    def record_thread() -> None:
+        async def run() -> int | None:
+            running["loop"], running["stop"] = asyncio.get_running_loop(), asyncio.Event()
+            return await main(running["stop"])
+
+        try:
+            outcome["code"] = asyncio.run(run())
+        except BaseException as exc:  # re-raised in the main thread
+            outcome["error"] = exc
+        finally:
+            recorder.close()  # the footer tells the inspector that the recording finished
+            listening.set()
+
+    thread = threading.Thread(target=record_thread, name="tracer-record", daemon=True)
+    thread.start()
+    listening.wait()
     try:
-        child = await asyncio.create_subprocess_exec(*command, env=env)
+        if "error" not in outcome:
+            InspectorApp(str(output), live=output, banner=banner()).run()
+    finally:
+        loop, stop = running.get("loop"), running.get("stop")
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already finished
+                loop.call_soon_threadsafe(stop.set)
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    code: int | None = outcome.get("code")
+    return code
+
+
+async def _run_child(
+    command: list[str], env: dict[str, str], stop: asyncio.Event, log: Path | None = None
+) -> int:
+    try:
+        if log is None:
+            child = await asyncio.create_subprocess_exec(*command, env=env)
+        else:
+            with open(log, "wb") as out:
+                child = await asyncio.create_subprocess_exec(
+                    *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
+                )
     except OSError as exc:
         raise CLIError(f"cannot run {command[0]!r}: {exc.strerror}", exit_code=127) from None
     waiter = asyncio.create_task(child.wait())

@@ -140,7 +140,7 @@ class InspectorApp(App[None]):
 
     TITLE = "tracer"
     CSS = """
-    #summary { height: 2; padding: 0 1; }
+    #summary { height: auto; max-height: 3; padding: 0 1; }
     #body { height: 1fr; }
     #turns { width: 64; height: 100%; }
     #detail { width: 1fr; height: 100%; padding: 0 1; border-left: solid $primary-darken-2; }
@@ -175,9 +175,11 @@ class InspectorApp(App[None]):
         *,
         live: Path | None = None,
         against: DiffReport | None = None,
+        banner: str | None = None,
     ) -> None:
         super().__init__()
         self.trace_name = name
+        self.banner = banner
         self.session = session or Session(details=True)
         self.report: InspectReport = self.session.report()
         self.live = live
@@ -197,7 +199,7 @@ class InspectorApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = self.trace_name
+        self.sub_title = self.banner or self.trace_name
         table = self.query_one("#turns", DataTable)
         for name in TURN_COLUMNS:
             table.add_column(name, key=name)
@@ -262,6 +264,8 @@ class InspectorApp(App[None]):
         if self.live_state is not None:
             live = f"● {self.live_state}, {self.session.records:,} records |"
         text = summary_text(self.report, in_flight=self.session.in_flight, live=live)
+        if self.banner:
+            text = Text.assemble((self.banner, "dim"), "\n", text)
         if self.query_text:
             text.append(f" | filter {self.query_text!r}: {len(self.shown)} shown", style="cyan")
         self.query_one("#summary", Static).update(text)
