@@ -59,9 +59,12 @@ def static_text(widget: Static) -> str:
     return console.export_text()
 
 
-def app_for(path: Path, against: Path | None = None) -> InspectorApp:
+def app_for(
+    path: Path, against: Path | None = None, frame_budget: int | None = None
+) -> InspectorApp:
     diff = load_diff(path, against, quiet=True) if against else None
-    return InspectorApp(str(path), load_session(path), against=diff)
+    budget = {} if frame_budget is None else {"frame_budget": frame_budget}
+    return InspectorApp(str(path), load_session(path, **budget), against=diff, path=path)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])
@@ -152,10 +155,14 @@ async def test_filter_by_status_text_and_event_type():
         assert "no turns match" in static_text(app.query_one("#detail-body", Static))
 
 
-async def test_frames_view_lists_a_turns_frames_pretty_prints_and_searches():
+@pytest.mark.parametrize("budget", [None, 0], ids=["kept", "read-again"])
+async def test_frames_view_lists_a_turns_frames_pretty_prints_and_searches(budget: int | None):
+    """With a frame budget of 0 the session keeps no frames: the view reads them again."""
     turns = inspect_json(RECONNECT)["turns"]
     t = turns[2]
-    app = app_for(RECONNECT)
+    app = app_for(RECONNECT, frame_budget=budget)
+    kept = app.session.detail(2)
+    assert kept is not None and kept.frames_kept is (budget is None)
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("down", "down", "f")
         screen = app.screen

@@ -28,10 +28,13 @@ __all__ = [
     "TurnReport",
     "analyse",
     "canonical_item",
+    "select_frames",
     "summarise_item",
 ]
 
 SCHEMA_VERSION = 1
+FRAME_BUDGET = 64 * 1024 * 1024
+"""Payload bytes of frames a ``Session(details=True)`` keeps for its turns' frame views."""
 # Request fields that are not context: comparing them across creates means nothing.
 _NOT_CONTEXT = frozenset(["type", "input", "previous_response_id", "stream_id", "generate"])
 _SERVER_KEYS = frozenset(["id", "status"])  # assigned by the server: ignored when comparing
@@ -134,6 +137,9 @@ class TurnDetail:
     event_types: dict[str, int] = field(default_factory=dict)
     error_message: str | None = None
     frames: list[Frame] = field(default_factory=list)  # its create, steers and events
+    frames_kept: bool = True  # False: over the session's frame budget (read them again)
+    t_create_ns: int = 0
+    t_end_ns: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``tracer turn --json`` fields (frames are left out)."""
@@ -251,8 +257,11 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 class _Analyser:
-    def __init__(self, details: bool = False) -> None:
+    def __init__(self, details: bool = False, frame_budget: int = 0) -> None:
         self.details: dict[int, TurnDetail] | None = {} if details else None
+        self.frame_budget = frame_budget  # payload bytes of frames kept for the details
+        self.frames_kept_bytes = 0
+        self.summaries: dict[int, str] = {}  # item hash -> its one-line summary
         self.contexts: dict[int, _ConnContext] = {}
         self.responses: dict[str, tuple[int, int, int]] = {}  # id -> (conn, items, bytes)
         self.ended: dict[str, int] = {}  # response id -> t_end
@@ -279,9 +288,12 @@ class _Analyser:
                 resent_bytes += size
             ctx.seen.add(h)
             if described is not None:
+                summary = self.summaries.get(h)
+                if summary is None:  # a resent item is summarised once
+                    summary = self.summaries[h] = summarise_item(item)
                 kind = item.get("type", "message") if isinstance(item, dict) else "?"
                 described.append(
-                    {"summary": summarise_item(item), "type": kind, "resent": resent, "bytes": size}
+                    {"summary": summary, "type": kind, "resent": resent, "bytes": size}
                 )
         if self.details is not None and described is not None:
             self.details[t.index] = TurnDetail(
@@ -429,7 +441,14 @@ class _Analyser:
         d.output = t.output
         d.event_types = dict(t.event_types)
         d.error_message = t.error_message
-        d.frames = t.frames
+        d.t_create_ns, d.t_end_ns = t.t_create, t.t_end
+        size = sum(len(f.payload) for f in t.frames)
+        if self.frames_kept_bytes + size <= self.frame_budget:
+            self.frames_kept_bytes += size
+            d.frames = t.frames
+        else:
+            d.frames_kept = False
+        t.frames = []
 
 
 @dataclass(slots=True)
@@ -456,12 +475,15 @@ class Session:
     ``feed`` takes the next records and returns the turns that ended among them;
     ``report`` is the session so far (turns still in flight are left out and counted in
     ``in_flight``); ``finish`` ends them as ``unfinished`` and gives the final report.
-    With ``details``, each turn's input items, output and frames are kept (``detail``).
+    With ``details``, each turn's input items, output and frames are kept (``detail``); the
+    frames only up to ``frame_budget`` payload bytes in all, so that memory stays bounded on
+    a large trace (past it, ``TurnDetail.frames_kept`` is False: read them again with
+    ``select_frames``).
     """
 
-    def __init__(self, *, details: bool = False) -> None:
+    def __init__(self, *, details: bool = False, frame_budget: int = FRAME_BUDGET) -> None:
         self._segmenter = TurnSegmenter(collect_text=details, keep_frames=details)
-        self._analyser = _Analyser(details)
+        self._analyser = _Analyser(details, frame_budget)
         self._t0: int | None = None
         self.records = 0
 
@@ -504,6 +526,19 @@ class Session:
         if self._t0 is None:
             return self._segmenter.t_first or 0
         return self._t0
+
+
+def select_frames(
+    records: Iterable[Record], conn: int, t_from: int, t_to: int | None
+) -> list[Frame]:
+    """The frames of connection ``conn`` sent from ``t_from`` to ``t_to`` (ns, inclusive)."""
+    out = []
+    for r in records:
+        if type(r) is Frame and r.conn == conn and r.t_ns >= t_from:
+            if t_to is not None and r.t_ns > t_to:
+                break
+            out.append(r)
+    return out
 
 
 def analyse(records: Iterable[Record]) -> InspectReport:

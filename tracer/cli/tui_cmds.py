@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from tracer.analysis.diff import DiffReport, collect_contents, diff_sessions
-from tracer.analysis.report import Session
+from tracer.analysis.report import FRAME_BUDGET, Session
 from tracer.cli.app import CLIError, app
 from tracer.live import follow
 from tracer.trace.reader import open_trace
@@ -21,9 +21,9 @@ from tracer.views.output import emit_json, emit_json_line, stderr_console
 TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
 
 
-def load_session(path: Path, *, quiet: bool = False) -> Session:
+def load_session(path: Path, *, quiet: bool = False, frame_budget: int = FRAME_BUDGET) -> Session:
     """Read a whole trace into a finished ``Session`` that keeps each turn's detail."""
-    session = Session(details=True)
+    session = Session(details=True, frame_budget=frame_budget)
     with open_trace(path) as reader:
         batch: list[Record] = []
         for record in reader:
@@ -60,7 +60,7 @@ def run_inspector(file: Path, against: Path | None) -> int:
 
     session = load_session(file)
     diff = load_diff(file, against, quiet=True) if against is not None else None
-    InspectorApp(str(file), session, against=diff).run()
+    InspectorApp(str(file), session, against=diff, path=file).run()
     return 0
 
 

@@ -22,10 +22,11 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from tracer.analysis.diff import DiffReport, TurnDiff
-from tracer.analysis.report import InspectReport, Session, TurnReport
+from tracer.analysis.report import InspectReport, Session, TurnReport, select_frames
 from tracer.analysis.search import frame_matches, turn_matches
 from tracer.live import follow
 from tracer.trace.format import TraceError
+from tracer.trace.reader import open_trace
 from tracer.trace.records import Frame, Record
 from tracer.tui.render import (
     TURN_COLUMNS,
@@ -176,9 +177,11 @@ class InspectorApp(App[None]):
         live: Path | None = None,
         against: DiffReport | None = None,
         banner: str | None = None,
+        path: Path | None = None,
     ) -> None:
         super().__init__()
         self.trace_name = name
+        self.path = path or live  # where frames over the session's budget are read again
         self.banner = banner
         self.session = session or Session(details=True)
         self.report: InspectReport = self.session.report()
@@ -339,7 +342,15 @@ class InspectorApp(App[None]):
             return
         detail = self.session.detail(t.index)
         frames = detail.frames if detail is not None else []
-        screen = FramesScreen(f"turn {t.index}", frames, self.report.summary.t0_ns)
+        title = f"turn {t.index}"
+        if detail is not None and not detail.frames_kept and self.path is not None:
+            try:
+                with open_trace(self.path) as reader:
+                    frames = select_frames(reader, t.conn, detail.t_create_ns, detail.t_end_ns)
+            except TraceError as exc:
+                self.notify(f"cannot read the frames again: {exc}", severity="error")
+            title += " (frames read again from the trace: all of the connection's in its time)"
+        screen = FramesScreen(title, frames, self.report.summary.t0_ns)
         self.push_screen(screen)
         self.call_after_refresh(self._layout, self.size.width)
 
