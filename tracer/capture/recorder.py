@@ -15,18 +15,63 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracer.trace.records import Annotation, Close, Direction, Opcode, Open
+from tracer.trace.format import TraceError
+from tracer.trace.reader import TraceReader
+from tracer.trace.records import Annotation, Close, Direction, Frame, Opcode, Open
 from tracer.trace.redact import Redactor
 from tracer.trace.writer import DEFAULT_FLUSH_INTERVAL, TraceWriter
 
-__all__ = ["Recorder", "RecorderStats"]
+__all__ = ["Recorder", "RecorderStats", "Unrecorded"]
 
 DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024
 _STOP = object()
+_MAX_RANGES = 64  # per connection; past it the last range grows to cover later drops
+
+
+class Unrecorded:
+    """Which frames of one connection were not recorded: numbered from 1 per connection."""
+
+    __slots__ = ("conn", "count", "exact", "ranges")
+
+    def __init__(self, conn: int) -> None:
+        self.conn = conn
+        self.count = 0
+        self.ranges: list[list[int]] = []  # [first, last] frame numbers, inclusive
+        self.exact = True  # False once ranges were merged (they then cover recorded ones too)
+
+    def add(self, seq: int) -> None:
+        self.count += 1
+        ranges = self.ranges
+        if ranges and seq == ranges[-1][1] + 1:
+            ranges[-1][1] = seq
+        elif len(ranges) < _MAX_RANGES:
+            ranges.append([seq, seq])
+        else:
+            ranges[-1][1] = seq
+            self.exact = False
+
+    def spans(self) -> list[list[int]]:
+        """The ranges in order, adjacent ones merged (frames settled late come out of order)."""
+        out: list[list[int]] = []
+        for a, b in sorted(self.ranges):
+            if out and a <= out[-1][1] + 1:
+                out[-1][1] = max(out[-1][1], b)
+            else:
+                out.append([a, b])
+        return out
+
+    def describe(self) -> str:
+        spans = ", ".join(f"#{a}" if a == b else f"#{a}-#{b}" for a, b in self.spans())
+        return f"connection {self.conn}: {self.count} frames ({spans})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"conn": self.conn, "frames": self.count, "ranges": self.spans(),
+                "exact": self.exact}  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -40,6 +85,7 @@ class RecorderStats:
     creates: int = 0  # client frames that look like a response.create
     dropped_frames: int = 0
     write_error: str | None = None
+    unrecorded: dict[int, Unrecorded] = field(default_factory=dict)  # conn -> frames lost
 
 
 class Recorder:
@@ -53,8 +99,16 @@ class Recorder:
         redactor: Redactor | None = None,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+        on_write_error: Callable[[str], None] | None = None,
     ) -> None:
         self.path = Path(path)
+        # Called once, from the writer thread, when writing fails (a full disk): from then
+        # on traffic is still forwarded but its frames are not recorded.
+        self.on_write_error = on_write_error
+        self._seq: dict[int, int] = {}  # conn -> frames offered so far
+        self._unflushed: list[tuple[Any, ...]] = []  # frames written but not yet flushed
+        self._uncertain: list[tuple[Any, ...]] = []  # unflushed when a write failed
+        self._handed: dict[int, int] = {}  # conn -> frames handed to the writer
         self.redactor = redactor or Redactor()
         self.stats = RecorderStats()
         self._max_queue = max_queue_bytes
@@ -137,15 +191,24 @@ class Recorder:
         size = len(payload)
         stats = self.stats
         with self._lock:  # producers may run on several threads (a sync client's reader)
+            seq = self._seq[conn] = self._seq.get(conn, 0) + 1
             if self._enqueued - self._written + size > self._max_queue:
                 stats.dropped_frames += 1
+                self._unrecorded(conn, seq)
                 return
             self._enqueued += size
             stats.frames += 1
             stats.bytes += size
             if direction is Direction.CLIENT and payload.find(b'"response.create"', 0, 200) >= 0:
                 stats.creates += 1
-        self._put((conn, t, direction, opcode, payload, fin))  # a Frame's fields, unwrapped
+        self._put((conn, t, direction, opcode, payload, fin, seq))  # a Frame's fields + number
+
+    def _unrecorded(self, conn: int, seq: int) -> None:
+        """Note frame ``seq`` of ``conn`` as not recorded (the caller holds the lock)."""
+        gaps = self.stats.unrecorded.get(conn)
+        if gaps is None:
+            gaps = self.stats.unrecorded[conn] = Unrecorded(conn)
+        gaps.add(seq)
 
     def close_connection(
         self,
@@ -179,50 +242,54 @@ class Recorder:
         interval = self._interval
         failed = False
         stopping = False
+        handed = self._handed
         while not stopping:
             try:
                 batch = [get(timeout=interval) if writer.pending else get()]
             except queue.Empty:
                 if not failed:
                     failed = self._guard(writer.flush)
+                    self._flushed(failed)
                 continue
             # Take everything already queued: fewer wake-ups, and the GIL changes hands less.
             with contextlib.suppress(queue.Empty):
                 while len(batch) < 4096:
                     batch.append(get_nowait())
-            frames = []  # consecutive frames go to the writer in one call
+            frames: list[tuple[Any, ...]] = []  # consecutive frames: one writer call
             for item in batch:
-                if type(item) is tuple:  # a frame's fields
-                    payload = item[4]
+                if type(item) is tuple:  # a frame's fields and its number on its connection
+                    conn, t, direction, opcode, payload, fin, seq = item
                     self._written += len(payload)
                     if failed:
-                        with self._lock:
-                            self.stats.dropped_frames += 1
+                        self._lost([item])
                         continue
                     if redact is not None:
-                        conn, t, direction, opcode, _, fin = item
-                        item = (conn, t, direction, opcode, redact(payload), fin)
-                    frames.append(item)
+                        payload = redact(payload)
+                    frames.append((conn, t, direction, opcode, payload, fin, seq))
+                    handed[conn] = handed.get(conn, 0) + 1
                     continue
                 if frames:
-                    failed = failed or self._guard(writer.write_frames, frames)
+                    failed = failed or self._write_frames(frames)
                     frames = []
                 if item is _STOP:
                     stopping = True
                     break
                 if not failed:
                     failed = self._guard(writer.write, item)
+                    self._flushed(failed, check=True)
             if frames and not failed:
-                failed = self._guard(writer.write_frames, frames)
+                failed = self._write_frames(frames)
         writer.dropped_frames = self.stats.dropped_frames
         if not failed:
             if self.stats.dropped_frames:
+                lost = "; ".join(g.describe() for g in self.stats.unrecorded.values())
                 self._guard(
                     writer.write,
                     Annotation(
                         t_ns=writer.now_ns(),
                         label="tracer.dropped_frames",
-                        note=f"{self.stats.dropped_frames} frames were not recorded",
+                        note=f"{self.stats.dropped_frames} frames were not recorded: {lost}",
+                        data={"unrecorded": [g.to_json() for g in self.stats.unrecorded.values()]},
                     ),
                 )
             self._guard(writer.close)
@@ -230,13 +297,62 @@ class Recorder:
             self._file.close()
         except OSError as exc:
             self.stats.write_error = self.stats.write_error or str(exc)
+        if self._uncertain:
+            self._settle_uncertain()
+
+    def _settle_uncertain(self) -> None:
+        """After a failed write, read the file back: of the frames that were written but not
+        yet flushed when it failed, those the file holds were recorded, the rest were not."""
+        on_disk: dict[int, int] = {}
+        try:
+            with open(self.path, "rb") as src:
+                for r in TraceReader(src):
+                    if type(r) is Frame:
+                        on_disk[r.conn] = on_disk.get(r.conn, 0) + 1
+        except (OSError, TraceError):
+            pass  # the frames counted before the damage are the ones a reader gets
+        by_conn: dict[int, list[tuple[Any, ...]]] = {}
+        for f in self._uncertain:
+            by_conn.setdefault(f[0], []).append(f)
+        for conn, frames in by_conn.items():
+            before = self._handed.get(conn, 0) - len(frames)
+            present = max(0, on_disk.get(conn, 0) - before)
+            self._lost(sorted(frames, key=lambda f: f[6])[present:])
+        self._uncertain = []
+
+    def _write_frames(self, frames: list[tuple[Any, ...]]) -> bool:
+        failed = self._guard(self._writer.write_frames, [f[:6] for f in frames])
+        # On a failure the batch may be partly in the file, but not in a readable block.
+        self._unflushed.extend(frames)
+        self._flushed(failed, check=True)
+        return failed
+
+    def _flushed(self, failed: bool, *, check: bool = False) -> None:
+        """After a write or flush: forget the frames now on disk; on a failure, keep them to
+        check against the file once it is closed (some blocks may have reached it)."""
+        if failed:
+            self._uncertain.extend(self._unflushed)
+        elif check and self._writer.pending:
+            return
+        self._unflushed = []
+
+    def _lost(self, frames: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            for f in frames:
+                self.stats.dropped_frames += 1
+                self.stats.frames -= 1
+                self._unrecorded(f[0], f[6])
 
     def _guard(self, fn: Any, *args: Any) -> bool:
-        """Run a write; on an I/O error (disk full) remember it and return True."""
+        """Run a write; on an I/O error (disk full) remember it, report it, return True."""
         try:
             fn(*args)
         except OSError as exc:
+            first = self.stats.write_error is None
             self.stats.write_error = f"{exc.strerror or exc} ({self.path})"
+            if first and self.on_write_error is not None:
+                with contextlib.suppress(Exception):
+                    self.on_write_error(self.stats.write_error)
             return True
         return False
 

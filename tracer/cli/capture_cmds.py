@@ -116,6 +116,7 @@ def record(
             metadata={"source": "tracer record", "upstream": upstream, "command": command or []},
             redactor=redactor,
             flush_interval=flush_interval,
+            on_write_error=None if tui else _report_write_error,
         )
     except OSError as exc:
         raise CLIError(f"cannot create {str(output)!r}: {exc.strerror}") from None
@@ -181,6 +182,7 @@ def record(
         write_error=recorder.stats.write_error,
         command_exit=exit_code,
         trace_ok=integrity.ok,
+        unrecorded=[g.to_json() for g in recorder.stats.unrecorded.values()],
     )
     if json:
         emit_json(summary.to_json())
@@ -233,6 +235,15 @@ def _record_with_tui(
         raise outcome["error"]
     code: int | None = outcome.get("code")
     return code
+
+
+def _report_write_error(message: str) -> None:
+    """Said the moment writing fails (from the writer thread); the proxy keeps forwarding."""
+    sys.stderr.write(
+        f"tracer record: cannot write the trace: {message}; still forwarding traffic, but "
+        "from now on frames are not recorded (the summary lists them)\n"
+    )
+    sys.stderr.flush()
 
 
 async def _run_child(

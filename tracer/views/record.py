@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -28,6 +28,7 @@ class RecordSummary:
     write_error: str | None
     command_exit: int | None
     trace_ok: bool
+    unrecorded: list[dict[str, Any]] = field(default_factory=list)  # per connection
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +70,13 @@ def render_summary(summary: RecordSummary, console: Console) -> None:
         + ("" if summary.trace_ok else " [red](trace damaged)[/red]")
     )
     if summary.dropped_frames:
-        console.print(f"  [yellow]{summary.dropped_frames} frames were not recorded[/yellow]")
+        console.print(f"  [yellow]{summary.dropped_frames} frames were not recorded:[/yellow]")
+        for gap in summary.unrecorded:
+            spans = ", ".join(f"#{a}" if a == b else f"#{a}-#{b}" for a, b in gap["ranges"])
+            console.print(
+                f"    connection {gap['conn']}: {gap['frames']} frames ({spans})"
+                + ("" if gap["exact"] else ", the last range approximate"),
+                markup=False,
+            )
     if summary.write_error:
         console.print(f"  [red]write error: {summary.write_error}[/red]")
