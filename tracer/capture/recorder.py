@@ -225,7 +225,11 @@ class Recorder:
         )
 
     def annotate(self, label: str, note: str = "", conn: int | None = None) -> None:
-        self._queue.put(Annotation(t_ns=self.now_ns(), label=label, note=note, conn=conn))
+        """Record a mark; its text is redacted with every secret learned so far."""
+        r = self.redactor
+        self._queue.put(
+            Annotation(t_ns=self.now_ns(), label=r.text(label), note=r.text(note), conn=conn)
+        )
 
     def close(self) -> None:
         """Write what is queued, finish the trace (footer) and close the file."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -113,7 +114,13 @@ def record(
     try:
         recorder = Recorder(
             output,
-            metadata={"source": "tracer record", "upstream": upstream, "command": command or []},
+            # Only the program: an argument may be a secret that the redactor learns only
+            # later, from a header; the whole command line is annotated at the end.
+            metadata={
+                "source": "tracer record",
+                "upstream": redactor.url(upstream),
+                "command": [Path(command[0]).name] if command else [],
+            },
             redactor=redactor,
             flush_interval=flush_interval,
             on_write_error=None if tui else _report_write_error,
@@ -155,12 +162,14 @@ def record(
             text = f"recording {proxy.base_url} -> {upstream}"
             return text + (f"; agent output in {log_path}" if log_path else "")
 
-        exit_code = _record_with_tui(main, recorder, output, listening, banner)
+        exit_code = _record_with_tui(
+            main, lambda: _close(recorder, command), output, listening, banner
+        )
     else:
         try:
             exit_code = run_until_signal(main)
         finally:
-            recorder.close()
+            _close(recorder, command)
     if compact and recorder.stats.write_error is None:
         if recorder.stats.bytes <= COMPACT_LIMIT:
             _compact_in_place(output)
@@ -195,7 +204,7 @@ def record(
 
 def _record_with_tui(
     main: Callable[[asyncio.Event], Awaitable[int | None]],
-    recorder: Recorder,
+    finish: Callable[[], None],
     output: Path,
     listening: threading.Event,
     banner: Callable[[], str],
@@ -216,7 +225,7 @@ def _record_with_tui(
         except BaseException as exc:  # re-raised in the main thread
             outcome["error"] = exc
         finally:
-            recorder.close()  # the footer tells the inspector that the recording finished
+            finish()  # the footer tells the inspector that the recording finished
             listening.set()
 
     thread = threading.Thread(target=record_thread, name="tracer-record", daemon=True)
@@ -235,6 +244,13 @@ def _record_with_tui(
         raise outcome["error"]
     code: int | None = outcome.get("code")
     return code
+
+
+def _close(recorder: Recorder, command: list[str] | None) -> None:
+    """Finish the trace; the command line goes in last, redacted with all secrets learned."""
+    if command:
+        recorder.annotate("tracer.command", shlex.join(command))
+    recorder.close()
 
 
 def _report_write_error(message: str) -> None:
