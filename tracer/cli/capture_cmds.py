@@ -23,6 +23,7 @@ from tracer.trace.redact import Redactor
 from tracer.trace.verify import verify_trace
 from tracer.views.output import emit_json, stderr_console
 from tracer.views.record import RecordSummary, live_status, render_summary
+from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
 COMPACT_LIMIT = 256 * 1024 * 1024
 """Payload bytes up to which a trace is recompressed on exit (level 19 takes ~0.2 s a MB)."""
@@ -68,6 +69,12 @@ def record(
     flush_interval: Annotated[
         float, typer.Option(min=0.001, help="Seconds between crash-safe flushes.")
     ] = 0.1,
+    max_frame: Annotated[
+        int,
+        typer.Option(
+            min=1024, help="Largest message in bytes either side may send (1009 past it)."
+        ),
+    ] = DEFAULT_MAX_SIZE,
     tui: Annotated[
         bool,
         typer.Option(
@@ -127,7 +134,9 @@ def record(
         )
     except OSError as exc:
         raise CLIError(f"cannot create {str(output)!r}: {exc.strerror}") from None
-    proxy = RecordingProxy(upstream, recorder, host=host, port=port, insecure=insecure)
+    proxy = RecordingProxy(
+        upstream, recorder, host=host, port=port, insecure=insecure, max_size=max_frame
+    )
     log_path = output.with_name(output.name + ".log") if tui and command else None
     listening = threading.Event()
 

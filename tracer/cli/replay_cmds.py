@@ -12,7 +12,7 @@ import typer
 from tracer.cli.app import CLIError, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
 from tracer.replay.recorded import MODES, load_connections
-from tracer.replay.server import ReplayServer
+from tracer.replay.server import DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, ReplayServer
 from tracer.trace.reader import open_trace
 from tracer.views.output import emit_json, emit_json_line, stderr_console
 
@@ -32,6 +32,12 @@ def replay(
         typer.Option(help="Exit once every recorded connection was served; exit 1 on mismatch."),
     ] = False,
     allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback --listen.")] = False,
+    max_frame: Annotated[
+        int, typer.Option(min=1024, help="Largest client message in bytes (larger: close 1009).")
+    ] = DEFAULT_MAX_FRAME,
+    max_queue: Annotated[
+        int, typer.Option(min=1, help="Client messages held per connection before reading pauses.")
+    ] = DEFAULT_MAX_QUEUE,
     json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
 ) -> int:
     """Play the recorded server side of FILE to clients that connect (no network, no key)."""
@@ -50,7 +56,16 @@ def replay(
         if not json:
             err.print(f"tracer replay: {line}", markup=False)
 
-    server = ReplayServer(recorded, host=host, port=port, speed=speed, mode=match_mode, log=log)
+    server = ReplayServer(
+        recorded,
+        host=host,
+        port=port,
+        speed=speed,
+        mode=match_mode,
+        log=log,
+        max_frame=max_frame,
+        max_queue=max_queue,
+    )
 
     async def main(stop: asyncio.Event) -> None:
         try:
@@ -84,6 +99,7 @@ def replay(
         "connections": stats.connections,
         "turns": stats.turns,
         "mismatches": stats.mismatches,
+        "mismatch_count": stats.mismatch_count,
         "served": {str(k): v for k, v in stats.served.items()},
     }
     if json:
@@ -91,7 +107,7 @@ def replay(
     else:
         err.print(
             f"tracer replay: served {stats.connections} connection(s), {stats.turns} turn(s), "
-            f"{len(stats.mismatches)} mismatch(es)",
+            f"{stats.mismatch_count} mismatch(es)",
             markup=False,
         )
     return 1 if once and stats.mismatches else 0

@@ -17,7 +17,7 @@ from tracer.demo.agent import AgentConfig, AgentError, AgentRun, run_agent
 from tracer.trace.reader import open_trace
 from tracer.trace.verify import Integrity, verify_trace
 from tracer.upstream.script import Script, ScriptError, default_script
-from tracer.upstream.server import UpstreamServer
+from tracer.upstream.server import DEFAULT_MAX_FRAME, DEFAULT_MAX_PENDING, UpstreamServer
 from tracer.views.demo import render_demo
 from tracer.views.inspect import render_inspect
 from tracer.views.output import emit_json, emit_json_line, stdout_console
@@ -49,12 +49,25 @@ def upstream(
     single_flight: Annotated[
         bool, typer.Option(help="Reject a second create in flight (response_already_in_flight).")
     ] = False,
+    max_frame: Annotated[
+        int, typer.Option(min=1024, help="Largest client message in bytes (larger: close 1009).")
+    ] = DEFAULT_MAX_FRAME,
+    max_pending: Annotated[
+        int, typer.Option(min=1, help="Creates queued per connection; more get an error event.")
+    ] = DEFAULT_MAX_PENDING,
     json: JsonFlag = False,
 ) -> int:
     """Run the scripted Responses-compatible server (WebSocket mode and HTTP SSE)."""
     if host not in LOOPBACK and not allow_remote:
         raise CLIError(f"refusing to listen on {host}: add --allow-remote", exit_code=2)
-    server = UpstreamServer(_load_script(script), host=host, port=port, single_flight=single_flight)
+    server = UpstreamServer(
+        _load_script(script),
+        host=host,
+        port=port,
+        single_flight=single_flight,
+        max_frame=max_frame,
+        max_pending=max_pending,
+    )
 
     async def main(stop: asyncio.Event) -> int:
         try:

@@ -20,6 +20,10 @@ from tracer.wire import (
 )
 from tracer.wire.service import TCPService
 
+DEFAULT_MAX_FRAME = 64 * 1024 * 1024
+DEFAULT_MAX_QUEUE = 256
+MAX_MISMATCHES_KEPT = 100
+
 __all__ = ["ReplayServer", "ReplayStats"]
 
 
@@ -29,7 +33,8 @@ class ReplayStats:
 
     connections: int = 0
     turns: int = 0
-    mismatches: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)  # the first MAX_MISMATCHES_KEPT
+    mismatch_count: int = 0
     served: dict[int, int] = field(default_factory=dict)  # recorded conn -> times served
 
 
@@ -46,8 +51,12 @@ class ReplayServer(TCPService):
         speed: float = 1.0,
         mode: str = "tolerant",
         log: Callable[[str], None] | None = None,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
         super().__init__(host, port)
+        self.max_frame = max_frame  # a larger message closes the connection with 1009
+        self.max_queue = max_queue  # client messages waiting; past it, reading pauses
         self.recorded = recorded
         self.speed = speed
         self.mode = mode
@@ -81,7 +90,9 @@ class ReplayServer(TCPService):
                 await writer.drain()
                 return
             subprotocols = sorted({c.subprotocol for c in candidates if c.subprotocol})
-            ws = await accept_websocket(reader, writer, head, subprotocols=subprotocols or None)
+            ws = await accept_websocket(
+                reader, writer, head, subprotocols=subprotocols or None, max_size=self.max_frame
+            )
             self.stats.connections += 1
             await _Session(self, ws, candidates).run()
         except HTTPError:
@@ -97,7 +108,8 @@ class _Session:
         self.candidates = candidates
         self.chosen: RecordedConnection | None = None
         self.position = 0  # index of the last exchange played
-        self.inbox: asyncio.Queue[tuple[WsOpcode, bytes] | None] = asyncio.Queue()
+        # Bounded: a client that floods messages waits (TCP backpressure), memory does not grow.
+        self.inbox: asyncio.Queue[tuple[WsOpcode, bytes] | None] = asyncio.Queue(server.max_queue)
 
     async def run(self) -> None:
         reader = asyncio.create_task(self._read())
@@ -120,8 +132,8 @@ class _Session:
 
     async def _read(self) -> None:
         while (message := await self.ws.recv_message()) is not None:
-            self.inbox.put_nowait(message)
-        self.inbox.put_nowait(None)
+            await self.inbox.put(message)
+        await self.inbox.put(None)
 
     def _least_served(self, options: list[RecordedConnection]) -> RecordedConnection:
         served = self.server.stats.served
@@ -197,8 +209,13 @@ class _Session:
 
     async def _mismatch(self, what: str, problem: Mismatch | None) -> None:
         detail = f"{what}: {problem.describe()}" if problem else what
-        self.server.stats.mismatches.append(detail)
-        self.server.log(f"mismatch: {detail}")
+        stats = self.server.stats
+        stats.mismatch_count += 1
+        if len(stats.mismatches) < MAX_MISMATCHES_KEPT:  # a flood of them must not grow memory
+            stats.mismatches.append(detail)
+            self.server.log(f"mismatch: {detail}")
+        elif stats.mismatch_count == MAX_MISMATCHES_KEPT + 1:
+            self.server.log(f"more than {MAX_MISMATCHES_KEPT} mismatches: no longer logged")
         event = {
             "type": "error",
             "status": 400,

@@ -28,6 +28,9 @@ __all__ = ["UpstreamServer", "running_upstream"]
 
 MAX_BODY = 64 * 1024 * 1024
 MAX_IN_FLIGHT = 16  # responses generated at once per connection; more wait their turn
+DEFAULT_MAX_FRAME = 16 * 1024 * 1024  # a larger message closes the connection with 1009
+DEFAULT_MAX_PENDING = 64  # creates queued per connection; more get an error event
+MAX_LANES = 32  # distinct stream_ids per connection
 
 
 def _dumps(event: dict[str, Any]) -> str:
@@ -45,8 +48,12 @@ class UpstreamServer(TCPService):
         port: int = 0,
         single_flight: bool = False,
         on_connect: Callable[[WebSocket, RequestHead], None] | None = None,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
         super().__init__(host, port)
+        self.max_frame = max_frame  # limits against a hostile client
+        self.max_pending = max_pending
         self.engine = Engine(script or default_script(), single_flight=single_flight)
         # Called with each accepted WebSocket, e.g. to tap the server's own view of it.
         self.on_connect = on_connect
@@ -71,7 +78,7 @@ class UpstreamServer(TCPService):
                     _json_error(writer, 404, "not_found", f"No route for {head.path}.")
                 elif head.is_websocket_upgrade:
                     self.connections += 1
-                    ws = await accept_websocket(reader, writer, head)
+                    ws = await accept_websocket(reader, writer, head, max_size=self.max_frame)
                     if self.on_connect is not None:
                         self.on_connect(ws, head)
                     await self._websocket(ws)
@@ -94,7 +101,7 @@ class UpstreamServer(TCPService):
 
     async def _websocket(self, ws: WebSocket) -> None:
         conn = self.engine.connection()
-        session = _Session(self.engine, conn, ws)
+        session = _Session(self.engine, conn, ws, self.max_pending)
         try:
             await session.run()
         finally:
@@ -111,7 +118,7 @@ class UpstreamServer(TCPService):
             body = json.loads(raw)
             if not isinstance(body, dict):
                 raise ValueError
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: hostile nesting
             _json_error(writer, 400, "invalid_json", "The request body is not a JSON object.")
             return True
         conn = self.engine.http_connection()
@@ -162,8 +169,9 @@ class UpstreamServer(TCPService):
 class _Session:
     """One WebSocket connection: reads client events, runs each lane's creates in order."""
 
-    def __init__(self, engine: Engine, conn: Connection, ws: WebSocket) -> None:
+    def __init__(self, engine: Engine, conn: Connection, ws: WebSocket, max_pending: int) -> None:
         self.engine = engine
+        self.max_pending = max_pending
         self.conn = conn
         self.ws = ws
         self.lanes: dict[str | None, asyncio.Queue[dict[str, Any]]] = {}
@@ -199,7 +207,7 @@ class _Session:
                 event = json.loads(data)
                 if not isinstance(event, dict):
                     raise ValueError
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: hostile nesting
                 await self.send(error_event("invalid_json", "The message is not a JSON object."))
                 continue
             await self._dispatch(event)
@@ -218,6 +226,26 @@ class _Session:
                         "response_already_in_flight",
                         "A response is already in progress on this connection.",
                         status=409,
+                        stream_id=lane,
+                    )
+                )
+                return
+            if self.pending >= self.max_pending:
+                await self.send(
+                    error_event(
+                        "too_many_pending_responses",
+                        f"More than {self.max_pending} responses are queued on this connection.",
+                        status=429,
+                        stream_id=lane,
+                    )
+                )
+                return
+            if lane not in self.lanes and len(self.lanes) >= MAX_LANES:
+                await self.send(
+                    error_event(
+                        "too_many_streams",
+                        f"More than {MAX_LANES} stream_ids on this connection.",
+                        status=429,
                         stream_id=lane,
                     )
                 )
