@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 import time
 from typing import TYPE_CHECKING
@@ -75,7 +76,8 @@ async def proxy_http(
             timeout=30,
         )
     except (OSError, TimeoutError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        errno = getattr(exc, "errno", None)
+        reason = os.strerror(errno) if errno else type(exc).__name__
         message = f"cannot reach upstream {base.netloc}: {reason}"
         write_response(writer, 502, [("Content-Type", "text/plain")], f"{message}\n".encode())
         await writer.drain()

@@ -238,7 +238,16 @@ class _Session:
         if self.closed_by is None:
             self.closed_by = side
             self.error = src.error or "connection ended without a close frame"
-            dst.abort()
+            if src.protocol_error is not None:
+                # src broke the protocol (its protocol already told it so): close the other
+                # side cleanly, with 1014 (bad gateway) when it was the upstream.
+                code, who = (
+                    (1014, "upstream") if direction is Direction.SERVER else (1001, "client")
+                )
+                with contextlib.suppress(ConnectionError):
+                    await dst.close(code, f"tracer: the {who} sent an invalid frame", timeout=2.0)
+            else:
+                dst.abort()
 
     async def shutdown(self) -> None:
         """Close both sides with 1001 (going away): the recorder is stopping."""

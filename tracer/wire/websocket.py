@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl as ssl_module
 import time
 from collections import deque
@@ -152,9 +153,13 @@ class WebSocket:
                 data = b""
             if data:
                 self.protocol.receive_data(data)
+                if self.protocol.parser_exc is not None and self.error is None:
+                    self.error = f"invalid frame from the peer: {self.protocol.parser_exc}"
             else:
                 self._eof = True
                 self.protocol.receive_eof()
+                if isinstance(self.protocol.parser_exc, EOFError) and self.error is None:
+                    self.error = "connection dropped in the middle of a frame"
                 if self.protocol.state is not State.CLOSED and self.error is None:
                     self.error = "connection dropped without a close frame"
             self._frames.extend(self.protocol.events_received())  # type: ignore[arg-type]
@@ -186,6 +191,12 @@ class WebSocket:
                 opcode, self._message_opcode = self._message_opcode, None
                 data, self._message = b"".join(self._message), []
                 return opcode, data
+
+    @property
+    def protocol_error(self) -> Exception | None:
+        """The peer broke the protocol (an invalid or oversized frame), if it did."""
+        exc = self.protocol.parser_exc
+        return None if exc is None or isinstance(exc, EOFError) else exc
 
     @property
     def frames_buffered(self) -> int:
@@ -344,7 +355,9 @@ async def connect_websocket(
     except TimeoutError:
         raise ConnectError(f"timed out connecting to {uri.host}:{uri.port}") from None
     except (OSError, ssl_module.SSLError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        reason = str(exc)
+        if isinstance(exc, OSError) and exc.errno:  # asyncio's strerror is "Connect call failed"
+            reason = os.strerror(exc.errno)
         raise ConnectError(f"cannot connect to {uri.host}:{uri.port}: {reason}") from None
     protocol = ClientProtocol(
         uri,
