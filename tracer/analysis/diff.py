@@ -16,10 +16,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import orjson
-
 from tracer.analysis.detail import summarise_item
-from tracer.analysis.report import InspectReport, TurnReport, canonical_item
+from tracer.analysis.report import InspectReport, TurnReport, canonical_item, json_bytes
 from tracer.responses.model import TurnSegmenter, output_text
 from tracer.trace.records import Record
 
@@ -132,9 +130,7 @@ def collect_contents(records: Iterable[Record]) -> list[TurnContent]:
                 model=model if isinstance(model, str) else None,
                 instructions=_digest(instr.encode()) if isinstance(instr, str) else None,
                 tools=[str(t.get("name")) for t in tools if isinstance(t, dict)],
-                tools_hash=_digest(orjson.dumps(tools, option=orjson.OPT_SORT_KEYS))
-                if tools
-                else None,
+                tools_hash=_digest(json_bytes(tools, sort=True)) if tools else None,
                 warmup=turn.warmup,
             )
         else:
@@ -258,8 +254,7 @@ def diff_sessions(
     by_a = {t.index: t for t in a.turns}
     by_b = {t.index: t for t in b.turns}
     rows: list[TurnDiff] = []
-    matcher = difflib.SequenceMatcher(a=keys_a, b=keys_b, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    for op, i1, i2, j1, j2 in _alignment(keys_a, keys_b):
         pairs: list[tuple[int | None, int | None]] = []
         if op in ("equal", "replace"):
             n = max(i2 - i1, j2 - j1)
@@ -290,6 +285,36 @@ def diff_sessions(
         headline=headline,
         identical=identical,
     )
+
+
+MAX_ALIGN_CELLS = 4_000_000
+"""Past this many (A turns x B turns) left after trimming, turns are paired by position."""
+
+
+def _alignment(a: list[str], b: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """difflib opcodes for two key lists. The common head and tail are matched first (in
+    linear time), and a middle too large for difflib's quadratic worst case (thousands of
+    identical turns) is paired by position instead."""
+    lo = 0
+    while lo < len(a) and lo < len(b) and a[lo] == b[lo]:
+        lo += 1
+    hi_a, hi_b = len(a), len(b)
+    while hi_a > lo and hi_b > lo and a[hi_a - 1] == b[hi_b - 1]:
+        hi_a -= 1
+        hi_b -= 1
+    ops: list[tuple[str, int, int, int, int]] = []
+    if lo:
+        ops.append(("equal", 0, lo, 0, lo))
+    mid_a, mid_b = hi_a - lo, hi_b - lo
+    if mid_a and mid_b and mid_a * mid_b > MAX_ALIGN_CELLS:
+        ops.append(("replace", lo, hi_a, lo, hi_b))
+    elif mid_a or mid_b:
+        matcher = difflib.SequenceMatcher(a=a[lo:hi_a], b=b[lo:hi_b], autojunk=False)
+        for op, i1, i2, j1, j2 in matcher.get_opcodes():
+            ops.append((op, i1 + lo, i2 + lo, j1 + lo, j2 + lo))
+    if hi_a < len(a):
+        ops.append(("equal", hi_a, len(a), hi_b, len(b)))
+    return ops
 
 
 def _row(

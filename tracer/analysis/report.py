@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ __all__ = [
     "TurnReport",
     "analyse",
     "canonical_item",
+    "json_bytes",
     "select_frames",
     "summarise_item",
 ]
@@ -41,11 +43,24 @@ _SERVER_KEYS = frozenset(["id", "status"])  # assigned by the server: ignored wh
 _EMPTY_NOISE = ("annotations", "logprobs")
 
 
+def json_bytes(value: Any, *, sort: bool = False) -> bytes:
+    """``value`` as JSON, for sizes and hashes. Parsed JSON can nest deeper than orjson
+    writes (1024 levels in, 254 out): such a value gets its ``repr``, which is as stable."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort else None)
+    except TypeError:  # orjson.JSONEncodeError: recursion limit (or a non-JSON value)
+        try:
+            return repr(value).encode()
+        except RecursionError:
+            return b'"<nested too deep>"'
+
+
 def canonical_item(item: Any) -> bytes:
     """An item's canonical JSON: sorted keys, without server-assigned ids and status."""
     if isinstance(item, dict):
-        item = {k: _strip(v) for k, v in item.items() if k not in _SERVER_KEYS}
-    return orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+        with contextlib.suppress(RecursionError):  # nested past Python's limit: keep it whole
+            item = {k: _strip(v) for k, v in item.items() if k not in _SERVER_KEYS}
+    return json_bytes(item, sort=True)
 
 
 def _strip(value: Any) -> Any:
@@ -74,7 +89,7 @@ def summarise_item(item: Any, width: int = 160) -> str:
         elif kind == "function_call_output":
             text = f"function_call_output [{item.get('call_id')}]: {item.get('output')}"
         else:
-            text = f"{kind}: {orjson.dumps(item).decode()}"
+            text = f"{kind}: {json_bytes(item).decode(errors='replace')}"
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -279,7 +294,7 @@ class _Analyser:
         input_bytes = resent_bytes = resent_items = 0
         described: list[dict[str, Any]] | None = [] if self.details is not None else None
         for item in items:
-            size = len(orjson.dumps(item))
+            size = len(json_bytes(item))
             h = hash(canonical_item(item))
             input_bytes += size
             resent = h in ctx.seen
@@ -303,9 +318,7 @@ class _Analyser:
             )
         # Request fields repeated unchanged from the connection's previous create.
         fields = {
-            k: orjson.dumps(v, option=orjson.OPT_SORT_KEYS)
-            for k, v in t.request.items()
-            if k not in _NOT_CONTEXT
+            k: json_bytes(v, sort=True) for k, v in t.request.items() if k not in _NOT_CONTEXT
         }
         resent_fields = sorted(k for k, v in fields.items() if ctx.last_fields.get(k) == v)
         ctx.last_fields = fields

@@ -128,7 +128,10 @@ class Mismatch:
 
 
 def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    try:
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    except TypeError:  # nested deeper than orjson writes
+        text = repr(value)
     return text if len(text) <= 80 else text[:79] + "…"
 
 

@@ -37,6 +37,7 @@ _FEED = 1 << 20  # decompressed bytes fed to the unpacker at a time
 _READ = 1 << 20  # bytes read from the file at a time
 
 _DIRECTIONS = {0: Direction.CLIENT, 1: Direction.SERVER}
+_T_LIMIT = 1 << 62  # ns (146 years): times beyond this fit no int64 column downstream
 _TIMED_KINDS = frozenset([Kind.OPEN, Kind.FRAME, Kind.CLOSE, Kind.ANNOTATION])
 _OPCODES = {int(op): op for op in Opcode}
 
@@ -143,6 +144,8 @@ class TraceReader:
                             fin = obj[6] if len(obj) == 7 else True
                             if (fin is True or fin is False) and self.footer is None:
                                 last_t += dt
+                                if not -_T_LIMIT < last_t < _T_LIMIT:
+                                    raise self._damage("a time out of range")
                                 yield new_frame(
                                     Frame,
                                     (conn, last_t, directions[d], opcodes[op], payload, fin),
@@ -155,6 +158,8 @@ class TraceReader:
                         if type(obj[2]) is not int:
                             raise self._damage(f"a {_kind_name(obj[0])} record has no time")
                         last_t += obj[2]
+                        if not -_T_LIMIT < last_t < _T_LIMIT:
+                            raise self._damage("a time out of range")
                         obj[2] = last_t
                     try:
                         record = decode_record(obj)

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracer.analysis.diff import DiffReport
+from tracer.views.output import elided, omitted_note
 
 __all__ = ["render_diff"]
 
@@ -41,7 +42,11 @@ def render_diff(report: DiffReport, console: Console) -> None:
     for name in ("A", "B", "row", "sent", "resent", "cached tok", "ttft ms", "total ms",
                  "client ms", "what differs"):  # fmt: skip
         table.add_column(name, justify="left" if name in ("row", "what differs") else "right")
-    for row in report.turns:
+    head, omitted, tail = elided(report.turns)
+    for row in [*head, None, *tail] if omitted else head:
+        if row is None:
+            table.add_row("…")
+            continue
         a, b = row.a_values, row.b_values
         table.add_row(
             "-" if row.a is None else str(row.a),
@@ -56,6 +61,8 @@ def render_diff(report: DiffReport, console: Console) -> None:
             escape("; ".join(c for c in row.changes if c)),
         )
     console.print(table)
+    if omitted:
+        console.print(omitted_note(omitted, "rows"), style="dim", markup=False)
     ta, tb = report.totals_a, report.totals_b
     console.print(
         f"totals: sent {ta['bytes_sent']:,} → {tb['bytes_sent']:,} bytes, resent "

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracer.analysis.report import InspectReport, Summary, TurnReport
+from tracer.views.output import elided, omitted_note
 
 __all__ = [
     "render_cache",
@@ -120,7 +121,11 @@ def turn_table(report: InspectReport, *, bars: bool, width: int) -> Table:
     wall = report.summary.wall_ms / 1000 or 1.0
     scale = wall / max(10, width)
     slow = set(report.summary.slowest_turns)
-    for t in report.turns:
+    head, omitted, tail = elided(report.turns)
+    for t in [*head, None, *tail] if omitted else head:
+        if t is None:
+            table.add_row("…")
+            continue
         status = t.status + (" (warm-up)" if t.warmup else "")
         if t.error_code:
             status += f" {t.error_code}"
@@ -145,11 +150,18 @@ def turn_table(report: InspectReport, *, bars: bool, width: int) -> Table:
     return table
 
 
+def _note_omitted(console: Console, rows: int, what: str) -> None:
+    _, omitted, _ = elided([None] * rows)
+    if omitted:
+        console.print(omitted_note(omitted, what), style="dim", markup=False)
+
+
 def render_inspect(report: InspectReport, console: Console) -> None:
     console.print(_summary_lines(report.summary))
     if report.turns:
         width = max(10, console.width - 125)
         console.print(turn_table(report, bars=console.width >= 140, width=width))
+        _note_omitted(console, len(report.turns), "turns")
         if console.width >= 140:
             console.print(
                 Text.assemble(
@@ -172,7 +184,11 @@ def render_connections(report: InspectReport, console: Console) -> None:
     table = Table(box=None, header_style="bold")
     for name in ("conn", "url", "frames ->", "bytes ->", "frames <-", "bytes <-", "messages"):
         table.add_column(name)
-    for c in report.connections:
+    head, omitted, tail = elided(report.connections)
+    for c in [*head, None, *tail] if omitted else head:
+        if c is None:
+            table.add_row("…")
+            continue
         kinds = ", ".join(f"{k} x{v}" for k, v in list(c.message_types.items())[:6])
         table.add_row(
             str(c.conn),
@@ -184,6 +200,7 @@ def render_connections(report: InspectReport, console: Console) -> None:
             kinds,
         )
     console.print(table)
+    _note_omitted(console, len(report.connections), "connections")
 
 
 def render_cache(report: InspectReport, console: Console) -> None:
@@ -192,7 +209,11 @@ def render_cache(report: InspectReport, console: Console) -> None:
     table = Table(box=None, header_style="bold")
     for name in ("#", "conn", "new", "resent", "fields resent", "referenced", "cached tok", "note"):
         table.add_column(name, justify="right" if name not in ("note",) else "left")
-    for t in report.turns:
+    head, omitted, tail = elided(report.turns)
+    for t in [*head, None, *tail] if omitted else head:
+        if t is None:
+            table.add_row("…")
+            continue
         new = t.input_bytes - t.resent_bytes
         note = ", ".join(t.resent_fields) if t.resent_fields else ""
         if t.cache_loss:
@@ -208,6 +229,7 @@ def render_cache(report: InspectReport, console: Console) -> None:
             note,
         )
     console.print(table)
+    _note_omitted(console, len(report.turns), "turns")
     for loss in report.cache_losses:
         cost = (
             f"recovered at turn {loss.recovery_turn} by resending {_kb(loss.recovery_input_bytes)}B"
@@ -256,7 +278,11 @@ def render_latency(report: InspectReport, console: Console) -> None:
     if report.turns:
         width = max(20, console.width - 40)
         scale = (s.wall_ms / 1000 or 1.0) / width
-        for t in report.turns:
+        head, omitted, tail = elided(report.turns)
+        for t in [*head, None, *tail] if omitted else head:
+            if t is None:
+                console.print(omitted_note(omitted, "turns"), style="dim")
+                continue
             console.print(
                 Text.assemble(f"{t.index:>4} {_ms(t.duration_ms):>8} ", _bar(t, 0, scale, width))
             )

@@ -8,7 +8,15 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["emit_json", "emit_json_line", "stderr_console", "stdout_console"]
+__all__ = [
+    "MAX_ROWS",
+    "elided",
+    "emit_json",
+    "emit_json_line",
+    "omitted_note",
+    "stderr_console",
+    "stdout_console",
+]
 
 
 def stdout_console() -> Console:
@@ -28,3 +36,19 @@ def emit_json(obj: Any) -> None:
 def emit_json_line(obj: Any) -> None:
     """Print one compact JSON object on its own line (JSON Lines)."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+
+MAX_ROWS = 1000
+"""Rows a terminal table shows before it elides the middle (JSON always has them all)."""
+
+
+def elided(items: list[Any], limit: int = MAX_ROWS) -> tuple[list[Any], int, list[Any]]:
+    """The first and last ``limit // 2`` items of a long list, and how many lie between."""
+    if len(items) <= limit:
+        return items, 0, []
+    half = limit // 2
+    return items[:half], len(items) - 2 * half, items[-half:]
+
+
+def omitted_note(count: int, what: str) -> str:
+    return f"… {count:,} {what} not shown (all of them: --json, or tracer tui) …"

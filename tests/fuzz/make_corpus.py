@@ -1,0 +1,121 @@
+"""Writes the corpus of hostile trace files kept in tests/fuzz/corpus/ (run it to rebuild).
+
+Each file aims at one way a reader or an analysis can be hurt: truncation, damage, bombs,
+absurd sizes and nesting, odd but valid structure. Files that grew out of fuzzing crashes
+are kept beside them under their own names.
+
+    python tests/fuzz/make_corpus.py
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import msgpack
+import zstandard as zstd
+
+from tracer.trace import Close, Direction, Frame, Opcode, Open, TraceWriter
+from tracer.trace.format import encode_preamble
+
+HERE = Path(__file__).parent
+CORPUS = HERE / "corpus"
+SAMPLE = HERE.parents[1] / "traces" / "incremental.trace"
+
+
+def written(records: list, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    w = TraceWriter(buf, metadata={"corpus": True}, **kwargs)
+    for r in records:
+        w.write(r)
+    w.close()
+    return buf.getvalue()
+
+
+def raw_stream(*objects: object, header: bool = True) -> bytes:
+    """A preamble and one zstd frame holding these msgpack objects (after a real header)."""
+    packed = b""
+    if header:
+        head = written([])
+        plain = zstd.ZstdDecompressor().decompressobj().decompress(head[16:])
+        packed = msgpack.Unpacker(io.BytesIO(plain), raw=False).unpack()
+        packed = msgpack.packb(packed, use_bin_type=True)
+    packed += b"".join(msgpack.packb(o, use_bin_type=True) for o in objects)
+    return encode_preamble() + zstd.ZstdCompressor().compress(packed)
+
+
+def create(text: object) -> bytes:
+    return json.dumps({"type": "response.create", "input": text}).encode()
+
+
+def corpus() -> dict[str, bytes]:
+    sample = SAMPLE.read_bytes()
+    out: dict[str, bytes] = {}
+    out["empty.trace"] = b""
+    out["preamble-only.trace"] = encode_preamble()
+    out["half-sample.trace"] = sample[: len(sample) // 2]
+    out["version-99.trace"] = encode_preamble(99) + sample[16:]
+    flipped = bytearray(sample)
+    for i in range(40, len(flipped), 997):
+        flipped[i] ^= 0x5A
+    out["flipped-bytes.trace"] = bytes(flipped)
+    out["garbage.trace"] = bytes((i * 7919 + 13) % 251 for i in range(4096))
+    # 64 MiB of zeros in a few kB: a decompression bomb after a valid preamble.
+    out["zstd-bomb.trace"] = encode_preamble() + zstd.ZstdCompressor(level=19).compress(
+        b"\0" * (64 << 20)
+    )
+    # A record that says it holds 2 GiB of payload (bin32) but ends at once.
+    out["huge-declared-record.trace"] = encode_preamble() + zstd.ZstdCompressor().compress(
+        b"\xc6\x7f\xff\xff\xff" + b"x" * 100
+    )
+    # Nested msgpack arrays, 100,000 deep.
+    out["deep-msgpack.trace"] = encode_preamble() + zstd.ZstdCompressor().compress(
+        b"\x91" * 100_000 + b"\xc0"
+    )
+    out["frame-with-string-conn.trace"] = raw_stream([2, "one", 5, 0, 1, b"{}"])
+    out["frame-huge-time.trace"] = raw_stream(
+        [2, 1, 2**63, 0, 1, b"{}"], [2, 1, -(2**63), 1, 1, b"x"]
+    )
+    out["unknown-record-kinds.trace"] = raw_stream([99, "future"], [7], [2, 1, 0, 0, 1, b"{}"])
+    deep = "[" * 100_000 + "]" * 100_000
+    out["deep-json-payloads.trace"] = written([
+        Open(conn=1, t_ns=0, url="/v1/responses"),
+        Frame(1, 1, Direction.CLIENT, Opcode.TEXT, deep.encode()),
+        Frame(1, 2, Direction.CLIENT, Opcode.TEXT, create(json.loads("[" * 900 + "]" * 900))),
+        Frame(1, 3, Direction.SERVER, Opcode.TEXT, b'{"type":"response.created","response":'
+              + deep.encode() + b"}"),
+        Frame(1, 4, Direction.SERVER, Opcode.TEXT, b'{"type":"response.output_text.delta",'
+              b'"delta":' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        Close(conn=1, t_ns=5, code=1000, by="client"),
+    ])  # fmt: skip
+    out["many-connections.trace"] = written(
+        [Open(conn=i, t_ns=i, url=f"/v1/responses?{i}") for i in range(1, 20_001)]
+        + [Frame(i, 30_000 + i, Direction.CLIENT, Opcode.TEXT, create("x"))
+           for i in range(1, 20_001)]
+    )  # fmt: skip
+    out["odd-events.trace"] = written([
+        Open(conn=1, t_ns=0, url="/v1/responses"),
+        Frame(1, 1, Direction.CLIENT, Opcode.TEXT, create({"not": "a list"})),
+        Frame(1, 2, Direction.SERVER, Opcode.TEXT, b'{"type":"response.completed","response":'
+              b'{"id":7,"usage":{"input_tokens":"many","input_tokens_details":[1]},'
+              b'"output":[1,"two",{"type":"message","content":"not a list"}]}}'),
+        Frame(1, 3, Direction.SERVER, Opcode.TEXT, b'{"type":"error","error":"just a string"}'),
+        Frame(1, 4, Direction.SERVER, Opcode.BINARY, b"\xff\xfe\x00"),
+        Frame(1, 5, Direction.SERVER, Opcode.TEXT, b"\xff\xfe not utf-8", fin=False),
+        Frame(1, 6, Direction.CLIENT, Opcode.CONT, b"orphan continuation"),
+        Frame(1, 7, Direction.CLIENT, Opcode.CLOSE, b"\x03"),
+        Frame(7, 8, Direction.SERVER, Opcode.TEXT, b'{"type":"response.created"}'),
+    ])  # fmt: skip
+    return out
+
+
+def main() -> None:
+    CORPUS.mkdir(exist_ok=True)
+    for name, data in corpus().items():
+        (CORPUS / name).write_bytes(data)
+        print(f"{name}: {len(data):,} bytes")
+
+
+if __name__ == "__main__":
+    main()

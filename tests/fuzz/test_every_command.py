@@ -1,0 +1,54 @@
+"""Hostile trace files against every command that reads a trace.
+
+Each file of the corpus (tests/fuzz/corpus/, rebuilt by make_corpus.py) goes through every
+such command in a fresh process: each either succeeds or fails with one `tracer: error:`
+line and a non-zero exit code, never a traceback or an internal error, within a time bound,
+and the process's peak memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CORPUS = sorted((Path(__file__).parent / "corpus").iterdir())
+PEAK_RSS_BOUND_MB = 1024
+
+
+def check(results: list[dict]) -> None:
+    for r in results:
+        where = " ".join(r["args"])
+        assert r["code"] != "timeout", f"{where}: over the time bound"
+        assert "Traceback" not in r["stderr"], f"{where}: {r['stderr']}"
+        assert r["code"] != 70, f"{where}: internal error: {r['stderr']}"
+        if r["code"] != 0 and r["args"][0] not in ("verify", "stats"):  # damage in the report
+            lines = [x for x in r["stderr"].splitlines() if x.startswith("tracer: error: ")]
+            assert len(lines) == 1, f"{where}: {r['stderr']!r}"
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_every_command_survives_the_corpus(path: Path, tmp_path: Path):
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "run_commands.py"), str(path), str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.splitlines()[-1])
+    check(report["results"])
+    assert report["peak_rss_mb"] < PEAK_RSS_BOUND_MB, report["peak_rss_mb"]
+    slowest = max(report["results"], key=lambda r: r["seconds"])
+    print(f"{path.name}: peak {report['peak_rss_mb']} MB, slowest {' '.join(slowest['args'][:1])}"
+          f" {slowest['seconds']} s")  # fmt: skip
+
+
+def test_the_corpus_holds_every_generated_kind():
+    sys.path.insert(0, str(Path(__file__).parent))
+    from make_corpus import corpus
+
+    assert {p.name for p in CORPUS} >= set(corpus())
