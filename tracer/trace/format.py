@@ -9,6 +9,7 @@ import zstandard as zstd
 __all__ = [
     "FORMAT_VERSION",
     "PREAMBLE_SIZE",
+    "T_LIMIT",
     "TraceError",
     "compression_params",
     "encode_preamble",
@@ -16,6 +17,9 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+T_LIMIT = 1 << 62
+"""Times (ns, after the anchor) lie strictly within ±T_LIMIT: 146 years, and every 64-bit
+column of an export holds them."""
 """The format version this tracer writes. It reads every version up to this one."""
 
 # A zstd *skippable frame* (magic 0x184D2A5E) carrying b"tracer" and the format version.

@@ -10,7 +10,13 @@ from typing import IO, Any
 import msgpack
 import zstandard as zstd
 
-from tracer.trace.format import MAX_WINDOW_SIZE, PREAMBLE_SIZE, TraceError, parse_preamble
+from tracer.trace.format import (
+    MAX_WINDOW_SIZE,
+    PREAMBLE_SIZE,
+    T_LIMIT,
+    TraceError,
+    parse_preamble,
+)
 from tracer.trace.records import (
     Annotation,
     Close,
@@ -37,7 +43,6 @@ _FEED = 1 << 20  # decompressed bytes fed to the unpacker at a time
 _READ = 1 << 20  # bytes read from the file at a time
 
 _DIRECTIONS = {0: Direction.CLIENT, 1: Direction.SERVER}
-_T_LIMIT = 1 << 62  # ns (146 years): times beyond this fit no int64 column downstream
 _TIMED_KINDS = frozenset([Kind.OPEN, Kind.FRAME, Kind.CLOSE, Kind.ANNOTATION])
 _OPCODES = {int(op): op for op in Opcode}
 
@@ -144,7 +149,7 @@ class TraceReader:
                             fin = obj[6] if len(obj) == 7 else True
                             if (fin is True or fin is False) and self.footer is None:
                                 last_t += dt
-                                if not -_T_LIMIT < last_t < _T_LIMIT:
+                                if not -T_LIMIT < last_t < T_LIMIT:
                                     raise self._damage("a time out of range")
                                 yield new_frame(
                                     Frame,
@@ -158,7 +163,7 @@ class TraceReader:
                         if type(obj[2]) is not int:
                             raise self._damage(f"a {_kind_name(obj[0])} record has no time")
                         last_t += obj[2]
-                        if not -_T_LIMIT < last_t < _T_LIMIT:
+                        if not -T_LIMIT < last_t < T_LIMIT:
                             raise self._damage("a time out of range")
                         obj[2] = last_t
                     try:

@@ -12,7 +12,13 @@ import msgpack
 import zstandard as zstd
 
 from tracer import __version__
-from tracer.trace.format import FORMAT_VERSION, LIVE_LEVEL, compression_params, encode_preamble
+from tracer.trace.format import (
+    FORMAT_VERSION,
+    LIVE_LEVEL,
+    T_LIMIT,
+    compression_params,
+    encode_preamble,
+)
 from tracer.trace.records import Footer, Frame, Header, Kind, Open, Record
 
 __all__ = ["TraceWriter", "WriterStats", "create_trace"]
@@ -95,6 +101,8 @@ class TraceWriter:
         stats = self.stats
         if type(record) is Frame:  # the hot path
             conn, t_ns, direction, opcode, payload, fin = record
+            if not -T_LIMIT < t_ns < T_LIMIT:
+                raise ValueError(f"time out of range: {t_ns}")
             arr: list[Any] = [2, conn, t_ns - self._last_t, direction, opcode, payload]
             if not fin:
                 arr.append(False)
@@ -105,6 +113,8 @@ class TraceWriter:
             arr = record.encode()
             if arr[0] in _TIMED_KINDS:
                 t_ns = arr[2]
+                if not -T_LIMIT < t_ns < T_LIMIT:
+                    raise ValueError(f"time out of range: {t_ns}")
                 arr[2] = t_ns - self._last_t
                 self._last_t = t_ns
             if type(record) is Open:
@@ -145,6 +155,8 @@ class TraceWriter:
         size = 0
         payload_bytes = 0
         for conn, t_ns, direction, opcode, payload, fin in frames:
+            if not -T_LIMIT < t_ns < T_LIMIT:
+                raise ValueError(f"time out of range: {t_ns}")
             if fin:
                 data = pack([2, conn, t_ns - last_t, direction, opcode, payload])
             else:
