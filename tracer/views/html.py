@@ -12,6 +12,7 @@ from typing import Any
 
 from tracer.analysis.diff import DiffReport
 from tracer.analysis.report import InspectReport, TurnReport
+from tracer.views.output import elided
 
 __all__ = ["render_html"]
 
@@ -130,9 +131,24 @@ def _legend(items: list[tuple[str, str]]) -> str:
     return f'<div class="legend">{spans}</div>'
 
 
+def _shown(turns: list[TurnReport]) -> tuple[list[TurnReport], int]:
+    """The turns a chart or table draws: all, or the first and last 500 of a long session."""
+    head, omitted, tail = elided(turns)
+    return [*head, *tail], omitted
+
+
+def _omitted(count: int) -> str:
+    if not count:
+        return ""
+    return (
+        f"<p class='muted'>{count:,} turns in the middle are left out here to keep the page "
+        "small; `tracer inspect --json` has them all.</p>"
+    )
+
+
 def _waterfall(report: InspectReport) -> str:
     """Every turn on the session's time axis: client time, handshake, waits, generation."""
-    turns = report.turns
+    turns, omitted = _shown(report.turns)
     row, label_w, width = 16, 60, 1000
     starts = [t.t_start_s * 1000 - (t.client_ms or 0) - (t.handshake_ms or 0) for t in turns]
     ends = [t.t_start_s * 1000 + (t.duration_ms or 0) for t in turns]
@@ -175,12 +191,12 @@ def _waterfall(report: InspectReport) -> str:
         )
     out.append("</svg>")
     legend = _legend([(title, fill) for _, fill, title in _PHASES] + [("failed", "var(--bad)")])
-    return legend + f'<div class="chart">{"".join(out)}</div>'
+    return legend + f'<div class="chart">{"".join(out)}</div>' + _omitted(omitted)
 
 
 def _bytes_chart(report: InspectReport) -> str:
     """Bytes per turn: new context sent, context resent, context referenced instead."""
-    turns = report.turns
+    turns, omitted = _shown(report.turns)
     bar, gap, height, top = 14, 4, 180, 18
     values = [
         (max(0, t.request_bytes - t.resent_bytes), t.resent_bytes, t.referenced_bytes)
@@ -226,7 +242,7 @@ def _bytes_chart(report: InspectReport) -> str:
             ("✕ cache lost", "var(--bad)"),
         ]
     )
-    return legend + f'<div class="chart">{"".join(out)}</div>'
+    return legend + f'<div class="chart">{"".join(out)}</div>' + _omitted(omitted)
 
 
 def _cell(value: Any, text: str | None = None, cls: str = "") -> str:
@@ -239,7 +255,8 @@ def _turn_table(report: InspectReport) -> str:
     heads = ["#", "conn", "status", "model", "sent", "resent", "referenced", "cached tok",
              "ttfe", "ttft", "total", "client", "response"]  # fmt: skip
     rows = []
-    for t in report.turns:
+    turns, omitted = _shown(report.turns)
+    for t in turns:
         status = t.status + (f" ({t.error_code})" if t.error_code else "")
         if t.cache_loss:
             status = f"cache lost ({t.cache_loss})"
@@ -265,13 +282,14 @@ def _turn_table(report: InspectReport) -> str:
                    f"{escape(h)}</th>" for h in heads)  # fmt: skip
     return (
         f'<table id="turns" class="sortable"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<tbody>{''.join(rows)}</tbody></table>" + _omitted(omitted)
     )
 
 
 def _connections(report: InspectReport) -> str:
     rows = []
-    for c in report.connections:
+    head_c, omitted, tail_c = elided(report.connections)
+    for c in [*head_c, *tail_c]:
         close = c.close_error or str(c.close_code or "-")
         if c.close_code and c.close_by:
             close += f" by {c.close_by}"
@@ -295,6 +313,7 @@ def _connections(report: InspectReport) -> str:
     return (
         f'<table id="connections" class="sortable"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
+        + (f"<p class='muted'>{omitted:,} connections left out.</p>" if omitted else "")
     )
 
 
@@ -322,7 +341,8 @@ def _diff(diff: DiffReport) -> str:
             f'<td>{escape(str(b))}</td><td class="{cls}">{escape(text)}</td></tr>'
         )
     rows = []
-    for r in diff.turns:
+    head_r, omitted, tail_r = elided(diff.turns)
+    for r in [*head_r, *tail_r]:
         metrics = []
         for name in ("request_bytes", "resent_bytes", "cached_tokens", "ttft_ms", "duration_ms"):
             text, cls = _signed(r.deltas.get(name), "ms" if name.endswith("_ms") else "")
@@ -344,6 +364,7 @@ def _diff(diff: DiffReport) -> str:
         '<th>A #</th><th>B #</th><th class="l">kind</th><th class="l">status</th>'
         "<th>Δ sent</th><th>Δ resent</th><th>Δ cached</th><th>Δ ttft</th><th>Δ total</th>"
         f'<th class="l">what changed</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        + (f"<p class='muted'>{omitted:,} aligned rows left out.</p>" if omitted else "")
     )
 
 
