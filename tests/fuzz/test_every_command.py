@@ -9,11 +9,14 @@ and the process's peak memory stays bounded.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import ROOT
 
@@ -52,3 +55,33 @@ def test_the_corpus_holds_every_generated_kind():
     from make_corpus import corpus
 
     assert {p.name for p in CORPUS} >= set(corpus())
+
+
+SAMPLES = sorted((ROOT / "traces").glob("*.trace"))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    sample=st.sampled_from(SAMPLES),
+    flips=st.lists(st.tuples(st.integers(0, 20_000), st.integers(1, 255)), max_size=3),
+    cut=st.integers(0, 20_000),
+    which=st.integers(0, 10_000),
+)
+def test_mutated_traces_through_a_random_command(sample, flips, cut, which, tmp_path_factory):
+    """Hypothesis mutates a sample (bytes flipped, the end cut) and runs one command on it,
+    in this process: a clean result or one error line, in bounded time."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import run_commands
+
+    data = bytearray(sample.read_bytes()[: max(cut, 16)])
+    for pos, xor in flips:
+        if pos < len(data):
+            data[pos] ^= xor
+    tmp = tmp_path_factory.mktemp("mutated")
+    path = tmp / "m.trace"
+    path.write_bytes(bytes(data))
+    commands = [c for c in run_commands.commands(str(path), str(tmp)) if "--jobs" not in c]
+    args = commands[which % len(commands)]
+    signal.signal(signal.SIGALRM, run_commands.on_alarm)
+    check([run_commands.run(args)])
