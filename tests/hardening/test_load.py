@@ -7,11 +7,14 @@ others down, nor grow the recorder's memory."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
 import random
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -30,7 +33,7 @@ TURNS = 100  # x (1 create + 19 events) = 2,000 frames per connection
 WORDS = 16  # -> 19 server events per turn
 FAST = {"ttfe_ms": 0, "ttft_ms": 0, "tokens_per_s": 1_000_000, "jitter": 0}
 RECORDER_RSS_BOUND_MB = 768
-LONG_WORDS = 2_000_000  # the staller's answer: about 350 MB of events
+LONG_WORDS = 400_000  # the staller's answer: words of 1 kB, about 500 MB of events
 
 
 def digest(data: bytes) -> bytes:
@@ -73,7 +76,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def until_idle(pid: int, timeout: float = 20.0) -> None:
+async def until_idle(pid: int, timeout: float = 120.0) -> None:
     """Until a process stops using the CPU (less than 5% over half a second)."""
     deadline = time.monotonic() + timeout
     last = cpu_seconds(pid)
@@ -182,6 +185,29 @@ def test_200_connections_of_2000_frames_are_all_recorded_in_order(tmp_path: Path
     assert hwm < RECORDER_RSS_BOUND_MB, hwm
 
 
+def stalled_client(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /v1/responses?staller=1 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert b" 101 " in head
+    context = [{"role": "user", "content": "go"}, {"role": "assistant", "content": "ok"},
+               {"role": "user", "content": "now the long one"}]  # fmt: skip
+    body = json.dumps({"type": "response.create", "input": context}).encode()
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(body))
+    sock.sendall(bytes([0x81, 0x80 | 126]) + struct.pack(">H", len(body)) + mask + masked)
+    return sock
+
+
 async def timed_turns(port: int, n: int, label: str) -> list[float]:
     times = []
     async with connect(f"ws://127.0.0.1:{port}/v1/responses?probe={label}") as ws:
@@ -197,8 +223,8 @@ async def timed_turns(port: int, n: int, label: str) -> list[float]:
 @pytest.mark.slow
 def test_a_client_that_stops_reading_slows_no_one_else(tmp_path: Path):
     # Turn 0 is short (the probes); turn 1, which the staller asks for by sending a context
-    # with one earlier answer, would stream about 350 MB.
-    long_text = " ".join(f"word{i}" for i in range(LONG_WORDS))
+    # with one earlier answer, would stream about 500 MB.
+    long_text = " ".join(f"{i:07d}{'x' * 1000}" for i in range(LONG_WORDS))
     script = {"turns": ["short answer here", long_text], "timing": FAST}
     out = tmp_path / "stall.trace"
     with (
@@ -213,17 +239,14 @@ def test_a_client_that_stops_reading_slows_no_one_else(tmp_path: Path):
         async def main() -> tuple[list[float], list[float], float]:
             before = await probes()
             base = rss_mb(proc.pid)
-            async with connect(f"ws://127.0.0.1:{port}/v1/responses?staller=1",
-                               max_size=None, max_queue=1) as staller:  # fmt: skip
-                context = [{"role": "user", "content": "go"},
-                           {"role": "assistant", "content": "ok"},
-                           {"role": "user", "content": "now the long one"}]  # fmt: skip
-                await staller.send(json.dumps({"type": "response.create", "input": context}))
-                await staller.recv()  # it started; from now on this client reads nothing
-                # The stream backs up through the proxy to the upstream, which then waits.
-                await until_idle(upstream.pid)
-                during = await probes()
-                growth = peak_rss_mb(proc.pid) - base
+            # A raw client that completes the handshake, asks for the long answer and then
+            # never reads again, with a small fixed receive buffer.
+            staller = stalled_client(port)
+            # The stream backs up through the proxy to the upstream, which then waits.
+            await until_idle(upstream.pid)
+            during = await probes()
+            growth = peak_rss_mb(proc.pid) - base
+            staller.close()
             return before, during, growth
 
         before, during, growth = asyncio.run(main())
@@ -232,7 +255,7 @@ def test_a_client_that_stops_reading_slows_no_one_else(tmp_path: Path):
     b, d = statistics.median(before), statistics.median(during)
     print(
         f"\nprobe turn median: {b * 1000:.1f} ms before, {d * 1000:.1f} ms while a client "
-        f"stalled on a 350 MB answer; recorder RSS growth {growth:.0f} MB"
+        f"stalled on a 500 MB answer; recorder RSS growth {growth:.0f} MB"
     )
     assert d < 2 * b + 0.020, (b, d)
     # The staller's answer really was held back (by TCP flow control), not buffered.
@@ -241,5 +264,7 @@ def test_a_client_that_stops_reading_slows_no_one_else(tmp_path: Path):
     (staller,) = [r.conn for r in records if type(r) is Open and "staller" in r.url]
     streamed = sum(1 for r in records if type(r) is Frame and r.conn == staller)
     print(f"the staller's connection carried {streamed:,} of {LONG_WORDS:,} events")
-    assert streamed < LONG_WORDS / 2  # what the socket buffers hold, not the whole answer
+    # What the socket buffers hold (the kernel autotunes the proxy's up to 32 MB), not the
+    # whole answer.
+    assert streamed < LONG_WORDS / 4
     assert growth < 150, growth
