@@ -124,7 +124,7 @@ def _entry(c: _Conn, anchor: int) -> dict[str, Any]:
         "httpVersion": "HTTP/1.1",
         "cookies": [],
         "headers": [{"name": k, "value": v} for k, v in o.request_headers],
-        "queryString": [{"name": k, "value": v} for k, v in parse_qsl(urlsplit(url).query)],
+        "queryString": [{"name": k, "value": v} for k, v in parse_qsl(_query(url))],
         "headersSize": -1,
         "bodySize": 0,
     }
@@ -288,6 +288,11 @@ def _num(v: Any, what: str) -> float:
     return f
 
 
+def _query(url: str) -> str:
+    """The query of a URL or path, without parsing the rest (a hostile one may not parse)."""
+    return url.partition("#")[0].partition("?")[2]
+
+
 def _str(v: Any, what: str) -> str:
     if not isinstance(v, str):
         raise _Bad(f"{what} is not text")
@@ -333,7 +338,10 @@ def _import_entry(e: Any, conn: int, r: Redactor) -> list[Open | Frame | Close] 
     )
     if messages is None and not is_sse:
         return None
-    url = urlsplit(_str(req.get("url"), "request.url"))
+    try:
+        url = urlsplit(_str(req.get("url"), "request.url"))
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise _Bad(f"request.url: {exc}") from None
     target = url.path + (f"?{url.query}" if url.query else "")
     t_open = _started_ns(e)
     timings = e.get("timings") if isinstance(e.get("timings"), dict) else {}

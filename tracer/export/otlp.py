@@ -43,7 +43,8 @@ def _attrs(pairs: dict[str, Any]) -> list[dict[str, Any]]:
 
 class _Ids:
     def __init__(self, header: Header) -> None:
-        seed = f"{header.anchor_unix_ns}:{sorted(header.metadata.items())!r}".encode()
+        meta = sorted(header.metadata.items(), key=lambda kv: repr(kv[0]))  # keys of any type
+        seed = f"{header.anchor_unix_ns}:{meta!r}".encode()
         self.seed = seed
         self.trace_id = hashlib.blake2b(seed, digest_size=16).hexdigest()
 

@@ -109,7 +109,10 @@ def load_connections(records: Iterable[Record]) -> list[RecordedConnection]:
 
 def _path_of(url: str) -> str:
     """The path and query of a recorded URL (taps may have recorded it whole)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a URL that does not parse is matched as it is
+        return url
     if not parts.scheme:
         return url
     return parts.path + (f"?{parts.query}" if parts.query else "")

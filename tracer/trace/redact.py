@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode
 
 __all__ = ["Redactor", "marker"]
 
@@ -132,15 +132,17 @@ class Redactor:
         """A URL (or path with a query) with key-like query values replaced by markers."""
         if not self.enabled or "?" not in url:
             return self.text(url) if self.enabled else url
-        parts = urlsplit(url)
+        # Split by hand: urlsplit refuses some hostile URLs ("Invalid IPv6 URL").
+        rest, hash_, fragment = url.partition("#")
+        base, _, query_text = rest.partition("?")
         query = []
-        for k, v in parse_qsl(parts.query, keep_blank_values=True):
+        for k, v in parse_qsl(query_text, keep_blank_values=True):
             if k.lower() in SECRET_QUERY_KEYS and v:
                 self.learn(v)
                 query.append((k, marker(v)))
             else:
                 query.append((k, v))
-        rebuilt = urlunsplit(parts._replace(query=urlencode(query, safe="[]:")))
+        rebuilt = f"{base}?{urlencode(query, safe='[]:')}" + (f"#{fragment}" if hash_ else "")
         return self.text(rebuilt)
 
     def text(self, value: str) -> str:
