@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracer.analysis.report import InspectReport, Summary, TurnReport
-from tracer.views.output import elided, omitted_note
+from tracer.views.output import elided, omitted_count, omitted_note
 
 __all__ = [
     "render_cache",
@@ -151,7 +151,7 @@ def turn_table(report: InspectReport, *, bars: bool, width: int) -> Table:
 
 
 def _note_omitted(console: Console, rows: int, what: str) -> None:
-    _, omitted, _ = elided([None] * rows)
+    omitted = omitted_count(rows)
     if omitted:
         console.print(omitted_note(omitted, what), style="dim", markup=False)
 

@@ -13,6 +13,7 @@ __all__ = [
     "elided",
     "emit_json",
     "emit_json_line",
+    "omitted_count",
     "omitted_note",
     "stderr_console",
     "stdout_console",
@@ -42,12 +43,18 @@ MAX_ROWS = 1000
 """Rows a terminal table shows before it elides the middle (JSON always has them all)."""
 
 
+def omitted_count(total: int, limit: int = MAX_ROWS) -> int:
+    """How many of ``total`` rows ``elided`` leaves out."""
+    return 0 if total <= limit else total - 2 * (limit // 2)
+
+
 def elided(items: list[Any], limit: int = MAX_ROWS) -> tuple[list[Any], int, list[Any]]:
     """The first and last ``limit // 2`` items of a long list, and how many lie between."""
-    if len(items) <= limit:
+    omitted = omitted_count(len(items), limit)
+    if not omitted:
         return items, 0, []
     half = limit // 2
-    return items[:half], len(items) - 2 * half, items[-half:]
+    return items[:half], omitted, items[-half:]
 
 
 def omitted_note(count: int, what: str) -> str:
