@@ -131,16 +131,22 @@ def test_ctrl_c_to_a_launched_agents_process_group(tmp_path: Path):
     is finished, and tracer exits with the agent's status."""
     out = tmp_path / "t.trace"
     agent = tmp_path / "agent.py"
+    # Like a real agent, it ends quietly on Ctrl-C (or when its connection goes away first),
+    # so that what stderr shows is tracer's own.
     agent.write_text(
-        "import json, os, time\n"
+        "import json, os, sys\n"
+        "from websockets.exceptions import ConnectionClosed\n"
         "from websockets.sync.client import connect\n"
         "url = os.environ['OPENAI_BASE_URL'].replace('http', 'ws', 1) + '/responses'\n"
-        "with connect(url) as ws:\n"
-        "    while True:\n"
-        "        ws.send(json.dumps({'type': 'response.create', 'input': 'again'}))\n"
-        "        while json.loads(ws.recv())['type'] != 'response.completed':\n"
-        "            pass\n"
-        "        print('turn', flush=True)\n"
+        "try:\n"
+        "    with connect(url) as ws:\n"
+        "        while True:\n"
+        "            ws.send(json.dumps({'type': 'response.create', 'input': 'again'}))\n"
+        "            while json.loads(ws.recv())['type'] != 'response.completed':\n"
+        "                pass\n"
+        "            print('turn', flush=True)\n"
+        "except (KeyboardInterrupt, ConnectionClosed):\n"
+        "    sys.exit(130)\n"
     )
     with running_upstream(BUSY) as upstream:
         proc = subprocess.Popen(
