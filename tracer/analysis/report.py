@@ -138,6 +138,20 @@ class TurnReport:
     steers: int
     events: int
 
+    def phases(self) -> list[tuple[str, float]]:
+        """The turn's own timeline in ms, in order: the client's time before it, the
+        handshake (a connection's first turn), to first event, to first token, generation."""
+        ttfe = self.ttfe_ms or 0.0
+        ttft = self.ttft_ms if self.ttft_ms is not None else (self.duration_ms or 0.0)
+        dur = self.duration_ms or 0.0
+        return [
+            ("client", self.client_ms or 0.0),
+            ("handshake", self.handshake_ms or 0.0),
+            ("ttfe", ttfe),
+            ("token_wait", max(0.0, ttft - ttfe)),
+            ("generation", max(0.0, dur - ttft)),
+        ]
+
 
 @dataclass(slots=True)
 class TurnDetail:

@@ -102,23 +102,11 @@ _SEGMENTS = (
 )
 
 
-def segments(t: TurnReport) -> list[tuple[str, float]]:
-    """The turn's own timeline in ms: client time before it, then its phases."""
-    ttfe = t.ttfe_ms or 0.0
-    ttft = t.ttft_ms if t.ttft_ms is not None else (t.duration_ms or 0.0)
-    dur = t.duration_ms or 0.0
-    return [
-        ("client", t.client_ms or 0.0),
-        ("handshake", t.handshake_ms or 0.0),
-        ("first event", ttfe),
-        ("first token", max(0.0, ttft - ttfe)),
-        ("generation", max(0.0, dur - ttft)),
-    ]
-
-
 def waterfall(t: TurnReport, width: int) -> Text:
     """A bar of the turn's phases scaled to ``width`` cells, and a legend with their times."""
-    parts = segments(t)
+    parts = [
+        (label, value) for (_, value), (label, _, _) in zip(t.phases(), _SEGMENTS, strict=True)
+    ]
     total = sum(v for _, v in parts) or 1.0
     bar = Text()
     for (name, value), (_, char, style) in zip(parts, _SEGMENTS, strict=True):

@@ -113,19 +113,6 @@ def _summary(report: InspectReport) -> str:
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
-def _phases(t: TurnReport) -> list[tuple[str, float]]:
-    ttfe = t.ttfe_ms or 0.0
-    ttft = t.ttft_ms if t.ttft_ms is not None else (t.duration_ms or 0.0)
-    dur = t.duration_ms or 0.0
-    return [
-        ("client", t.client_ms or 0.0),
-        ("handshake", t.handshake_ms or 0.0),
-        ("ttfe", ttfe),
-        ("wait", max(0.0, ttft - ttfe)),
-        ("gen", max(0.0, dur - ttft)),
-    ]
-
-
 def _legend(items: list[tuple[str, str]]) -> str:
     spans = "".join(f'<span><i style="background:{c}"></i>{escape(n)}</span>' for n, c in items)
     return f'<div class="legend">{spans}</div>'
@@ -165,14 +152,14 @@ def _waterfall(report: InspectReport) -> str:
             f'style="fill:{color}">#{t.index}</text>'
         )
         x = label_w + (start - lo) * scale
-        for (name, value), (_, fill, title) in zip(_phases(t), _PHASES, strict=True):
+        for (name, value), (cls, fill, title) in zip(t.phases(), _PHASES, strict=True):
             if value <= 0:
                 continue
             w = max(1.0, value * scale)
-            if name == "gen" and t.status != "completed":
+            if name == "generation" and t.status != "completed":
                 fill = "var(--bad)"
             out.append(
-                f'<rect class="seg {name}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 5}" '
+                f'<rect class="seg {cls}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 5}" '
                 f'fill="{fill}"><title>turn {t.index}: {title} {_ms(value)}</title></rect>'
             )
             x += value * scale
