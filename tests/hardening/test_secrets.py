@@ -74,12 +74,13 @@ def _load_client(tmp_path: Path):
     return path, namespace["session"]
 
 
-def record_with_proxy(tmp_path: Path, upstream_port: int) -> Path:
-    out = tmp_path / "proxy.trace"
+def record_with_proxy(tmp_path: Path, upstream_port: int, *, redact: bool = True) -> Path:
+    out = tmp_path / ("proxy.trace" if redact else "plain.trace")
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tracer", "record", "--upstream",
-         f"ws://127.0.0.1:{upstream_port}", "-o", str(out), "--listen", f"127.0.0.1:{port}"],
+         f"ws://127.0.0.1:{upstream_port}", "-o", str(out), "--listen", f"127.0.0.1:{port}",
+         *([] if redact else ["--no-redact"])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     wait_for_port(port)
@@ -88,7 +89,8 @@ def record_with_proxy(tmp_path: Path, upstream_port: int) -> Path:
     proc.terminate()
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
-    scan("record's output", stderr)
+    if redact:
+        scan("record's output", stderr)
     return out
 
 
@@ -220,20 +222,8 @@ async def test_no_secret_on_the_inspector_screens(traces: dict[str, Path]):
 def test_secrets_really_reach_the_recorder(tmp_path: Path):
     """The control: with --no-redact the same session does put the key in the trace, so the
     searches above would find it if redaction failed."""
-    out = tmp_path / "plain.trace"
     with running_upstream() as upstream:
-        port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tracer", "record", "--upstream",
-             f"ws://127.0.0.1:{upstream.port}", "-o", str(out), "--listen", f"127.0.0.1:{port}",
-             "--no-redact"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        wait_for_port(port)
-        _, session = _load_client(tmp_path)
-        session(f"http://127.0.0.1:{port}/v1", KEY, SHAPELESS)
-        proc.terminate()
-        proc.communicate(timeout=60)
+        out = record_with_proxy(tmp_path, upstream.port, redact=False)
     plain = zstandard.ZstdDecompressor().decompressobj().decompress(out.read_bytes()[16:])
     with pytest.raises(AssertionError):
         scan("unredacted trace", plain)
