@@ -307,7 +307,7 @@ def _started_ns(e: dict[str, Any]) -> int:
         raise _Bad(f"startedDateTime {text[:40]!r} is not an ISO 8601 time") from None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.UTC)
-    return int(stamp.timestamp() * 1e6) * 1000
+    return round(stamp.timestamp() * 1e6) * 1000
 
 
 def _headers(v: Any, what: str) -> list[tuple[str, str]]:
@@ -383,7 +383,7 @@ def _import_entry(e: Any, conn: int, r: Redactor) -> list[Open | Frame | Close] 
         records.append(
             Close(
                 conn=conn,
-                t_ns=int(_num(close.get("time"), "_close.time") * 1e6) * 1000,
+                t_ns=round(_num(close.get("time"), "_close.time") * 1e6) * 1000,
                 code=code if type(code) is int and 0 <= code <= 0xFFFF else None,
                 reason=str(close.get("reason") or ""),
                 by=close.get("by") if isinstance(close.get("by"), str) else None,
@@ -417,7 +417,7 @@ def _ws_message(m: Any, conn: int, r: Redactor) -> Frame:
             raise _Bad("a WebSocket message's data is not base64") from None
     if op in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
         payload = r.payload(payload)
-    t = int(_num(m.get("time"), "a WebSocket message's time") * 1e6) * 1000
+    t = round(_num(m.get("time"), "a WebSocket message's time") * 1e6) * 1000
     direction = Direction.CLIENT if kind == "send" else Direction.SERVER
     return Frame(conn, t, direction, op, payload, m.get("_fin") is not False)
 
@@ -431,7 +431,7 @@ def _sse_frames(
     sent = t0
     request_time = _opt_num(e.get("_requestTime"))
     if request_time is not None:
-        sent = int(request_time * 1e6) * 1000
+        sent = round(request_time * 1e6) * 1000
     if isinstance(body, str) and body:
         yield Frame(conn, sent, Direction.CLIENT, Opcode.TEXT, r.payload(body.encode()))
     messages = e.get("_sseMessages")
@@ -439,7 +439,7 @@ def _sse_frames(
         for m in messages:
             if not isinstance(m, dict):
                 raise _Bad("an _sseMessages entry is not an object")
-            t = int(_num(m.get("time"), "an _sseMessages time") * 1e6) * 1000
+            t = round(_num(m.get("time"), "an _sseMessages time") * 1e6) * 1000
             data = _str(m.get("data"), "an _sseMessages data").encode("utf-8")
             yield Frame(conn, t, Direction.SERVER, Opcode.TEXT, r.payload(data))
         return
