@@ -133,6 +133,8 @@ def test_launch_sets_the_environment_and_passes_the_exit_code(tmp_path: Path):
         "ws://127.0.0.1:9",
         "-o",
         str(tmp_path / "t.trace"),
+        "--time-resolution",
+        "ns",
         "--json",
         "--",
         sys.executable,
@@ -140,6 +142,8 @@ def test_launch_sets_the_environment_and_passes_the_exit_code(tmp_path: Path):
         child,
     )
     assert proc.returncode == 3, proc.stderr
+    with open_trace(tmp_path / "t.trace") as reader:
+        assert reader.header.time_unit_ns == 1
     base, origin = proc.stdout.splitlines()[0].split()
     assert base.startswith("http://127.0.0.1:") and base.endswith("/v1")
     assert base == origin + "/v1"

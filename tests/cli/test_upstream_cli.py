@@ -10,6 +10,7 @@ import zstandard
 from websockets.sync.client import connect
 
 from tests.conftest import assert_clean_error, run_tracer
+from tracer.trace import Frame, open_trace
 
 
 def test_upstream_serves_and_stops_cleanly_on_sigterm():
@@ -68,3 +69,8 @@ def test_demo_records_a_verified_trace(tmp_path: Path):
     raw = zstandard.ZstdDecompressor().decompressobj().decompress(out.read_bytes()[16:])
     assert b"Bearer [REDACTED:" in raw
     assert b"sk-demo" not in raw
+    # The recorder keeps microseconds (docs/format.md), and compaction keeps the unit.
+    with open_trace(out) as reader:
+        times = [r.t_ns for r in reader if type(r) is Frame]
+    assert reader.header.time_unit_ns == 1000 and reader.version == 2
+    assert len(times) > 100 and all(t % 1000 == 0 for t in times)

@@ -78,6 +78,26 @@ def corpus() -> dict[str, bytes]:
         [2, 1, 2**63, 0, 1, b"{}"], [2, 1, -(2**63), 1, 1, b"x"]
     )
     out["unknown-record-kinds.trace"] = raw_stream([99, "future"], [7], [2, 1, 0, 0, 1, b"{}"])
+    # Frame batches (format version 2) that lie about themselves.
+    out["batch-mismatched-columns.trace"] = raw_stream(
+        [6, 1, [1, 1], b"\x01\x11", None, b"ok\xffok"],
+        [6, 1, [1, 2, 3], b"\x01\x11", None, b"a\xffb"],
+    )
+    n = (1 << 16) + 1
+    out["batch-too-many-frames.trace"] = raw_stream(
+        [6, 1, [0] * n, b"\x11" * n, None, b"\xff" * (n - 1)]
+    )
+    out["batch-hostile-sizes.trace"] = raw_stream(
+        [6, [1, 2], [1, 1], b"\x12\x12", [2**40, -(2**40)], b""]
+    )
+    # Valid, at the edge: a one-second time unit and times 127 years in.
+    edge = {"format": 2, "tracer": "corpus", "anchor_unix_ns": 0, "meta": {}, "time_unit_ns": 10**9}
+    out["batch-second-unit.trace"] = raw_stream(
+        [0, edge],
+        [1, 1, 0, {"url": "/v1/responses"}],
+        [6, 1, [4_000_000_000, 1, -1], b"\x01\x11\x11", None, create("x") + b"\xff{}\xff{"],
+        header=False,
+    )
     deep = "[" * 100_000 + "]" * 100_000
     out["deep-json-payloads.trace"] = written([
         Open(conn=1, t_ns=0, url="/v1/responses"),

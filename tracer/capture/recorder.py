@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracer.trace.format import TraceError
+from tracer.trace.format import RECORDER_TIME_UNIT_NS, TraceError
 from tracer.trace.reader import TraceReader
 from tracer.trace.records import Annotation, Close, Direction, Frame, Opcode, Open
 from tracer.trace.redact import Redactor
@@ -99,6 +99,7 @@ class Recorder:
         redactor: Redactor | None = None,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+        time_unit_ns: int = RECORDER_TIME_UNIT_NS,
         on_write_error: Callable[[str], None] | None = None,
     ) -> None:
         self.path = Path(path)
@@ -127,6 +128,7 @@ class Recorder:
             self._file,
             metadata=_redact_tree(metadata or {}, self.redactor),
             flush_interval=flush_interval,
+            time_unit_ns=time_unit_ns,
         )
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._put = self._queue.put

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import enum
+
 import typer
 
-__all__ = ["CLIError", "app"]
+__all__ = ["CLIError", "TimeResolution", "app"]
+
+
+class TimeResolution(enum.StrEnum):
+    """The unit a written trace stores times in (``--time-resolution``)."""
+
+    ns = "ns"
+    us = "us"
+    ms = "ms"
 
 
 class CLIError(Exception):

@@ -16,9 +16,10 @@ import typer
 
 from tracer.capture.proxy import RecordingProxy, upstream_ws_base
 from tracer.capture.recorder import Recorder
-from tracer.cli.app import CLIError, app
+from tracer.cli.app import CLIError, TimeResolution, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
 from tracer.trace.compact import compact_trace
+from tracer.trace.format import TIME_UNITS
 from tracer.trace.redact import Redactor
 from tracer.trace.verify import verify_trace
 from tracer.views.output import emit_json, stderr_console
@@ -69,6 +70,10 @@ def record(
     flush_interval: Annotated[
         float, typer.Option(min=0.001, help="Seconds between crash-safe flushes.")
     ] = 0.1,
+    time_resolution: Annotated[
+        TimeResolution,
+        typer.Option(help="The unit the trace stores times in (ns, us or ms)."),
+    ] = TimeResolution.us,
     max_frame: Annotated[
         int,
         typer.Option(
@@ -130,6 +135,7 @@ def record(
             },
             redactor=redactor,
             flush_interval=flush_interval,
+            time_unit_ns=TIME_UNITS[time_resolution.value],
             on_write_error=None if tui else _report_write_error,
         )
     except OSError as exc:

@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from tracer.cli.app import CLIError, app
+from tracer.cli.app import CLIError, TimeResolution, app
 from tracer.trace.compact import compact_trace
+from tracer.trace.format import TIME_UNITS
 from tracer.trace.reader import open_trace
 from tracer.trace.records import Direction, Frame
 from tracer.trace.verify import verify_trace
@@ -91,6 +92,10 @@ def compact(
         typer.Option("-o", "--output", help="Write here instead of replacing FILE."),
     ] = None,
     level: Annotated[int, typer.Option(min=1, max=22, help="zstd level.")] = 19,
+    time_resolution: Annotated[
+        TimeResolution | None,
+        typer.Option(help="Store times in this unit (ns, us or ms) [default: the source's]."),
+    ] = None,
     json: JsonFlag = False,
 ) -> int:
     """Recompress a finished trace as one high-level zstd frame (smaller, same records)."""
@@ -105,7 +110,12 @@ def compact(
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as dst:
-                reader = compact_trace(src, dst, level=level)
+                reader = compact_trace(
+                    src,
+                    dst,
+                    level=level,
+                    time_unit_ns=TIME_UNITS[time_resolution.value] if time_resolution else None,
+                )
             os.replace(tmp, target)
         except BaseException:
             os.unlink(tmp)

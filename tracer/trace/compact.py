@@ -18,17 +18,21 @@ def compact_trace(
     *,
     level: int = COMPACT_LEVEL,
     max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+    time_unit_ns: int | None = None,
 ) -> TraceReader:
     """Copy every record of ``src`` into ``dst`` as one zstd frame at ``level``.
 
     Live traces are flushed in small blocks so that a crash loses little; a finished trace
     no longer needs that and compresses better in one pass. A truncated source is copied as
-    far as it reads and ends with a ``tracer.truncated_source`` annotation. Returns the
-    source reader, whose ``truncated`` tells what was copied.
+    far as it reads and ends with a ``tracer.truncated_source`` annotation. The copy is of
+    the current format version; it keeps the source's time unit unless ``time_unit_ns``
+    is given. Returns the source reader, whose ``truncated`` tells what was copied.
     """
     reader = TraceReader(src, max_record_size=max_record_size)
     header = reader.header
-    writer = TraceWriter(dst, level=level, flush_interval=None, header=header)
+    writer = TraceWriter(
+        dst, level=level, flush_interval=None, header=header, time_unit_ns=time_unit_ns
+    )
     last_t = 0
     for record in reader:
         writer.write(record)

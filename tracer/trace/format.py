@@ -8,19 +8,40 @@ import zstandard as zstd
 
 __all__ = [
     "FORMAT_VERSION",
+    "MAX_BATCH_FRAMES",
+    "MAX_TIME_UNIT_NS",
     "PREAMBLE_SIZE",
+    "RECORDER_TIME_UNIT_NS",
+    "TIME_UNITS",
     "T_LIMIT",
     "TraceError",
     "compression_params",
     "encode_preamble",
     "parse_preamble",
+    "time_bounds",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The format version this tracer writes. It reads every version up to this one."""
+
 T_LIMIT = 1 << 62
 """Times (ns, after the anchor) lie strictly within ±T_LIMIT: 146 years, and every 64-bit
 column of an export holds them."""
-"""The format version this tracer writes. It reads every version up to this one."""
+
+MAX_TIME_UNIT_NS = 1_000_000_000
+"""The coarsest time unit a header may declare: one second."""
+
+RECORDER_TIME_UNIT_NS = 1_000
+"""The recorder's default time unit, a microsecond: finer than anything an event loop can
+measure, as in pcap, and each frame's time then costs about 10 fewer bits of entropy than
+in nanoseconds (see docs/format.md)."""
+
+TIME_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
+"""The time resolutions the command line offers, in nanoseconds per stored unit."""
+
+MAX_BATCH_FRAMES = 1 << 16
+"""The most frames one frame-batch record may hold; readers call a larger batch damage,
+which bounds the memory one record can expand to."""
 
 # A zstd *skippable frame* (magic 0x184D2A5E) carrying b"tracer" and the format version.
 # `zstd -d` skips it, so a trace still decompresses with the stock tool, while tracer
@@ -46,6 +67,12 @@ MAX_WINDOW_SIZE = 1 << WINDOW_LOG
 
 class TraceError(Exception):
     """A trace file is not a trace, is damaged, or is of a version this tracer cannot read."""
+
+
+def time_bounds(unit_ns: int) -> tuple[int, int]:
+    """Exclusive bounds of a time stored in units of ``unit_ns`` (its ns value within ±T_LIMIT)."""
+    hi = -(-T_LIMIT // unit_ns)
+    return -hi, hi
 
 
 def encode_preamble(version: int = FORMAT_VERSION) -> bytes:

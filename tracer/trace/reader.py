@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
+import operator
 import os
 from collections.abc import Iterator
 from typing import IO, Any
@@ -11,11 +14,14 @@ import msgpack
 import zstandard as zstd
 
 from tracer.trace.format import (
+    MAX_BATCH_FRAMES,
+    MAX_TIME_UNIT_NS,
     MAX_WINDOW_SIZE,
     PREAMBLE_SIZE,
     T_LIMIT,
     TraceError,
     parse_preamble,
+    time_bounds,
 )
 from tracer.trace.records import (
     Annotation,
@@ -125,7 +131,9 @@ class TraceReader:
         unpacker = self._unpacker
         new_frame = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
         directions, opcodes = _DIRECTIONS, _OPCODES
-        last_t = 0
+        unit = 1  # nanoseconds per stored time unit: the header says
+        last_q = 0  # the running time, in units
+        lo, hi = -T_LIMIT, T_LIMIT  # the bounds of last_q
         fed = 0
         for chunk in self._chunks():
             fed += len(chunk)
@@ -135,6 +143,17 @@ class TraceReader:
                 raise self._damage(f"a record is larger than the {self._max}-byte limit") from None
             try:
                 for obj in unpacker:
+                    # Frame batches: [6, conn(s), dts, kinds, sizes or nil, payloads]
+                    if type(obj) is list and len(obj) >= 6 and obj[0] == 6:
+                        if self.footer is not None:
+                            raise self._damage("records after the footer")
+                        try:
+                            frames, n, last_q = _expand_batch(obj, last_q, unit, lo, hi)
+                        except TraceError as exc:
+                            raise self._damage(str(exc)) from None
+                        self.records += n
+                        yield from frames
+                        continue
                     self.records += 1
                     # Frames: [2, conn, dt, direction, opcode, payload(, fin)]
                     if type(obj) is list and len(obj) in (6, 7) and obj[0] == 2:
@@ -148,12 +167,12 @@ class TraceReader:
                         ):
                             fin = obj[6] if len(obj) == 7 else True
                             if (fin is True or fin is False) and self.footer is None:
-                                last_t += dt
-                                if not -T_LIMIT < last_t < T_LIMIT:
+                                last_q += dt
+                                if not lo < last_q < hi:
                                     raise self._damage("a time out of range")
                                 yield new_frame(
                                     Frame,
-                                    (conn, last_t, directions[d], opcodes[op], payload, fin),
+                                    (conn, last_q * unit, directions[d], opcodes[op], payload, fin),
                                 )
                                 continue
                         raise self._damage("a frame record is malformed or follows the footer")
@@ -162,10 +181,12 @@ class TraceReader:
                     if type(obj) is list and len(obj) > 2 and obj[0] in _TIMED_KINDS:
                         if type(obj[2]) is not int:
                             raise self._damage(f"a {_kind_name(obj[0])} record has no time")
-                        last_t += obj[2]
-                        if not -T_LIMIT < last_t < T_LIMIT:
+                        last_q += obj[2]
+                        if not lo < last_q < hi:
                             raise self._damage("a time out of range")
-                        obj[2] = last_t
+                        obj[2] = last_q * unit
+                    elif type(obj) is list and len(obj) > 1 and obj[0] == 5 and type(obj[1]) is int:
+                        obj[1] *= unit  # the footer's time is absolute, in units too
                     try:
                         record = decode_record(obj)
                     except TraceError as exc:
@@ -178,8 +199,11 @@ class TraceReader:
                         self._check_footer(record)
                         self.footer = record
                         continue
-                    if type(record) is Header and self.records > 1:
-                        raise self._damage("a second header record")
+                    if type(record) is Header:
+                        if self.records > 1:
+                            raise self._damage("a second header record")
+                        unit = record.time_unit_ns
+                        lo, hi = time_bounds(unit)
                     yield record
             except ValueError as exc:
                 if "exceeds max" in str(exc):
@@ -199,6 +223,90 @@ class TraceReader:
             raise self._damage(
                 f"the footer counts {footer.records} records but {self.records - 1} precede it"
             )
+
+
+# A frame's kind byte in a batch: bits 0-3 the opcode, bit 4 the direction, bit 5 set for a
+# fragment that is not the last. Lookup tables by byte value; None marks an invalid byte.
+_KIND_DIR: list[Direction | None] = [None] * 256
+_KIND_OP: list[Opcode | None] = [None] * 256
+_KIND_FIN: list[bool] = [True] * 256
+for _d in Direction:
+    for _op in Opcode:
+        for _more in (0, 0x20):
+            _b = _d << 4 | _op | _more
+            _KIND_DIR[_b], _KIND_OP[_b], _KIND_FIN[_b] = _d, _op, not _more
+_VALID_KIND_BYTES = bytes(b for b in range(256) if _KIND_OP[b] is not None)
+_new_frame = functools.partial(tuple.__new__, Frame)
+_kind_columns_cache: dict[bytes, tuple[tuple[Any, ...], ...]] = {}
+
+
+def _kind_columns(kinds: bytes) -> tuple[tuple[Any, ...], ...]:
+    """The direction, opcode and fin columns of a batch's kind bytes (memoised: a live
+    trace repeats the same few patterns)."""
+    cols = _kind_columns_cache.get(kinds)
+    if cols is None:
+        if kinds.translate(None, _VALID_KIND_BYTES):
+            raise TraceError("a frame batch holds an invalid direction or opcode")
+        cols = (
+            tuple(map(_KIND_DIR.__getitem__, kinds)),
+            tuple(map(_KIND_OP.__getitem__, kinds)),
+            tuple(map(_KIND_FIN.__getitem__, kinds)),
+        )
+        if len(kinds) <= 64:
+            if len(_kind_columns_cache) >= 4096:
+                _kind_columns_cache.clear()
+            _kind_columns_cache[kinds] = cols
+    return cols
+
+
+def _expand_batch(
+    obj: list[Any], last_q: int, unit: int, lo: int, hi: int
+) -> tuple[Iterator[Frame], int, int]:
+    """The frames of one frame-batch record, their number, and the running time after them.
+
+    ``last_q`` is the running time in units before the batch; stored times must stay within
+    the exclusive bounds ``lo``, ``hi``. Anything inconsistent raises ``TraceError``.
+    """
+    conn, dts, kinds, sizes, blob = obj[1], obj[2], obj[3], obj[4], obj[5]
+    if type(kinds) is not bytes or type(blob) is not bytes or type(dts) is not list:
+        raise TraceError("a frame batch has columns of the wrong type")
+    n = len(kinds)
+    if not 0 < n <= MAX_BATCH_FRAMES or len(dts) != n:
+        raise TraceError("a frame batch's columns disagree on the number of frames")
+    directions, opcodes, fins = _kind_columns(kinds)
+    if type(conn) is int:
+        conns: Any = itertools.repeat(conn, n)
+    elif type(conn) is list and len(conn) == n and set(map(type, conn)) == {int}:
+        conns = conn
+    else:
+        raise TraceError("a frame batch's connection column is malformed")
+    # Running sums; a value that is not an integer fails here or leaves a non-integer sum.
+    try:
+        dts[0] += last_q
+        times = list(itertools.accumulate(dts))
+    except TypeError:
+        times = [None]
+    last_q = times[-1]
+    if type(last_q) is not int or not lo < min(times) or not max(times) < hi:
+        raise TraceError("a frame batch's times are malformed or out of range")
+    if sizes is None:
+        payloads = blob.split(b"\xff", n)
+        if len(payloads) != n:
+            raise TraceError("a frame batch's payloads do not match its frames")
+    elif (
+        type(sizes) is list
+        and len(sizes) == n
+        and set(map(type, sizes)) == {int}
+        and min(sizes) >= 0
+        and sum(sizes) == len(blob)
+    ):
+        ends = itertools.accumulate(sizes)
+        payloads = [blob[e - k : e] for k, e in zip(sizes, ends, strict=False)]
+    else:
+        raise TraceError("a frame batch's payload sizes do not match its payloads")
+    ns = times if unit == 1 else map(operator.mul, times, itertools.repeat(unit, n))
+    frames = zip(conns, ns, directions, opcodes, payloads, fins, strict=False)  # all n long
+    return map(_new_frame, frames), n, last_q
 
 
 def _is_forward_compatible(obj: Any) -> bool:
@@ -264,11 +372,15 @@ def decode_record(obj: Any) -> Record | None:
         if kind == Kind.HEADER:
             f = _fields(obj, 2)
             meta = f.get("meta", {})
+            unit = f.get("time_unit_ns", 1)
+            if type(unit) is not int or not 1 <= unit <= MAX_TIME_UNIT_NS:
+                raise TraceError("damaged: the header's time unit is not a valid number of ns")
             return Header(
                 format_version=_int(f.get("format")),
                 tracer_version=_str(f.get("tracer", "")),
                 anchor_unix_ns=_int(f.get("anchor_unix_ns")),
                 metadata=meta if type(meta) is dict else {},
+                time_unit_ns=unit,
             )
         if kind == Kind.FOOTER:
             f = _fields(obj, 3)

@@ -35,6 +35,7 @@ class Kind(enum.IntEnum):
     CLOSE = 3
     ANNOTATION = 4
     FOOTER = 5
+    FRAMES = 6  # a batch of frames, stored by column (format version 2)
 
 
 class Direction(enum.IntEnum):
@@ -81,17 +82,18 @@ class Header:
     tracer_version: str
     anchor_unix_ns: int  # wall-clock time of t_ns == 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    time_unit_ns: int = 1  # the file stores times as counts of this many nanoseconds
 
     def encode(self) -> list[Any]:
-        return [
-            Kind.HEADER,
-            {
-                "format": self.format_version,
-                "tracer": self.tracer_version,
-                "anchor_unix_ns": self.anchor_unix_ns,
-                "meta": self.metadata,
-            },
-        ]
+        fields = {
+            "format": self.format_version,
+            "tracer": self.tracer_version,
+            "anchor_unix_ns": self.anchor_unix_ns,
+            "meta": self.metadata,
+        }
+        if self.time_unit_ns != 1:
+            fields["time_unit_ns"] = self.time_unit_ns
+        return [Kind.HEADER, fields]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -15,11 +16,12 @@ from tracer import __version__
 from tracer.trace.format import (
     FORMAT_VERSION,
     LIVE_LEVEL,
-    T_LIMIT,
+    MAX_TIME_UNIT_NS,
     compression_params,
     encode_preamble,
+    time_bounds,
 )
-from tracer.trace.records import Footer, Frame, Header, Kind, Open, Record
+from tracer.trace.records import Footer, Frame, Header, Kind, Opcode, Open, Record
 
 __all__ = ["TraceWriter", "WriterStats", "create_trace"]
 
@@ -27,7 +29,15 @@ DEFAULT_FLUSH_INTERVAL = 0.1
 """Seconds between forced zstd block flushes while records arrive."""
 
 _BATCH_BYTES = 64 * 1024  # packed records collected before one call into zstd
+LIVE_BATCH_BYTES = 64 * 1024
+"""Payload bytes gathered into one frame-batch record while recording (a flush ends a batch
+sooner)."""
+COMPACT_BATCH_BYTES = 512 * 1024
+"""Payload bytes per frame-batch record when nothing needs flushing (``tracer compact``)."""
+_BATCH_FRAMES = 4096  # frames per batch record, at most
 _TIMED_KINDS = frozenset([Kind.OPEN, Kind.FRAME, Kind.CLOSE, Kind.ANNOTATION])
+_FIN = 0x20  # in a frame's kind byte: set for a fragment that is *not* the last
+_KIND_BYTES = frozenset(d << 4 | op for d in (0, 1) for op in map(int, Opcode))
 
 
 class WriterStats:
@@ -48,7 +58,11 @@ class TraceWriter:
     The writer does no I/O of its own beyond ``fileobj.write`` and ``fileobj.flush``: the
     caller owns the file. After a flush every record written so far can be read back, so a
     recorder killed at any moment loses at most ``flush_interval`` seconds of records.
-    Timestamps are nanoseconds since the writer's anchor (``now_ns``).
+    Timestamps are nanoseconds since the writer's anchor (``now_ns``); the file keeps them
+    in units of ``time_unit_ns`` (1: exact; the recorder uses microseconds).
+
+    Frames are gathered by column into frame-batch records (``docs/format.md``): consecutive
+    frames until the next flush, another kind of record, or ``batch_bytes`` of payload.
     """
 
     def __init__(
@@ -60,6 +74,8 @@ class TraceWriter:
         flush_interval: float | None = DEFAULT_FLUSH_INTERVAL,
         clock: Callable[[], int] = time.monotonic_ns,
         header: Header | None = None,
+        time_unit_ns: int | None = None,
+        batch_bytes: int | None = None,
     ) -> None:
         self._file = fileobj
         self._clock = clock
@@ -71,19 +87,46 @@ class TraceWriter:
         self._pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
         self._batch: list[bytes] = []  # packed records not yet handed to zstd
         self._batched = 0
-        self._last_t = 0  # timestamps are stored as deltas from the previous timed record
+        self._last_q = 0  # times are stored as differences from the previous timed record
+        if batch_bytes is None:
+            batch_bytes = LIVE_BATCH_BYTES if flush_interval is not None else COMPACT_BATCH_BYTES
+        self._batch_bytes = batch_bytes
+        # The frame batch being gathered, by column.
+        self._f_conn: list[int] = []
+        self._f_dt: list[int] = []
+        self._f_kind = bytearray()
+        self._f_payload: list[bytes] = []
+        self._f_bytes = 0
         self._cobj = zstd.ZstdCompressor(compression_params=compression_params(level)).compressobj()
         self.stats = WriterStats()
         self.dropped_frames = 0
-        self.header = header or Header(
-            format_version=FORMAT_VERSION,
-            tracer_version=__version__,
-            anchor_unix_ns=time.time_ns(),
-            metadata=dict(metadata or {}),
-        )
+        if header is None:
+            header = Header(
+                format_version=FORMAT_VERSION,
+                tracer_version=__version__,
+                anchor_unix_ns=time.time_ns(),
+                metadata=dict(metadata or {}),
+                time_unit_ns=1 if time_unit_ns is None else time_unit_ns,
+            )
+        else:
+            header = dataclasses.replace(
+                header,
+                format_version=FORMAT_VERSION,
+                time_unit_ns=header.time_unit_ns if time_unit_ns is None else time_unit_ns,
+            )
+        if not 1 <= header.time_unit_ns <= MAX_TIME_UNIT_NS:
+            raise ValueError(f"time unit out of range: {header.time_unit_ns} ns")
+        self._unit = header.time_unit_ns
+        self._lo, self._hi = time_bounds(self._unit)
+        self.header = header
         self._file.write(encode_preamble())
         self.write(self.header)
         self.flush()
+
+    @property
+    def time_unit_ns(self) -> int:
+        """The resolution of the times this writer stores, in nanoseconds."""
+        return self._unit
 
     def now_ns(self) -> int:
         """Nanoseconds since this trace's anchor, on the monotonic clock."""
@@ -96,33 +139,100 @@ class TraceWriter:
 
     def write(self, record: Record) -> None:
         """Append one record; flush a block if the flush interval has passed."""
+        if type(record) is Frame:  # the hot path
+            self.write_frames((record,))
+            return
         if self._closed:
             raise ValueError("write to a closed TraceWriter")
-        stats = self.stats
-        if type(record) is Frame:  # the hot path
-            conn, t_ns, direction, opcode, payload, fin = record
-            if not -T_LIMIT < t_ns < T_LIMIT:
+        if self._f_kind:
+            self._end_batch()
+        arr = record.encode()
+        if arr[0] in _TIMED_KINDS:
+            t_ns = arr[2]
+            q = t_ns // self._unit
+            if not self._lo < q < self._hi:
                 raise ValueError(f"time out of range: {t_ns}")
-            arr: list[Any] = [2, conn, t_ns - self._last_t, direction, opcode, payload]
-            if not fin:
-                arr.append(False)
-            self._last_t = t_ns
-            stats.frames += 1
-            stats.payload_bytes += len(payload)
-        else:
-            arr = record.encode()
-            if arr[0] in _TIMED_KINDS:
-                t_ns = arr[2]
-                if not -T_LIMIT < t_ns < T_LIMIT:
-                    raise ValueError(f"time out of range: {t_ns}")
-                arr[2] = t_ns - self._last_t
-                self._last_t = t_ns
-            if type(record) is Open:
-                stats.connections += 1
+            arr[2] = q - self._last_q
+            self._last_q = q
+        elif arr[0] == Kind.FOOTER and self._unit != 1:
+            arr[1] //= self._unit
+        if type(record) is Open:
+            self.stats.connections += 1
         data = self._pack(arr)
         self._batch.append(data)
-        stats.records += 1
+        self.stats.records += 1
         self._packed(len(data))
+
+    def write_frames(self, frames: Iterable[tuple[int, int, int, int, bytes, bool]]) -> None:
+        """Append frames given as ``Frame`` or ``(conn, t_ns, direction, opcode, payload, fin)``.
+
+        The recorder's hot path: the frames join the current batch column by column, and the
+        flush interval is checked once, at the end.
+        """
+        if self._closed:
+            raise ValueError("write to a closed TraceWriter")
+        conns, dts, kinds, payloads = self._f_conn, self._f_dt, self._f_kind, self._f_payload
+        unit = self._unit
+        lo, hi = self._lo, self._hi
+        last_q = self._last_q
+        limit = self._batch_bytes
+        size = self._f_bytes
+        count = 0
+        payload_bytes = 0
+        try:
+            for conn, t_ns, direction, opcode, payload, fin in frames:
+                q = t_ns // unit
+                if not lo < q < hi:
+                    raise ValueError(f"time out of range: {t_ns}")
+                kind = direction << 4 | opcode
+                if kind not in _KIND_BYTES or type(conn) is not int:
+                    raise ValueError(f"not a frame: {direction=}, {opcode=}, {conn=}")
+                n = len(payload)
+                if (size + n > limit and kinds) or len(kinds) >= _BATCH_FRAMES:
+                    self._f_bytes = size
+                    self._last_q = last_q
+                    self._end_batch()
+                    size = 0
+                conns.append(conn)
+                dts.append(q - last_q)
+                kinds.append(kind if fin else kind | _FIN)
+                payloads.append(payload)
+                last_q = q
+                size += n
+                payload_bytes += n
+                count += 1
+        finally:
+            self._last_q = last_q
+            self._f_bytes = size
+            stats = self.stats
+            stats.frames += count
+            stats.records += count
+            stats.payload_bytes += payload_bytes
+        if count:
+            self._packed(0)
+
+    def _end_batch(self) -> None:
+        """Pack the frames gathered so far as one frame-batch record."""
+        conns, kinds, payloads = self._f_conn, self._f_kind, self._f_payload
+        conn: int | list[int] = conns[0] if conns.count(conns[0]) == len(conns) else conns
+        blob = b"\xff".join(payloads)
+        # Text is UTF-8, which never holds 0xFF: the separators alone mark the payloads'
+        # bounds. A payload holding 0xFF (binary, or broken text) needs the sizes instead.
+        sizes = None
+        if blob.count(b"\xff") != len(payloads) - 1:
+            sizes = [len(p) for p in payloads]
+            blob = b"".join(payloads)
+        data = self._pack([Kind.FRAMES, conn, self._f_dt, bytes(kinds), sizes, blob])
+        # Cleared in place: ``write_frames`` holds the same lists.
+        conns.clear()
+        self._f_dt.clear()
+        kinds.clear()
+        payloads.clear()
+        self._f_bytes = 0
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= _BATCH_BYTES:
+            self._compress_batch()
 
     def _packed(self, size: int) -> None:
         """Account for ``size`` packed bytes just batched; compress and flush when due."""
@@ -140,43 +250,10 @@ class TraceWriter:
         self._batch.clear()
         self._batched = 0
 
-    def write_frames(self, frames: Iterable[tuple[int, int, int, int, bytes, bool]]) -> None:
-        """Append many frames given as ``(conn, t_ns, direction, opcode, payload, fin)``.
-
-        The same records as ``write(Frame(...))`` for each, for a fraction of the cost: the
-        recorder's hot path. The flush interval is checked once, at the end.
-        """
-        if self._closed:
-            raise ValueError("write to a closed TraceWriter")
-        pack = self._pack
-        batch = self._batch
-        last_t = self._last_t
-        count = 0
-        size = 0
-        payload_bytes = 0
-        for conn, t_ns, direction, opcode, payload, fin in frames:
-            if not -T_LIMIT < t_ns < T_LIMIT:
-                raise ValueError(f"time out of range: {t_ns}")
-            if fin:
-                data = pack([2, conn, t_ns - last_t, direction, opcode, payload])
-            else:
-                data = pack([2, conn, t_ns - last_t, direction, opcode, payload, False])
-            last_t = t_ns
-            batch.append(data)
-            size += len(data)
-            payload_bytes += len(payload)
-            count += 1
-        if not count:
-            return
-        self._last_t = last_t
-        stats = self.stats
-        stats.frames += count
-        stats.records += count
-        stats.payload_bytes += payload_bytes
-        self._packed(size)
-
     def flush(self) -> None:
         """End the current zstd block and hand everything to the file, readable from now on."""
+        if self._f_kind:
+            self._end_batch()
         if self._batch:
             self._compress_batch()
         self._file.write(self._cobj.flush(zstd.COMPRESSOBJ_FLUSH_BLOCK))
@@ -200,6 +277,8 @@ class TraceWriter:
                     dropped_frames=self.dropped_frames,
                 )
             )
+        if self._f_kind:
+            self._end_batch()
         self._closed = True
         if self._batch:
             self._compress_batch()
