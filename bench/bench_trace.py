@@ -24,7 +24,7 @@ from session import session_frames
 
 from tracer.trace import Frame, Open, TraceReader, TraceWriter
 from tracer.trace.compact import compact_trace
-from tracer.trace.format import RECORDER_TIME_UNIT_NS
+from tracer.trace.format import RECORDER_TIME_UNIT_NS, compression_params
 from tracer.views.frames import frame_json
 
 
@@ -39,7 +39,13 @@ def zstd19_long(raw: bytes) -> int:
     return len(zstd.ZstdCompressor(compression_params=params).compress(raw))
 
 
-def write_live(frames: list[Frame]) -> bytes:
+def write_live(
+    frames: list[Frame],
+    *,
+    flush_interval: float | None = 0.1,
+    level: int = 3,
+    time_unit_ns: int = RECORDER_TIME_UNIT_NS,
+) -> bytes:
     """Write as the recorder does live: level 3, a block flush each 100 ms of *trace* time.
 
     The clock follows the frames' timestamps, so the file has as many flushed blocks as a
@@ -48,7 +54,11 @@ def write_live(frames: list[Frame]) -> bytes:
     clock_now = [0]
     buf = io.BytesIO()
     w = TraceWriter(
-        buf, clock=lambda: clock_now[0], flush_interval=0.1, time_unit_ns=RECORDER_TIME_UNIT_NS
+        buf,
+        clock=lambda: clock_now[0],
+        flush_interval=flush_interval,
+        level=level,
+        time_unit_ns=time_unit_ns,
     )
     w.write(Open(conn=1, t_ns=0, url="ws://127.0.0.1/v1/responses"))
     for f in frames:
@@ -151,11 +161,45 @@ def run(style: str, turns: int) -> dict:
     return row
 
 
+def compacted(data: bytes, **kwargs) -> int:
+    out = io.BytesIO()
+    compact_trace(io.BytesIO(data), out, **kwargs)
+    return len(out.getvalue())
+
+
+def breakdown(style: str, turns: int) -> None:
+    """What separates a trace from zstd -19 of the bare payloads: each part removed in turn."""
+    frames = list(session_frames(turns=turns, full_resend=(style == "full-resend")))
+    raw = b"".join(f.payload for f in frames)
+    z19 = zstd19_long(raw)
+    zero = [f._replace(t_ns=0) for f in frames]
+    level3 = zstd.ZstdCompressor(compression_params=compression_params(3)).compress(raw)
+    live = write_live(frames)
+    rows = [
+        ("zstd --long=27 -3 of the bare payloads", len(level3)),
+        ("live trace", len(live)),
+        ("live, no flushes", len(write_live(frames, flush_interval=None))),
+        ("live, no flushes, times all 0", len(write_live(zero, flush_interval=None))),
+        ("compacted", compacted(live)),
+        ("compacted, times all 0", compacted(write_live(zero))),
+        ("compacted, times in ns", compacted(write_live(frames, time_unit_ns=1))),
+        ("compacted, times in ms", compacted(live, time_unit_ns=1_000_000)),
+    ]
+    print(f"== {style}: zstd --long=27 -19 of the bare payloads {z19 / 1e3:.1f} KB")
+    for name, size in rows:
+        print(f"   {name:40} {size / 1e3:8.1f} KB  {size / z19:.3f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--turns", type=int, default=40)
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    ap.add_argument("--breakdown", action="store_true", help="print where the bytes go")
     args = ap.parse_args()
+    if args.breakdown:
+        for style in ("incremental", "full-resend"):
+            breakdown(style, args.turns)
+        return
     rows = [run(style, args.turns) for style in ("incremental", "full-resend")]
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -83,6 +83,10 @@ def corpus() -> dict[str, bytes]:
         [6, 1, [1, 1], b"\x01\x11", None, b"ok\xffok"],
         [6, 1, [1, 2, 3], b"\x01\x11", None, b"a\xffb"],
     )
+    out["batch-bad-time-planes.trace"] = raw_stream(
+        [6, 1, b"\x01\x00\x00\x00", b"\x01", None, b"{}"],
+        [6, 1, b"\x01\x02\x00\x00\x00", b"\x01\x11", None, b"{}\xff{}"],
+    )
     n = (1 << 16) + 1
     out["batch-too-many-frames.trace"] = raw_stream(
         [6, 1, [0] * n, b"\x11" * n, None, b"\xff" * (n - 1)]

@@ -68,6 +68,32 @@ def test_a_payload_holding_ff_makes_the_batch_list_sizes():
     assert batch == [6, [1, 2], [1, 1], bytes([0x01, 0x12]), [2, 3], b"ab\xff\x00\xff"]
 
 
+def test_long_batches_store_their_times_in_byte_planes():
+    buf = io.BytesIO()
+    dts = [20_000 + 7 * i for i in range(40)]
+    with TraceWriter(buf, flush_interval=None) as w:
+        t = 0
+        for dt in dts:
+            t += dt
+            w.write(Frame(1, t, Direction.SERVER, Opcode.TEXT, b"{}"))
+        w.write(Frame(1, t + 2**40, Direction.SERVER, Opcode.TEXT, b"{}"))  # needs 8 bytes
+    _, batch, _ = raw_records(buf.getvalue())
+    values = [*dts, 2**40]
+    # 8-byte little-endian values, all first bytes, then all second bytes, ...
+    planes = [bytes((v >> (8 * k)) & 0xFF for v in values) for k in range(8)]
+    assert batch[2] == b"".join(planes)
+    assert [f.t_ns for f in TraceReader(io.BytesIO(buf.getvalue()))] == [
+        sum(values[: i + 1]) for i in range(len(values))
+    ]
+    buf = io.BytesIO()
+    with TraceWriter(buf, flush_interval=None) as w:
+        for i in range(40):
+            w.write(Frame(1, -i, Direction.SERVER, Opcode.TEXT, b""))  # negative differences
+    _, batch, _ = raw_records(buf.getvalue())
+    assert len(batch[2]) == 4 * 40 and batch[2][:2] == b"\x00\xff"  # 4 bytes: 0, then -1
+    assert [f.t_ns for f in TraceReader(io.BytesIO(buf.getvalue()))] == [-i for i in range(40)]
+
+
 def test_batches_end_at_flushes_other_records_and_the_size_limit():
     buf = io.BytesIO()
     w = TraceWriter(buf, flush_interval=None, batch_bytes=10)
@@ -153,8 +179,16 @@ def test_compact_can_coarsen_the_time_unit(tmp_path: Path):
 GOOD = [6, 1, [5, 5], bytes([0x01, 0x11]), None, b"a\xffb"]
 
 
-def test_a_handmade_batch_reads():
-    frames = list(TraceReader(io.BytesIO(handmade(GOOD, unit=1000))))
+@pytest.mark.parametrize(
+    "times",
+    [
+        [5, 5],
+        b"\x05\x05" + b"\x00" * 6,  # two 4-byte values, byte plane by byte plane
+        b"\x05\x05" + b"\x00" * 14,  # two 8-byte values
+    ],
+)
+def test_a_handmade_batch_reads(times: object):
+    frames = list(TraceReader(io.BytesIO(handmade(_with(2, times), unit=1000))))
     assert frames == [
         Frame(1, 5_000, Direction.CLIENT, Opcode.TEXT, b"a"),
         Frame(1, 10_000, Direction.SERVER, Opcode.TEXT, b"b"),
@@ -179,6 +213,9 @@ def _with(index: int, value: object) -> list:
         (_with(1, [1]), "connection column"),
         (_with(1, [1, "2"]), "connection column"),
         (_with(1, "1"), "connection column"),
+        (_with(2, b"\x05\x05\x00\x00\x00\x00"), "disagree on the number"),  # 3 bytes each
+        (_with(2, b"\x05\x05\x00\x00\x00\x00\x00"), "disagree on the number"),
+        (_with(2, {"dt": 5}), "wrong type"),
         (_with(2, [5, 0.5]), "times are malformed"),
         (_with(2, ["5", 5]), "times are malformed"),
         (_with(2, [5, None]), "times are malformed"),

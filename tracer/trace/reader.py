@@ -7,7 +7,7 @@ import functools
 import itertools
 import operator
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import msgpack
@@ -20,6 +20,7 @@ from tracer.trace.format import (
     PREAMBLE_SIZE,
     T_LIMIT,
     TraceError,
+    join_times,
     parse_preamble,
     time_bounds,
 )
@@ -78,7 +79,9 @@ class TraceReader:
             max_str_len=max_record_size,
             strict_map_key=False,
         )
-        self._records = self._decode()
+        # Runs of records, chained in C: a batch's frames reach the caller without a
+        # generator step each.
+        self._records: Iterator[Record] = itertools.chain.from_iterable(self._decode())
         self.records = 0  # records read so far, header included
         self.footer: Footer | None = None
         self.truncated: bool | None = None  # known once iteration has ended
@@ -127,7 +130,8 @@ class TraceReader:
                     yield out[pos : pos + feed]
         self.truncated = not dobj.eof
 
-    def _decode(self) -> Iterator[Record]:
+    def _decode(self) -> Iterator[Iterable[Record]]:
+        """Runs of records in file order: a batch's frames, or one record at a time."""
         unpacker = self._unpacker
         new_frame = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
         directions, opcodes = _DIRECTIONS, _OPCODES
@@ -152,7 +156,7 @@ class TraceReader:
                         except TraceError as exc:
                             raise self._damage(str(exc)) from None
                         self.records += n
-                        yield from frames
+                        yield frames
                         continue
                     self.records += 1
                     # Frames: [2, conn, dt, direction, opcode, payload(, fin)]
@@ -170,9 +174,18 @@ class TraceReader:
                                 last_q += dt
                                 if not lo < last_q < hi:
                                     raise self._damage("a time out of range")
-                                yield new_frame(
-                                    Frame,
-                                    (conn, last_q * unit, directions[d], opcodes[op], payload, fin),
+                                yield (
+                                    new_frame(
+                                        Frame,
+                                        (
+                                            conn,
+                                            last_q * unit,
+                                            directions[d],
+                                            opcodes[op],
+                                            payload,
+                                            fin,
+                                        ),
+                                    ),
                                 )
                                 continue
                         raise self._damage("a frame record is malformed or follows the footer")
@@ -204,7 +217,7 @@ class TraceReader:
                             raise self._damage("a second header record")
                         unit = record.time_unit_ns
                         lo, hi = time_bounds(unit)
-                    yield record
+                    yield (record,)
             except ValueError as exc:
                 if "exceeds max" in str(exc):
                     raise self._damage(
@@ -267,12 +280,22 @@ def _expand_batch(
     ``last_q`` is the running time in units before the batch; stored times must stay within
     the exclusive bounds ``lo``, ``hi``. Anything inconsistent raises ``TraceError``.
     """
-    conn, dts, kinds, sizes, blob = obj[1], obj[2], obj[3], obj[4], obj[5]
-    if type(kinds) is not bytes or type(blob) is not bytes or type(dts) is not list:
+    conn, column, kinds, sizes, blob = obj[1], obj[2], obj[3], obj[4], obj[5]
+    if type(kinds) is not bytes or type(blob) is not bytes:
         raise TraceError("a frame batch has columns of the wrong type")
     n = len(kinds)
-    if not 0 < n <= MAX_BATCH_FRAMES or len(dts) != n:
+    if not 0 < n <= MAX_BATCH_FRAMES:
         raise TraceError("a frame batch's columns disagree on the number of frames")
+    if type(column) is list:
+        if len(column) != n:
+            raise TraceError("a frame batch's columns disagree on the number of frames")
+        dts = column
+    elif type(column) is bytes:
+        dts = join_times(column, n)  # type: ignore[assignment]
+        if dts is None:
+            raise TraceError("a frame batch's columns disagree on the number of frames")
+    else:
+        raise TraceError("a frame batch has columns of the wrong type")
     directions, opcodes, fins = _kind_columns(kinds)
     if type(conn) is int:
         conns: Any = itertools.repeat(conn, n)
@@ -285,10 +308,12 @@ def _expand_batch(
         dts[0] += last_q
         times = list(itertools.accumulate(dts))
     except TypeError:
-        times = [None]
+        raise TraceError("a frame batch's times are malformed") from None
     last_q = times[-1]
-    if type(last_q) is not int or not lo < min(times) or not max(times) < hi:
-        raise TraceError("a frame batch's times are malformed or out of range")
+    if type(last_q) is not int:
+        raise TraceError("a frame batch's times are malformed")
+    if not lo < min(times) or not max(times) < hi:
+        raise TraceError("a time out of range")
     if sizes is None:
         payloads = blob.split(b"\xff", n)
         if len(payloads) != n:
