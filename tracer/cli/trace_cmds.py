@@ -94,7 +94,7 @@ def compact(
     level: Annotated[int, typer.Option(min=1, max=22, help="zstd level.")] = 19,
     time_resolution: Annotated[
         TimeResolution | None,
-        typer.Option(help="Store times in this unit (ns, us or ms) [default: the source's]."),
+        typer.Option(help="Store times in this unit (ns, us or ms); by default, the source's."),
     ] = None,
     json: JsonFlag = False,
 ) -> int:
