@@ -25,6 +25,7 @@ from tracer.trace.format import (
     time_bounds,
 )
 from tracer.trace.records import (
+    FRAME_KINDS,
     Annotation,
     Close,
     Direction,
@@ -238,17 +239,13 @@ class TraceReader:
             )
 
 
-# A frame's kind byte in a batch: bits 0-3 the opcode, bit 4 the direction, bit 5 set for a
-# fragment that is not the last. Lookup tables by byte value; None marks an invalid byte.
+# Lookup tables of a batch's kind bytes (records.FRAME_KINDS), by byte value.
 _KIND_DIR: list[Direction | None] = [None] * 256
 _KIND_OP: list[Opcode | None] = [None] * 256
 _KIND_FIN: list[bool] = [True] * 256
-for _d in Direction:
-    for _op in Opcode:
-        for _more in (0, 0x20):
-            _b = _d << 4 | _op | _more
-            _KIND_DIR[_b], _KIND_OP[_b], _KIND_FIN[_b] = _d, _op, not _more
-_VALID_KIND_BYTES = bytes(b for b in range(256) if _KIND_OP[b] is not None)
+for _b, (_d, _op, _fin) in FRAME_KINDS.items():
+    _KIND_DIR[_b], _KIND_OP[_b], _KIND_FIN[_b] = _d, _op, _fin
+_VALID_KIND_BYTES = bytes(sorted(FRAME_KINDS))
 _new_frame = functools.partial(tuple.__new__, Frame)
 _kind_columns_cache: dict[bytes, tuple[tuple[Any, ...], ...]] = {}
 

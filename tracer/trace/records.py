@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 __all__ = [
+    "FRAME_KINDS",
+    "NOT_LAST",
     "Annotation",
     "Close",
     "Direction",
@@ -72,6 +74,19 @@ _OPCODE_LABELS = {
     Opcode.PING: "ping",
     Opcode.PONG: "pong",
 }
+
+
+NOT_LAST = 0x20
+"""In a frame batch's kind byte: set for a fragment that is not the last of its message."""
+
+FRAME_KINDS: dict[int, tuple[Direction, Opcode, bool]] = {
+    d << 4 | op | (0 if fin else NOT_LAST): (d, op, fin)
+    for d in Direction
+    for op in Opcode
+    for fin in (True, False)
+}
+"""Every valid kind byte of a frame batch (bits 0-3 the opcode, bit 4 the direction, and
+``NOT_LAST``), with the direction, opcode and fin flag it stands for."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,16 @@ from tracer.trace.format import (
     split_times,
     time_bounds,
 )
-from tracer.trace.records import Footer, Frame, Header, Kind, Opcode, Open, Record
+from tracer.trace.records import (
+    FRAME_KINDS,
+    NOT_LAST,
+    Footer,
+    Frame,
+    Header,
+    Kind,
+    Open,
+    Record,
+)
 
 __all__ = ["TraceWriter", "WriterStats", "create_trace"]
 
@@ -38,8 +47,7 @@ COMPACT_BATCH_BYTES = 512 * 1024
 _BATCH_FRAMES = 4096  # frames per batch record, at most
 _SPLIT_TIMES_FROM = 32  # frames in a batch from which its times are stored in byte planes
 _TIMED_KINDS = frozenset([Kind.OPEN, Kind.FRAME, Kind.CLOSE, Kind.ANNOTATION])
-_FIN = 0x20  # in a frame's kind byte: set for a fragment that is *not* the last
-_KIND_BYTES = frozenset(d << 4 | op for d in (0, 1) for op in map(int, Opcode))
+_KIND_BYTES = frozenset(k for k, (_, _, fin) in FRAME_KINDS.items() if fin)  # before NOT_LAST
 
 
 class WriterStats:
@@ -157,7 +165,7 @@ class TraceWriter:
                 self._end_batch()
             self._f_conn.append(conn)
             self._f_dt.append(q - self._last_q)
-            kinds.append(kind if fin else kind | _FIN)
+            kinds.append(kind if fin else kind | NOT_LAST)
             self._f_payload.append(payload)
             self._last_q = q
             self._f_bytes += n
@@ -220,7 +228,7 @@ class TraceWriter:
                     size = 0
                 conns.append(conn)
                 dts.append(q - last_q)
-                kinds.append(kind if fin else kind | _FIN)
+                kinds.append(kind if fin else kind | NOT_LAST)
                 payloads.append(payload)
                 last_q = q
                 size += n
