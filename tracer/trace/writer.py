@@ -149,31 +149,8 @@ class TraceWriter:
 
     def write(self, record: Record) -> None:
         """Append one record; flush a block if the flush interval has passed."""
-        if type(record) is Frame:  # the hot path: write_frames for one frame, inlined
-            if self._closed:
-                raise ValueError("write to a closed TraceWriter")
-            conn, t_ns, direction, opcode, payload, fin = record
-            q = t_ns // self._unit
-            if not self._lo < q < self._hi:
-                raise ValueError(f"time out of range: {t_ns}")
-            kind = direction << 4 | opcode
-            if kind not in _KIND_BYTES or type(conn) is not int:
-                raise ValueError(f"not a frame: {direction=}, {opcode=}, {conn=}")
-            n = len(payload)
-            kinds = self._f_kind
-            if (self._f_bytes + n > self._batch_bytes and kinds) or len(kinds) >= _BATCH_FRAMES:
-                self._end_batch()
-            self._f_conn.append(conn)
-            self._f_dt.append(q - self._last_q)
-            kinds.append(kind if fin else kind | NOT_LAST)
-            self._f_payload.append(payload)
-            self._last_q = q
-            self._f_bytes += n
-            stats = self.stats
-            stats.frames += 1
-            stats.records += 1
-            stats.payload_bytes += n
-            self._packed(0)
+        if type(record) is Frame:  # the hot path
+            self.write_frames((record,))
             return
         if self._closed:
             raise ValueError("write to a closed TraceWriter")
