@@ -16,6 +16,11 @@ class TimeResolution(enum.StrEnum):
     us = "us"
     ms = "ms"
 
+    @property
+    def unit_ns(self) -> int:
+        """Nanoseconds per stored unit."""
+        return {"ns": 1, "us": 1_000, "ms": 1_000_000}[self.value]
+
 
 class CLIError(Exception):
     """A command cannot do what was asked; printed as one line, exit code 1 unless set."""

@@ -19,7 +19,6 @@ from tracer.capture.recorder import Recorder
 from tracer.cli.app import CLIError, TimeResolution, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
 from tracer.trace.compact import compact_trace
-from tracer.trace.format import TIME_UNITS
 from tracer.trace.redact import Redactor
 from tracer.trace.verify import verify_trace
 from tracer.views.output import emit_json, stderr_console
@@ -135,7 +134,7 @@ def record(
             },
             redactor=redactor,
             flush_interval=flush_interval,
-            time_unit_ns=TIME_UNITS[time_resolution.value],
+            time_unit_ns=time_resolution.unit_ns,
             on_write_error=None if tui else _report_write_error,
         )
     except OSError as exc:

@@ -12,7 +12,6 @@ import typer
 
 from tracer.cli.app import CLIError, TimeResolution, app
 from tracer.trace.compact import compact_trace
-from tracer.trace.format import TIME_UNITS
 from tracer.trace.reader import open_trace
 from tracer.trace.records import Direction, Frame
 from tracer.trace.verify import verify_trace
@@ -114,7 +113,7 @@ def compact(
                     src,
                     dst,
                     level=level,
-                    time_unit_ns=TIME_UNITS[time_resolution.value] if time_resolution else None,
+                    time_unit_ns=time_resolution.unit_ns if time_resolution else None,
                 )
             os.replace(tmp, target)
         except BaseException:

@@ -14,7 +14,6 @@ __all__ = [
     "MAX_TIME_UNIT_NS",
     "PREAMBLE_SIZE",
     "RECORDER_TIME_UNIT_NS",
-    "TIME_UNITS",
     "T_LIMIT",
     "TraceError",
     "compression_params",
@@ -39,9 +38,6 @@ RECORDER_TIME_UNIT_NS = 1_000
 """The recorder's default time unit, a microsecond: finer than anything an event loop can
 measure, as in pcap, and each frame's time then costs about 10 fewer bits of entropy than
 in nanoseconds (see docs/format.md)."""
-
-TIME_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
-"""The time resolutions the command line offers, in nanoseconds per stored unit."""
 
 MAX_BATCH_FRAMES = 1 << 16
 """The most frames one frame-batch record may hold; readers call a larger batch damage,
