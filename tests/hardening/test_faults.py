@@ -12,6 +12,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -120,6 +121,16 @@ def records(trace: Path) -> list:
         return list(reader)
 
 
+def records_once_closed(trace: Path, timeout: float = 10.0) -> list:
+    """The trace's records once the recorder has written a close (it flushes on a timer)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        recs = records(trace)
+        if any(type(r) is Close for r in recs) or time.monotonic() > deadline:
+            return recs
+        time.sleep(0.05)
+
+
 def proxy_still_serves(port: int) -> None:
     """A fresh connection through the same proxy to the scripted upstream works."""
     with connect(f"ws://127.0.0.1:{port}/v1/responses") as ws:
@@ -216,7 +227,7 @@ def test_an_invalid_frame_from_the_upstream(tmp_path: Path, bad: bytes):
             with pytest.raises(ConnectionClosed) as info:
                 ws.recv(timeout=10)
         assert info.value.rcvd is not None and info.value.rcvd.code == 1014
-        (close,) = [r for r in records(trace) if type(r) is Close]
+        (close,) = [r for r in records_once_closed(trace) if type(r) is Close]
         assert close.by == "server" and "invalid frame" in (close.error or ""), close
 
 

@@ -127,6 +127,7 @@ class _Session:
         self.close_code: int | None = None
         self.close_reason = ""
         self.error: str | None = None
+        self._readers: dict[Direction, asyncio.Task[None]] = {}  # the pump reading each side
 
     async def run(self, head: RequestHead) -> None:
         proxy = self.proxy
@@ -196,20 +197,29 @@ class _Session:
             )
         up = asyncio.create_task(self._pump(client, server, Direction.CLIENT))
         down = asyncio.create_task(self._pump(server, client, Direction.SERVER))
+        self._readers = {Direction.CLIENT: up, Direction.SERVER: down}
         try:
-            await asyncio.gather(up, down)
+            # A pump cancelled by the other (see _pump) ends quietly; other failures raise.
+            for result in await asyncio.gather(up, down, return_exceptions=True):
+                if isinstance(result, Exception):
+                    raise result
         finally:
             for t in (up, down):
                 t.cancel()
-            if recorder is not None and self.conn is not None:
-                recorder.close_connection(
-                    self.conn,
-                    code=self.close_code,
-                    reason=self.close_reason,
-                    by=self.closed_by,
-                    error=self.error,
-                )
-                self.conn = None
+            self._record_close()
+
+    def _record_close(self) -> None:
+        """Write the connection's close record (once)."""
+        recorder = self.proxy.recorder
+        if recorder is not None and self.conn is not None:
+            recorder.close_connection(
+                self.conn,
+                code=self.close_code,
+                reason=self.close_reason,
+                by=self.closed_by,
+                error=self.error,
+            )
+            self.conn = None
 
     async def _pump(self, src: WebSocket, dst: WebSocket, direction: Direction) -> None:
         recorder = self.proxy.recorder
@@ -228,11 +238,11 @@ class _Session:
                 close = CloseFrame.parse(data) if data else None
                 self.close_code = close.code if close else 1005
                 self.close_reason = close.reason if close else ""
+            if recorder is not None and conn is not None:  # before the await: never lost
+                recorder.frame(conn, direction, _OPCODES[opcode], data, frame.fin, t)
             with contextlib.suppress(ConnectionError):
                 # Frames already parsed from the same read go out in one write.
                 await dst.send_frame(opcode, data, frame.fin, flush=not src.frames_buffered)
-            if recorder is not None and conn is not None:
-                recorder.frame(conn, direction, _OPCODES[opcode], data, frame.fin, t)
         # src has ended. A clean close was forwarded above, and the other pump carries dst's
         # answer; a drop (no close frame) is mirrored as a drop.
         if self.closed_by is None:
@@ -244,6 +254,15 @@ class _Session:
                 code, who = (
                     (1014, "upstream") if direction is Direction.SERVER else (1001, "client")
                 )
+                # dst.close reads dst's answer: the other pump, which reads dst, stops first.
+                other = self._readers.get(
+                    Direction.SERVER if direction is Direction.CLIENT else Direction.CLIENT
+                )
+                if other is not None and other is not asyncio.current_task():
+                    other.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await other
+                self._record_close()  # what ended it is known: the trace says so first
                 with contextlib.suppress(ConnectionError):
                     await dst.close(code, f"tracer: the {who} sent an invalid frame", timeout=2.0)
             else:

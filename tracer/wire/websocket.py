@@ -143,7 +143,8 @@ class WebSocket:
     async def recv_frame(self) -> Frame | None:
         """The next frame from the peer, or None once the connection has ended."""
         while not self._frames:
-            if self._eof or self.closed:
+            # After an invalid frame the peer's answer to our close is not worth waiting for.
+            if self._eof or self.closed or self.protocol.parser_exc is not None:
                 self._notify_end()
                 return None
             try:
