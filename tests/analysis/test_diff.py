@@ -11,21 +11,14 @@ import pytest
 
 from tests.analysis.test_report import record_demo
 from tests.conftest import ROOT, assert_clean_error, run_tracer
-from tracer.analysis.diff import collect_contents, diff_sessions
-from tracer.analysis.report import analyse
+from tracer.analysis import analyse
+from tracer.analysis import diff_files as load_diff
 from tracer.trace import open_trace
 from tracer.upstream import Call, Timing, TurnScript, default_script
 
 
 def diff_files(a: Path, b: Path):
-    loaded = []
-    for path in (a, b):
-        with open_trace(path) as reader:
-            report = analyse(reader)
-        with open_trace(path) as reader:
-            contents = collect_contents(reader)
-        loaded.append((str(path), report, contents))
-    return diff_sessions(*loaded[0], *loaded[1])
+    return load_diff(a, b)[0]
 
 
 @pytest.fixture(scope="module")

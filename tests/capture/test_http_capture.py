@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.capture.test_record_cli import decompressed
 from tests.conftest import run_tracer
-from tracer.analysis.report import analyse
+from tracer.analysis import analyse
 from tracer.capture.proxy import RecordingProxy
 from tracer.capture.recorder import Recorder
 from tracer.trace import Close, Direction, Frame, Open, open_trace

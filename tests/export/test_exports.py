@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.conftest import ROOT, assert_clean_error, run_tracer
-from tracer.analysis.report import analyse
+from tracer.analysis import analyse
 from tracer.trace import Close, Direction, Frame, Opcode, Open, create_trace, open_trace
 
 HERE = Path(__file__).parent

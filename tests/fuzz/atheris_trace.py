@@ -15,8 +15,8 @@ import sys
 import atheris
 
 with atheris.instrument_imports(include=["tracer"]):
-    from tracer.analysis.diff import collect_contents, diff_sessions
-    from tracer.analysis.report import Session, analyse
+    from tracer.analysis import Session, analyse
+    from tracer.analysis.diff import diff_sessions
     from tracer.export.har import export_har
     from tracer.export.jsonl import jsonl_lines
     from tracer.export.otlp import export_otlp
@@ -35,10 +35,10 @@ def one_input(data: bytes) -> None:
         return
     header = reader.header
     report = analyse(records)
-    session = Session(details=True)
+    session = Session(details=True, contents=True)
     session.feed(records)
     session.finish()
-    contents = collect_contents(records)
+    contents = session.contents()
     diff_sessions("a", report, contents, "b", report, contents)
     load_connections(records)
     export_har(header, records)

@@ -10,8 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tracer.analysis.diff import collect_contents
-from tracer.analysis.report import analyse
+from tracer.analysis import Session, analyse
 from tracer.replay.recorded import load_connections
 from tracer.trace import (
     Direction,
@@ -221,3 +220,11 @@ def test_malformed_usage_and_output_fields():
     assert turn.status == "completed"
     assert turn.input_tokens is None and turn.cached_tokens is None
     assert turn.output_items == 2
+
+
+def collect_contents(records: list) -> None:
+    """What a diff compares, from a Session of its own (as diff_files does)."""
+    session = Session(contents=True)
+    session.feed(records)
+    session.finish()
+    session.contents()

@@ -202,11 +202,11 @@ async def test_no_secret_on_the_inspector_screens(traces: dict[str, Path]):
     from textual.widgets import DataTable
 
     from tests.tui.test_tui import screen_text
-    from tracer.cli.tui_cmds import load_session
+    from tracer.analysis import load
     from tracer.tui.app import InspectorApp
 
     trace = traces["proxy"]
-    app = InspectorApp(str(trace), load_session(trace), path=trace)
+    app = InspectorApp(str(trace), load(trace, details=True).session, path=trace)
     async with app.run_test(size=(200, 60)) as pilot:
         table = app.query_one("#turns", DataTable)
         for row in range(table.row_count):

@@ -17,7 +17,7 @@ from rich.console import Console
 from textual.widgets import DataTable, Input, Static
 
 from tests.conftest import ROOT, assert_clean_error, run_tracer
-from tracer.cli.tui_cmds import load_diff, load_session
+from tracer.analysis import diff_files, load
 from tracer.tui.app import DiffScreen, FramesScreen, InspectorApp
 
 RECONNECT = ROOT / "traces" / "reconnect.trace"
@@ -62,9 +62,10 @@ def static_text(widget: Static) -> str:
 def app_for(
     path: Path, against: Path | None = None, frame_budget: int | None = None
 ) -> InspectorApp:
-    diff = load_diff(path, against, quiet=True) if against else None
+    diff = diff_files(path, against)[0] if against else None
     budget = {} if frame_budget is None else {"frame_budget": frame_budget}
-    return InspectorApp(str(path), load_session(path, **budget), against=diff, path=path)
+    session = load(path, details=True, **budget).session
+    return InspectorApp(str(path), session, against=diff, path=path)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)])

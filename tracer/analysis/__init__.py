@@ -1,23 +1,42 @@
-"""Analyses of a session: turn metrics, context (cache) and latency accounting (sans-I/O)."""
+"""The analysis of a session (sans-I/O): turn metrics, context (cache) and latency.
+
+The one boundary between trace files and what shows them: ``load`` (a file into a report),
+``diff_files``, ``analyse`` (records into a report) and the streaming ``Session``; the
+report model (``InspectReport`` and its parts) owns every figure.
+"""
 
 from __future__ import annotations
 
-from tracer.analysis.report import (
+from tracer.analysis.diff import DiffReport, TurnDiff
+from tracer.analysis.items import identity, json_bytes, summarise_item
+from tracer.analysis.load import Loaded, diff_files, load
+from tracer.analysis.model import (
     CacheLoss,
     ConnectionReport,
     InspectReport,
     Summary,
+    TurnDetail,
     TurnReport,
-    analyse,
-    canonical_item,
 )
+from tracer.analysis.session import FRAME_BUDGET, Session, analyse, select_frames
 
 __all__ = [
+    "FRAME_BUDGET",
     "CacheLoss",
     "ConnectionReport",
+    "DiffReport",
     "InspectReport",
+    "Loaded",
+    "Session",
     "Summary",
+    "TurnDetail",
+    "TurnDiff",
     "TurnReport",
     "analyse",
-    "canonical_item",
+    "diff_files",
+    "identity",
+    "json_bytes",
+    "load",
+    "select_frames",
+    "summarise_item",
 ]

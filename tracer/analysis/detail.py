@@ -6,7 +6,9 @@ from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
-from tracer.analysis.report import InspectReport, Session, summarise_item
+from tracer.analysis.items import summarise_item
+from tracer.analysis.model import InspectReport
+from tracer.analysis.session import Session
 from tracer.trace.records import Record
 
 __all__ = ["summarise_item", "turn_detail"]

@@ -10,23 +10,18 @@ what differs in the request and the output. ``headline`` states the changes in p
 from __future__ import annotations
 
 import difflib
-import hashlib
 import re
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tracer.analysis.detail import summarise_item
-from tracer.analysis.report import InspectReport, TurnReport, canonical_item, json_bytes
-from tracer.responses.model import TurnSegmenter, output_text
-from tracer.trace.records import Record
+from tracer.analysis.contents import TurnContent
+from tracer.analysis.model import InspectReport, TurnReport
 
 __all__ = [
     "DiffReport",
     "FailCondition",
     "TurnContent",
     "TurnDiff",
-    "collect_contents",
     "diff_sessions",
     "parse_fail_on",
 ]
@@ -73,82 +68,6 @@ TOTAL_METRICS = (
 BYTES_REL, BYTES_ABS = 0.05, 1024
 MS_REL, MS_ABS = 0.10, 20.0
 TOKENS_REL, TOKENS_ABS = 0.05, 100
-
-
-@dataclass(slots=True)
-class TurnContent:
-    """What a turn asked and answered, reduced to what a diff compares."""
-
-    index: int
-    input_hashes: list[str]
-    input_summaries: list[str]
-    text: str
-    calls: list[tuple[str, str]]
-    model: str | None
-    instructions: str | None  # a hash
-    tools: list[str]  # tool names
-    tools_hash: str | None
-    warmup: bool
-
-    @property
-    def key(self) -> str:
-        """The alignment key: what the model answered."""
-        calls = ";".join(f"{n}({a})" for n, a in self.calls)
-        return f"{self.warmup}|{_digest(self.text.encode())}|{calls}"
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-def _item_digest(item: Any) -> str:
-    """An input item's identity across two sessions: also without the server's call ids,
-    which differ from one session to the next."""
-    if isinstance(item, dict) and "call_id" in item:
-        item = {k: v for k, v in item.items() if k != "call_id"}
-    return _digest(canonical_item(item))
-
-
-def collect_contents(records: Iterable[Record]) -> list[TurnContent]:
-    """One ``TurnContent`` per turn, in the order the turns started."""
-    segmenter = TurnSegmenter()
-    started: dict[int, TurnContent] = {}
-    done: list[TurnContent] = []
-    for kind, turn in segmenter.feed(records):
-        if kind == "start":
-            req = turn.request
-            raw_tools = req.get("tools")
-            tools: list[Any] = raw_tools if isinstance(raw_tools, list) else []
-            instr = req.get("instructions")
-            model = req.get("model")
-            started[turn.index] = TurnContent(
-                index=turn.index,
-                input_hashes=[_item_digest(i) for i in turn.input_items],
-                input_summaries=[summarise_item(i, 100) for i in turn.input_items],
-                text="",
-                calls=[],
-                model=model if isinstance(model, str) else None,
-                instructions=_digest(instr.encode()) if isinstance(instr, str) else None,
-                tools=[str(t.get("name")) for t in tools if isinstance(t, dict)],
-                tools_hash=_digest(json_bytes(tools, sort=True)) if tools else None,
-                warmup=turn.warmup,
-            )
-        else:
-            done.append(_finish(started.pop(turn.index), turn.output))
-    for _, turn in segmenter.finish():
-        if turn.index in started:
-            done.append(_finish(started.pop(turn.index), turn.output))
-    return sorted(done, key=lambda c: c.index)
-
-
-def _finish(content: TurnContent, output: list[dict[str, Any]]) -> TurnContent:
-    content.text = output_text(output)
-    content.calls = [
-        (str(o.get("name")), str(o.get("arguments")))
-        for o in output
-        if o.get("type") == "function_call"
-    ]
-    return content
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ or input items.
 
 from __future__ import annotations
 
-from tracer.analysis.report import TurnDetail, TurnReport
+from tracer.analysis.model import TurnDetail, TurnReport
 from tracer.trace.records import Frame
 
 __all__ = ["frame_matches", "turn_matches"]

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from tracer.analysis import InspectReport, Summary, load
 from tracer.analysis.detail import turn_detail
-from tracer.analysis.report import InspectReport, analyse
 from tracer.cli.app import CLIError, app
 from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace
@@ -23,7 +23,7 @@ from tracer.views.inspect import (
     render_stats,
     render_turn,
 )
-from tracer.views.output import emit_json, stderr_console, stdout_console
+from tracer.views.output import emit_json, stderr_console, stdout_console, warn_truncated
 
 TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
@@ -31,14 +31,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 
 def load_report(path: Path, *, quiet: bool = False) -> InspectReport:
     """Analyse a trace; a truncated one is analysed as far as it goes, with a warning."""
-    with open_trace(path) as reader:
-        report = analyse(reader)
-        truncated = reader.truncated
-    if truncated and not quiet:
-        stderr_console().print(
-            f"tracer: warning: {path} is truncated; analysed up to the cut", markup=False
-        )
-    return report
+    loaded = load(path)
+    warn_truncated(path, loaded.truncated, quiet=quiet)
+    return loaded.report
 
 
 @app.command()
@@ -67,20 +62,7 @@ def cache(file: TraceFile, json: JsonFlag = False) -> int:
     """Context per turn: sent new, resent, referenced; cache losses; the savings."""
     report = load_report(file, quiet=json)
     if json:
-        data = report.to_json()
-        keys = (
-            "index", "conn", "stream_id", "response_id", "previous_response_id", "status",
-            "input_items", "input_bytes", "resent_items", "resent_bytes", "referenced_items",
-            "referenced_bytes", "resent_field_bytes", "resent_fields", "input_tokens",
-            "cached_tokens", "cache_loss",
-        )  # fmt: skip
-        emit_json(
-            {
-                "summary": data["summary"],
-                "turns": [{k: t[k] for k in keys} for t in data["turns"]],
-                "cache_losses": data["cache_losses"],
-            }
-        )
+        emit_json(report.cache_json())
     else:
         render_cache(report, stdout_console())
     return 0
@@ -91,17 +73,7 @@ def latency(file: TraceFile, json: JsonFlag = False) -> int:
     """Where the time went: buckets, percentiles, slowest turns, a waterfall."""
     report = load_report(file, quiet=json)
     if json:
-        data = report.to_json()
-        keys = (
-            "index", "conn", "stream_id", "status", "warmup", "t_start_s", "handshake_ms",
-            "ttfe_ms", "ttft_ms", "generation_ms", "duration_ms", "client_ms",
-        )  # fmt: skip
-        emit_json(
-            {
-                "summary": data["summary"],
-                "turns": [{k: t[k] for k in keys} for t in data["turns"]],
-            }
-        )
+        emit_json(report.latency_json())
     else:
         render_latency(report, stdout_console())
     return 0
@@ -128,23 +100,11 @@ def turn(
 
 def _stats_row(path: str) -> dict[str, Any]:
     try:
-        with open_trace(path) as reader:
-            report = analyse(reader)
-            truncated = bool(reader.truncated)
+        loaded = load(path)
     except TraceError as exc:
         return {"trace": path, "error": str(exc), "summary": None, "truncated": False}
-    return {"trace": path, "error": None, "truncated": truncated, "summary": _summary(report)}
-
-
-def _summary(report: InspectReport) -> dict[str, Any]:
-    return dict(report.to_json()["summary"])
-
-
-_SUMMED = (
-    "connections", "turns", "bytes_sent", "bytes_received", "input_bytes", "resent_bytes",
-    "referenced_bytes", "resent_field_bytes", "incremental_bytes", "input_tokens",
-    "cached_tokens", "output_tokens", "cache_losses", "errors",
-)  # fmt: skip
+    summary = dict(loaded.report.to_json()["summary"])
+    return {"trace": path, "error": None, "truncated": loaded.truncated, "summary": summary}
 
 
 @app.command()
@@ -171,7 +131,7 @@ def stats(
             rows = list(results)
     total: dict[str, Any] = {"trace": "total", "error": None, "truncated": False}
     good = [r["summary"] for r in rows if r["summary"]]
-    total["summary"] = {k: sum(s[k] for s in good) for k in _SUMMED}
+    total["summary"] = Summary.total(good)
     if json:
         emit_json({"traces": rows, "total": total})
     else:

@@ -7,12 +7,11 @@ from typing import Annotated
 
 import typer
 
-from tracer.analysis.diff import collect_contents, diff_sessions, parse_fail_on
-from tracer.cli.analysis_cmds import load_report
+from tracer.analysis import diff_files
+from tracer.analysis.diff import parse_fail_on
 from tracer.cli.app import CLIError, app
-from tracer.trace.reader import open_trace
 from tracer.views.diff import render_diff
-from tracer.views.output import emit_json, stderr_console, stdout_console
+from tracer.views.output import emit_json, stderr_console, stdout_console, warn_truncated
 
 EXIT_REGRESSION = 3
 
@@ -35,13 +34,9 @@ def diff(
         conditions = [parse_fail_on(text) for text in fail_on or []]
     except ValueError as exc:
         raise CLIError(str(exc), exit_code=2) from None
-    reports = []
-    for path in (a, b):
-        report = load_report(path, quiet=json)
-        with open_trace(path) as reader:
-            contents = collect_contents(reader)
-        reports.append((str(path), report, contents))
-    result = diff_sessions(*reports[0], *reports[1])
+    result, la, lb = diff_files(a, b)
+    for side in (la, lb):
+        warn_truncated(side.path, side.truncated, quiet=json)
     failures = [msg for c in conditions if (msg := c.check(result))]
     if json:
         data = result.to_json()

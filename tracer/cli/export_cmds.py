@@ -12,7 +12,8 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from tracer.analysis.report import Summary, analyse
+from tracer.analysis.model import Summary
+from tracer.analysis.session import analyse
 from tracer.cli.app import CLIError, app
 from tracer.export.har import export_har, import_har
 from tracer.export.jsonl import jsonl_lines

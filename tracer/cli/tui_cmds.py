@@ -10,57 +10,23 @@ from typing import Annotated, Any
 
 import typer
 
-from tracer.analysis.diff import DiffReport, collect_contents, diff_sessions
-from tracer.analysis.report import FRAME_BUDGET, Session
+from tracer.analysis import Session, diff_files, load
 from tracer.cli.app import CLIError, app
 from tracer.live import follow
-from tracer.trace.reader import open_trace
 from tracer.trace.records import Record
-from tracer.views.output import emit_json, emit_json_line, stderr_console
+from tracer.views.output import emit_json, emit_json_line, stderr_console, warn_truncated
 
 TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
-
-
-def load_session(path: Path, *, quiet: bool = False, frame_budget: int = FRAME_BUDGET) -> Session:
-    """Read a whole trace into a finished ``Session`` that keeps each turn's detail."""
-    session = Session(details=True, frame_budget=frame_budget)
-    with open_trace(path) as reader:
-        batch: list[Record] = []
-        for record in reader:
-            batch.append(record)
-            if len(batch) >= 4096:
-                session.feed(batch)
-                batch = []
-        session.feed(batch)
-        truncated = reader.truncated
-    session.finish()
-    if truncated and not quiet:
-        stderr_console().print(
-            f"tracer: warning: {path} is truncated; analysed up to the cut", markup=False
-        )
-    return session
-
-
-def load_diff(a: Path, b: Path, *, quiet: bool = False) -> DiffReport:
-    """The turn-by-turn diff of two trace files."""
-    from tracer.cli.analysis_cmds import load_report
-
-    sides = []
-    for path in (a, b):
-        report = load_report(path, quiet=quiet)
-        with open_trace(path) as reader:
-            contents = collect_contents(reader)
-        sides.append((str(path), report, contents))
-    return diff_sessions(*sides[0], *sides[1])
 
 
 def run_inspector(file: Path, against: Path | None) -> int:
     """Open the Textual inspector on a finished trace (``tui`` and ``inspect --interactive``)."""
     from tracer.tui.app import InspectorApp
 
-    session = load_session(file)
-    diff = load_diff(file, against, quiet=True) if against is not None else None
-    InspectorApp(str(file), session, against=diff, path=file).run()
+    loaded = load(file, details=True, contents=against is not None)
+    warn_truncated(file, loaded.truncated)
+    diff = diff_files(loaded, against)[0] if against is not None else None
+    InspectorApp(str(file), loaded.session, against=diff, path=file).run()
     return 0
 
 
@@ -125,18 +91,9 @@ def watch(
 
 
 def _progress(session: Session) -> dict[str, Any]:
-    s = session.report().summary
-    return {
-        "event": "progress",
-        "records": session.records,
-        "turns": s.turns,
-        "in_flight": session.in_flight,
-        "bytes_sent": s.bytes_sent,
-        "resent_bytes": s.resent_bytes,
-        "referenced_bytes": s.referenced_bytes,
-        "cached_tokens": s.cached_tokens,
-        "cache_losses": s.cache_losses,
-    }
+    progress = session.report().summary.progress()
+    return {"event": "progress", "records": session.records, "in_flight": session.in_flight,
+            **progress}  # fmt: skip
 
 
 @app.command()
@@ -160,11 +117,12 @@ def report(
     With a second trace, the page adds the turn-by-turn diff.
     """
     from tracer import __version__
-    from tracer.cli.analysis_cmds import load_report
     from tracer.views.html import render_html
 
-    result = load_report(file, quiet=json)
-    diff = load_diff(file, other, quiet=True) if other is not None else None
+    loaded = load(file, contents=other is not None)
+    warn_truncated(file, loaded.truncated, quiet=json)
+    result = loaded.report
+    diff = diff_files(loaded, other)[0] if other is not None else None
     page = render_html(str(file), result, diff=diff, version=__version__).encode()
     target = output or file.with_suffix(".html")
     tmp = target.with_name(f".{target.name}.tmp")

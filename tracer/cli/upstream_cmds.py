@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tracer.analysis.report import analyse
+from tracer.analysis.session import analyse
 from tracer.capture.recorder import Recorder
 from tracer.cli.app import CLIError, app
 from tracer.cli.running import LOOPBACK, run_until_signal

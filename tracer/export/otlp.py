@@ -14,7 +14,7 @@ import hashlib
 from typing import Any
 
 from tracer import __version__
-from tracer.analysis.report import InspectReport, TurnReport
+from tracer.analysis.model import InspectReport, TurnReport
 from tracer.trace.records import Header
 
 __all__ = ["export_otlp"]

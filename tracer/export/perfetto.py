@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracer.analysis.report import InspectReport, TurnReport
+from tracer.analysis.model import InspectReport, TurnReport
 
 __all__ = ["export_perfetto"]
 

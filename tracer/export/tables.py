@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from tracer.analysis.report import ConnectionReport, InspectReport, TurnReport
+from tracer.analysis.model import ConnectionReport, InspectReport, TurnReport
 from tracer.trace.records import Frame, Header, Record
 
 __all__ = [

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from tracer.replay.recorded import MODES, RecordedConnection, load_connections, match
-from tracer.replay.server import ReplayServer, ReplayStats
+
+if TYPE_CHECKING:
+    from tracer.replay.server import ReplayServer, ReplayStats
 
 __all__ = [
     "MODES",
@@ -13,3 +17,13 @@ __all__ = [
     "load_connections",
     "match",
 ]
+
+_LAZY = {"ReplayServer", "ReplayStats"}  # the asyncio shell loads on first use
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from tracer.replay import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ from typing import Any
 
 from websockets.frames import Opcode as WsOpcode
 
-from tracer.analysis.report import canonical_item
+from tracer.analysis.items import identity
 from tracer.capture.recorder import Recorder
 from tracer.capture.tap import tap_websocket
 from tracer.replay.recorded import Exchange, RecordedConnection
@@ -78,7 +78,7 @@ class _Rerun:
         lane = body.get("stream_id") if isinstance(body.get("stream_id"), str) else None
         chain = self.chains.get(lane)
         if self.incremental and not prev and items and chain and chain.response_id:
-            keys = [canonical_item(i) for i in items]
+            keys = [identity(i) for i in items]
             n = 0
             while n < min(len(keys), len(chain.items)) and keys[n] == chain.items[n]:
                 n += 1
@@ -121,8 +121,8 @@ class _Rerun:
         if not (isinstance(sent, dict) and sent.get("previous_response_id")):
             chain.items = []
         if isinstance(recorded_input, list):
-            chain.items += [canonical_item(i) for i in recorded_input]
-        chain.items += [canonical_item(o) for o in rec_out]
+            chain.items += [identity(i) for i in recorded_input]
+        chain.items += [identity(o) for o in rec_out]
         chain.response_id = live.get("id") if isinstance(live.get("id"), str) else None
 
 

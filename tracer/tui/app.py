@@ -22,8 +22,9 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from tracer.analysis.diff import DiffReport, TurnDiff
-from tracer.analysis.report import InspectReport, Session, TurnReport, select_frames
+from tracer.analysis.model import InspectReport, TurnReport
 from tracer.analysis.search import frame_matches, turn_matches
+from tracer.analysis.session import Session, select_frames
 from tracer.live import follow
 from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace

@@ -10,7 +10,7 @@ from rich.json import JSON
 from rich.text import Text
 
 from tracer.analysis.diff import TurnDiff
-from tracer.analysis.report import InspectReport, Summary, TurnDetail, TurnReport
+from tracer.analysis.model import InspectReport, Summary, TurnDetail, TurnReport
 from tracer.trace.records import Direction, Frame
 
 __all__ = [
@@ -93,35 +93,30 @@ def summary_text(report: InspectReport, *, in_flight: int = 0, live: str | None 
     return t
 
 
-_SEGMENTS = (
-    ("client", "·", "blue"),
-    ("handshake", "▓", "magenta"),
-    ("first event", "▒", "dim"),
-    ("first token", "▒", "yellow"),
-    ("generation", "█", "green"),
-)
+_SEGMENTS = {  # TurnReport.phases() name: label, glyph, style
+    "client": ("client", "·", "blue"),
+    "handshake": ("handshake", "▓", "magenta"),
+    "ttfe": ("first event", "▒", "dim"),
+    "token_wait": ("first token", "▒", "yellow"),
+    "generation": ("generation", "█", "green"),
+}
 
 
 def waterfall(t: TurnReport, width: int) -> Text:
     """A bar of the turn's phases scaled to ``width`` cells, and a legend with their times."""
-    parts = [
-        (label, value) for (_, value), (label, _, _) in zip(t.phases(), _SEGMENTS, strict=True)
-    ]
+    parts = [(name, value) for name, value in t.phases() if value > 0]
     total = sum(v for _, v in parts) or 1.0
     bar = Text()
-    for (name, value), (_, char, style) in zip(parts, _SEGMENTS, strict=True):
-        cells = round(value / total * width)
-        if value > 0 and cells == 0:
-            cells = 1
+    legend = Text()
+    for name, value in parts:
+        label, char, style = _SEGMENTS[name]
+        cells = max(1, round(value / total * width))
         if name == "generation" and t.status != "completed":
             style = "red"
         bar.append(char * cells, style=style)
+        legend.append(char, style=style)
+        legend.append(f" {label} {ms(value)}  ")
     bar.truncate(width)
-    legend = Text()
-    for (name, value), (_, char, style) in zip(parts, _SEGMENTS, strict=True):
-        if value > 0:
-            legend.append(char, style=style)
-            legend.append(f" {name} {ms(value)}  ")
     return Text("\n").join([bar, legend])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from tracer.upstream.engine import Connection, Engine, Plan, Step, error_event
 from tracer.upstream.script import (
     Call,
@@ -12,7 +14,9 @@ from tracer.upstream.script import (
     TurnScript,
     default_script,
 )
-from tracer.upstream.server import UpstreamServer, running_upstream
+
+if TYPE_CHECKING:
+    from tracer.upstream.server import UpstreamServer, running_upstream
 
 __all__ = [
     "Call",
@@ -30,3 +34,13 @@ __all__ = [
     "error_event",
     "running_upstream",
 ]
+
+_LAZY = {"UpstreamServer", "running_upstream"}  # the asyncio shell loads on first use
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from tracer.upstream import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,7 @@ from html import escape
 from typing import Any
 
 from tracer.analysis.diff import DiffReport
-from tracer.analysis.report import InspectReport, TurnReport
+from tracer.analysis.model import InspectReport, TurnReport
 from tracer.views.output import elided
 
 __all__ = ["render_html"]

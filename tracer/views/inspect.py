@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tracer.analysis.report import InspectReport, Summary, TurnReport
+from tracer.analysis.model import InspectReport, Summary, TurnReport
 from tracer.views.output import elided, omitted_count, omitted_note
 
 __all__ = [

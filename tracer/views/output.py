@@ -59,3 +59,11 @@ def elided(items: list[Any], limit: int = MAX_ROWS) -> tuple[list[Any], int, lis
 
 def omitted_note(count: int, what: str) -> str:
     return f"… {count:,} {what} not shown (all of them: --json, or tracer tui) …"
+
+
+def warn_truncated(path: object, truncated: bool, *, quiet: bool = False) -> None:
+    """One stderr line for a trace that ends mid-record (analysed up to the cut)."""
+    if truncated and not quiet:
+        stderr_console().print(
+            f"tracer: warning: {path} is truncated; analysed up to the cut", markup=False
+        )

@@ -1,0 +1,132 @@
+"""The package's import graph: no cycles, and a core that loads no I/O or UI layer.
+
+Imports are read from the source (every ``import`` statement, also those inside functions,
+but not those under ``if TYPE_CHECKING:``), so a lazy import that closes a cycle counts.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "tracer"
+CORE = ("tracer.trace", "tracer.responses", "tracer.analysis", "tracer.upstream.engine",
+        "tracer.upstream.script")  # fmt: skip
+FORBIDDEN_IN_CORE = {"asyncio", "rich", "typer", "textual", "websockets", "socket"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".")
+                anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Internal edges per module, and the external top-level packages each imports."""
+    modules: dict[str, tuple[ast.AST, bool]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        modules[_module_name(path)] = (ast.parse(path.read_text()), path.name == "__init__.py")
+    internal: dict[str, set[str]] = {}
+    external: dict[str, set[str]] = {}
+    for name, (tree, is_package) in modules.items():
+        names = _imports(tree, name, is_package)
+        internal[name] = {n for n in names if n in modules and n != name}
+        external[name] = {n.split(".")[0] for n in names if not n.startswith("tracer")}
+    return internal, external
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_import_graph_has_no_cycle():
+    internal, _ = _graph()
+    assert len(internal) > 50  # the walk found the package
+    assert _cycle(internal) is None, " -> ".join(_cycle(internal) or [])
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def _core_modules(core: str) -> list[str]:
+    internal, _ = _graph()
+    return sorted(m for m in internal if m == core or m.startswith(core + "."))
+
+
+@pytest.mark.parametrize("core", CORE)
+def test_the_core_loads_no_io_or_ui_layer(core: str):
+    """Importing every module of a core package, in a fresh interpreter, loads none of the
+    I/O or UI libraries (what Python really loaded: sys.modules)."""
+    modules = _core_modules(core)
+    assert modules, core
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(json.dumps(sorted(set({sorted(FORBIDDEN_IN_CORE)!r}).intersection(sys.modules))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [], f"{core} loads {out.stdout.strip()}"
+
+
+def test_the_runtime_check_sees_a_loaded_layer():
+    code = "import sys, tracer.upstream.server; print('asyncio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

@@ -1,0 +1,83 @@
+"""Input and output items: their JSON size, their identity, and one-line summaries (no I/O).
+
+An item's *identity* is what the client controls of it. A client that resends an item it
+received re-serialises it: it drops what the server added (``id``, ``status``, ``phase``,
+``obfuscation``), may leave out ``type`` on a message, may write a message's text as a
+plain string, and drops empty ``annotations`` and ``logprobs``. Two items with the same
+identity are the same context item (see ``docs/analysis.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import orjson
+
+from tracer.responses.model import dict_items
+
+__all__ = ["identity", "item_hash", "json_bytes", "summarise_item"]
+
+# Assigned by the server, or padding it adds: never part of an item's identity.
+_SERVER_KEYS = frozenset(["id", "status"])
+_EMPTY_NOISE = frozenset(["annotations", "logprobs"])
+
+
+def json_bytes(value: Any, *, sort: bool = False) -> bytes:
+    """``value`` as JSON, for sizes and hashes. Parsed JSON can nest deeper than orjson
+    writes (1024 levels in, 254 out): such a value gets its ``repr``, which is as stable."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort else None)
+    except TypeError:  # orjson.JSONEncodeError: recursion limit (or a non-JSON value)
+        try:
+            return repr(value).encode()
+        except RecursionError:
+            return b'"<nested too deep>"'
+
+
+def identity(item: Any) -> bytes:
+    """An item's identity as canonical JSON (sorted keys): what the client controls of it."""
+    if isinstance(item, dict):
+        with contextlib.suppress(RecursionError):  # nested past Python's limit: keep it whole
+            item = _normalise(item)
+    return json_bytes(item, sort=True)
+
+
+def item_hash(item: Any) -> int:
+    """A hash of ``identity(item)``, for the sets of items already seen."""
+    return hash(identity(item))
+
+
+def _normalise(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _strip(v) for k, v in item.items() if k not in _SERVER_KEYS}
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    if isinstance(value, dict):
+        return {
+            k: _strip(v) for k, v in value.items() if not (k in _EMPTY_NOISE and v in ([], None))
+        }
+    return value
+
+
+def summarise_item(item: Any, width: int = 160) -> str:
+    """A one-line description of an input or output item."""
+    if not isinstance(item, dict):
+        text = str(item)
+    else:
+        kind = item.get("type") or "message"
+        if kind == "message":
+            content = item.get("content")
+            if isinstance(content, list):
+                content = " ".join(str(p.get("text", "")) for p in dict_items(content))
+            text = f"{item.get('role', '?')}: {content}"
+        elif kind == "function_call":
+            text = f"function_call {item.get('name')}({item.get('arguments')})"
+        elif kind == "function_call_output":
+            text = f"function_call_output [{item.get('call_id')}]: {item.get('output')}"
+        else:
+            text = f"{kind}: {json_bytes(item).decode(errors='replace')}"
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,67 @@
+"""Loading trace files into reports: the one door from a file to its figures.
+
+Everything that shows a trace (the CLI, the TUI, the HTML report, the exports) calls
+``load`` or ``diff_files``; nothing else opens a trace to analyse it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from tracer.analysis.diff import DiffReport, diff_sessions
+from tracer.analysis.model import InspectReport
+from tracer.analysis.session import FRAME_BUDGET, Session
+from tracer.trace.reader import open_trace
+from tracer.trace.records import Record
+
+__all__ = ["Loaded", "diff_files", "load"]
+
+_BATCH = 4096  # records per Session.feed call
+
+
+@dataclass(slots=True)
+class Loaded:
+    """A trace file, analysed: its report, the session behind it, and whether it was cut."""
+
+    path: str
+    report: InspectReport
+    session: Session
+    truncated: bool  # the file ends mid-record (a crash): analysed up to the cut
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    details: bool = False,
+    contents: bool = False,
+    frame_budget: int = FRAME_BUDGET,
+) -> Loaded:
+    """Read and analyse a whole trace file in one pass. With ``details`` the session keeps
+    each turn's detail (``session.detail(i)``), with ``contents`` what a diff compares.
+    Raises ``TraceError`` for a file that is not a trace."""
+    session = Session(details=details, contents=contents, frame_budget=frame_budget)
+    with open_trace(path) as reader:
+        batch: list[Record] = []
+        for record in reader:
+            batch.append(record)
+            if len(batch) >= _BATCH:
+                session.feed(batch)
+                batch = []
+        session.feed(batch)
+        truncated = bool(reader.truncated)
+    report = session.finish()
+    return Loaded(str(path), report, session, truncated)
+
+
+def diff_files(
+    a: str | os.PathLike[str] | Loaded, b: str | os.PathLike[str] | Loaded
+) -> tuple[DiffReport, Loaded, Loaded]:
+    """The turn-by-turn diff of two trace files, each read once (or already loaded with
+    ``contents``); also returns both sides."""
+    sides = [x if isinstance(x, Loaded) else load(x, contents=True) for x in (a, b)]
+    la, lb = sides
+    result = diff_sessions(
+        la.path, la.report, la.session.contents(), lb.path, lb.report, lb.session.contents()
+    )
+    return result, la, lb

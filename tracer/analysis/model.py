@@ -1,0 +1,290 @@
+"""The report model: every figure of a session, and every figure derived from them (no I/O).
+
+The analysis fills these dataclasses; the terminal views, the TUI, the HTML report, the
+exports and ``--json`` only format them. A figure that is derived from others (new bytes,
+a turn's phases, a total over many traces) is a method or property here, never recomputed
+by a view. Summary fields that add up across traces say so in their field metadata.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from tracer.trace.records import Frame
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CacheLoss",
+    "ConnectionReport",
+    "InspectReport",
+    "Summary",
+    "TurnDetail",
+    "TurnReport",
+    "percentile",
+]
+
+SCHEMA_VERSION = 1
+
+_SUM = {"sum": True}  # field metadata: the field adds up across traces
+_NULLABLE_SUM = {"sum": True, "nullable": True}  # adds up; null when no trace knows it
+
+
+def span_ms(a: int | None, b: int | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return round((b - a) / 1e6, 3)
+
+
+@dataclass(slots=True)
+class TurnReport:
+    """Every figure of one turn (``tracer inspect --json`` ``turns[i]``)."""
+
+    index: int
+    conn: int
+    stream_id: str | None
+    response_id: str | None
+    previous_response_id: str | None
+    status: str
+    error_code: str | None
+    warmup: bool
+    transport: str
+    model: str | None
+    t_start_s: float  # seconds since the trace started
+    request_bytes: int  # payload bytes of the create
+    input_items: int
+    input_bytes: int
+    resent_items: int
+    resent_bytes: int
+    referenced_items: int
+    referenced_bytes: int
+    resent_field_bytes: int
+    resent_fields: list[str]
+    input_tokens: int | None  # None: the server reported no usage (unknown, not 0)
+    cached_tokens: int | None
+    output_tokens: int | None
+    output_items: int
+    handshake_ms: float | None  # the connection's, on its first turn only
+    ttfe_ms: float | None
+    ttft_ms: float | None
+    generation_ms: float | None
+    duration_ms: float | None
+    client_ms: float | None
+    cache_loss: str | None  # "reconnect", "evicted" or "not_found" for a lost cache
+    steers: int
+    events: int
+
+    @property
+    def new_bytes(self) -> int:
+        """Input item bytes sent for the first time in the conversation."""
+        return self.input_bytes - self.resent_bytes
+
+    @property
+    def other_request_bytes(self) -> int:
+        """Bytes of the create that are neither input items nor repeated request fields
+        (its framing, ``model``, the first copy of ``tools`` and ``instructions``)."""
+        return max(0, self.request_bytes - self.input_bytes - self.resent_field_bytes)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("error", "failed")
+
+    def phases(self) -> list[tuple[str, float]]:
+        """The turn's own timeline in ms, in order: the client's time before it, the
+        handshake (a connection's first turn), to first event, to first token, generation."""
+        ttfe = self.ttfe_ms or 0.0
+        ttft = self.ttft_ms if self.ttft_ms is not None else (self.duration_ms or 0.0)
+        dur = self.duration_ms or 0.0
+        return [
+            ("client", self.client_ms or 0.0),
+            ("handshake", self.handshake_ms or 0.0),
+            ("ttfe", ttfe),
+            ("token_wait", max(0.0, ttft - ttfe)),
+            ("generation", max(0.0, dur - ttft)),
+        ]
+
+
+@dataclass(slots=True)
+class TurnDetail:
+    """What a turn said, beside its figures: collected by ``Session(details=True)``."""
+
+    index: int
+    input: list[dict[str, Any]]  # per input item: summary, type, resent, reason, bytes
+    request_fields: dict[str, Any]  # the create's fields other than input and tools
+    text: str = ""  # the output text, reassembled from the deltas
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    output: list[dict[str, Any]] = field(default_factory=list)
+    event_types: dict[str, int] = field(default_factory=dict)
+    error_message: str | None = None
+    frames: list[Frame] = field(default_factory=list)  # its create, steers and events
+    frames_kept: bool = True  # False: over the session's frame budget (read them again)
+    t_create_ns: int = 0
+    t_end_ns: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``tracer turn --json`` fields (frames are left out)."""
+        return {
+            "input": self.input,
+            "request_fields": self.request_fields,
+            "text": self.text,
+            "calls": self.calls,
+            "output": self.output,
+            "event_types": self.event_types,
+            "error_message": self.error_message,
+        }
+
+
+@dataclass(slots=True)
+class CacheLoss:
+    """A turn whose ``previous_response_id`` the server no longer held, and its cost."""
+
+    turn: int
+    conn: int
+    kind: str
+    previous_response_id: str | None
+    recovery_turn: int | None = None  # the conversation's next turn that succeeded
+    recovery_input_bytes: int | None = None  # what the client sent to recover
+    recovery_resent_bytes: int | None = None  # of which resent: the price of the loss
+
+
+@dataclass(slots=True)
+class ConnectionReport:
+    """One connection: its frames and bytes, its message types, how it ended."""
+
+    conn: int
+    url: str
+    transport: str
+    turns: int
+    client_frames: int
+    server_frames: int
+    client_bytes: int
+    server_bytes: int
+    handshake_ms: float | None
+    duration_ms: float | None
+    close_code: int | None
+    close_by: str | None
+    close_error: str | None
+    message_types: dict[str, int]
+
+
+@dataclass(slots=True)
+class Summary:
+    """Session totals (``tracer inspect --json`` ``summary``)."""
+
+    connections: int = field(default=0, metadata=_SUM)
+    turns: int = field(default=0, metadata=_SUM)
+    responses_api: bool = False  # False: no Responses turns were found (generic traffic)
+    bytes_sent: int = field(default=0, metadata=_SUM)  # client payload bytes
+    bytes_received: int = field(default=0, metadata=_SUM)
+    input_bytes: int = field(default=0, metadata=_SUM)
+    resent_bytes: int = field(default=0, metadata=_SUM)
+    referenced_bytes: int = field(default=0, metadata=_SUM)
+    resent_field_bytes: int = field(default=0, metadata=_SUM)
+    incremental_bytes: int = field(default=0, metadata=_SUM)  # a fully incremental client's
+    referenced_share: float | None = None  # referenced / (referenced + resent)
+    input_tokens: int = field(default=0, metadata=_SUM)
+    cached_tokens: int = field(default=0, metadata=_SUM)
+    output_tokens: int = field(default=0, metadata=_SUM)
+    cache_losses: int = field(default=0, metadata=_SUM)
+    errors: int = field(default=0, metadata=_SUM)
+    wall_ms: float = 0.0
+    handshake_ms: float = field(default=0.0, metadata=_SUM)
+    ttfe_ms: float = field(default=0.0, metadata=_SUM)  # sums over turns
+    token_wait_ms: float = field(default=0.0, metadata=_SUM)  # first event -> first token
+    generation_ms: float = field(default=0.0, metadata=_SUM)
+    client_ms: float = field(default=0.0, metadata=_SUM)
+    ttft_p50_ms: float | None = None
+    ttft_p90_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    duration_p50_ms: float | None = None
+    duration_p90_ms: float | None = None
+    duration_p99_ms: float | None = None
+    slowest_turns: list[int] = field(default_factory=list)
+    t0_ns: int = 0  # trace time (ns after the header's anchor) that turns' t_start_s count from
+
+    PROGRESS_FIELDS = (
+        "turns", "bytes_sent", "resent_bytes", "referenced_bytes", "cached_tokens",
+        "cache_losses",
+    )  # fmt: skip
+
+    def progress(self) -> dict[str, Any]:
+        """The running totals ``tracer watch --json`` prints while a trace grows."""
+        return {k: getattr(self, k) for k in self.PROGRESS_FIELDS}
+
+    @staticmethod
+    def summed_fields() -> list[str]:
+        """The fields that add up across traces, in declaration order."""
+        return [f.name for f in fields(Summary) if f.metadata.get("sum")]
+
+    @staticmethod
+    def total(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        """The total of many ``summary`` JSON objects: summed fields only. A token total
+        that no summary knows is null."""
+        rows = list(summaries)
+        out: dict[str, Any] = {}
+        for f in fields(Summary):
+            if not f.metadata.get("sum"):
+                continue
+            values = [r.get(f.name) for r in rows]
+            known = [v for v in values if v is not None]
+            if f.metadata.get("nullable"):
+                out[f.name] = sum(known) if known else None
+            else:
+                out[f.name] = round(sum(known), 3) if known else 0
+        return out
+
+
+@dataclass(slots=True)
+class InspectReport:
+    """Everything tracer knows about a session."""
+
+    summary: Summary
+    turns: list[TurnReport]
+    connections: list[ConnectionReport]
+    cache_losses: list[CacheLoss]
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    CACHE_FIELDS = (
+        "index", "conn", "stream_id", "response_id", "previous_response_id",
+        "status", "input_items", "input_bytes", "resent_items", "resent_bytes",
+        "referenced_items", "referenced_bytes", "resent_field_bytes",
+        "resent_fields", "input_tokens", "cached_tokens", "cache_loss",
+    )  # fmt: skip
+    LATENCY_FIELDS = (
+        "index", "conn", "stream_id", "status", "warmup", "t_start_s",
+        "handshake_ms", "ttfe_ms", "ttft_ms", "generation_ms", "duration_ms", "client_ms",
+    )  # fmt: skip
+
+    def cache_json(self) -> dict[str, Any]:
+        """The ``tracer cache --json`` projection."""
+        data = self.to_json()
+        keys = self.CACHE_FIELDS
+        return {
+            "summary": data["summary"],
+            "turns": [{k: t[k] for k in keys} for t in data["turns"]],
+            "cache_losses": data["cache_losses"],
+        }
+
+    def latency_json(self) -> dict[str, Any]:
+        """The ``tracer latency --json`` projection."""
+        data = self.to_json()
+        keys = self.LATENCY_FIELDS
+        return {
+            "summary": data["summary"],
+            "turns": [{k: t[k] for k in keys} for t in data["turns"]],
+        }
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """The ``p``-th percentile of ``values`` (linear interpolation), or None."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return round(ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo), 3)

@@ -1,0 +1,180 @@
+"""The streaming analysis of a trace: records in, the session report out (no I/O)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from tracer.analysis.analyser import Analyser
+from tracer.analysis.contents import TurnContent
+from tracer.analysis.model import (
+    ConnectionReport,
+    InspectReport,
+    Summary,
+    TurnDetail,
+    TurnReport,
+    percentile,
+    span_ms,
+)
+from tracer.responses.model import TurnSegmenter
+from tracer.trace.records import Frame, Record
+
+__all__ = ["FRAME_BUDGET", "Session", "analyse", "select_frames"]
+
+FRAME_BUDGET = 64 * 1024 * 1024
+"""Payload bytes of frames a ``Session(details=True)`` keeps for its turns' frame views."""
+
+
+class Session:
+    """The analysis of a trace as its records arrive, for live views (no I/O).
+
+    ``feed`` takes the next records and returns the turns that ended among them;
+    ``report`` is the session so far (turns still in flight are left out and counted in
+    ``in_flight``); ``finish`` ends them as ``unfinished`` and gives the final report.
+    With ``details``, each turn's input items, output and frames are kept (``detail``); the
+    frames only up to ``frame_budget`` payload bytes in all, so that memory stays bounded on
+    a large trace (past it, ``TurnDetail.frames_kept`` is False: read them again with
+    ``select_frames``). With ``contents``, what each turn asked and answered is kept for a
+    diff (``contents()``).
+    """
+
+    def __init__(
+        self, *, details: bool = False, frame_budget: int = FRAME_BUDGET, contents: bool = False
+    ) -> None:
+        self._segmenter = TurnSegmenter(collect_text=details, keep_frames=details)
+        self._analyser = Analyser(details=details, frame_budget=frame_budget, contents=contents)
+        self._t0: int | None = None
+        self.records = 0
+
+    def feed(self, records: Iterable[Record]) -> list[TurnReport]:
+        """Analyse the next records; the turns that ended among them."""
+        analyser, segmenter = self._analyser, self._segmenter
+        done = len(analyser.reports)
+        for kind, turn in segmenter.feed(self._count(records)):
+            if self._t0 is None:
+                self._t0 = segmenter.t_first or 0
+            if kind == "start":
+                analyser.start(turn)
+            else:
+                analyser.end(turn, segmenter.connections, self._t0)
+        return analyser.reports[done:]
+
+    def _count(self, records: Iterable[Record]) -> Iterable[Record]:
+        for record in records:
+            self.records += 1
+            yield record
+
+    @property
+    def in_flight(self) -> int:
+        """Turns whose create was sent and whose end has not arrived yet."""
+        lanes = (q for c in self._segmenter.connections.values() for q in c.lanes.values())
+        return sum(len(q) for q in lanes)
+
+    def report(self) -> InspectReport:
+        """The session so far."""
+        return _summarise(self._analyser, self._segmenter, self._t0_or_first())
+
+    def finish(self) -> InspectReport:
+        """End the turns still in flight (``unfinished``) and give the final report."""
+        for _, turn in self._segmenter.finish():
+            self._analyser.end(turn, self._segmenter.connections, self._t0_or_first())
+        return self.report()
+
+    def detail(self, index: int) -> TurnDetail | None:
+        """What turn ``index`` said (with ``details``)."""
+        details = self._analyser.details
+        return details.get(index) if details is not None else None
+
+    def contents(self) -> list[TurnContent]:
+        """What each turn asked and answered, in the order the turns started (with
+        ``contents``)."""
+        contents = self._analyser.contents or {}
+        return [contents[i] for i in sorted(contents)]
+
+    def _t0_or_first(self) -> int:
+        if self._t0 is None:
+            return self._segmenter.t_first or 0
+        return self._t0
+
+
+def select_frames(
+    records: Iterable[Record], conn: int, t_from: int, t_to: int | None
+) -> list[Frame]:
+    """The frames of connection ``conn`` sent from ``t_from`` to ``t_to`` (ns, inclusive)."""
+    out = []
+    for r in records:
+        if type(r) is Frame and r.conn == conn and r.t_ns >= t_from:
+            if t_to is not None and r.t_ns > t_to:
+                break
+            out.append(r)
+    return out
+
+
+def analyse(records: Iterable[Record]) -> InspectReport:
+    """Analyse a trace's records (streamed once) into the session report."""
+    session = Session()
+    session.feed(records)
+    return session.finish()
+
+
+def _summarise(analyser: Analyser, segmenter: TurnSegmenter, t0: int) -> InspectReport:
+    turns = sorted(analyser.reports, key=lambda r: r.index)
+    conns = segmenter.connections
+    s = Summary(connections=len(conns), turns=len(turns), responses_api=bool(turns), t0_ns=t0)
+    s.bytes_sent = sum(c.client_bytes for c in conns.values())
+    s.bytes_received = sum(c.server_bytes for c in conns.values())
+    for t in turns:
+        s.input_bytes += t.input_bytes
+        s.resent_bytes += t.resent_bytes
+        s.referenced_bytes += t.referenced_bytes
+        s.resent_field_bytes += t.resent_field_bytes
+        s.input_tokens += t.input_tokens or 0
+        s.cached_tokens += t.cached_tokens or 0
+        s.output_tokens += t.output_tokens or 0
+        s.errors += t.failed
+        s.ttfe_ms += t.ttfe_ms or 0.0
+        if t.ttft_ms is not None and t.ttfe_ms is not None:
+            s.token_wait_ms += t.ttft_ms - t.ttfe_ms
+        s.generation_ms += t.generation_ms or 0.0
+        s.client_ms += t.client_ms or 0.0
+    s.cache_losses = len(analyser.losses)
+    s.incremental_bytes = s.bytes_sent - s.resent_bytes - s.resent_field_bytes
+    total_context = s.referenced_bytes + s.resent_bytes
+    s.referenced_share = round(s.referenced_bytes / total_context, 4) if total_context else None
+    s.handshake_ms = round(sum((c.handshake_ns or 0) for c in conns.values()) / 1e6, 3)
+    s.wall_ms = round((segmenter.t_last - t0) / 1e6, 3)
+    for name in ("ttfe_ms", "token_wait_ms", "generation_ms", "client_ms"):
+        setattr(s, name, round(getattr(s, name), 3))
+    real = [t for t in turns if not t.warmup]
+    ttft = [t.ttft_ms for t in real if t.ttft_ms is not None]
+    dur = [t.duration_ms for t in real if t.duration_ms is not None]
+    s.ttft_p50_ms, s.ttft_p90_ms, s.ttft_p99_ms = (percentile(ttft, p) for p in (50, 90, 99))
+    s.duration_p50_ms, s.duration_p90_ms, s.duration_p99_ms = (
+        percentile(dur, p) for p in (50, 90, 99)
+    )
+    slowest = sorted(
+        (t for t in turns if t.duration_ms is not None), key=lambda t: -(t.duration_ms or 0)
+    )
+    s.slowest_turns = [t.index for t in slowest[:3]]
+    connections = [
+        ConnectionReport(
+            conn=c.conn,
+            url=c.url,
+            transport=c.transport,
+            turns=c.turns,
+            client_frames=c.client_frames,
+            server_frames=c.server_frames,
+            client_bytes=c.client_bytes,
+            server_bytes=c.server_bytes,
+            handshake_ms=round(c.handshake_ns / 1e6, 3) if c.handshake_ns is not None else None,
+            duration_ms=span_ms(c.t_open, c.t_close),
+            close_code=c.close_code,
+            close_by=c.close_by,
+            close_error=c.close_error,
+            message_types=dict(Counter(c.message_types).most_common()),
+        )
+        for c in sorted(conns.values(), key=lambda c: c.conn)
+    ]
+    return InspectReport(
+        summary=s, turns=turns, connections=connections, cache_losses=analyser.losses
+    )
