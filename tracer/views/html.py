@@ -18,7 +18,8 @@ __all__ = ["render_html"]
 
 _CSS = """
 :root { --fg:#1d2430; --muted:#6b7280; --line:#e5e7eb; --bg:#fff; --panel:#f8fafc;
-  --new:#2563eb; --resent:#dc2626; --ref:#16a34a; --client:#93c5fd; --hs:#a855f7;
+  --new:#2563eb; --resent:#dc2626; --ref:#16a34a; --fields:#f97316; --other:#cbd5e1;
+  --client:#93c5fd; --hs:#a855f7;
   --ttfe:#cbd5e1; --wait:#facc15; --gen:#22c55e; --bad:#ef4444; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg);
@@ -67,13 +68,13 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 document.body.dataset.ready = String(document.querySelectorAll('#turns tbody tr').length);
 """
 
-_PHASES = (
-    ("client", "var(--client)", "client time before the turn"),
-    ("handshake", "var(--hs)", "handshake"),
-    ("ttfe", "var(--ttfe)", "create → first event"),
-    ("wait", "var(--wait)", "first event → first token"),
-    ("gen", "var(--gen)", "generation"),
-)
+_PHASES = {  # TurnReport.phases() name: CSS class, colour, what it is
+    "client": ("client", "var(--client)", "client time before the turn"),
+    "handshake": ("handshake", "var(--hs)", "handshake"),
+    "ttfe": ("ttfe", "var(--ttfe)", "create → first event"),
+    "token_wait": ("wait", "var(--wait)", "first event → first token"),
+    "generation": ("gen", "var(--gen)", "generation"),
+}
 
 
 def _kb(n: float | None) -> str:
@@ -152,9 +153,10 @@ def _waterfall(report: InspectReport) -> str:
             f'style="fill:{color}">#{t.index}</text>'
         )
         x = label_w + (start - lo) * scale
-        for (name, value), (cls, fill, title) in zip(t.phases(), _PHASES, strict=True):
+        for name, value in t.phases():
             if value <= 0:
                 continue
+            cls, fill, title = _PHASES[name]
             w = max(1.0, value * scale)
             if name == "generation" and t.status != "completed":
                 fill = "var(--bad)"
@@ -177,27 +179,33 @@ def _waterfall(report: InspectReport) -> str:
             f'text-anchor="middle">{_ms(ms)}</text>'
         )
     out.append("</svg>")
-    legend = _legend([(title, fill) for _, fill, title in _PHASES] + [("failed", "var(--bad)")])
+    legend = _legend(
+        [(title, fill) for _, fill, title in _PHASES.values()] + [("failed", "var(--bad)")]
+    )
     return legend + f'<div class="chart">{"".join(out)}</div>' + _omitted(omitted)
 
 
 def _bytes_chart(report: InspectReport) -> str:
-    """Bytes per turn: new context sent, context resent, context referenced instead."""
+    """Bytes per turn: new context sent, context resent, request fields repeated, the rest
+    of the request, and the context referenced instead."""
     turns, omitted = _shown(report.turns)
     bar, gap, height, top = 14, 4, 180, 18
     values = [
-        (max(0, t.request_bytes - t.resent_bytes), t.resent_bytes, t.referenced_bytes)
+        (t.new_bytes, t.resent_bytes, t.resent_field_bytes, t.other_request_bytes,
+         t.referenced_bytes)
         for t in turns
-    ]
+    ]  # fmt: skip
     peak = max([sum(v) for v in values] + [1])
     width = max(400, len(turns) * (bar + gap) + 60)
     out = [f'<svg id="bytes" width="{width}" height="{height + top + 22}" role="img">']
-    for i, (t, (new, resent, ref)) in enumerate(zip(turns, values, strict=True)):
+    for i, (t, (new, resent, fields, other, ref)) in enumerate(zip(turns, values, strict=True)):
         x = 50 + i * (bar + gap)
         y = float(top + height)
         for name, value, fill in (
             ("new", new, "var(--new)"),
             ("resent", resent, "var(--resent)"),
+            ("fields", fields, "var(--fields)"),
+            ("other", other, "var(--other)"),
             ("referenced", ref, "var(--ref)"),
         ):
             h = value / peak * height
@@ -225,6 +233,8 @@ def _bytes_chart(report: InspectReport) -> str:
         [
             ("new context sent", "var(--new)"),
             ("context resent", "var(--resent)"),
+            ("request fields repeated (tools, instructions, ...)", "var(--fields)"),
+            ("rest of the request", "var(--other)"),
             ("context referenced (previous_response_id), not sent", "var(--ref)"),
             ("✕ cache lost", "var(--bad)"),
         ]

@@ -73,26 +73,31 @@ def _summary_lines(s: Summary) -> Text:
     return t
 
 
+_BAR_CELLS = {  # TurnReport.phases() name: glyph, style
+    "client": ("·", "blue"),
+    "handshake": ("▓", "magenta"),
+    "ttfe": ("▒", "dim"),
+    "token_wait": ("▒", "yellow"),
+    "generation": ("█", "green"),
+}
+_BEFORE_CREATE = ("client", "handshake")  # phases that end where the create is sent
+
+
 def _bar(t: TurnReport, start_s: float, scale: float, width: int) -> Text:
-    """A turn's waterfall on a shared time axis: client time, wait, first event, generation."""
+    """A turn's waterfall on a shared time axis: its phases (``TurnReport.phases``), the
+    client time and handshake ending where the create was sent."""
     bar = Text()
-    begin = int(t.t_start_s / scale) if scale else 0
-    client = int((t.client_ms or 0) / 1000 / scale) if scale else 0
-    pad = max(0, begin - client)
-    bar.append(" " * min(pad, width))
-    bar.append("·" * min(client, width), style="blue")
-    ttfe = (t.ttfe_ms or 0) / 1000
-    ttft = (t.ttft_ms if t.ttft_ms is not None else t.duration_ms or 0) / 1000
-    dur = (t.duration_ms or 0) / 1000
-    cells = [
-        (ttfe, "▒", "dim"),
-        (max(0.0, ttft - ttfe), "▒", "yellow"),
-        (max(0.0, dur - ttft), "█", "green" if t.status == "completed" else "red"),
-    ]
-    for seconds, char, style in cells:
+    phases = [(name, value / 1000) for name, value in t.phases()]
+    begin = round(t.t_start_s / scale) if scale else 0
+    before = sum(round(v / scale) for n, v in phases if n in _BEFORE_CREATE) if scale else 0
+    bar.append(" " * min(max(0, begin - before), width))
+    for name, seconds in phases:
+        char, style = _BAR_CELLS[name]
+        if name == "generation" and t.status != "completed":
+            style = "red"
         n = round(seconds / scale) if scale else 0
         bar.append(char * n, style=style)
-    if not dur:
+    if not t.duration_ms:
         bar.append("▏", style="red")
     bar.truncate(width)
     return bar
@@ -214,7 +219,7 @@ def render_cache(report: InspectReport, console: Console) -> None:
         if t is None:
             table.add_row("…")
             continue
-        new = t.input_bytes - t.resent_bytes
+        new = t.new_bytes
         note = ", ".join(t.resent_fields) if t.resent_fields else ""
         if t.cache_loss:
             note = f"cache lost ({t.cache_loss})" + (f"; {note}" if note else "")

@@ -1,0 +1,74 @@
+"""Every view shows the report model's figure, never one of its own (issue: views computed
+'new bytes' and the waterfall differently)."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from tests.conftest import ROOT
+from tracer.analysis import load
+from tracer.views.html import render_html
+from tracer.views.inspect import render_cache, turn_table
+
+SAMPLES = sorted((ROOT / "traces").glob("*.trace"))
+
+
+def _rects(page: str, cls: str) -> dict[int, str]:
+    """turn index -> the title text of its bar segment of class ``cls``."""
+    found = re.findall(
+        rf'<rect class="bar {cls}"[^>]*><title>turn (\d+): [^<]*? ([^ <]+)</title>', page
+    )
+    return {int(i): v for i, v in found}
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
+def test_the_html_bytes_chart_adds_up_to_what_each_turn_sent(path: Path):
+    """The stacked bar of a turn: new + resent + repeated fields + the rest = the create's
+    bytes (request_bytes, counted from the trace's own frames), and 'new' is new_bytes."""
+    report = load(path).report
+    for t in report.turns:
+        parts = [t.new_bytes, t.resent_bytes, t.resent_field_bytes, t.other_request_bytes]
+        assert all(p >= 0 for p in parts), t
+        assert sum(parts) == t.request_bytes, t
+    page = render_html(str(path), report, version="test")
+    new = _rects(page, "new")
+    for t in report.turns:
+        if t.new_bytes:
+            assert t.index in new, t.index
+    assert len(new) == sum(1 for t in report.turns if t.new_bytes)
+
+
+def _text(renderable, width: int = 200) -> str:
+    console = Console(width=width, file=io.StringIO(), record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
+def test_the_terminal_cache_view_shows_new_bytes(path: Path):
+    report = load(path).report
+    console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
+    render_cache(report, console)
+    text = console.export_text()
+    assert "new" in text
+    assert text.count("\n") >= len(report.turns)
+
+
+def test_the_terminal_waterfall_draws_the_handshake():
+    """The first turn of a connection has a handshake; the terminal timeline draws it
+    (glyph ▓), as the TUI and the HTML report do from TurnReport.phases()."""
+    report = load(ROOT / "traces" / "reconnect.trace").report
+    first = [t for t in report.turns if t.handshake_ms]
+    assert len(first) == 2  # one per connection
+    # A wide timeline, so that a few milliseconds of handshake get a cell.
+    text = _text(turn_table(report, bars=True, width=2000), width=2400)
+    rows = {int(m.group(1)): line for line in text.splitlines()
+            if (m := re.match(r"\s*(\d+)\s", line))}  # fmt: skip
+    for t in report.turns:
+        drawn = "▓" in rows[t.index]
+        assert drawn == bool(t.handshake_ms), (t.index, rows[t.index])
