@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,7 @@ from tracer.cli.running import LOOPBACK, run_until_signal
 from tracer.demo.agent import AgentConfig, AgentError, AgentRun, run_agent
 from tracer.trace.reader import open_trace
 from tracer.trace.verify import Integrity, verify_trace
-from tracer.upstream.script import Script, ScriptError, default_script
+from tracer.upstream.script import PROFILES, Script, ScriptError, default_script, parse_profile
 from tracer.upstream.server import DEFAULT_MAX_FRAME, DEFAULT_MAX_PENDING, UpstreamServer
 from tracer.views.demo import render_demo
 from tracer.views.inspect import render_inspect
@@ -29,18 +30,31 @@ ScriptOpt = Annotated[
 ]
 
 
-def _load_script(path: Path | None) -> Script:
-    if path is None:
-        return default_script()
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        metavar="NAMES",
+        help=f"Variants of real services to play, comma-separated: {', '.join(PROFILES)} "
+        "(added to the script's own profile).",
+    ),
+]
+
+
+def _load_script(path: Path | None, profile: str | None = None) -> Script:
     try:
-        return Script.load(path)
+        script = default_script() if path is None else Script.load(path)
+        if profile:
+            script = replace(script, profile=script.profile.merge(parse_profile(profile)))
     except ScriptError as exc:
-        raise CLIError(str(exc)) from None
+        raise CLIError(str(exc), exit_code=2 if profile else 1) from None
+    return script
 
 
 @app.command()
 def upstream(
     script: ScriptOpt = None,
+    profile: ProfileOpt = None,
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8765,
     host: Annotated[
         str, typer.Option(help="Address to bind; anything but loopback needs --allow-remote.")
@@ -61,7 +75,7 @@ def upstream(
     if host not in LOOPBACK and not allow_remote:
         raise CLIError(f"refusing to listen on {host}: add --allow-remote", exit_code=2)
     server = UpstreamServer(
-        _load_script(script),
+        _load_script(script, profile),
         host=host,
         port=port,
         single_flight=single_flight,
@@ -108,10 +122,11 @@ def demo(
         typer.Option(min=1, help="Reconnect after N turns (the cache is lost)."),
     ] = None,
     script: ScriptOpt = None,
+    profile: ProfileOpt = None,
     json: JsonFlag = False,
 ) -> int:
     """Run the demo agent against the scripted upstream, record it, and show the result."""
-    cfg_script = _load_script(script)
+    cfg_script = _load_script(script, profile)
 
     async def main(stop: asyncio.Event) -> tuple[AgentRun, Integrity]:
         server = UpstreamServer(cfg_script, port=0)
@@ -126,6 +141,7 @@ def demo(
                 transport="http" if http else "websocket",
                 resend_full_history=resend_full_history,
                 reconnect_after=reconnect_after,
+                include_reasoning=cfg_script.profile.reasoning,
             )
             agent = asyncio.create_task(run_agent(cfg, recorder))
             stopper = asyncio.create_task(stop.wait())

@@ -77,6 +77,7 @@ class AgentConfig:
     warmup: bool = True  # a generate:false create first, as the Codex CLI does
     api_key: str = "sk-demo-0000000000000000000000"  # fake; tracer redacts it anyway
     tool_delay: float = 0.0  # seconds the local "tools" take
+    include_reasoning: bool = False  # ask for encrypted reasoning (as the Codex CLI does)
 
 
 @dataclass
@@ -148,19 +149,21 @@ class _Agent:
             await self.connect()
         assert self.ws is not None
         await self.ws.send_text(json.dumps({"type": "response.create", **body}))
+        done: list[dict[str, Any]] = []
         while True:
             message = await self.ws.recv_message()
             if message is None:
                 self.ws = None
                 return {"type": "error", "error": {"code": "connection_closed"}}
             event = json.loads(message[1])
+            _collect(event, done)
             if event.get("type") in (
                 "response.completed",
                 "response.failed",
                 "response.incomplete",
                 "error",
             ):
-                return dict(event)
+                return _with_output(dict(event), done)
 
     async def _exchange_http(self, body: dict[str, Any]) -> dict[str, Any]:
         parts = urlsplit(self.cfg.base_url)
@@ -205,12 +208,14 @@ class _Agent:
             error = json.loads(data or b"{}").get("error", {})
             final = {"type": "error", "status": status, "error": error}
         else:
+            done: list[dict[str, Any]] = []
             async for data in _sse_events(reader):
                 if conn is not None and self.recorder is not None:
                     self.recorder.frame(conn, Direction.SERVER, Opcode.TEXT, data)
                 event = json.loads(data)
+                _collect(event, done)
                 if event.get("type") in ("response.completed", "response.failed", "error"):
-                    final = event
+                    final = _with_output(event, done)
         writer.close()
         if conn is not None and self.recorder is not None:
             self.recorder.close_connection(conn, by="server")
@@ -223,6 +228,8 @@ class _Agent:
             "tools": TOOLS,
             "store": self.cfg.transport == "http",
         }
+        if self.cfg.include_reasoning:
+            body["include"] = ["reasoning.encrypted_content"]
         if self.cfg.resend_full_history or prev is None:
             body["input"] = list(self.history)
         else:
@@ -287,6 +294,21 @@ class _Agent:
                 await self.close()  # a new socket: the connection-scoped cache is gone
         await self.close()
         return self.run
+
+
+def _collect(event: dict[str, Any], done: list[dict[str, Any]]) -> None:
+    """Keep the output items of ``output_item.done`` events."""
+    if event.get("type") == "response.output_item.done" and isinstance(event.get("item"), dict):
+        done.append(event["item"])
+
+
+def _with_output(final: dict[str, Any], done: list[dict[str, Any]]) -> dict[str, Any]:
+    """The terminal event, its output filled from the item events when it lists none (the
+    Codex backend's ``completed`` carries ``output: []``), as real clients do."""
+    response = final.get("response")
+    if isinstance(response, dict) and not response.get("output") and done:
+        final = {**final, "response": {**response, "output": done}}
+    return final
 
 
 async def _sse_events(reader: asyncio.StreamReader) -> Any:

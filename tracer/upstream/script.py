@@ -12,7 +12,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Call", "Fault", "Script", "ScriptError", "Timing", "TurnScript", "default_script"]
+__all__ = [
+    "PROFILES",
+    "Call",
+    "Fault",
+    "Profile",
+    "Script",
+    "ScriptError",
+    "Timing",
+    "TurnScript",
+    "default_script",
+    "parse_profile",
+]
 
 
 class ScriptError(ValueError):
@@ -64,6 +75,57 @@ class TurnScript:
 
 
 @dataclass(frozen=True, slots=True)
+class Profile:
+    """Which variants of real services the upstream plays (see "What real traffic looks
+    like" in the protocol notes); the default is the clean case."""
+
+    empty_completed_output: bool = False  # completed.output is [] (the Codex backend)
+    vendor_events: bool = False  # codex.rate_limits before response.created
+    handshake_headers: bool = False  # x-codex-turn-state and openai-model on the upgrade
+    reasoning: bool = False  # a reasoning item first; encrypted_content differs per copy
+    obfuscation: bool = False  # an obfuscation padding field on delta events
+    phase: bool = False  # "phase" on assistant messages
+    usage: bool = True  # False: responses carry no usage
+    stored: bool = False  # store=true responses resolve from any connection, WS or HTTP
+
+    def merge(self, other: Profile) -> Profile:
+        """Both profiles' variants (usage stays on only if both keep it)."""
+        values = {
+            name: (getattr(self, name) and getattr(other, name))
+            if name == "usage"
+            else (getattr(self, name) or getattr(other, name))
+            for name in self.__slots__
+        }
+        return Profile(**values)
+
+
+PROFILES: dict[str, Profile] = {
+    "openai": Profile(),
+    "codex": Profile(
+        empty_completed_output=True,
+        vendor_events=True,
+        handshake_headers=True,
+        reasoning=True,
+        phase=True,
+    ),
+    "reasoning": Profile(reasoning=True, obfuscation=True, phase=True),
+    "no-usage": Profile(usage=False),
+    "stored": Profile(stored=True),
+}
+"""Named profiles for ``tracer upstream --profile`` and a script's ``profile`` key."""
+
+
+def parse_profile(text: str) -> Profile:
+    """A profile from names joined by commas (``codex,no-usage``)."""
+    profile = Profile()
+    for name in (n.strip() for n in text.split(",")):
+        if name not in PROFILES:
+            raise ScriptError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})")
+        profile = profile.merge(PROFILES[name])
+    return profile
+
+
+@dataclass(frozen=True, slots=True)
 class Script:
     """A whole script: the turns in conversation order, timing, model name and seed."""
 
@@ -72,6 +134,7 @@ class Script:
     model: str = "tracer-scripted-1"
     seed: int = 0
     final_text: str = "Done."  # the answer once the conversation outgrows the script
+    profile: Profile = field(default_factory=Profile)
 
     def turn(self, depth: int) -> TurnScript:
         """The answer for the ``depth``-th model response of a conversation (from 0)."""
@@ -108,6 +171,7 @@ class Script:
             model=_get(data, "model", str, "tracer-scripted-1", where),
             seed=_get(data, "seed", int, 0, where),
             final_text=_get(data, "final_text", str, "Done.", where),
+            profile=parse_profile(_get(data, "profile", str, "openai", where)),
         )
 
 

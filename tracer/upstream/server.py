@@ -58,6 +58,7 @@ class UpstreamServer(TCPService):
         # Called with each accepted WebSocket, e.g. to tap the server's own view of it.
         self.on_connect = on_connect
         self.connections = 0
+        self._turn_states = 0
 
     @property
     def base_url(self) -> str:
@@ -78,7 +79,13 @@ class UpstreamServer(TCPService):
                     _json_error(writer, 404, "not_found", f"No route for {head.path}.")
                 elif head.is_websocket_upgrade:
                     self.connections += 1
-                    ws = await accept_websocket(reader, writer, head, max_size=self.max_frame)
+                    ws = await accept_websocket(
+                        reader,
+                        writer,
+                        head,
+                        max_size=self.max_frame,
+                        extra_headers=self._handshake_headers(),
+                    )
                     if self.on_connect is not None:
                         self.on_connect(ws, head)
                     await self._websocket(ws)
@@ -96,6 +103,15 @@ class UpstreamServer(TCPService):
             with contextlib.suppress(Exception):
                 _json_error(writer, exc.status, "invalid_request", str(exc))
                 await writer.drain()
+
+    def _handshake_headers(self) -> list[tuple[str, str]]:
+        """Headers of the upgrade response: the Codex backend's, with that profile."""
+        script = self.engine.script
+        if not script.profile.handshake_headers:
+            return []
+        self._turn_states += 1
+        return [("x-codex-turn-state", f"ts_{script.seed}_{self._turn_states}"),
+                ("openai-model", script.model)]  # fmt: skip
 
     # WebSocket mode
 
