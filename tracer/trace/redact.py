@@ -61,6 +61,10 @@ KEY_PATTERNS = (
     rb"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",  # JWT
 )
 
+# A key counts only as a token of its own: not inside a longer run of base64 or key
+# characters (an opaque blob such as encrypted_content can hold "sk-..." by chance).
+_BEFORE = rb"(?<![A-Za-z0-9_+/\-])"
+_AFTER = rb"(?![A-Za-z0-9_\-])"
 _MARK = re.compile(rb"\[REDACTED:[0-9a-f]{10}\]")
 
 
@@ -79,7 +83,8 @@ class Redactor:
 
     def __init__(self, extra_patterns: Sequence[str] = (), *, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._patterns = list(KEY_PATTERNS) + [p.encode("utf-8") for p in extra_patterns]
+        self._patterns = [_BEFORE + p + _AFTER for p in KEY_PATTERNS]
+        self._patterns += [p.encode("utf-8") for p in extra_patterns]
         self._known: set[bytes] = set()
         self._compile()
 

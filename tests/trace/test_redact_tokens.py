@@ -1,0 +1,52 @@
+"""Redaction never alters an opaque payload: key patterns match only standing alone."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracer.trace.redact import Redactor, marker
+
+KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def test_ten_thousand_random_base64_blobs_pass_unchanged():
+    """Blobs shaped like encrypted_content (URL-safe base64 of 1-8 KB, "gAAAAAB..."), in a
+    JSON event as the recorder sees them. Many hold "sk-" runs by chance: the count below
+    makes sure the test exercises that."""
+    rng = random.Random(20261201)
+    redactor = Redactor()
+    with_key_shape = 0
+    for _ in range(10_000):
+        raw = rng.randbytes(rng.randint(768, 6144))
+        blob = "gAAAAAB" + base64.urlsafe_b64encode(raw).decode()
+        with_key_shape += "sk-" in blob
+        payload = json.dumps({"type": "reasoning", "encrypted_content": blob}).encode()
+        assert redactor.payload(payload) == payload
+    assert with_key_shape > 50
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=8192), st.sampled_from(["urlsafe", "standard"]))
+def test_any_base64_blob_passes_unchanged(raw: bytes, alphabet: str):
+    encode = base64.urlsafe_b64encode if alphabet == "urlsafe" else base64.b64encode
+    payload = b'{"encrypted_content":"' + encode(raw) + b'"}'
+    assert Redactor().payload(payload) == payload
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["sk-", "sk-proj-", "sk-svcacct-"]),
+    st.text(KEY_CHARS + "_-", min_size=20, max_size=80),
+    st.sampled_from(['"{}"', "key {} end", "Bearer {}", "api_key={}&x=1", "{}", "({})"]),
+)
+def test_keys_standing_alone_are_still_caught(prefix: str, body: str, context: str):
+    key = prefix + body
+    text = context.format(key).encode()
+    out = Redactor().payload(text)
+    assert key.encode() not in out
+    assert marker(key).encode() in out
