@@ -18,6 +18,8 @@ SAMPLES = {
     "reconnect.trace": ["--reconnect-after", "4"],
     "error.trace": ["--script", str(HERE / "scripts" / "error.toml")],
     "http.trace": ["--http"],
+    "http-resend.trace": ["--http", "--resend-full-history"],
+    "codex.trace": ["--profile", "codex"],
 }
 
 

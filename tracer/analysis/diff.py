@@ -271,6 +271,10 @@ def _row(
     )
 
 
+def _count(n: int | None) -> str:
+    return "unknown" if n is None else f"{n:,}"
+
+
 def _significant(a: float, b: float, rel: float, absolute: float) -> bool:
     d = abs(b - a)
     return d >= absolute and d >= rel * max(abs(a), 1e-9)
@@ -323,7 +327,9 @@ def _headline(
             out.append(f"B {label} {_size(b - a)} {word} ({_size(a)} -> {_size(b)})")
     for metric, label in [("cached_tokens", "cached tokens"), ("input_tokens", "input tokens")]:
         a, b = ta[metric], tb[metric]
-        if _significant(a, b, TOKENS_REL, TOKENS_ABS):
+        if (a is None) != (b is None):  # one side's server reported no usage
+            out.append(f"{label} {_count(a)} -> {_count(b)}")
+        elif a is not None and b is not None and _significant(a, b, TOKENS_REL, TOKENS_ABS):
             out.append(f"{label} {a:,} -> {b:,} ({b - a:+,})")
     for metric, label in [
         ("ttft_p50_ms", "time to first token p50"),

@@ -19,8 +19,10 @@ from tracer.responses.model import dict_items
 __all__ = ["identity", "item_hash", "json_bytes", "summarise_item"]
 
 # Assigned by the server, or padding it adds: never part of an item's identity.
-_SERVER_KEYS = frozenset(["id", "status"])
+_SERVER_KEYS = frozenset(["id", "status", "phase", "obfuscation"])
 _EMPTY_NOISE = frozenset(["annotations", "logprobs"])
+# The text part type of a message's plain-string content, by role.
+_TEXT_PART = {"assistant": "output_text"}
 
 
 def json_bytes(value: Any, *, sort: bool = False) -> bytes:
@@ -49,7 +51,13 @@ def item_hash(item: Any) -> int:
 
 
 def _normalise(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _strip(v) for k, v in item.items() if k not in _SERVER_KEYS}
+    out = {k: _strip(v) for k, v in item.items() if k not in _SERVER_KEYS}
+    if "role" in out and "type" not in out:
+        out["type"] = "message"
+    if out.get("type") == "message" and isinstance(out.get("content"), str):
+        part = _TEXT_PART.get(str(out.get("role")), "input_text")
+        out["content"] = [{"type": part, "text": out["content"]}]
+    return out
 
 
 def _strip(value: Any) -> Any:
@@ -57,7 +65,9 @@ def _strip(value: Any) -> Any:
         return [_strip(v) for v in value]
     if isinstance(value, dict):
         return {
-            k: _strip(v) for k, v in value.items() if not (k in _EMPTY_NOISE and v in ([], None))
+            k: _strip(v)
+            for k, v in value.items()
+            if not (k in _EMPTY_NOISE and v in ([], None)) and k != "obfuscation"
         }
     return value
 
@@ -77,6 +87,9 @@ def summarise_item(item: Any, width: int = 160) -> str:
             text = f"function_call {item.get('name')}({item.get('arguments')})"
         elif kind == "function_call_output":
             text = f"function_call_output [{item.get('call_id')}]: {item.get('output')}"
+        elif kind == "reasoning":
+            summary = " ".join(str(p.get("text", "")) for p in dict_items(item.get("summary")))
+            text = f"reasoning: {summary or '(encrypted)'}"
         else:
             text = f"{kind}: {json_bytes(item).decode(errors='replace')}"
     text = " ".join(str(text).split())

@@ -16,6 +16,7 @@ from typing import Any
 from tracer.trace.records import Frame
 
 __all__ = [
+    "RESENT_REASONS",
     "SCHEMA_VERSION",
     "CacheLoss",
     "ConnectionReport",
@@ -26,7 +27,10 @@ __all__ = [
     "percentile",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+RESENT_REASONS = ("chain", "cache_loss", "transport")
+"""Why a turn resent items: waste on a live chain (``chain``), the price of a lost cache
+(``cache_loss``), the price of HTTP without ``previous_response_id`` (``transport``)."""
 
 _SUM = {"sum": True}  # field metadata: the field adds up across traces
 _NULLABLE_SUM = {"sum": True, "nullable": True}  # adds up; null when no trace knows it
@@ -75,6 +79,9 @@ class TurnReport:
     cache_loss: str | None  # "reconnect", "evicted" or "not_found" for a lost cache
     steers: int
     events: int
+    conversation: int = 0  # which conversation of the trace the turn belongs to
+    resent_reason: str | None = None  # one of RESENT_REASONS when resent_items > 0
+    vendor_events: int = 0  # events before response.created that are not the protocol's
 
     @property
     def new_bytes(self) -> int:
@@ -175,18 +182,25 @@ class Summary:
 
     connections: int = field(default=0, metadata=_SUM)
     turns: int = field(default=0, metadata=_SUM)
+    warmups: int = field(default=0, metadata=_SUM)  # of the turns, warm-ups (generate: false)
+    conversations: int = field(default=0, metadata=_SUM)
     responses_api: bool = False  # False: no Responses turns were found (generic traffic)
     bytes_sent: int = field(default=0, metadata=_SUM)  # client payload bytes
     bytes_received: int = field(default=0, metadata=_SUM)
     input_bytes: int = field(default=0, metadata=_SUM)
     resent_bytes: int = field(default=0, metadata=_SUM)
+    resent_chain_bytes: int = field(default=0, metadata=_SUM)  # by reason (RESENT_REASONS)
+    resent_cache_loss_bytes: int = field(default=0, metadata=_SUM)
+    resent_transport_bytes: int = field(default=0, metadata=_SUM)
     referenced_bytes: int = field(default=0, metadata=_SUM)
     resent_field_bytes: int = field(default=0, metadata=_SUM)
     incremental_bytes: int = field(default=0, metadata=_SUM)  # a fully incremental client's
     referenced_share: float | None = None  # referenced / (referenced + resent)
-    input_tokens: int = field(default=0, metadata=_SUM)
-    cached_tokens: int = field(default=0, metadata=_SUM)
-    output_tokens: int = field(default=0, metadata=_SUM)
+    # Token totals over the turns that reported usage (usage_turns); null when none did.
+    input_tokens: int | None = field(default=None, metadata=_NULLABLE_SUM)
+    cached_tokens: int | None = field(default=None, metadata=_NULLABLE_SUM)
+    output_tokens: int | None = field(default=None, metadata=_NULLABLE_SUM)
+    usage_turns: int = field(default=0, metadata=_SUM)
     cache_losses: int = field(default=0, metadata=_SUM)
     errors: int = field(default=0, metadata=_SUM)
     wall_ms: float = 0.0
@@ -250,13 +264,13 @@ class InspectReport:
         return asdict(self)
 
     CACHE_FIELDS = (
-        "index", "conn", "stream_id", "response_id", "previous_response_id",
+        "index", "conn", "conversation", "stream_id", "response_id", "previous_response_id",
         "status", "input_items", "input_bytes", "resent_items", "resent_bytes",
-        "referenced_items", "referenced_bytes", "resent_field_bytes",
+        "resent_reason", "referenced_items", "referenced_bytes", "resent_field_bytes",
         "resent_fields", "input_tokens", "cached_tokens", "cache_loss",
     )  # fmt: skip
     LATENCY_FIELDS = (
-        "index", "conn", "stream_id", "status", "warmup", "t_start_s",
+        "index", "conn", "conversation", "stream_id", "status", "warmup", "t_start_s",
         "handshake_ms", "ttfe_ms", "ttft_ms", "generation_ms", "duration_ms", "client_ms",
     )  # fmt: skip
 

@@ -121,22 +121,33 @@ def _summarise(analyser: Analyser, segmenter: TurnSegmenter, t0: int) -> Inspect
     turns = sorted(analyser.reports, key=lambda r: r.index)
     conns = segmenter.connections
     s = Summary(connections=len(conns), turns=len(turns), responses_api=bool(turns), t0_ns=t0)
+    s.conversations = len({t.conversation for t in turns})
     s.bytes_sent = sum(c.client_bytes for c in conns.values())
     s.bytes_received = sum(c.server_bytes for c in conns.values())
+    tokens: dict[str, list[int]] = {"input_tokens": [], "cached_tokens": [], "output_tokens": []}
     for t in turns:
+        s.warmups += t.warmup
         s.input_bytes += t.input_bytes
         s.resent_bytes += t.resent_bytes
+        if t.resent_reason is not None:
+            name = f"resent_{t.resent_reason}_bytes"
+            setattr(s, name, getattr(s, name) + t.resent_bytes)
         s.referenced_bytes += t.referenced_bytes
         s.resent_field_bytes += t.resent_field_bytes
-        s.input_tokens += t.input_tokens or 0
-        s.cached_tokens += t.cached_tokens or 0
-        s.output_tokens += t.output_tokens or 0
+        s.usage_turns += t.input_tokens is not None or t.output_tokens is not None
+        for name, values in tokens.items():
+            value = getattr(t, name)
+            if value is not None:
+                values.append(value)
         s.errors += t.failed
         s.ttfe_ms += t.ttfe_ms or 0.0
         if t.ttft_ms is not None and t.ttfe_ms is not None:
             s.token_wait_ms += t.ttft_ms - t.ttfe_ms
         s.generation_ms += t.generation_ms or 0.0
         s.client_ms += t.client_ms or 0.0
+    s.input_tokens, s.cached_tokens, s.output_tokens = (
+        sum(v) if v else None for v in tokens.values()
+    )
     s.cache_losses = len(analyser.losses)
     s.incremental_bytes = s.bytes_sent - s.resent_bytes - s.resent_field_bytes
     total_context = s.referenced_bytes + s.resent_bytes

@@ -72,6 +72,8 @@ def export_perfetto(report: InspectReport, *, title: str = "tracer") -> dict[str
                     "model": t.model,
                     "request_bytes": t.request_bytes,
                     "resent_bytes": t.resent_bytes,
+                    "resent_reason": t.resent_reason,
+                    "conversation": t.conversation,
                     "referenced_bytes": t.referenced_bytes,
                     "input_tokens": t.input_tokens,
                     "cached_tokens": t.cached_tokens,

@@ -93,7 +93,9 @@ class Turn:
     event_types: Counter[str] = field(default_factory=Counter)
     steers: int = 0
     frames: list[Frame] = field(default_factory=list)  # with keep_frames: the turn's own
-    accounting: Any = None  # the analysis keeps its per-turn state here
+    done_items: list[dict[str, Any]] = field(default_factory=list)  # output_item.done items
+    copies: list[dict[str, Any]] = field(default_factory=list)  # other copies of reasoning
+    vendor_events: int = 0  # events that are not the protocol's, before response.created
 
     @property
     def warmup(self) -> bool:
@@ -196,7 +198,13 @@ class TurnSegmenter:
         self._stamp(record.t_ns)
         pending = sorted((t for q in c.lanes.values() for t in q), key=lambda t: t.index)
         c.lanes.clear()
+        failure = _close_failure(record)
         for turn in pending:
+            if failure is not None:  # the close cut the turn short
+                turn.status, turn.error_code = "error", failure
+                turn.error_message = record.error or record.reason or None
+                turn.t_end = record.t_ns
+                _finish_output(turn, None)
             yield "end", turn
 
     def _stamp(self, t: int) -> None:
@@ -302,7 +310,11 @@ class TurnSegmenter:
             c.orphan_events += 1
             return None
         turn = queue[0]
-        if kind == "error" or (c.transport == "http" and "error" in event and "type" not in event):
+        if c.transport == "http" and event.get("object") == "response" and "type" not in event:
+            return self._http_body(c, frame, event, turn, queue)
+        if kind == "error" or (
+            c.transport == "http" and isinstance(event.get("error"), dict) and "type" not in event
+        ):
             # An error for a create that never started belongs to the newest such create
             # (a gateway refusing a second create in flight); otherwise to the running one.
             for candidate in queue:
@@ -325,31 +337,64 @@ class TurnSegmenter:
         if self._collect_text and kind == "response.output_text.delta" and isinstance(delta, str):
             turn.text.append(delta)
         response = event.get("response")
-        if isinstance(response, dict):
-            if turn.response_id is None and isinstance(response.get("id"), str):
-                turn.response_id = response["id"]
-            if turn.t_first_event is None:
+        if (
+            isinstance(response, dict)
+            and turn.response_id is None
+            and isinstance(response.get("id"), str)
+        ):
+            turn.response_id = response["id"]
+        if turn.t_first_event is None:
+            if kind.startswith("response."):  # response.created, or whichever comes first
                 turn.t_first_event = frame.t_ns
-        elif turn.t_first_event is None:
-            turn.t_first_event = frame.t_ns
+            else:  # a vendor's event before the response started (codex.rate_limits)
+                turn.vendor_events += 1
+        if kind in _ITEM_EVENTS:
+            item = event.get("item")
+            if isinstance(item, dict):
+                if kind == "response.output_item.done":
+                    turn.done_items.append(item)
+                if item.get("type") == "reasoning":
+                    turn.copies.append(item)
         status = TERMINAL.get(kind)
         if status is not None:
             turn.status = status
             turn.t_end = frame.t_ns
             if isinstance(response, dict):
-                usage = response.get("usage")
-                turn.usage = usage if isinstance(usage, dict) else None
-                output = response.get("output")
-                turn.output = (
-                    [o for o in output if isinstance(o, dict)] if isinstance(output, list) else []
-                )
-                err = response.get("error")
-                if isinstance(err, dict):
-                    turn.error_code = _str(err.get("code"))
-                    turn.error_message = _str(err.get("message"))
+                self._take_response(turn, response)
+            else:
+                _finish_output(turn, None)
             queue.popleft()
             return [("end", turn)]
         return None
+
+    def _http_body(
+        self,
+        c: Connection,
+        frame: Frame,
+        body: dict[str, Any],
+        turn: Turn,
+        queue: deque[Turn],
+    ) -> list[tuple[str, Turn]]:
+        """A non-streamed HTTP answer: one Response object, a whole turn in one frame."""
+        self._attribute(turn, frame, "response")
+        if isinstance(body.get("id"), str):
+            turn.response_id = body["id"]
+        turn.t_first_event = turn.t_end = frame.t_ns
+        status = body.get("status")
+        turn.status = status if status in _BODY_STATUS else "unfinished"
+        self._take_response(turn, body)
+        queue.remove(turn)
+        return [("end", turn)]
+
+    @staticmethod
+    def _take_response(turn: Turn, response: dict[str, Any]) -> None:
+        usage = response.get("usage")
+        turn.usage = usage if isinstance(usage, dict) else None
+        _finish_output(turn, response.get("output"))
+        err = response.get("error")
+        if isinstance(err, dict):
+            turn.error_code = _str(err.get("code"))
+            turn.error_message = _str(err.get("message"))
 
     def _attribute(self, turn: Turn, frame: Frame, kind: str) -> None:
         turn.events += 1
@@ -357,6 +402,29 @@ class TurnSegmenter:
         turn.event_types[kind] += 1
         if self._keep_frames:
             turn.frames.append(frame)
+
+
+_ITEM_EVENTS = frozenset(["response.output_item.added", "response.output_item.done"])
+_BODY_STATUS = frozenset(["completed", "failed", "incomplete", "cancelled"])
+
+
+def _finish_output(turn: Turn, output: Any) -> None:
+    """A turn's output items: the final response's when it lists them, else the items of
+    its ``output_item.done`` events (the Codex backend sends ``output: []``)."""
+    turn.output = dict_items(output) or turn.done_items
+    turn.done_items = []
+    if turn.copies:  # the other copies of reasoning items (added, done) than the output's
+        kept = {id(o) for o in turn.output}
+        turn.copies = [o for o in turn.copies if id(o) not in kept]
+
+
+def _close_failure(record: Close) -> str | None:
+    """The error code of turns a close cut short, or None for a normal close."""
+    if record.code is None:
+        return "connection_dropped" if record.error else None
+    if record.code in (1000, 1005):
+        return None
+    return f"websocket_close_{record.code}"
 
 
 _KINDS: dict[bytes, tuple[str, str, bool]] = {}

@@ -12,6 +12,7 @@ from rich.text import Text
 from tracer.analysis.diff import TurnDiff
 from tracer.analysis.model import InspectReport, Summary, TurnDetail, TurnReport
 from tracer.trace.records import Direction, Frame
+from tracer.views.output import RESENT_STYLE, resent_label
 
 __all__ = [
     "TURN_COLUMNS",
@@ -82,9 +83,13 @@ def summary_text(report: InspectReport, *, in_flight: int = 0, live: str | None 
     t.append(", referenced ")
     t.append(f"{kb(s.referenced_bytes)}B", style="green")
     t.append("\n")
-    t.append(
-        f"tokens {kb(s.input_tokens)} in ({kb(s.cached_tokens)} cached) {kb(s.output_tokens)} out"
-    )
+    if s.input_tokens is None and s.output_tokens is None:
+        t.append("tokens unknown")
+    else:
+        t.append(
+            f"tokens {kb(s.input_tokens)} in ({kb(s.cached_tokens)} cached) "
+            f"{kb(s.output_tokens)} out"
+        )
     t.append(f" | ttft p50 {ms(s.ttft_p50_ms)}")
     if s.cache_losses:
         t.append(f" | {s.cache_losses} cache lost", style="bold red")
@@ -136,8 +141,8 @@ def turn_text(t: TurnReport, d: TurnDetail | None, width: int = 60) -> Renderabl
     ctx.append("request ", style="bold")
     ctx.append(f"{kb(t.request_bytes)}B: {t.input_items} input items, ")
     ctx.append(
-        f"{t.resent_items} resent ({kb(t.resent_bytes)}B)",
-        style="bold red" if t.resent_items else "dim",
+        f"{t.resent_items} {resent_label(t.resent_reason)} ({kb(t.resent_bytes)}B)",
+        style=RESENT_STYLE.get(t.resent_reason or "", "bold red") if t.resent_items else "dim",
     )
     if t.resent_fields:
         ctx.append(f"; fields repeated: {', '.join(t.resent_fields)}", style="dim")
@@ -154,7 +159,8 @@ def turn_text(t: TurnReport, d: TurnDetail | None, width: int = 60) -> Renderabl
         for item in d.input:
             line = Text("  ")
             if item["resent"]:
-                line.append("resent ", style="bold red")
+                reason = str(item.get("reason") or "chain")
+                line.append(f"{resent_label(reason)} ", style=RESENT_STYLE.get(reason, "bold red"))
             else:
                 line.append("new    ", style="green")
             line.append(str(item["summary"]))

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracer.analysis.diff import DiffReport
-from tracer.views.output import elided, omitted_note
+from tracer.views.output import count, elided, omitted_note
 
 __all__ = ["render_diff"]
 
@@ -67,5 +67,5 @@ def render_diff(report: DiffReport, console: Console) -> None:
     console.print(
         f"totals: sent {ta['bytes_sent']:,} → {tb['bytes_sent']:,} bytes, resent "
         f"{ta['resent_bytes']:,} → {tb['resent_bytes']:,}, cached tokens "
-        f"{ta['cached_tokens']:,} → {tb['cached_tokens']:,}"
+        f"{count(ta['cached_tokens'])} → {count(tb['cached_tokens'])}"
     )

@@ -12,14 +12,14 @@ from typing import Any
 
 from tracer.analysis.diff import DiffReport
 from tracer.analysis.model import InspectReport, TurnReport
-from tracer.views.output import elided
+from tracer.views.output import RESENT_WORDS, count, elided
 
 __all__ = ["render_html"]
 
 _CSS = """
 :root { --fg:#1d2430; --muted:#6b7280; --line:#e5e7eb; --bg:#fff; --panel:#f8fafc;
   --new:#2563eb; --resent:#dc2626; --ref:#16a34a; --fields:#f97316; --other:#cbd5e1;
-  --client:#93c5fd; --hs:#a855f7;
+  --client:#93c5fd; --hs:#a855f7; --resent-loss:#9333ea; --resent-http:#d97706;
   --ttfe:#cbd5e1; --wait:#facc15; --gen:#22c55e; --bad:#ef4444; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg);
@@ -68,6 +68,12 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 document.body.dataset.ready = String(document.querySelectorAll('#turns tbody tr').length);
 """
 
+_RESENT_FILL = {
+    None: "var(--resent)",
+    "chain": "var(--resent)",
+    "cache_loss": "var(--resent-loss)",
+    "transport": "var(--resent-http)",
+}
 _PHASES = {  # TurnReport.phases() name: CSS class, colour, what it is
     "client": ("client", "var(--client)", "client time before the turn"),
     "handshake": ("handshake", "var(--hs)", "handshake"),
@@ -105,7 +111,7 @@ def _summary(report: InspectReport) -> str:
         _card("resent context", _kb(s.resent_bytes), bad=s.resent_bytes > 0),
         _card("referenced context", _kb(s.referenced_bytes)),
         _card("context referenced, not resent", share),
-        _card("input tokens (cached)", f"{s.input_tokens:,} ({s.cached_tokens:,})"),
+        _card("input tokens (cached)", f"{count(s.input_tokens)} ({count(s.cached_tokens)})"),
         _card("cache losses", str(s.cache_losses), bad=s.cache_losses > 0),
         _card("errors", str(s.errors), bad=s.errors > 0),
         _card("time to first token p50 / p90", f"{_ms(s.ttft_p50_ms)} / {_ms(s.ttft_p90_ms)}"),
@@ -203,7 +209,7 @@ def _bytes_chart(report: InspectReport) -> str:
         y = float(top + height)
         for name, value, fill in (
             ("new", new, "var(--new)"),
-            ("resent", resent, "var(--resent)"),
+            (f"resent {t.resent_reason or 'chain'}", resent, _RESENT_FILL[t.resent_reason]),
             ("fields", fields, "var(--fields)"),
             ("other", other, "var(--other)"),
             ("referenced", ref, "var(--ref)"),
@@ -232,7 +238,9 @@ def _bytes_chart(report: InspectReport) -> str:
     legend = _legend(
         [
             ("new context sent", "var(--new)"),
-            ("context resent", "var(--resent)"),
+            (RESENT_WORDS["chain"][1], "var(--resent)"),
+            (RESENT_WORDS["cache_loss"][1], "var(--resent-loss)"),
+            (RESENT_WORDS["transport"][1], "var(--resent-http)"),
             ("request fields repeated (tools, instructions, ...)", "var(--fields)"),
             ("rest of the request", "var(--other)"),
             ("context referenced (previous_response_id), not sent", "var(--ref)"),

@@ -10,7 +10,15 @@ from rich.table import Table
 from rich.text import Text
 
 from tracer.analysis.model import InspectReport, Summary, TurnReport
-from tracer.views.output import elided, omitted_count, omitted_note
+from tracer.views.output import (
+    RESENT_STYLE,
+    RESENT_WORDS,
+    elided,
+    omitted_count,
+    omitted_note,
+    resent_label,
+    tokens_phrase,
+)
 
 __all__ = [
     "render_cache",
@@ -43,6 +51,10 @@ def _short(rid: str | None) -> str:
     return "-" if not rid else (rid[:14] + "…" if len(rid) > 15 else rid)
 
 
+def _resent_style(t: TurnReport) -> str:
+    return RESENT_STYLE.get(t.resent_reason or "", "bold red") if t.resent_bytes else "dim"
+
+
 def _summary_lines(s: Summary) -> Text:
     t = Text()
     t.append(f"{s.connections} connections, {s.turns} turns", style="bold")
@@ -54,12 +66,20 @@ def _summary_lines(s: Summary) -> Text:
     t.append(f" (a fully incremental client: {_kb(s.incremental_bytes)}B)")
     t.append(f", input items {_kb(s.input_bytes)}B, ")
     t.append(f"resent {_kb(s.resent_bytes)}B", style="bold red" if s.resent_bytes else "")
+    reasons = [
+        f"{_kb(n)}B {RESENT_WORDS[r][1].split(':')[0].removeprefix('resent ')}"
+        for r, n in (("cache_loss", s.resent_cache_loss_bytes),
+                     ("transport", s.resent_transport_bytes))
+        if n
+    ]  # fmt: skip
+    if reasons:
+        t.append(f" ({', '.join(reasons)})")
     t.append(f", repeated request fields {_kb(s.resent_field_bytes)}B, ")
     t.append(f"referenced {_kb(s.referenced_bytes)}B", style="bold green")
     if s.referenced_share is not None:
         t.append(f" ({s.referenced_share:.0%} of the context was referenced, not resent)")
     t.append("\n")
-    t.append(f"tokens: {s.input_tokens:,} in ({s.cached_tokens:,} cached), {s.output_tokens:,} out")
+    t.append(tokens_phrase(s))
     if s.cache_losses:
         t.append(f", {s.cache_losses} cache loss(es)", style="bold red")
     if s.errors:
@@ -221,13 +241,15 @@ def render_cache(report: InspectReport, console: Console) -> None:
             continue
         new = t.new_bytes
         note = ", ".join(t.resent_fields) if t.resent_fields else ""
+        if t.resent_items and t.resent_reason != "chain":
+            note = resent_label(t.resent_reason) + (f"; {note}" if note else "")
         if t.cache_loss:
             note = f"cache lost ({t.cache_loss})" + (f"; {note}" if note else "")
         table.add_row(
             str(t.index),
             str(t.conn),
             _kb(new),
-            Text(_kb(t.resent_bytes), style="bold red" if t.resent_bytes else "dim"),
+            Text(_kb(t.resent_bytes), style=_resent_style(t)),
             _kb(t.resent_field_bytes),
             Text(f"{t.referenced_items} / {_kb(t.referenced_bytes)}", style="green"),
             _kb(t.cached_tokens),
@@ -237,7 +259,8 @@ def render_cache(report: InspectReport, console: Console) -> None:
     _note_omitted(console, len(report.turns), "turns")
     for loss in report.cache_losses:
         cost = (
-            f"recovered at turn {loss.recovery_turn} by resending {_kb(loss.recovery_input_bytes)}B"
+            f"recovered at turn {loss.recovery_turn} by sending {_kb(loss.recovery_input_bytes)}B, "
+            f"{_kb(loss.recovery_resent_bytes)}B of it resent (the price of the loss)"
             if loss.recovery_turn is not None
             else "never recovered"
         )
@@ -306,7 +329,7 @@ def render_turn(detail: dict[str, Any], console: Console) -> None:
     )
     console.print(
         f"sent {t['request_bytes']} bytes: {t['input_items']} input items "
-        f"({t['resent_items']} resent, {t['resent_bytes']} bytes), "
+        f"({t['resent_items']} {resent_label(t['resent_reason'])}, {t['resent_bytes']} bytes), "
         f"{t['referenced_items']} items referenced; repeated fields: "
         f"{', '.join(t['resent_fields']) or 'none'}"
     )
@@ -317,7 +340,7 @@ def render_turn(detail: dict[str, Any], console: Console) -> None:
     )
     console.print("[bold]input[/bold]")
     for item in detail["input"]:
-        mark = "[red]resent[/red] " if item.get("resent") else ""
+        mark = f"[red]{resent_label(item.get('reason'))}[/red] " if item.get("resent") else ""
         console.print(f"  {mark}{escape(item['summary'])}", highlight=False)
     console.print("[bold]output[/bold]")
     if detail["text"]:

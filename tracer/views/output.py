@@ -67,3 +67,36 @@ def warn_truncated(path: object, truncated: bool, *, quiet: bool = False) -> Non
         stderr_console().print(
             f"tracer: warning: {path} is truncated; analysed up to the cut", markup=False
         )
+
+
+def count(n: int | None) -> str:
+    """A count with thousands separators; "unknown" for None (never 0)."""
+    return "unknown" if n is None else f"{n:,}"
+
+
+def tokens_phrase(s: Any) -> str:
+    """A summary's token totals in words: unknown when no turn reported usage, and over
+    how many turns when only some did (``s`` is a ``Summary``)."""
+    if s.input_tokens is None and s.output_tokens is None:
+        return "tokens: unknown (the server reported no usage)"
+    text = (
+        f"tokens: {count(s.input_tokens)} in ({count(s.cached_tokens)} cached), "
+        f"{count(s.output_tokens)} out"
+    )
+    if s.usage_turns < s.turns:
+        text += f" (over the {s.usage_turns} of {s.turns} turns that reported usage)"
+    return text
+
+
+RESENT_WORDS = {
+    "chain": ("resent", "resent on a live chain: waste"),
+    "cache_loss": ("resent after cache loss", "resent after a cache loss: the price of the loss"),
+    "transport": ("resent over HTTP", "resent over HTTP without previous_response_id"),
+}
+"""Per resent reason (``TurnReport.resent_reason``): a short label and a legend's words."""
+RESENT_STYLE = {"chain": "bold red", "cache_loss": "bold magenta", "transport": "bold yellow"}
+
+
+def resent_label(reason: str | None) -> str:
+    """The short label of resent items with this reason."""
+    return RESENT_WORDS.get(reason or "chain", RESENT_WORDS["chain"])[0]

@@ -1,0 +1,182 @@
+"""The context model: which input items of a turn were new, resent or referenced (no I/O).
+
+Context is compared within the agent's whole **conversation**, not within a connection: the
+same agent may chain over one socket, reconnect after a lost cache, or talk HTTP, where
+every request is a connection of its own. A turn joins a conversation, in this order:
+
+1. the conversation of the response its ``previous_response_id`` names, when tracer saw it;
+2. on WebSocket, the conversation its connection and lane already carry, unless the turn
+   shares no item with it (a fresh conversation on the same socket);
+3. the conversation that *received* the most of the turn's input items (an agent resending
+   its history after a reconnect, or over HTTP, resends what the model answered it);
+   independent agents that merely start alike share no received item and stay apart;
+4. otherwise, a new conversation.
+
+Every input item is then ``resent`` when the conversation already sent or received it
+(compared by ``identity``, which survives re-serialisation), else ``new``. A turn's resent
+items share one reason: ``cache_loss`` right after a lost cache, ``transport`` for an HTTP
+request without ``previous_response_id``, ``chain`` otherwise (waste). ``referenced`` is
+what ``previous_response_id`` stood for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracer.analysis.items import item_hash, json_bytes
+from tracer.analysis.model import CacheLoss
+from tracer.responses.model import Turn
+
+__all__ = ["Account", "ContextModel", "Conversation"]
+
+
+@dataclass(slots=True)
+class Conversation:
+    """One agent's conversation: every item it sent or received, and where it stands."""
+
+    id: int
+    seen: set[int] = field(default_factory=set)  # hashes of items sent or received
+    ws_conns: set[int] = field(default_factory=set)  # WebSocket connections it ran on
+    last_end: int | None = None  # ns, end of its latest turn (for client time)
+    loss: CacheLoss | None = None  # a cache loss that awaits its recovery turn
+    last_fields: dict[str, bytes] = field(default_factory=dict)  # the last create's fields
+
+
+@dataclass(slots=True)
+class Account:
+    """What the context model decided for one turn when its create was sent."""
+
+    conversation: Conversation
+    hashes: list[int]  # per input item
+    sizes: list[int]
+    resent: list[bool]
+    reason: str | None  # for the resent items
+    chain: tuple[int, int] | None  # what previous_response_id stood for: items, bytes
+    reconnect: bool  # the turn moved the conversation to a new socket with no live chain
+
+    @property
+    def input_bytes(self) -> int:
+        return sum(self.sizes)
+
+    @property
+    def resent_items(self) -> int:
+        return sum(self.resent)
+
+    @property
+    def resent_bytes(self) -> int:
+        return sum(s for s, r in zip(self.sizes, self.resent, strict=True) if r)
+
+
+@dataclass(slots=True)
+class _Response:
+    conversation: Conversation
+    conn: int
+    items: int  # the whole context the response stands for
+    bytes: int
+
+
+class ContextModel:
+    """Assigns turns to conversations and classifies their input items."""
+
+    def __init__(self) -> None:
+        self.conversations: list[Conversation] = []
+        self._responses: dict[str, _Response] = {}
+        self._by_lane: dict[tuple[int, str | None], Conversation] = {}
+        self._received: dict[int, Conversation] = {}  # output item hash -> who received it
+        self._ended: dict[str, int] = {}  # response id -> when its turn ended
+
+    def start(self, turn: Turn) -> Account:
+        """Classify a create's input items, in the order creates were sent."""
+        items = turn.input_items
+        hashes = [item_hash(i) for i in items]
+        sizes = [len(json_bytes(i)) for i in items]
+        prev = self._responses.get(turn.previous_response_id or "")
+        conv = self._join(turn, hashes, prev)
+        websocket = turn.transport == "websocket"
+        reconnect = websocket and turn.conn not in conv.ws_conns and bool(conv.ws_conns)
+        reconnect = reconnect and (prev is None or prev.conn != turn.conn)
+        resent: list[bool] = []
+        seen_here: set[int] = set()
+        for h in hashes:
+            resent.append(h in conv.seen and h not in seen_here)
+            seen_here.add(h)
+        reason = None
+        if any(resent):
+            if conv.loss is not None or (reconnect and turn.previous_response_id is None):
+                reason = "cache_loss"
+            elif turn.transport == "http" and turn.previous_response_id is None:
+                reason = "transport"
+            else:
+                reason = "chain"
+        conv.seen.update(hashes)
+        if websocket:
+            conv.ws_conns.add(turn.conn)
+            self._by_lane[(turn.conn, turn.stream_id)] = conv
+        chain = (prev.items, prev.bytes) if prev is not None else None
+        return Account(conv, hashes, sizes, resent, reason, chain, reconnect)
+
+    def _join(self, turn: Turn, hashes: list[int], prev: _Response | None) -> Conversation:
+        if prev is not None:
+            return prev.conversation
+        if turn.transport == "websocket":
+            conv = self._by_lane.get((turn.conn, turn.stream_id))
+            if conv is not None and (not hashes or any(h in conv.seen for h in hashes)):
+                return conv
+        votes: dict[int, int] = {}
+        best: Conversation | None = None
+        for h in hashes:
+            owner = self._received.get(h)
+            if owner is None:
+                continue
+            votes[owner.id] = votes.get(owner.id, 0) + 1
+            if best is None or (votes[owner.id], owner.last_end or 0) > (
+                votes[best.id],
+                best.last_end or 0,
+            ):
+                best = owner
+        if best is not None:
+            return best
+        conv = Conversation(id=len(self.conversations))
+        self.conversations.append(conv)
+        return conv
+
+    def end(
+        self, turn: Turn, account: Account, outputs: list[dict[str, Any]], copies: list[Any]
+    ) -> int:
+        """Take in an ended turn's output items (and other copies of them the server sent);
+        returns the number of output items."""
+        conv = account.conversation
+        out_hashes = [item_hash(o) for o in outputs]
+        out_bytes = sum(len(json_bytes(o)) for o in outputs)
+        for h in out_hashes + [item_hash(c) for c in copies]:
+            conv.seen.add(h)
+            self._received[h] = conv
+        if turn.response_id and turn.status == "completed":
+            chain_items, chain_bytes = account.chain or (0, 0)
+            self._responses[turn.response_id] = _Response(
+                conv,
+                turn.conn,
+                chain_items + len(account.hashes) + len(outputs),
+                chain_bytes + account.input_bytes + out_bytes,
+            )
+        if turn.t_end is not None:
+            conv.last_end = max(conv.last_end or 0, turn.t_end)
+            if turn.response_id:
+                self._ended[turn.response_id] = turn.t_end
+        return len(outputs)
+
+    def client_since(self, turn: Turn, account: Account) -> int | None:
+        """When the turn this create continues ended: the response it names, else the
+        conversation's latest turn (across reconnects and HTTP requests)."""
+        before = self._ended.get(turn.previous_response_id or "")
+        if before is None:
+            before = account.conversation.last_end
+        return before if before is not None and before <= turn.t_create else None
+
+    def loss_kind(self, turn: Turn) -> str:
+        """Why the server did not hold the response a create named."""
+        prev = self._responses.get(turn.previous_response_id or "")
+        if prev is not None:
+            return "evicted" if prev.conn == turn.conn else "reconnect"
+        return "reconnect" if turn.previous_response_id in self._ended else "not_found"
