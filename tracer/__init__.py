@@ -1,7 +1,85 @@
-"""tracer: record, replay, diff and explain WebSocket sessions of AI agents."""
+"""tracer: record, replay, diff and explain WebSocket sessions of AI agents.
+
+The library's front door (see ``docs/api.md``):
+
+- read a trace: ``open_trace``, ``read_trace``;
+- analyse it: ``load`` (a file into its report), ``analyse`` (records into a report),
+  ``Session`` (records as they arrive), ``diff_files``; the report types
+  ``InspectReport``, ``Summary``, ``TurnReport``, ``ConnectionReport``, ``CacheLoss``;
+- record a client in-process: ``Recorder`` (a context manager), ``recording_connection_class``
+  (for the openai SDK and ``websockets``), ``tap_protocol``.
+
+The recording names load their modules (and ``websockets``) on first use only.
+"""
 
 from __future__ import annotations
 
-__all__ = ["__version__"]
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from tracer._version import __version__
+from tracer.analysis import (
+    CacheLoss,
+    ConnectionReport,
+    DiffReport,
+    InspectReport,
+    Loaded,
+    Session,
+    Summary,
+    TurnReport,
+    analyse,
+    diff_files,
+    load,
+)
+from tracer.trace import Record, TraceError, TraceReader, open_trace
+
+if TYPE_CHECKING:
+    import os
+
+    from tracer.capture.recorder import Recorder
+    from tracer.capture.tap import recording_connection_class, tap_protocol
+
+__all__ = [
+    "CacheLoss",
+    "ConnectionReport",
+    "DiffReport",
+    "InspectReport",
+    "Loaded",
+    "Recorder",
+    "Session",
+    "Summary",
+    "TraceError",
+    "TraceReader",
+    "TurnReport",
+    "__version__",
+    "analyse",
+    "diff_files",
+    "load",
+    "open_trace",
+    "read_trace",
+    "recording_connection_class",
+    "tap_protocol",
+]
+
+
+def read_trace(path: str | os.PathLike[str]) -> Iterator[Record]:
+    """The records of a trace file, streamed (the file is closed when they run out).
+    Raises ``TraceError`` for a file that is not a trace or is damaged."""
+    with open_trace(path) as reader:
+        yield from reader
+
+
+_LAZY = {
+    "Recorder": "tracer.capture.recorder",
+    "recording_connection_class": "tracer.capture.tap",
+    "tap_protocol": "tracer.capture.tap",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

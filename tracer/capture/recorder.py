@@ -233,6 +233,13 @@ class Recorder:
             Annotation(t_ns=self.now_ns(), label=r.text(label), note=r.text(note), conn=conn)
         )
 
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Finish the trace (footer included) also when the recorded code raised."""
+        self.close()
+
     def close(self) -> None:
         """Write what is queued, finish the trace (footer) and close the file."""
         if self._closed:

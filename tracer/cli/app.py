@@ -42,7 +42,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from tracer import __version__
+        from tracer._version import __version__
 
         print(f"tracer {__version__}")
         raise typer.Exit(0)

@@ -116,7 +116,7 @@ def report(
     It loads nothing from the network, so it opens offline and can be attached to an issue.
     With a second trace, the page adds the turn-by-turn diff.
     """
-    from tracer import __version__
+    from tracer._version import __version__
     from tracer.views.html import render_html
 
     loaded = load(file, contents=other is not None)

@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from tracer import __version__
+from tracer._version import __version__
 from tracer.export.jsonl import payload_text
 from tracer.responses.sse import SSEDecoder
 from tracer.trace.format import FORMAT_VERSION, TraceError

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from tracer import __version__
+from tracer._version import __version__
 from tracer.analysis.model import InspectReport, TurnReport
 from tracer.trace.records import Header
 
@@ -108,6 +108,8 @@ def _turn_attributes(t: TurnReport) -> dict[str, Any]:
         "tracer.input.items": t.input_items,
         "tracer.input.bytes": t.input_bytes,
         "tracer.resent.items": t.resent_items,
+        "tracer.resent.reason": t.resent_reason,
+        "tracer.conversation": t.conversation,
         "tracer.resent.bytes": t.resent_bytes,
         "tracer.referenced.items": t.referenced_items,
         "tracer.referenced.bytes": t.referenced_bytes,

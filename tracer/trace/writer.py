@@ -12,7 +12,7 @@ from typing import IO, Any
 import msgpack
 import zstandard as zstd
 
-from tracer import __version__
+from tracer._version import __version__
 from tracer.trace.format import (
     FORMAT_VERSION,
     LIVE_LEVEL,
