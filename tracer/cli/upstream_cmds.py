@@ -17,8 +17,9 @@ from tracer.cli.running import LOOPBACK, run_until_signal
 from tracer.demo.agent import AgentConfig, AgentError, AgentRun, run_agent
 from tracer.trace.reader import open_trace
 from tracer.trace.verify import Integrity, verify_trace
+from tracer.upstream.engine import DEFAULT_MAX_PENDING
 from tracer.upstream.script import PROFILES, Script, ScriptError, default_script, parse_profile
-from tracer.upstream.server import DEFAULT_MAX_FRAME, DEFAULT_MAX_PENDING, UpstreamServer
+from tracer.upstream.server import DEFAULT_MAX_FRAME, UpstreamServer
 from tracer.views.demo import render_demo
 from tracer.views.inspect import render_inspect
 from tracer.views.output import emit_json, emit_json_line, stdout_console

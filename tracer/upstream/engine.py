@@ -20,9 +20,21 @@ from typing import Any
 
 from tracer.upstream.script import Call, Fault, Profile, Script, Timing, TurnScript
 
-__all__ = ["Connection", "Engine", "Plan", "Step", "error_event"]
+__all__ = [
+    "DEFAULT_MAX_PENDING",
+    "MAX_IN_FLIGHT",
+    "MAX_LANES",
+    "Admission",
+    "Connection",
+    "Engine",
+    "Plan",
+    "Step",
+    "error_event",
+]
 
-MAX_LANES = 32
+MAX_LANES = 32  # named lanes (stream_ids) per connection
+MAX_IN_FLIGHT = 16  # responses generated at once per connection; more wait their turn
+DEFAULT_MAX_PENDING = 64  # creates accepted and not finished per connection; more are refused
 STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
 CREATED_AT = 1_764_000_000  # a fixed clock: events must not depend on when they were made
 
@@ -50,6 +62,16 @@ class Plan:
         if self._commit is not None:
             self._commit()
             self._commit = None
+
+
+@dataclass(slots=True)
+class Admission:
+    """What a connection does with one client event: queue a create on ``lane`` (when
+    ``queue``), and/or send ``reply`` at once (a refusal, a steer's answer)."""
+
+    queue: bool = False
+    lane: str | None = None
+    reply: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -230,9 +252,16 @@ def _response_object(
 class Engine:
     """Server-wide state of the scripted upstream: the script and the HTTP store."""
 
-    def __init__(self, script: Script, *, single_flight: bool = False) -> None:
+    def __init__(
+        self,
+        script: Script,
+        *,
+        single_flight: bool = False,
+        max_pending: int = DEFAULT_MAX_PENDING,
+    ) -> None:
         self.script = script
-        self.single_flight = single_flight
+        self.single_flight = single_flight  # refuse a second create in flight
+        self.max_pending = max_pending
         self._connections = 0
         # store=true responses: made over HTTP, or over WebSocket with the "stored" profile.
         self.store: dict[str, _Cached] = {}
@@ -258,8 +287,10 @@ class Connection:
         self.engine = engine
         self.name = name
         self.http = http
-        self.lanes: dict[str | None, _Cached] = {}
-        self.in_flight = 0
+        self.lanes: dict[str | None, _Cached] = {}  # each lane's latest completed response
+        self.named_lanes: set[str] = set()  # stream_ids admitted on this connection
+        self.pending = 0  # creates admitted and not finished, across lanes
+        self.running: set[str] = set()  # response ids being generated (steer targets)
         # Where previous ids resolve besides this connection's own cache.
         self._store = engine.store if http or engine.script.profile.stored else None
         self._count = 0
@@ -272,25 +303,75 @@ class Connection:
     def _rng(self, response_id: str) -> random.Random:
         return random.Random(f"{self.engine.script.seed}/{response_id}")
 
-    def check_stream_id(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """An error event if the create's ``stream_id`` is invalid or one lane too many."""
+    def receive(self, event: dict[str, Any]) -> Admission:
+        """Decide what to do with one client event of a WebSocket connection."""
+        kind = event.get("type")
+        if kind == "response.create":
+            problem = self.check_create(event)
+            if problem is not None:
+                return Admission(reply=problem)
+            lane = event.get("stream_id")
+            self.pending += 1
+            if lane is not None:
+                self.named_lanes.add(lane)
+            return Admission(queue=True, lane=lane)
+        if kind == "response.steer":
+            target = event.get("previous_response_id")
+            accepted = isinstance(target, str) and target in self.running
+            reply: dict[str, Any] = {
+                "type": "response.steer.accepted" if accepted else "response.steer.failed",
+                "previous_response_id": target,
+            }
+            if not accepted:
+                reply["error"] = {"code": "no_response_in_progress", "message": "Nothing to steer."}
+            return Admission(reply=reply)
+        return Admission(
+            reply=error_event("unknown_event_type", f"Unsupported client event type {kind!r}.")
+        )
+
+    def check_create(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """An error event if a create cannot be admitted: an invalid ``stream_id``, one
+        lane too many, a second create in flight (single flight) or too many pending."""
         sid = body.get("stream_id")
-        if sid is None:
-            return None
-        if not isinstance(sid, str) or not STREAM_ID.match(sid):
+        if sid is not None:
+            if not isinstance(sid, str) or not STREAM_ID.match(sid):
+                return error_event(
+                    "invalid_stream_id",
+                    "stream_id must be 1-256 characters of A-Z, a-z, 0-9, '_', '.', '-'.",
+                    param="stream_id",
+                )
+            if sid not in self.named_lanes and len(self.named_lanes) >= MAX_LANES:
+                return error_event(
+                    "websocket_stream_limit_reached",
+                    f"At most {MAX_LANES} named streams per connection.",
+                    stream_id=sid,
+                )
+        if self.engine.single_flight and self.pending:
             return error_event(
-                "invalid_stream_id",
-                "stream_id must be 1-256 characters of A-Z, a-z, 0-9, '_', '.', '-'.",
-                param="stream_id",
+                "response_already_in_flight",
+                "A response is already in progress on this connection.",
+                status=409,
+                stream_id=sid,
             )
-        named = [lane for lane in self.lanes if lane is not None]
-        if sid not in self.lanes and len(named) >= MAX_LANES:
+        if self.pending >= self.engine.max_pending:
             return error_event(
-                "websocket_stream_limit_reached",
-                f"At most {MAX_LANES} named streams per connection.",
+                "too_many_pending_responses",
+                f"More than {self.engine.max_pending} responses are queued on this connection.",
+                status=429,
                 stream_id=sid,
             )
         return None
+
+    def running_plan(self, plan: Plan) -> None:
+        """A plan's events start going out: its response can be steered."""
+        if plan.response_id:
+            self.running.add(plan.response_id)
+
+    def ended_plan(self, plan: Plan) -> None:
+        """A plan was carried out (or abandoned): the create no longer counts as pending."""
+        self.pending -= 1
+        if plan.response_id:
+            self.running.discard(plan.response_id)
 
     def _resolve(self, lane: str | None, prev: str) -> _Cached | None:
         cached = self.lanes.get(lane)

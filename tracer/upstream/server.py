@@ -11,7 +11,14 @@ from typing import Any
 
 from websockets.frames import Opcode
 
-from tracer.upstream.engine import Connection, Engine, Plan, error_event
+from tracer.upstream.engine import (
+    DEFAULT_MAX_PENDING,
+    MAX_IN_FLIGHT,
+    Connection,
+    Engine,
+    Plan,
+    error_event,
+)
 from tracer.upstream.script import Script, default_script
 from tracer.wire import (
     HTTPError,
@@ -27,10 +34,7 @@ from tracer.wire.service import TCPService
 __all__ = ["UpstreamServer", "running_upstream"]
 
 MAX_BODY = 64 * 1024 * 1024
-MAX_IN_FLIGHT = 16  # responses generated at once per connection; more wait their turn
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024  # a larger message closes the connection with 1009
-DEFAULT_MAX_PENDING = 64  # creates queued per connection; more get an error event
-MAX_LANES = 32  # distinct stream_ids per connection
 
 
 def _dumps(event: dict[str, Any]) -> str:
@@ -53,8 +57,9 @@ class UpstreamServer(TCPService):
     ) -> None:
         super().__init__(host, port)
         self.max_frame = max_frame  # limits against a hostile client
-        self.max_pending = max_pending
-        self.engine = Engine(script or default_script(), single_flight=single_flight)
+        self.engine = Engine(
+            script or default_script(), single_flight=single_flight, max_pending=max_pending
+        )
         # Called with each accepted WebSocket, e.g. to tap the server's own view of it.
         self.on_connect = on_connect
         self.connections = 0
@@ -117,7 +122,7 @@ class UpstreamServer(TCPService):
 
     async def _websocket(self, ws: WebSocket) -> None:
         conn = self.engine.connection()
-        session = _Session(self.engine, conn, ws, self.max_pending)
+        session = _Session(conn, ws)
         try:
             await session.run()
         finally:
@@ -185,16 +190,12 @@ class UpstreamServer(TCPService):
 class _Session:
     """One WebSocket connection: reads client events, runs each lane's creates in order."""
 
-    def __init__(self, engine: Engine, conn: Connection, ws: WebSocket, max_pending: int) -> None:
-        self.engine = engine
-        self.max_pending = max_pending
+    def __init__(self, conn: Connection, ws: WebSocket) -> None:
         self.conn = conn
         self.ws = ws
         self.lanes: dict[str | None, asyncio.Queue[dict[str, Any]]] = {}
         self.workers: list[asyncio.Task[None]] = []
         self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self.pending = 0  # creates accepted and not yet finished, across lanes
-        self.running: set[str] = set()  # response ids being generated
         self.ended = asyncio.Event()
 
     async def send(self, event: dict[str, Any]) -> None:
@@ -229,62 +230,15 @@ class _Session:
             await self._dispatch(event)
 
     async def _dispatch(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "response.create":
-            problem = self.conn.check_stream_id(event)
-            if problem is not None:
-                await self.send(problem)
-                return
-            lane = event.get("stream_id")
-            if self.engine.single_flight and self.pending:
-                await self.send(
-                    error_event(
-                        "response_already_in_flight",
-                        "A response is already in progress on this connection.",
-                        status=409,
-                        stream_id=lane,
-                    )
-                )
-                return
-            if self.pending >= self.max_pending:
-                await self.send(
-                    error_event(
-                        "too_many_pending_responses",
-                        f"More than {self.max_pending} responses are queued on this connection.",
-                        status=429,
-                        stream_id=lane,
-                    )
-                )
-                return
-            if lane not in self.lanes and len(self.lanes) >= MAX_LANES:
-                await self.send(
-                    error_event(
-                        "too_many_streams",
-                        f"More than {MAX_LANES} stream_ids on this connection.",
-                        status=429,
-                        stream_id=lane,
-                    )
-                )
-                return
-            self.pending += 1
+        admission = self.conn.receive(event)  # the engine decides; this shell queues and sends
+        if admission.reply is not None:
+            await self.send(admission.reply)
+        if admission.queue:
+            lane = admission.lane
             if lane not in self.lanes:
                 self.lanes[lane] = asyncio.Queue()
                 self.workers.append(asyncio.create_task(self._lane(self.lanes[lane])))
             self.lanes[lane].put_nowait(event)
-        elif kind == "response.steer":
-            target = event.get("previous_response_id")
-            accepted = isinstance(target, str) and target in self.running
-            reply: dict[str, Any] = {
-                "type": "response.steer.accepted" if accepted else "response.steer.failed",
-                "previous_response_id": target,
-            }
-            if not accepted:
-                reply["error"] = {"code": "no_response_in_progress", "message": "Nothing to steer."}
-            await self.send(reply)
-        else:
-            await self.send(
-                error_event("unknown_event_type", f"Unsupported client event type {kind!r}.")
-            )
 
     async def _lane(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         while True:
@@ -294,13 +248,10 @@ class _Session:
                 try:
                     await self._carry_out(plan)
                 finally:
-                    self.pending -= 1
-                    if plan.response_id:
-                        self.running.discard(plan.response_id)
+                    self.conn.ended_plan(plan)
 
     async def _carry_out(self, plan: Plan) -> None:
-        if plan.response_id:
-            self.running.add(plan.response_id)
+        self.conn.running_plan(plan)
         for step in plan.steps:
             if step.delay:
                 await asyncio.sleep(step.delay)
