@@ -112,3 +112,23 @@ def test_flipped_bytes_through_the_cli(small_trace: Path, tmp_path: Path):
         assert "Traceback" not in verify.stderr
         if proc.returncode != 0:
             assert_clean_error(proc)
+
+
+def test_damage_and_truncation_are_typed(small_trace: Path):
+    """What went wrong travels as a type with attributes, not as a prefix in a message."""
+    from tracer.trace import TraceDamaged, TraceTruncated
+
+    data = small_trace.read_bytes()
+    with pytest.raises(TraceTruncated):
+        TraceReader(io.BytesIO(data[:10]))
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 0xFF
+    with pytest.raises(TraceDamaged) as info:
+        list(TraceReader(io.BytesIO(bytes(damaged))))
+    exc = info.value
+    assert isinstance(exc, TraceError)
+    assert isinstance(exc.offset, int) and 0 < exc.offset <= len(data)
+    assert exc.records is not None and exc.what and str(exc).startswith("damaged at byte")
+    report = verify_trace(io.BytesIO(bytes(damaged)))
+    assert report.error_offset == exc.offset and not report.truncated
+    assert verify_trace(io.BytesIO(data[:10])).truncated

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracer.trace.format import FORMAT_VERSION, TraceError
+from tracer.trace.format import FORMAT_VERSION, TraceDamaged, TraceError, TraceTruncated
 from tracer.trace.reader import TraceReader, decode_record, open_trace
 from tracer.trace.records import (
     Annotation,
@@ -30,8 +30,10 @@ __all__ = [
     "Opcode",
     "Open",
     "Record",
+    "TraceDamaged",
     "TraceError",
     "TraceReader",
+    "TraceTruncated",
     "TraceWriter",
     "create_trace",
     "decode_record",

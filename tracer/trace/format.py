@@ -15,7 +15,9 @@ __all__ = [
     "PREAMBLE_SIZE",
     "RECORDER_TIME_UNIT_NS",
     "T_LIMIT",
+    "TraceDamaged",
     "TraceError",
+    "TraceTruncated",
     "compression_params",
     "encode_preamble",
     "join_times",
@@ -69,6 +71,24 @@ class TraceError(Exception):
     """A trace file is not a trace, is damaged, or is of a version this tracer cannot read."""
 
 
+class TraceDamaged(TraceError):
+    """A trace holds bytes that do not decode as its format says: ``what`` is wrong,
+    ``offset`` is near where (compressed bytes of the file, when known) and ``records`` how
+    many records were read before it."""
+
+    def __init__(self, what: str, *, offset: int | None = None, records: int | None = None):
+        self.what = what
+        self.offset = offset
+        self.records = records
+        where = "" if offset is None else f" at byte {offset} (after record {records})"
+        super().__init__(f"damaged{where}: {what}")
+
+
+class TraceTruncated(TraceError):
+    """A trace ends before anything of it can be read (inside its preamble or header); a
+    trace cut later reads up to the cut, with ``TraceReader.truncated`` set."""
+
+
 _INT32 = 1 << 31
 _ARRAY_CODES = {4: "i", 8: "q"}
 assert array("i").itemsize == 4 and array("q").itemsize == 8
@@ -118,7 +138,7 @@ def parse_preamble(data: bytes) -> int:
         if not data:
             raise TraceError("not a tracer trace: the file is empty")
         if encode_preamble()[: PREAMBLE_SIZE - 2].startswith(data[: PREAMBLE_SIZE - 2]):
-            raise TraceError("truncated: the file ends inside its 16-byte preamble")
+            raise TraceTruncated("truncated: the file ends inside its 16-byte preamble")
         raise TraceError(f"not a tracer trace: the file is only {len(data)} bytes long")
     magic, size, tag, version = _PREAMBLE.unpack_from(data)
     if magic != _SKIPPABLE_MAGIC or size != _PREAMBLE.size - 8 or tag != _TAG:

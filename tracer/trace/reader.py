@@ -19,7 +19,9 @@ from tracer.trace.format import (
     MAX_WINDOW_SIZE,
     PREAMBLE_SIZE,
     T_LIMIT,
+    TraceDamaged,
     TraceError,
+    TraceTruncated,
     join_times,
     parse_preamble,
     time_bounds,
@@ -88,13 +90,11 @@ class TraceReader:
         self.truncated: bool | None = None  # known once iteration has ended
         first = next(self._records, None)
         if first is None:
-            raise TraceError(
-                "truncated: the file ends before its header record"
-                if self.truncated
-                else "damaged: the trace has no header record"
-            )
+            if self.truncated:
+                raise TraceTruncated("truncated: the file ends before its header record")
+            raise TraceDamaged("the trace has no header record")
         if not isinstance(first, Header):
-            raise TraceError("damaged: the first record is not a header")
+            raise TraceDamaged("the first record is not a header")
         self.header: Header = first
 
     @property
@@ -105,10 +105,8 @@ class TraceReader:
     def __iter__(self) -> Iterator[Record]:
         return self._records
 
-    def _damage(self, what: str) -> TraceError:
-        err = TraceError(f"damaged at byte {self._offset} (after record {self.records}): {what}")
-        err.offset = self._offset  # type: ignore[attr-defined]
-        return err
+    def _damage(self, what: str) -> TraceDamaged:
+        return TraceDamaged(what, offset=self._offset, records=self.records)
 
     def _chunks(self) -> Iterator[bytes]:
         """Decompressed data, in bounded pieces; sets ``truncated`` at the end."""
@@ -154,8 +152,8 @@ class TraceReader:
                             raise self._damage("records after the footer")
                         try:
                             frames, n, last_q = _expand_batch(obj, last_q, unit, lo, hi)
-                        except TraceError as exc:
-                            raise self._damage(str(exc)) from None
+                        except TraceDamaged as exc:
+                            raise self._damage(exc.what) from None
                         self.records += n
                         yield frames
                         continue
@@ -203,8 +201,8 @@ class TraceReader:
                         obj[1] *= unit  # the footer's time is absolute, in units too
                     try:
                         record = decode_record(obj)
-                    except TraceError as exc:
-                        raise self._damage(str(exc).removeprefix("damaged: ")) from None
+                    except TraceDamaged as exc:
+                        raise self._damage(exc.what) from None
                     if record is None:
                         if not _is_forward_compatible(obj):
                             raise self._damage("a record is not a msgpack array with a kind")
@@ -256,7 +254,7 @@ def _kind_columns(kinds: bytes) -> tuple[tuple[Any, ...], ...]:
     cols = _kind_columns_cache.get(kinds)
     if cols is None:
         if kinds.translate(None, _VALID_KIND_BYTES):
-            raise TraceError("a frame batch holds an invalid direction or opcode")
+            raise TraceDamaged("a frame batch holds an invalid direction or opcode")
         cols = (
             tuple(map(_KIND_DIR.__getitem__, kinds)),
             tuple(map(_KIND_OP.__getitem__, kinds)),
@@ -279,42 +277,42 @@ def _expand_batch(
     """
     conn, column, kinds, sizes, blob = obj[1], obj[2], obj[3], obj[4], obj[5]
     if type(kinds) is not bytes or type(blob) is not bytes:
-        raise TraceError("a frame batch has columns of the wrong type")
+        raise TraceDamaged("a frame batch has columns of the wrong type")
     n = len(kinds)
     if not 0 < n <= MAX_BATCH_FRAMES:
-        raise TraceError("a frame batch's columns disagree on the number of frames")
+        raise TraceDamaged("a frame batch's columns disagree on the number of frames")
     if type(column) is list:
         if len(column) != n:
-            raise TraceError("a frame batch's columns disagree on the number of frames")
+            raise TraceDamaged("a frame batch's columns disagree on the number of frames")
         dts = column
     elif type(column) is bytes:
         dts = join_times(column, n)  # type: ignore[assignment]
         if dts is None:
-            raise TraceError("a frame batch's columns disagree on the number of frames")
+            raise TraceDamaged("a frame batch's columns disagree on the number of frames")
     else:
-        raise TraceError("a frame batch has columns of the wrong type")
+        raise TraceDamaged("a frame batch has columns of the wrong type")
     directions, opcodes, fins = _kind_columns(kinds)
     if type(conn) is int:
         conns: Any = itertools.repeat(conn, n)
     elif type(conn) is list and len(conn) == n and set(map(type, conn)) == {int}:
         conns = conn
     else:
-        raise TraceError("a frame batch's connection column is malformed")
+        raise TraceDamaged("a frame batch's connection column is malformed")
     # Running sums; a value that is not an integer fails here or leaves a non-integer sum.
     try:
         dts[0] += last_q
         times = list(itertools.accumulate(dts))
     except TypeError:
-        raise TraceError("a frame batch's times are malformed") from None
+        raise TraceDamaged("a frame batch's times are malformed") from None
     last_q = times[-1]
     if type(last_q) is not int:
-        raise TraceError("a frame batch's times are malformed")
+        raise TraceDamaged("a frame batch's times are malformed")
     if not lo < min(times) or not max(times) < hi:
-        raise TraceError("a time out of range")
+        raise TraceDamaged("a time out of range")
     if sizes is None:
         payloads = blob.split(b"\xff", n)
         if len(payloads) != n:
-            raise TraceError("a frame batch's payloads do not match its frames")
+            raise TraceDamaged("a frame batch's payloads do not match its frames")
     elif (
         type(sizes) is list
         and len(sizes) == n
@@ -325,7 +323,7 @@ def _expand_batch(
         ends = itertools.accumulate(sizes)
         payloads = [blob[e - k : e] for k, e in zip(sizes, ends, strict=False)]
     else:
-        raise TraceError("a frame batch's payload sizes do not match its payloads")
+        raise TraceDamaged("a frame batch's payload sizes do not match its payloads")
     ns = times if unit == 1 else map(operator.mul, times, itertools.repeat(unit, n))
     frames = zip(conns, ns, directions, opcodes, payloads, fins, strict=False)  # all n long
     return map(_new_frame, frames), n, last_q
@@ -347,13 +345,13 @@ def decode_record(obj: Any) -> Record | None:
         if kind == 2:  # Kind.FRAME, the hot path
             n = len(obj)
             if n < 6:
-                raise TraceError("damaged: a frame record has too few fields")
+                raise TraceDamaged("a frame record has too few fields")
             conn, t_ns, d, op, payload = obj[1], obj[2], obj[3], obj[4], obj[5]
             if type(conn) is not int or type(t_ns) is not int or type(payload) is not bytes:
-                raise TraceError("damaged: a frame record has fields of the wrong type")
+                raise TraceDamaged("a frame record has fields of the wrong type")
             fin = obj[6] if n > 6 else True
             if type(fin) is not bool:
-                raise TraceError("damaged: a frame record's fin flag is not a boolean")
+                raise TraceDamaged("a frame record's fin flag is not a boolean")
             return Frame(conn, t_ns, _DIRECTIONS[d], _OPCODES[op], payload, fin)
         if kind == Kind.OPEN:
             f = _fields(obj, 4)
@@ -396,7 +394,7 @@ def decode_record(obj: Any) -> Record | None:
             meta = f.get("meta", {})
             unit = f.get("time_unit_ns", 1)
             if type(unit) is not int or not 1 <= unit <= MAX_TIME_UNIT_NS:
-                raise TraceError("damaged: the header's time unit is not a valid number of ns")
+                raise TraceDamaged("the header's time unit is not a valid number of ns")
             return Header(
                 format_version=_int(f.get("format")),
                 tracer_version=_str(f.get("tracer", "")),
@@ -415,7 +413,7 @@ def decode_record(obj: Any) -> Record | None:
                 dropped_frames=_int(f.get("dropped_frames", 0)),
             )
     except (KeyError, IndexError, TypeError):
-        raise TraceError(f"damaged: a {_kind_name(kind)} record is malformed") from None
+        raise TraceDamaged(f"a {_kind_name(kind)} record is malformed") from None
     return None
 
 
@@ -434,14 +432,14 @@ def _kind_name(kind: int) -> str:
 
 def _fields(obj: list[Any], size: int) -> dict[Any, Any]:
     if len(obj) < size or type(obj[size - 1]) is not dict:
-        raise TraceError(f"damaged: a {_kind_name(obj[0])} record has no field map")
+        raise TraceDamaged(f"a {_kind_name(obj[0])} record has no field map")
     fields: dict[Any, Any] = obj[size - 1]
     return fields
 
 
 def _int(v: Any) -> int:
     if type(v) is not int:
-        raise TraceError("damaged: a record field that should be an integer is not")
+        raise TraceDamaged("a record field that should be an integer is not")
     return v
 
 
@@ -451,7 +449,7 @@ def _opt_int(v: Any) -> int | None:
 
 def _str(v: Any) -> str:
     if type(v) is not str:
-        raise TraceError("damaged: a record field that should be text is not")
+        raise TraceDamaged("a record field that should be text is not")
     return v
 
 
@@ -461,11 +459,11 @@ def _opt_str(v: Any) -> str | None:
 
 def _headers(v: Any) -> list[tuple[str, str]]:
     if type(v) is not list:
-        raise TraceError("damaged: a header list is not a list")
+        raise TraceDamaged("a header list is not a list")
     out = []
     for pair in v:
         if type(pair) is not list or len(pair) != 2:
-            raise TraceError("damaged: a header is not a name/value pair")
+            raise TraceDamaged("a header is not a name/value pair")
         out.append((_str(pair[0]), _str(pair[1])))
     return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import IO, Any
 
-from tracer.trace.format import TraceError
+from tracer.trace.format import TraceDamaged, TraceError, TraceTruncated
 from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE, TraceReader
 from tracer.trace.records import Frame, Open
 
@@ -53,8 +53,9 @@ def verify_trace(
                 report.connections += 1
     except TraceError as exc:
         report.error = str(exc)
-        report.error_offset = getattr(exc, "offset", 0)
-        report.truncated = str(exc).startswith("truncated")
+        damaged_at = exc.offset if isinstance(exc, TraceDamaged) else None
+        report.error_offset = damaged_at or 0  # the preamble's, when it is not known
+        report.truncated = isinstance(exc, TraceTruncated)
     if reader is not None:
         report.records = reader.records
         if reader.truncated:
