@@ -268,3 +268,20 @@ def test_bad_input_gives_one_line_errors(tmp_path: Path, small_trace: Path):
         proc = run_tracer(*args)
         assert proc.returncode == code, (args, proc.stderr)
         assert_clean_error(proc)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "har", "perfetto", "otlp"])
+def test_exports_are_written_for_their_owner_only(tmp_path: Path, fmt: str):
+    """An export holds what the session said: created 0600, as traces are."""
+    out = tmp_path / f"x.{fmt}"
+    sample = str(ROOT / "traces" / "incremental.trace")
+    proc = run_tracer("export", sample, "-f", fmt, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_html_report_is_written_for_its_owner_only(tmp_path: Path):
+    out = tmp_path / "r.html"
+    proc = run_tracer("report", str(ROOT / "traces" / "incremental.trace"), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_mode & 0o777 == 0o600

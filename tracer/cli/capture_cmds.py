@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shlex
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -15,18 +14,13 @@ from typing import Annotated, Any
 import typer
 
 from tracer.capture.proxy import RecordingProxy, upstream_ws_base
-from tracer.capture.recorder import Recorder
+from tracer.capture.session import RecordingSession, wait_for_child
 from tracer.cli.app import CLIError, TimeResolution, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
-from tracer.trace.compact import compact_trace
 from tracer.trace.redact import Redactor
-from tracer.trace.verify import verify_trace
 from tracer.views.output import emit_json, stderr_console
 from tracer.views.record import RecordSummary, live_status, render_summary
 from tracer.wire.websocket import DEFAULT_MAX_SIZE
-
-COMPACT_LIMIT = 256 * 1024 * 1024
-"""Payload bytes up to which a trace is recompressed on exit (level 19 takes ~0.2 s a MB)."""
 
 
 def child_environment(proxy: RecordingProxy) -> dict[str, str]:
@@ -100,13 +94,68 @@ def record(
         raise CLIError(
             "--tui needs a terminal (use `tracer watch FILE --json` instead)", exit_code=2
         )
+    host, port, redactor = _check_options(
+        upstream, listen, allow_remote, redact or [], no_redact, json, launched=bool(command)
+    )
+    try:
+        session = RecordingSession(
+            upstream,
+            output,
+            host=host,
+            port=port,
+            redactor=redactor,
+            # Only the program: an argument may be a secret that the redactor learns only
+            # later, from a header; the whole command line is annotated at the end.
+            metadata={
+                "source": "tracer record",
+                "upstream": redactor.url(upstream),
+                "command": [Path(command[0]).name] if command else [],
+            },
+            flush_interval=flush_interval,
+            time_unit_ns=time_resolution.unit_ns,
+            max_frame=max_frame,
+            insecure=insecure,
+            on_write_error=None if tui else _report_write_error,
+        )
+    except OSError as exc:
+        raise CLIError(f"cannot create {str(output)!r}: {exc.strerror}") from None
+    session.command = command
+    log_path = output.with_name(output.name + ".log") if tui and command else None
+    listening = threading.Event()
+    main = _serve(session, upstream, command, log_path, listening, show=not (tui or json))
+    if tui:
+
+        def banner() -> str:  # once the proxy listens (its port may have been 0)
+            text = f"recording {session.base_url} -> {upstream}"
+            return text + (f"; agent output in {log_path}" if log_path else "")
+
+        exit_code = _record_with_tui(main, session.close, output, listening, banner)
+    else:
+        try:
+            exit_code = run_until_signal(main)
+        finally:
+            session.close()
+    return _finish(session, exit_code, compact=compact, json=json)
+
+
+def _check_options(
+    upstream: str,
+    listen: str,
+    allow_remote: bool,
+    redact: list[str],
+    no_redact: bool,
+    json: bool,
+    *,
+    launched: bool,
+) -> tuple[str, int, Redactor]:
+    """The listening address and the redactor, or a CLIError for options that do not go."""
     try:
         upstream_ws_base(upstream)
     except ValueError as exc:
         raise CLIError(str(exc), exit_code=2) from None
     host, port = parse_listen(listen)
-    if command:
-        port = 0 if listen == "127.0.0.1:8787" else port
+    if launched and listen == "127.0.0.1:8787":
+        port = 0  # a launched command learns the port from its environment
     warn = stderr_console()
     if host not in LOOPBACK:
         if not allow_remote:
@@ -117,95 +166,84 @@ def record(
         if not json:
             warn.print(f"tracer: warning: listening on {host}, reachable from other machines")
     try:
-        redactor = Redactor(redact or [], enabled=not no_redact)
+        redactor = Redactor(redact, enabled=not no_redact)
     except Exception as exc:  # re.error for a bad --redact pattern
         raise CLIError(f"invalid --redact pattern: {exc}", exit_code=2) from None
     if no_redact and not json:
         warn.print("tracer: warning: --no-redact: API keys will be written into the trace")
-    try:
-        recorder = Recorder(
-            output,
-            # Only the program: an argument may be a secret that the redactor learns only
-            # later, from a header; the whole command line is annotated at the end.
-            metadata={
-                "source": "tracer record",
-                "upstream": redactor.url(upstream),
-                "command": [Path(command[0]).name] if command else [],
-            },
-            redactor=redactor,
-            flush_interval=flush_interval,
-            time_unit_ns=time_resolution.unit_ns,
-            on_write_error=None if tui else _report_write_error,
-        )
-    except OSError as exc:
-        raise CLIError(f"cannot create {str(output)!r}: {exc.strerror}") from None
-    proxy = RecordingProxy(
-        upstream, recorder, host=host, port=port, insecure=insecure, max_size=max_frame
-    )
-    log_path = output.with_name(output.name + ".log") if tui and command else None
-    listening = threading.Event()
+    return host, port, redactor
+
+
+def _serve(
+    session: RecordingSession,
+    upstream: str,
+    command: list[str] | None,
+    log_path: Path | None,
+    listening: threading.Event,
+    *,
+    show: bool,
+) -> Callable[[asyncio.Event], Awaitable[int | None]]:
+    """The recording's main coroutine: listen, run the command or wait for a stop, stop."""
 
     async def main(stop: asyncio.Event) -> int | None:
         try:
-            await proxy.start()
+            await session.start()
         except OSError as exc:
-            raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+            where = f"{session.proxy.host}:{session.proxy.port}"
+            raise CLIError(f"cannot listen on {where}: {exc.strerror}") from None
         finally:
             listening.set()
         status = None
-        if tui:
-            pass
-        elif not json and sys.stdout.isatty():
-            status = live_status(recorder.stats, proxy.base_url)
+        if show and sys.stdout.isatty():
+            status = live_status(session.recorder.stats, session.base_url)
             status.start()
-        elif not json and not command:
-            warn.print(f"tracer record: listening on {proxy.base_url} -> {upstream}; Ctrl-C stops")
+        elif show and not command:
+            stderr_console().print(
+                f"tracer record: listening on {session.base_url} -> {upstream}; Ctrl-C stops"
+            )
         try:
             if command:
-                return await _run_child(command, child_environment(proxy), stop, log_path)
+                env = child_environment(session.proxy)
+                return await _run_child(command, env, stop, log_path)
             await stop.wait()
             return None
         finally:
             if status is not None:
                 status.stop()
-            await proxy.close()
+            await session.stop()
 
-    if tui:
+    return main
 
-        def banner() -> str:  # once the proxy listens (its port may have been 0)
-            text = f"recording {proxy.base_url} -> {upstream}"
-            return text + (f"; agent output in {log_path}" if log_path else "")
 
-        exit_code = _record_with_tui(
-            main, lambda: _close(recorder, command), output, listening, banner
+def _finish(session: RecordingSession, exit_code: int | None, *, compact: bool, json: bool) -> int:
+    """Recompress and verify the trace, say how it went; the command's exit code wins."""
+    done = session.finish(compact=compact)
+    stats = session.recorder.stats
+    warn = stderr_console()
+    if done.compact_skipped and not json:
+        warn.print(
+            f"tracer record: {stats.bytes / 1e6:,.0f} MB recorded; not recompressing "
+            f"on exit (run `tracer compact {session.output}` when convenient)",
+            markup=False,
         )
-    else:
-        try:
-            exit_code = run_until_signal(main)
-        finally:
-            _close(recorder, command)
-    if compact and recorder.stats.write_error is None:
-        if recorder.stats.bytes <= COMPACT_LIMIT:
-            _compact_in_place(output)
-        elif not json:
-            warn.print(
-                f"tracer record: {recorder.stats.bytes / 1e6:,.0f} MB recorded; not recompressing "
-                f"on exit (run `tracer compact {output}` when convenient)",
-                markup=False,
-            )
-    with open(output, "rb") as f:
-        integrity = verify_trace(f)
+    if done.compact_error is not None and not json:
+        warn.print(
+            f"tracer record: warning: could not recompress the trace ({done.compact_error}); "
+            "it is kept as recorded",
+            markup=False,
+        )
     summary = RecordSummary(
-        trace=str(output),
-        connections=recorder.stats.connections,
-        frames=recorder.stats.frames,
-        bytes=recorder.stats.bytes,
-        creates=recorder.stats.creates,
-        dropped_frames=recorder.stats.dropped_frames,
-        write_error=recorder.stats.write_error,
+        trace=str(session.output),
+        connections=stats.connections,
+        frames=stats.frames,
+        bytes=stats.bytes,
+        creates=stats.creates,
+        dropped_frames=stats.dropped_frames,
+        write_error=stats.write_error,
         command_exit=exit_code,
-        trace_ok=integrity.ok,
-        unrecorded=[g.to_json() for g in recorder.stats.unrecorded.values()],
+        trace_ok=done.integrity.ok,
+        unrecorded=[g.to_json() for g in stats.unrecorded.values()],
+        compact_error=done.compact_error,
     )
     if json:
         emit_json(summary.to_json())
@@ -213,7 +251,7 @@ def record(
         render_summary(summary, warn)
     if exit_code is not None:
         return exit_code
-    return 0 if integrity.ok and recorder.stats.write_error is None else 1
+    return 0 if done.integrity.ok and stats.write_error is None else 1
 
 
 def _record_with_tui(
@@ -260,13 +298,6 @@ def _record_with_tui(
     return code
 
 
-def _close(recorder: Recorder, command: list[str] | None) -> None:
-    """Finish the trace; the command line goes in last, redacted with all secrets learned."""
-    if command:
-        recorder.annotate("tracer.command", shlex.join(command))
-    recorder.close()
-
-
 def _report_write_error(message: str) -> None:
     """Said the moment writing fails (from the writer thread); the proxy keeps forwarding."""
     sys.stderr.write(
@@ -289,31 +320,4 @@ async def _run_child(
                 )
     except OSError as exc:
         raise CLIError(f"cannot run {command[0]!r}: {exc.strerror}", exit_code=127) from None
-    waiter = asyncio.create_task(child.wait())
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    if not waiter.done():  # Ctrl-C or SIGTERM: pass it on, then wait a little
-        with contextlib.suppress(ProcessLookupError):
-            child.terminate()
-        try:
-            async with asyncio.timeout(5):
-                await waiter
-        except TimeoutError:
-            child.kill()
-            await waiter
-    stopper.cancel()
-    code = waiter.result()
-    return code if code >= 0 else 128 - code  # killed by a signal: 128 + its number
-
-
-def _compact_in_place(path: Path) -> None:
-    """Recompress the finished trace; the live one stays if anything goes wrong."""
-    tmp = path.with_name(f".{path.name}.compact")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
-            compact_trace(src, dst)
-        os.replace(tmp, path)
-    except Exception:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    return await wait_for_child(child, stop)

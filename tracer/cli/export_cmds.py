@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +31,7 @@ from tracer.export.tables import (
     trace_id,
     turn_rows,
 )
+from tracer.files import atomic_write
 from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace
 from tracer.trace.records import Frame, Record
@@ -53,7 +55,8 @@ def _write_json(obj: Any, out: Path | None) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
-        out.write_bytes(data)
+        with atomic_write(out) as f:  # 0600, and whole or not at all
+            f.write(data)
     return len(data)
 
 
@@ -66,16 +69,14 @@ def export_one(path: str, fmt: str, out: str | None, payload: bool | None) -> di
         header = reader.header
         if fmt == "jsonl":
             frames = 0
-            sink = open(dest, "wb") if dest is not None else sys.stdout.buffer  # noqa: SIM115
-            try:
+            with contextlib.ExitStack() as stack:
+                sink = (
+                    sys.stdout.buffer if dest is None else stack.enter_context(atomic_write(dest))
+                )
                 for line in jsonl_lines(reader, payload=payload is not False):
                     sink.write(line)
                     frames += 1
-            finally:
-                if dest is not None:
-                    sink.close()
-                else:
-                    sink.flush()
+                sink.flush()
             result["frames"] = frames
         elif fmt == "har":
             har = export_har(header, reader)

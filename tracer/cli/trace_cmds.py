@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tracer.cli.app import CLIError, TimeResolution, app
+from tracer.files import atomic_write
 from tracer.trace.compact import compact_trace
 from tracer.trace.reader import open_trace
 from tracer.trace.records import Direction, Frame
@@ -105,20 +105,13 @@ def compact(
         raise CLIError(f"cannot open {str(file)!r}: {exc.strerror}") from None
     with src:
         before = os.fstat(src.fileno()).st_size
-        # Write beside the target and rename, so a failure never leaves a half-written trace.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as dst:
-                reader = compact_trace(
-                    src,
-                    dst,
-                    level=level,
-                    time_unit_ns=time_resolution.unit_ns if time_resolution else None,
-                )
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_write(target) as dst:  # a failure never leaves a half-written trace
+            reader = compact_trace(
+                src,
+                dst,
+                level=level,
+                time_unit_ns=time_resolution.unit_ns if time_resolution else None,
+            )
     after = target.stat().st_size
     result = {
         "input": str(file),

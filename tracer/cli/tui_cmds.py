@@ -12,6 +12,7 @@ import typer
 
 from tracer.analysis import Session, diff_files, load
 from tracer.cli.app import CLIError, app
+from tracer.files import atomic_write
 from tracer.live import follow
 from tracer.trace.records import Record
 from tracer.views.output import emit_json, emit_json_line, stderr_console, warn_truncated
@@ -125,12 +126,10 @@ def report(
     diff = diff_files(loaded, other)[0] if other is not None else None
     page = render_html(str(file), result, diff=diff, version=__version__).encode()
     target = output or file.with_suffix(".html")
-    tmp = target.with_name(f".{target.name}.tmp")
     try:
-        tmp.write_bytes(page)
-        tmp.replace(target)
+        with atomic_write(target) as out:
+            out.write(page)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise CLIError(f"cannot write {target}: {exc.strerror or exc}") from None
     info = {"output": str(target), "bytes": len(page), "turns": len(result.turns),
             "diff": other is not None}  # fmt: skip

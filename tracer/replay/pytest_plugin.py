@@ -26,8 +26,7 @@ from typing import Any
 
 import pytest
 
-from tracer.capture.proxy import RecordingProxy
-from tracer.capture.recorder import Recorder
+from tracer.capture.session import RecordingSession
 from tracer.replay.recorded import load_connections
 from tracer.replay.server import ReplayServer
 from tracer.trace.reader import open_trace
@@ -109,14 +108,17 @@ def tracer_replay(request: pytest.FixtureRequest) -> Iterator[Cassette]:
     try:
         if record:
             path.parent.mkdir(parents=True, exist_ok=True)
-            recorder = Recorder(path, metadata={"source": "pytest", "test": request.node.nodeid})
-            proxy = RecordingProxy(request.config.getoption("--tracer-upstream"), recorder)
-            loop.run(proxy.start())
-            cassette = Cassette(path, "record", proxy.base_url)
+            session = RecordingSession(
+                request.config.getoption("--tracer-upstream"),
+                path,
+                metadata={"source": "pytest", "test": request.node.nodeid},
+            )
+            loop.run(session.start())
+            cassette = Cassette(path, "record", session.base_url)
 
             async def stop_recording() -> None:
-                await proxy.close()
-                recorder.close()
+                await session.stop()
+                session.finish()
 
             stop = stop_recording
         else:

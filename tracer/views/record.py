@@ -29,6 +29,7 @@ class RecordSummary:
     command_exit: int | None
     trace_ok: bool
     unrecorded: list[dict[str, Any]] = field(default_factory=list)  # per connection
+    compact_error: str | None = None  # recompressing on exit failed: kept as recorded
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

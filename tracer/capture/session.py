@@ -1,0 +1,143 @@
+"""A recording session: the recorder and its proxy, from start to a finished trace.
+
+``tracer record`` (with or without its live inspector) and the pytest plugin's cassettes
+share it: ``start`` the proxy, let clients talk through it (or ``run_command``), ``stop``,
+then ``finish``: close the trace, recompress it, verify it and summarise the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tracer.capture.proxy import RecordingProxy
+from tracer.capture.recorder import Recorder
+from tracer.files import atomic_write
+from tracer.trace.compact import compact_trace
+from tracer.trace.format import RECORDER_TIME_UNIT_NS
+from tracer.trace.redact import Redactor
+from tracer.trace.verify import Integrity, verify_trace
+from tracer.wire.websocket import DEFAULT_MAX_SIZE
+
+__all__ = ["COMPACT_LIMIT", "Finished", "RecordingSession", "wait_for_child"]
+
+COMPACT_LIMIT = 256 * 1024 * 1024
+"""Payload bytes up to which a trace is recompressed on exit (level 19 takes ~0.2 s a MB)."""
+
+
+@dataclass(slots=True)
+class Finished:
+    """What finishing a recording found: the trace's integrity, and what went wrong."""
+
+    integrity: Integrity
+    compacted: bool
+    compact_error: str | None  # recompressing failed: the trace stays as recorded
+    compact_skipped: bool  # too large to recompress on exit
+
+
+class RecordingSession:
+    """One recording through the proxy in front of ``upstream`` into ``output``."""
+
+    def __init__(
+        self,
+        upstream: str,
+        output: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        redactor: Redactor | None = None,
+        metadata: dict[str, Any] | None = None,
+        flush_interval: float = 0.1,
+        time_unit_ns: int = RECORDER_TIME_UNIT_NS,
+        max_frame: int = DEFAULT_MAX_SIZE,
+        insecure: bool = False,
+        on_write_error: Callable[[str], None] | None = None,
+    ) -> None:
+        """Creates the trace file at once (``OSError`` when it cannot be)."""
+        self.output = Path(output)
+        self.redactor = redactor or Redactor()
+        self.recorder = Recorder(
+            self.output,
+            metadata=metadata,
+            redactor=self.redactor,
+            flush_interval=flush_interval,
+            time_unit_ns=time_unit_ns,
+            on_write_error=on_write_error,
+        )
+        self.proxy = RecordingProxy(
+            upstream, self.recorder, host=host, port=port, insecure=insecure, max_size=max_frame
+        )
+        self.command: list[str] | None = None  # a launched command, annotated at the end
+
+    @property
+    def base_url(self) -> str:
+        """Where clients point: ``http://HOST:PORT/v1`` once started."""
+        return self.proxy.base_url
+
+    async def start(self) -> None:
+        """Listen (``OSError`` when the address is taken)."""
+        await self.proxy.start()
+
+    async def stop(self) -> None:
+        """Stop the proxy: open connections are closed and recorded as such."""
+        await self.proxy.close()
+
+    def close(self) -> None:
+        """Finish the trace file (footer); a launched command line goes in last, redacted
+        with every secret learned while recording. Idempotent."""
+        if self.command:
+            self.recorder.annotate("tracer.command", shlex.join(self.command))
+            self.command = None
+        self.recorder.close()
+
+    def finish(self, *, compact: bool = True) -> Finished:
+        """Close, recompress (unless told not to, or the trace is too large), verify."""
+        self.close()
+        stats = self.recorder.stats
+        compacted, error, skipped = False, None, False
+        if compact and stats.write_error is None:
+            if stats.bytes <= COMPACT_LIMIT:
+                error = _compact_in_place(self.output)
+                compacted = error is None
+            else:
+                skipped = True
+        with open(self.output, "rb") as f:
+            integrity = verify_trace(f)
+        return Finished(integrity, compacted, error, skipped)
+
+
+def _compact_in_place(path: Path) -> str | None:
+    """Recompress a finished trace; on a failure the trace stays as recorded and the reason
+    is returned."""
+    try:
+        with open(path, "rb") as src, atomic_write(path) as dst:
+            compact_trace(src, dst)
+    except Exception as exc:  # any failure: the recorded trace is still whole
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+async def wait_for_child(child: asyncio.subprocess.Process, stop: asyncio.Event) -> int:
+    """The child's exit code; on ``stop`` (Ctrl-C, SIGTERM) pass it on, then wait a little.
+    A child killed by a signal exits 128 + its number, as a shell says."""
+    waiter = asyncio.create_task(child.wait())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if not waiter.done():
+        with contextlib.suppress(ProcessLookupError):
+            child.terminate()
+        try:
+            async with asyncio.timeout(5):
+                await waiter
+        except TimeoutError:
+            child.kill()
+            await waiter
+    stopper.cancel()
+    code = waiter.result()
+    return code if code >= 0 else 128 - code

@@ -1,0 +1,30 @@
+"""Writing files whole or not at all, readable by their owner only."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+__all__ = ["atomic_write"]
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through: it is written beside the target and renamed
+    over it only when the block ends without an error, so a failure never leaves a
+    half-written file (or harms the one already there). The file is created 0600: a trace,
+    a report or an export can hold what a session said."""
+    target = os.fspath(path)
+    directory, name = os.path.split(target)
+    fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
