@@ -8,6 +8,8 @@ from array import array
 
 import zstandard as zstd
 
+from tracer.trace.errors import TraceDamaged, TraceError, TraceTruncated
+
 __all__ = [
     "FORMAT_VERSION",
     "MAX_BATCH_FRAMES",
@@ -65,28 +67,6 @@ turn then compresses to barely more than an incremental one (see docs/format.md)
 
 MAX_WINDOW_SIZE = 1 << WINDOW_LOG
 """The largest window the reader accepts, bounding a hostile file's decoder memory."""
-
-
-class TraceError(Exception):
-    """A trace file is not a trace, is damaged, or is of a version this tracer cannot read."""
-
-
-class TraceDamaged(TraceError):
-    """A trace holds bytes that do not decode as its format says: ``what`` is wrong,
-    ``offset`` is near where (compressed bytes of the file, when known) and ``records`` how
-    many records were read before it."""
-
-    def __init__(self, what: str, *, offset: int | None = None, records: int | None = None):
-        self.what = what
-        self.offset = offset
-        self.records = records
-        where = "" if offset is None else f" at byte {offset} (after record {records})"
-        super().__init__(f"damaged{where}: {what}")
-
-
-class TraceTruncated(TraceError):
-    """A trace ends before anything of it can be read (inside its preamble or header); a
-    trace cut later reads up to the cut, with ``TraceReader.truncated`` set."""
 
 
 _INT32 = 1 << 31

@@ -7,15 +7,15 @@ import functools
 import itertools
 import operator
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import msgpack
 import zstandard as zstd
 
+from tracer.trace.compat import FRAME_V1, v1_frame
 from tracer.trace.format import (
     MAX_BATCH_FRAMES,
-    MAX_TIME_UNIT_NS,
     MAX_WINDOW_SIZE,
     PREAMBLE_SIZE,
     T_LIMIT,
@@ -38,6 +38,7 @@ from tracer.trace.records import (
     Opcode,
     Open,
     Record,
+    kind_name,
 )
 
 __all__ = ["DEFAULT_MAX_RECORD_SIZE", "TraceReader", "decode_record", "open_trace"]
@@ -52,9 +53,7 @@ _SLICE = 4096
 _FEED = 1 << 20  # decompressed bytes fed to the unpacker at a time
 _READ = 1 << 20  # bytes read from the file at a time
 
-_DIRECTIONS = {0: Direction.CLIENT, 1: Direction.SERVER}
 _TIMED_KINDS = frozenset([Kind.OPEN, Kind.FRAME, Kind.CLOSE, Kind.ANNOTATION])
-_OPCODES = {int(op): op for op in Opcode}
 
 
 class TraceReader:
@@ -132,8 +131,6 @@ class TraceReader:
     def _decode(self) -> Iterator[Iterable[Record]]:
         """Runs of records in file order: a batch's frames, or one record at a time."""
         unpacker = self._unpacker
-        new_frame = tuple.__new__  # skips NamedTuple's Python-level __new__ on the hot path
-        directions, opcodes = _DIRECTIONS, _OPCODES
         unit = 1  # nanoseconds per stored time unit: the header says
         last_q = 0  # the running time, in units
         lo, hi = -T_LIMIT, T_LIMIT  # the bounds of last_q
@@ -146,77 +143,31 @@ class TraceReader:
                 raise self._damage(f"a record is larger than the {self._max}-byte limit") from None
             try:
                 for obj in unpacker:
-                    # Frame batches: [6, conn(s), dts, kinds, sizes or nil, payloads]
-                    if type(obj) is list and len(obj) >= 6 and obj[0] == 6:
+                    kind = obj[0] if type(obj) is list and obj else None
+                    if kind == _BATCH and len(obj) >= 6:  # the bulk of a v2 trace
                         if self.footer is not None:
                             raise self._damage("records after the footer")
-                        try:
-                            frames, n, last_q = _expand_batch(obj, last_q, unit, lo, hi)
-                        except TraceDamaged as exc:
-                            raise self._damage(exc.what) from None
+                        frames, n, last_q = _expand_batch(obj, last_q, unit, lo, hi)
                         self.records += n
                         yield frames
                         continue
                     self.records += 1
-                    # Frames: [2, conn, dt, direction, opcode, payload(, fin)]
-                    if type(obj) is list and len(obj) in (6, 7) and obj[0] == 2:
-                        conn, dt, d, op, payload = obj[1], obj[2], obj[3], obj[4], obj[5]
-                        if (
-                            type(conn) is int
-                            and type(dt) is int
-                            and type(payload) is bytes
-                            and d in directions
-                            and op in opcodes
-                        ):
-                            fin = obj[6] if len(obj) == 7 else True
-                            if (fin is True or fin is False) and self.footer is None:
-                                last_q += dt
-                                if not lo < last_q < hi:
-                                    raise self._damage("a time out of range")
-                                yield (
-                                    new_frame(
-                                        Frame,
-                                        (
-                                            conn,
-                                            last_q * unit,
-                                            directions[d],
-                                            opcodes[op],
-                                            payload,
-                                            fin,
-                                        ),
-                                    ),
-                                )
-                                continue
-                        raise self._damage("a frame record is malformed or follows the footer")
                     if self.footer is not None:
                         raise self._damage("records after the footer")
-                    if type(obj) is list and len(obj) > 2 and obj[0] in _TIMED_KINDS:
-                        if type(obj[2]) is not int:
-                            raise self._damage(f"a {_kind_name(obj[0])} record has no time")
-                        last_q += obj[2]
-                        if not lo < last_q < hi:
-                            raise self._damage("a time out of range")
-                        obj[2] = last_q * unit
-                    elif type(obj) is list and len(obj) > 1 and obj[0] == 5 and type(obj[1]) is int:
-                        obj[1] *= unit  # the footer's time is absolute, in units too
-                    try:
-                        record = decode_record(obj)
-                    except TraceDamaged as exc:
-                        raise self._damage(exc.what) from None
-                    if record is None:
-                        if not _is_forward_compatible(obj):
-                            raise self._damage("a record is not a msgpack array with a kind")
-                        continue  # a record kind from a newer minor version: skip it
-                    if type(record) is Footer:
-                        self._check_footer(record)
-                        self.footer = record
+                    if kind == FRAME_V1:
+                        frame, last_q = v1_frame(obj, last_q, unit, lo, hi)
+                        yield (frame,)
                         continue
+                    record, last_q = self._record(obj, last_q, unit, lo, hi)
                     if type(record) is Header:
-                        if self.records > 1:
-                            raise self._damage("a second header record")
                         unit = record.time_unit_ns
                         lo, hi = time_bounds(unit)
-                    yield (record,)
+                    if record is not None:
+                        yield (record,)
+            except TraceDamaged as exc:
+                if exc.offset is not None:
+                    raise
+                raise self._damage(exc.what) from None
             except ValueError as exc:
                 if "exceeds max" in str(exc):
                     raise self._damage(
@@ -230,12 +181,42 @@ class TraceReader:
         if not self.truncated and self.footer is None:
             self.truncated = True  # a finished zstd frame without a footer: not cleanly closed
 
+    def _record(
+        self, obj: Any, last_q: int, unit: int, lo: int, hi: int
+    ) -> tuple[Record | None, int]:
+        """One record other than frames, and the running time after it. None: the footer
+        (kept in ``footer``) or a kind from a newer minor version (skipped)."""
+        if type(obj) is list and len(obj) > 2 and obj[0] in _TIMED_KINDS:
+            if type(obj[2]) is not int:
+                raise self._damage(f"a {kind_name(obj[0])} record has no time")
+            last_q += obj[2]
+            if not lo < last_q < hi:
+                raise self._damage("a time out of range")
+            obj[2] = last_q * unit
+        elif type(obj) is list and len(obj) > 1 and obj[0] == _FOOTER and type(obj[1]) is int:
+            obj[1] *= unit  # the footer's time is absolute, in units too
+        record = decode_record(obj)
+        if record is None:
+            if not _is_forward_compatible(obj):
+                raise self._damage("a record is not a msgpack array with a kind")
+            return None, last_q  # a record kind from a newer minor version: skip it
+        if type(record) is Footer:
+            self._check_footer(record)
+            self.footer = record
+            return None, last_q
+        if type(record) is Header and self.records > 1:
+            raise self._damage("a second header record")
+        return record, last_q
+
     def _check_footer(self, footer: Footer) -> None:
         if footer.records != self.records - 1:
             raise self._damage(
                 f"the footer counts {footer.records} records but {self.records - 1} precede it"
             )
 
+
+_BATCH = int(Kind.FRAMES)  # record kinds compared on the hot path, as plain ints
+_FOOTER = int(Kind.FOOTER)
 
 # Lookup tables of a batch's kind bytes (records.FRAME_KINDS), by byte value.
 _KIND_DIR: list[Direction | None] = [None] * 256
@@ -333,139 +314,30 @@ def _is_forward_compatible(obj: Any) -> bool:
     return type(obj) is list and bool(obj) and type(obj[0]) is int and obj[0] > max(Kind)
 
 
-def decode_record(obj: Any) -> Record | None:
-    """Turn one unpacked msgpack object into a record; None for a kind this version skips.
+_DECODERS: dict[int, Callable[[list[Any]], Record]] = {
+    Kind.HEADER: Header.decode,
+    Kind.OPEN: Open.decode,
+    Kind.CLOSE: Close.decode,
+    Kind.ANNOTATION: Annotation.decode,
+    Kind.FOOTER: Footer.decode,
+    # A lone v1 frame (its time taken as absolute): what decode_record gives for one.
+    Kind.FRAME: lambda obj: v1_frame(obj, 0, 1, -T_LIMIT, T_LIMIT)[0],
+}
 
-    A malformed record of a known kind raises ``TraceError``.
-    """
+
+def decode_record(obj: Any) -> Record | None:
+    """Turn one unpacked msgpack object into a record; None for a kind this version skips
+    (and for frame batches, which the reader expands). A malformed record of a known kind
+    raises ``TraceDamaged``."""
     if type(obj) is not list or not obj or type(obj[0]) is not int:
         return None
-    kind = obj[0]
+    decode = _DECODERS.get(obj[0])
+    if decode is None:
+        return None
     try:
-        if kind == 2:  # Kind.FRAME, the hot path
-            n = len(obj)
-            if n < 6:
-                raise TraceDamaged("a frame record has too few fields")
-            conn, t_ns, d, op, payload = obj[1], obj[2], obj[3], obj[4], obj[5]
-            if type(conn) is not int or type(t_ns) is not int or type(payload) is not bytes:
-                raise TraceDamaged("a frame record has fields of the wrong type")
-            fin = obj[6] if n > 6 else True
-            if type(fin) is not bool:
-                raise TraceDamaged("a frame record's fin flag is not a boolean")
-            return Frame(conn, t_ns, _DIRECTIONS[d], _OPCODES[op], payload, fin)
-        if kind == Kind.OPEN:
-            f = _fields(obj, 4)
-            return Open(
-                conn=_int(obj[1]),
-                t_ns=_int(obj[2]),
-                url=_str(f.get("url", "")),
-                request_headers=_headers(f.get("req_headers", [])),
-                response_headers=_headers(f.get("resp_headers", [])),
-                status=_int(f.get("status", 101)),
-                subprotocol=_opt_str(f.get("subprotocol")),
-                client_addr=_opt_str(f.get("client_addr")),
-                server_addr=_opt_str(f.get("server_addr")),
-                handshake_ns=_opt_int(f.get("handshake_ns")),
-                transport=_str(f.get("transport", "websocket")),
-                extra={k: v for k, v in f.items() if k not in _OPEN_KEYS},
-            )
-        if kind == Kind.CLOSE:
-            f = _fields(obj, 4)
-            return Close(
-                conn=_int(obj[1]),
-                t_ns=_int(obj[2]),
-                code=_opt_int(f.get("code")),
-                reason=_str(f.get("reason", "")),
-                by=_opt_str(f.get("by")),
-                error=_opt_str(f.get("error")),
-            )
-        if kind == Kind.ANNOTATION:
-            f = _fields(obj, 4)
-            data = f.get("data", {})
-            return Annotation(
-                conn=_opt_int(obj[1]),
-                t_ns=_int(obj[2]),
-                label=_str(f.get("label", "")),
-                note=_str(f.get("note", "")),
-                data=data if type(data) is dict else {},
-            )
-        if kind == Kind.HEADER:
-            f = _fields(obj, 2)
-            meta = f.get("meta", {})
-            unit = f.get("time_unit_ns", 1)
-            if type(unit) is not int or not 1 <= unit <= MAX_TIME_UNIT_NS:
-                raise TraceDamaged("the header's time unit is not a valid number of ns")
-            return Header(
-                format_version=_int(f.get("format")),
-                tracer_version=_str(f.get("tracer", "")),
-                anchor_unix_ns=_int(f.get("anchor_unix_ns")),
-                metadata=meta if type(meta) is dict else {},
-                time_unit_ns=unit,
-            )
-        if kind == Kind.FOOTER:
-            f = _fields(obj, 3)
-            return Footer(
-                t_ns=_int(obj[1]),
-                records=_int(f.get("records")),
-                connections=_int(f.get("connections")),
-                frames=_int(f.get("frames")),
-                payload_bytes=_int(f.get("payload_bytes")),
-                dropped_frames=_int(f.get("dropped_frames", 0)),
-            )
+        return decode(obj)
     except (KeyError, IndexError, TypeError):
-        raise TraceDamaged(f"a {_kind_name(kind)} record is malformed") from None
-    return None
-
-
-_OPEN_KEYS = frozenset(
-    ["url", "req_headers", "resp_headers", "status", "subprotocol", "client_addr",
-     "server_addr", "handshake_ns", "transport"]
-)  # fmt: skip
-
-
-def _kind_name(kind: int) -> str:
-    try:
-        return Kind(kind).name.lower()
-    except ValueError:
-        return f"kind-{kind}"
-
-
-def _fields(obj: list[Any], size: int) -> dict[Any, Any]:
-    if len(obj) < size or type(obj[size - 1]) is not dict:
-        raise TraceDamaged(f"a {_kind_name(obj[0])} record has no field map")
-    fields: dict[Any, Any] = obj[size - 1]
-    return fields
-
-
-def _int(v: Any) -> int:
-    if type(v) is not int:
-        raise TraceDamaged("a record field that should be an integer is not")
-    return v
-
-
-def _opt_int(v: Any) -> int | None:
-    return None if v is None else _int(v)
-
-
-def _str(v: Any) -> str:
-    if type(v) is not str:
-        raise TraceDamaged("a record field that should be text is not")
-    return v
-
-
-def _opt_str(v: Any) -> str | None:
-    return None if v is None else _str(v)
-
-
-def _headers(v: Any) -> list[tuple[str, str]]:
-    if type(v) is not list:
-        raise TraceDamaged("a header list is not a list")
-    out = []
-    for pair in v:
-        if type(pair) is not list or len(pair) != 2:
-            raise TraceDamaged("a header is not a name/value pair")
-        out.append((_str(pair[0]), _str(pair[1])))
-    return out
+        raise TraceDamaged(f"a {kind_name(obj[0])} record is malformed") from None
 
 
 @contextlib.contextmanager

@@ -1,8 +1,10 @@
-"""Record types of a tracer trace, and their msgpack encoding.
+"""Record types of a tracer trace, and their msgpack encoding and decoding.
 
 Every record is a msgpack array whose first element is its kind. Frames, the
 bulk of any trace, are positional arrays so that they stay small and fast to
-decode; the rarer records carry a map of named fields so they can grow.
+decode; the rarer records carry a map of named fields so they can grow. Each
+record type's ``decode`` stands next to its ``encode``; frames are decoded by
+the reader's batch path (and ``compat`` for version 1's single frames).
 ``docs/format.md`` is the specification; this module is its implementation.
 """
 
@@ -11,6 +13,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from tracer.trace.errors import TraceDamaged
+from tracer.trace.format import MAX_TIME_UNIT_NS
 
 __all__ = [
     "FRAME_KINDS",
@@ -110,6 +115,21 @@ class Header:
             fields["time_unit_ns"] = self.time_unit_ns
         return [Kind.HEADER, fields]
 
+    @classmethod
+    def decode(cls, obj: list[Any]) -> Header:
+        f = _fields(obj, 2)
+        meta = f.get("meta", {})
+        unit = f.get("time_unit_ns", 1)
+        if type(unit) is not int or not 1 <= unit <= MAX_TIME_UNIT_NS:
+            raise TraceDamaged("the header's time unit is not a valid number of ns")
+        return cls(
+            format_version=_int(f.get("format")),
+            tracer_version=_str(f.get("tracer", "")),
+            anchor_unix_ns=_int(f.get("anchor_unix_ns")),
+            metadata=meta if type(meta) is dict else {},
+            time_unit_ns=unit,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Open:
@@ -142,6 +162,24 @@ class Open:
         }
         fields.update(self.extra)
         return [Kind.OPEN, self.conn, self.t_ns, fields]
+
+    @classmethod
+    def decode(cls, obj: list[Any]) -> Open:
+        f = _fields(obj, 4)
+        return cls(
+            conn=_int(obj[1]),
+            t_ns=_int(obj[2]),
+            url=_str(f.get("url", "")),
+            request_headers=_headers(f.get("req_headers", [])),
+            response_headers=_headers(f.get("resp_headers", [])),
+            status=_int(f.get("status", 101)),
+            subprotocol=_opt_str(f.get("subprotocol")),
+            client_addr=_opt_str(f.get("client_addr")),
+            server_addr=_opt_str(f.get("server_addr")),
+            handshake_ns=_opt_int(f.get("handshake_ns")),
+            transport=_str(f.get("transport", "websocket")),
+            extra={k: v for k, v in f.items() if k not in _OPEN_KEYS},
+        )
 
 
 class Frame(NamedTuple):
@@ -179,6 +217,18 @@ class Close:
             {"code": self.code, "reason": self.reason, "by": self.by, "error": self.error},
         ]
 
+    @classmethod
+    def decode(cls, obj: list[Any]) -> Close:
+        f = _fields(obj, 4)
+        return cls(
+            conn=_int(obj[1]),
+            t_ns=_int(obj[2]),
+            code=_opt_int(f.get("code")),
+            reason=_str(f.get("reason", "")),
+            by=_opt_str(f.get("by")),
+            error=_opt_str(f.get("error")),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Annotation:
@@ -197,6 +247,18 @@ class Annotation:
             self.t_ns,
             {"label": self.label, "note": self.note, "data": self.data},
         ]
+
+    @classmethod
+    def decode(cls, obj: list[Any]) -> Annotation:
+        f = _fields(obj, 4)
+        data = f.get("data", {})
+        return cls(
+            conn=_opt_int(obj[1]),
+            t_ns=_int(obj[2]),
+            label=_str(f.get("label", "")),
+            note=_str(f.get("note", "")),
+            data=data if type(data) is dict else {},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,5 +285,71 @@ class Footer:
             },
         ]
 
+    @classmethod
+    def decode(cls, obj: list[Any]) -> Footer:
+        f = _fields(obj, 3)
+        return cls(
+            t_ns=_int(obj[1]),
+            records=_int(f.get("records")),
+            connections=_int(f.get("connections")),
+            frames=_int(f.get("frames")),
+            payload_bytes=_int(f.get("payload_bytes")),
+            dropped_frames=_int(f.get("dropped_frames", 0)),
+        )
+
 
 Record = Header | Open | Frame | Close | Annotation | Footer
+
+_OPEN_KEYS = frozenset(
+    ["url", "req_headers", "resp_headers", "status", "subprotocol", "client_addr",
+     "server_addr", "handshake_ns", "transport"]
+)  # fmt: skip
+
+
+def kind_name(kind: Any) -> str:
+    """A record kind's name, for messages ("kind-N" for one this version does not know)."""
+    try:
+        return Kind(kind).name.lower()
+    except ValueError:
+        return f"kind-{kind}"
+
+
+# Field checks of the decoders: a value of the wrong type is damage, never a crash.
+
+
+def _fields(obj: list[Any], size: int) -> dict[Any, Any]:
+    if len(obj) < size or type(obj[size - 1]) is not dict:
+        raise TraceDamaged(f"a {kind_name(obj[0])} record has no field map")
+    fields: dict[Any, Any] = obj[size - 1]
+    return fields
+
+
+def _int(v: Any) -> int:
+    if type(v) is not int:
+        raise TraceDamaged("a record field that should be an integer is not")
+    return v
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else _int(v)
+
+
+def _str(v: Any) -> str:
+    if type(v) is not str:
+        raise TraceDamaged("a record field that should be text is not")
+    return v
+
+
+def _opt_str(v: Any) -> str | None:
+    return None if v is None else _str(v)
+
+
+def _headers(v: Any) -> list[tuple[str, str]]:
+    if type(v) is not list:
+        raise TraceDamaged("a header list is not a list")
+    out = []
+    for pair in v:
+        if type(pair) is not list or len(pair) != 2:
+            raise TraceDamaged("a header is not a name/value pair")
+        out.append((_str(pair[0]), _str(pair[1])))
+    return out
