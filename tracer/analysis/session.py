@@ -16,7 +16,7 @@ from tracer.analysis.model import (
     percentile,
     span_ms,
 )
-from tracer.responses.model import TurnSegmenter
+from tracer.responses.model import Connection, TurnSegmenter
 from tracer.trace.records import Frame, Record
 
 __all__ = ["FRAME_BUDGET", "Session", "analyse", "select_frames"]
@@ -167,7 +167,14 @@ def _summarise(analyser: Analyser, segmenter: TurnSegmenter, t0: int) -> Inspect
         (t for t in turns if t.duration_ms is not None), key=lambda t: -(t.duration_ms or 0)
     )
     s.slowest_turns = [t.index for t in slowest[:3]]
-    connections = [
+    connections = _connection_reports(conns)
+    return InspectReport(
+        summary=s, turns=turns, connections=connections, cache_losses=analyser.losses
+    )
+
+
+def _connection_reports(conns: dict[int, Connection]) -> list[ConnectionReport]:
+    return [
         ConnectionReport(
             conn=c.conn,
             url=c.url,
@@ -186,6 +193,3 @@ def _summarise(analyser: Analyser, segmenter: TurnSegmenter, t0: int) -> Inspect
         )
         for c in sorted(conns.values(), key=lambda c: c.conn)
     ]
-    return InspectReport(
-        summary=s, turns=turns, connections=connections, cache_losses=analyser.losses
-    )

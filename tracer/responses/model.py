@@ -8,20 +8,12 @@ any session, are recognised by a byte search and never JSON-decoded.
 
 from __future__ import annotations
 
-import json
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
+from tracer.responses.turns import Connection, Turn, dict_items, loads, output_text
 from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
-
-try:  # a faster JSON parser when installed (see bench/bench_analysis.py)
-    import orjson
-
-    _loads: Any = orjson.loads
-except ImportError:  # pragma: no cover - orjson is a declared dependency
-    _loads = json.loads
 
 __all__ = ["Connection", "Turn", "TurnSegmenter", "dict_items", "loads", "output_text"]
 
@@ -41,101 +33,6 @@ _TOKEN_TYPES = (
     b"response.custom_tool_call_input.delta",
 )
 _DELTA_MARK = b'.delta"'
-
-
-def dict_items(value: Any) -> list[dict[str, Any]]:
-    """The dict elements of ``value`` when it is a list; nothing otherwise (hostile input)."""
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def output_text(output: Any) -> str:
-    """The text of a response's output: its messages' text parts, joined."""
-    return "".join(
-        str(part.get("text", ""))
-        for item in dict_items(output)
-        if item.get("type", "message") == "message"
-        for part in dict_items(item.get("content"))
-    )
-
-
-def loads(data: bytes) -> Any:
-    """Parse JSON bytes; None when they are not JSON."""
-    try:
-        return _loads(data)
-    except ValueError:
-        return None
-
-
-@dataclass(slots=True)
-class Turn:
-    """One request and what answered it: a ``response.create`` up to its end."""
-
-    index: int  # order in which turns started, from 0
-    conn: int
-    stream_id: str | None
-    t_create: int  # ns, when the create was sent
-    request: dict[str, Any]  # the create's body (minus "type")
-    request_bytes: int  # payload bytes of the create frame
-    transport: str = "websocket"
-    response_id: str | None = None
-    previous_response_id: str | None = None
-    status: str = "unfinished"  # completed, failed, incomplete, error, unfinished
-    error_code: str | None = None
-    error_message: str | None = None
-    t_first_event: int | None = None
-    t_first_token: int | None = None
-    t_end: int | None = None
-    usage: dict[str, Any] | None = None
-    output: list[dict[str, Any]] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)  # output text deltas, in order
-    events: int = 0  # server events attributed to this turn
-    event_bytes: int = 0
-    event_types: Counter[str] = field(default_factory=Counter)
-    steers: int = 0
-    frames: list[Frame] = field(default_factory=list)  # with keep_frames: the turn's own
-    done_items: list[dict[str, Any]] = field(default_factory=list)  # output_item.done items
-    copies: list[dict[str, Any]] = field(default_factory=list)  # other copies of reasoning
-    vendor_events: int = 0  # events that are not the protocol's, before response.created
-
-    @property
-    def warmup(self) -> bool:
-        return self.request.get("generate") is False
-
-    @property
-    def input_items(self) -> list[Any]:
-        value = self.request.get("input")
-        if value is None:
-            return []
-        if isinstance(value, str):
-            return [{"role": "user", "content": value}]
-        if isinstance(value, list):
-            return value
-        return [value]
-
-
-@dataclass(slots=True)
-class Connection:
-    """What the model knows about one connection of the trace."""
-
-    conn: int
-    url: str = ""
-    transport: str = "websocket"
-    t_open: int = 0
-    t_close: int | None = None
-    handshake_ns: int | None = None
-    status: int = 101
-    close_code: int | None = None
-    close_by: str | None = None
-    close_error: str | None = None
-    client_frames: int = 0
-    server_frames: int = 0
-    client_bytes: int = 0
-    server_bytes: int = 0
-    message_types: Counter[str] = field(default_factory=Counter)  # "client:type" -> count
-    orphan_events: int = 0  # server events that belong to no turn
-    turns: int = 0
-    named_lanes: bool = False  # a create with a stream_id was seen
-    lanes: dict[str | None, deque[Turn]] = field(default_factory=dict)
 
 
 class TurnSegmenter:
@@ -278,25 +175,7 @@ class TurnSegmenter:
         payload = frame.payload
         head = payload[:96]
         if _DELTA_MARK in head and (not c.named_lanes or b'"stream_id"' not in payload):
-            # A streaming delta on the default lane (the common case): no JSON parsing.
-            kind, key, is_token = _kind_of(head)
-            c.message_types[key] += 1
-            queue = c.lanes.get(None)
-            if not queue:
-                c.orphan_events += 1
-                return None
-            turn = queue[0]
-            turn.events += 1
-            turn.event_bytes += len(payload)
-            turn.event_types[kind] += 1
-            if self._keep_frames:
-                turn.frames.append(frame)
-            if is_token and turn.t_first_token is None:
-                turn.t_first_token = frame.t_ns
-            if self._collect_text and kind == "response.output_text.delta":
-                event = loads(payload)
-                if isinstance(event, dict) and isinstance(event.get("delta"), str):
-                    turn.text.append(event["delta"])
+            self._delta(c, frame, head)  # the common case, with no JSON parsing
             return None
         event = loads(payload)
         if not isinstance(event, dict):
@@ -315,21 +194,7 @@ class TurnSegmenter:
         if kind == "error" or (
             c.transport == "http" and isinstance(event.get("error"), dict) and "type" not in event
         ):
-            # An error for a create that never started belongs to the newest such create
-            # (a gateway refusing a second create in flight); otherwise to the running one.
-            for candidate in queue:
-                if candidate.response_id is None and candidate is not turn:
-                    turn = candidate
-                    break
-            nested = event.get("error")
-            error: dict[str, Any] = nested if isinstance(nested, dict) else event
-            turn.status = "error"
-            turn.error_code = _str(error.get("code"))
-            turn.error_message = _str(error.get("message"))
-            self._attribute(turn, frame, kind)
-            turn.t_end = frame.t_ns
-            queue.remove(turn)
-            return [("end", turn)]
+            return self._error(frame, event, kind, turn, queue)
         self._attribute(turn, frame, kind)
         if turn.t_first_token is None and kind.encode() in _TOKEN_TYPES:
             turn.t_first_token = frame.t_ns
@@ -349,23 +214,59 @@ class TurnSegmenter:
             else:  # a vendor's event before the response started (codex.rate_limits)
                 turn.vendor_events += 1
         if kind in _ITEM_EVENTS:
-            item = event.get("item")
-            if isinstance(item, dict):
-                if kind == "response.output_item.done":
-                    turn.done_items.append(item)
-                if item.get("type") == "reasoning":
-                    turn.copies.append(item)
+            _take_item(turn, kind, event.get("item"))
         status = TERMINAL.get(kind)
-        if status is not None:
-            turn.status = status
-            turn.t_end = frame.t_ns
-            if isinstance(response, dict):
-                self._take_response(turn, response)
-            else:
-                _finish_output(turn, None)
-            queue.popleft()
-            return [("end", turn)]
-        return None
+        if status is None:
+            return None
+        turn.status = status
+        turn.t_end = frame.t_ns
+        if isinstance(response, dict):
+            self._take_response(turn, response)
+        else:
+            _finish_output(turn, None)
+        queue.popleft()
+        return [("end", turn)]
+
+    def _delta(self, c: Connection, frame: Frame, head: bytes) -> None:
+        """A streaming delta on the default lane, recognised from its first bytes."""
+        kind, key, is_token = _kind_of(head)
+        c.message_types[key] += 1
+        queue = c.lanes.get(None)
+        if not queue:
+            c.orphan_events += 1
+            return
+        turn = queue[0]
+        turn.events += 1
+        turn.event_bytes += len(frame.payload)
+        turn.event_types[kind] += 1
+        if self._keep_frames:
+            turn.frames.append(frame)
+        if is_token and turn.t_first_token is None:
+            turn.t_first_token = frame.t_ns
+        if self._collect_text and kind == "response.output_text.delta":
+            event = loads(frame.payload)
+            if isinstance(event, dict) and isinstance(event.get("delta"), str):
+                turn.text.append(event["delta"])
+
+    def _error(
+        self, frame: Frame, event: dict[str, Any], kind: str, turn: Turn, queue: deque[Turn]
+    ) -> list[tuple[str, Turn]]:
+        """An error event ends its turn. An error for a create that never started belongs to
+        the newest such create (a gateway refusing a second create in flight), otherwise
+        to the running one."""
+        for candidate in queue:
+            if candidate.response_id is None and candidate is not turn:
+                turn = candidate
+                break
+        nested = event.get("error")
+        error: dict[str, Any] = nested if isinstance(nested, dict) else event
+        turn.status = "error"
+        turn.error_code = _str(error.get("code"))
+        turn.error_message = _str(error.get("message"))
+        self._attribute(turn, frame, kind)
+        turn.t_end = frame.t_ns
+        queue.remove(turn)
+        return [("end", turn)]
 
     def _http_body(
         self,
@@ -406,6 +307,16 @@ class TurnSegmenter:
 
 _ITEM_EVENTS = frozenset(["response.output_item.added", "response.output_item.done"])
 _BODY_STATUS = frozenset(["completed", "failed", "incomplete", "cancelled"])
+
+
+def _take_item(turn: Turn, kind: str, item: Any) -> None:
+    """An output item event: ``.done`` items are the output when ``completed`` lists none;
+    every copy of a reasoning item is kept (their ``encrypted_content`` differ)."""
+    if isinstance(item, dict):
+        if kind == "response.output_item.done":
+            turn.done_items.append(item)
+        if item.get("type") == "reasoning":
+            turn.copies.append(item)
 
 
 def _finish_output(turn: Turn, output: Any) -> None:
