@@ -59,6 +59,7 @@ class _GrowingFile:
                 return out
 
 
+# Over 60 lines: the follow loop and its end conditions read best together.
 def follow(
     path: str | os.PathLike[str],
     on_batch: Batch,

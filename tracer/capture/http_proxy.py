@@ -49,6 +49,7 @@ def _keep_alive(head: RequestHead) -> bool:
     return "close" not in conn
 
 
+# Over 60 lines: one request's forward-and-record lifecycle, its failure paths in order.
 async def proxy_http(
     proxy: RecordingProxy,
     head: RequestHead,

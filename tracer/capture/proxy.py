@@ -129,6 +129,7 @@ class _Session:
         self.error: str | None = None
         self._readers: dict[Direction, asyncio.Task[None]] = {}  # the pump reading each side
 
+    # Over 60 lines: one connection's upgrade, both handshakes and their failure paths in order.
     async def run(self, head: RequestHead) -> None:
         proxy = self.proxy
         recorder = proxy.recorder

@@ -248,6 +248,7 @@ class Recorder:
         self._queue.put(_STOP)
         self._thread.join()
 
+    # Over 60 lines: the writer thread's loop; its queue protocol reads best in one place.
     def _run(self) -> None:
         writer = self._writer
         redact = self.redactor.payload if self.redactor.enabled else None

@@ -1,5 +1,7 @@
 """Commands that meet other tools: export, import, query."""
 
+# Over 400 lines: export, import and query share their option types and helpers here.
+
 from __future__ import annotations
 
 import concurrent.futures

@@ -121,6 +121,7 @@ def _turn_attributes(t: TurnReport) -> dict[str, Any]:
     }
 
 
+# Over 60 lines: the OTLP document's mapping, read top to bottom.
 def export_otlp(
     report: InspectReport, header: Header, *, service_name: str = "agent"
 ) -> dict[str, Any]:

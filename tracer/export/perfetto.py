@@ -26,6 +26,7 @@ def _turn_name(t: TurnReport) -> str:
     return name
 
 
+# Over 60 lines: the trace events' mapping, read top to bottom.
 def export_perfetto(report: InspectReport, *, title: str = "tracer") -> dict[str, Any]:
     """The trace-event document of a session report."""
     events: list[dict[str, Any]] = [

@@ -5,6 +5,8 @@ charts, drawn here as SVG from the report objects. The page loads nothing from a
 so it opens offline and can be attached to an issue.
 """
 
+# Over 400 lines: one self-contained page: its CSS, script and charts.
+
 from __future__ import annotations
 
 from html import escape

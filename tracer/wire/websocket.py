@@ -1,5 +1,7 @@
 """An asyncio WebSocket endpoint driven by websockets' sans-I/O protocol objects."""
 
+# Over 400 lines: both ends of the asyncio WebSocket plumbing over one sans-I/O protocol.
+
 from __future__ import annotations
 
 import asyncio
@@ -325,6 +327,7 @@ async def accept_websocket(
     return ws
 
 
+# Over 60 lines: the client handshake in order: TCP, TLS, upgrade, checks.
 async def connect_websocket(
     url: str,
     *,
