@@ -72,3 +72,20 @@ def test_the_terminal_waterfall_draws_the_handshake():
     for t in report.turns:
         drawn = "▓" in rows[t.index]
         assert drawn == bool(t.handshake_ms), (t.index, rows[t.index])
+
+
+def test_the_lists_of_figures_name_fields_of_the_model():
+    """The projections and the compared metrics live on the model and name its fields, so
+    adding or renaming a field cannot leave a stale list behind."""
+    from dataclasses import fields
+
+    from tracer.analysis import InspectReport, Summary, TurnReport
+
+    turn_fields = {f.name for f in fields(TurnReport)}
+    summary_fields = {f.name for f in fields(Summary)}
+    assert set(TurnReport.COMPARED) <= turn_fields
+    assert set(InspectReport.CACHE_FIELDS) <= turn_fields
+    assert set(InspectReport.LATENCY_FIELDS) <= turn_fields
+    assert set(Summary.COMPARED) <= summary_fields
+    assert set(Summary.PROGRESS_FIELDS) <= summary_fields
+    assert set(Summary.summed_fields()) <= summary_fields

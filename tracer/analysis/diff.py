@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tracer.analysis.contents import TurnContent
-from tracer.analysis.model import InspectReport, TurnReport
+from tracer.analysis.model import InspectReport, Summary, TurnReport
 
 __all__ = [
     "DiffReport",
@@ -27,43 +27,9 @@ __all__ = [
 ]
 
 DIFF_SCHEMA_VERSION = 1
-PAIR_METRICS = (
-    "request_bytes",
-    "resent_bytes",
-    "referenced_bytes",
-    "resent_field_bytes",
-    "cached_tokens",
-    "input_tokens",
-    "output_tokens",
-    "ttfe_ms",
-    "ttft_ms",
-    "generation_ms",
-    "duration_ms",
-    "client_ms",
-)
-TOTAL_METRICS = (
-    "turns",
-    "connections",
-    "bytes_sent",
-    "input_bytes",
-    "resent_bytes",
-    "referenced_bytes",
-    "resent_field_bytes",
-    "incremental_bytes",
-    "input_tokens",
-    "cached_tokens",
-    "output_tokens",
-    "cache_losses",
-    "errors",
-    "handshake_ms",
-    "client_ms",
-    "generation_ms",
-    "ttft_p50_ms",
-    "ttft_p90_ms",
-    "duration_p50_ms",
-    "duration_p90_ms",
-    "wall_ms",
-)
+PAIR_METRICS = TurnReport.COMPARED
+TOTAL_METRICS = Summary.COMPARED
+
 # What counts as a change worth a headline: relative and absolute thresholds.
 BYTES_REL, BYTES_ABS = 0.05, 1024
 MS_REL, MS_ABS = 0.10, 20.0

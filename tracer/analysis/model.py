@@ -83,6 +83,22 @@ class TurnReport:
     resent_reason: str | None = None  # one of RESENT_REASONS when resent_items > 0
     vendor_events: int = 0  # events before response.created that are not the protocol's
 
+    COMPARED = (
+        "request_bytes",
+        "resent_bytes",
+        "referenced_bytes",
+        "resent_field_bytes",
+        "cached_tokens",
+        "input_tokens",
+        "output_tokens",
+        "ttfe_ms",
+        "ttft_ms",
+        "generation_ms",
+        "duration_ms",
+        "client_ms",
+    )
+    """The figures ``tracer diff`` compares per aligned pair of turns (B - A)."""
+
     @property
     def new_bytes(self) -> int:
         """Input item bytes sent for the first time in the conversation."""
@@ -217,6 +233,31 @@ class Summary:
     duration_p99_ms: float | None = None
     slowest_turns: list[int] = field(default_factory=list)
     t0_ns: int = 0  # trace time (ns after the header's anchor) that turns' t_start_s count from
+
+    COMPARED = (
+        "turns",
+        "connections",
+        "bytes_sent",
+        "input_bytes",
+        "resent_bytes",
+        "referenced_bytes",
+        "resent_field_bytes",
+        "incremental_bytes",
+        "input_tokens",
+        "cached_tokens",
+        "output_tokens",
+        "cache_losses",
+        "errors",
+        "handshake_ms",
+        "client_ms",
+        "generation_ms",
+        "ttft_p50_ms",
+        "ttft_p90_ms",
+        "duration_p50_ms",
+        "duration_p90_ms",
+        "wall_ms",
+    )
+    """The totals ``tracer diff`` compares (B - A)."""
 
     PROGRESS_FIELDS = (
         "turns", "bytes_sent", "resent_bytes", "referenced_bytes", "cached_tokens",
