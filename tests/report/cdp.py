@@ -47,9 +47,9 @@ def chromium_path() -> str:
 
 
 class Browser:
-    def __init__(self, profile: Path) -> None:
+    def __init__(self, profile: Path, extra_flags: tuple[str, ...] = ()) -> None:
         self.proc = subprocess.Popen(
-            [chromium_path(), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            [chromium_path(), *FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

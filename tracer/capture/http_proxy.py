@@ -94,7 +94,7 @@ async def proxy_http(
     server_addr = up_writer.get_extra_info("peername")
     conn: int | None = None
     try:
-        headers = [(k, v) for k, v in head.headers if k.lower() not in _HOP]
+        headers = [(k, v) for k, v in head.headers if k.lower() not in proxy.dropped | _HOP]
         if recorder is not None:
             # The events must reach the recorder as text: ask for no content coding.
             headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"]

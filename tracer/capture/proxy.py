@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from websockets.frames import Close as CloseFrame
@@ -32,6 +33,7 @@ from tracer.wire import (
     read_request_head,
     write_response,
 )
+from tracer.wire.guard import FORWARD_DROPPED, Guard
 from tracer.wire.service import TCPService
 from tracer.wire.websocket import DEFAULT_MAX_SIZE, HOP_HEADERS
 
@@ -44,6 +46,11 @@ def upstream_ws_base(url: str) -> str:
     """The WebSocket origin and path prefix of ``--upstream`` (http(s) becomes ws(s))."""
     parts = urlsplit(url)
     scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if "@" in parts.netloc:  # never echo it: it holds a credential
+        raise ValueError(
+            "--upstream must not hold credentials (user:password@host): the client's own "
+            "Authorization header reaches the upstream"
+        )
     if scheme is None or not parts.netloc:
         raise ValueError(
             f"--upstream must be a ws://, wss://, http:// or https:// URL, not {url!r}"
@@ -63,8 +70,13 @@ class RecordingProxy(TCPService):
         port: int = 0,
         insecure: bool = False,
         max_size: int | None = DEFAULT_MAX_SIZE,
+        allow_origins: Sequence[str] = (),
+        keep_headers: Sequence[str] = (),
+        log: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(host, port)
+        super().__init__(host, port, guard=Guard.of(host, allow_origins), log=log)
+        # Not forwarded upstream: hop-by-hop headers, and a browser's or a proxy's own.
+        self.dropped = (HOP_HEADERS | FORWARD_DROPPED) - {h.lower() for h in keep_headers}
         self.upstream = upstream_ws_base(upstream)
         self.http_base = "http" + self.upstream.removeprefix("ws")  # ws -> http, wss -> https
         self.recorder = recorder
@@ -94,10 +106,12 @@ class RecordingProxy(TCPService):
             head = await read_request_head(reader)
             # Plain HTTP requests (keep-alive: several on one connection) until an upgrade.
             while head is not None and not head.is_websocket_upgrade:
-                if not await proxy_http(self, head, reader, writer):
+                if await self.refused(head, writer) or not await proxy_http(
+                    self, head, reader, writer
+                ):
                     return
                 head = await read_request_head(reader)
-            if head is None:
+            if head is None or await self.refused(head, writer):
                 return
             session = _Session(self, reader, writer)
             self._sessions.add(session)
@@ -140,7 +154,7 @@ class _Session:
             for p in value.split(",")
             if p.strip()
         ]
-        forward = [(k, v) for k, v in head.headers if k.lower() not in HOP_HEADERS]
+        forward = [(k, v) for k, v in head.headers if k.lower() not in proxy.dropped]
         client_addr = _addr(self.writer.get_extra_info("peername"))
         try:
             server = await connect_websocket(

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,9 @@ class RecordingSession:
         max_frame: int = DEFAULT_MAX_SIZE,
         insecure: bool = False,
         on_write_error: Callable[[str], None] | None = None,
+        allow_origins: Sequence[str] = (),
+        keep_headers: Sequence[str] = (),
+        log: Callable[[str], None] | None = None,
     ) -> None:
         """Creates the trace file at once (``OSError`` when it cannot be)."""
         self.output = Path(output)
@@ -71,7 +74,15 @@ class RecordingSession:
             on_write_error=on_write_error,
         )
         self.proxy = RecordingProxy(
-            upstream, self.recorder, host=host, port=port, insecure=insecure, max_size=max_frame
+            upstream,
+            self.recorder,
+            host=host,
+            port=port,
+            insecure=insecure,
+            max_size=max_frame,
+            allow_origins=allow_origins,
+            keep_headers=keep_headers,
+            log=log,
         )
         self.command: list[str] | None = None  # a launched command, annotated at the end
 

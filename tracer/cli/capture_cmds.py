@@ -82,6 +82,21 @@ def record(
             "command's output goes to OUTPUT.log); q stops.",
         ),
     ] = False,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            help="An Origin (web page) allowed to use the proxy; by default none is.",
+        ),
+    ] = None,
+    keep_header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep-header",
+            help="Forward this request header too (Cookie, Origin and Proxy-Authorization "
+            "are dropped by default).",
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
 ) -> int:
     """Record WebSocket sessions through a local proxy in front of UPSTREAM.
@@ -117,6 +132,9 @@ def record(
             max_frame=max_frame,
             insecure=insecure,
             on_write_error=None if tui else _report_write_error,
+            allow_origins=allow_origin or [],
+            keep_headers=keep_header or [],
+            log=None if (tui or json) else _log_refusal,
         )
     except OSError as exc:
         raise CLIError(f"cannot create {str(output)!r}: {exc.strerror}") from None
@@ -297,6 +315,10 @@ def _record_with_tui(
         raise outcome["error"]
     code: int | None = outcome.get("code")
     return code
+
+
+def _log_refusal(line: str) -> None:
+    stderr_console().print(f"tracer record: {line}", markup=False)
 
 
 def _report_write_error(message: str) -> None:

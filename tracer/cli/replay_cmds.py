@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -39,6 +40,20 @@ def replay(
     max_queue: Annotated[
         int, typer.Option(min=1, help="Client messages held per connection before reading pauses.")
     ] = DEFAULT_MAX_QUEUE,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            help="An Origin (web page) allowed to connect; by default none is: agents send none.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Require this token (auto: a random one, printed) as the API key, in "
+            "x-tracer-token, or as a /t/TOKEN path prefix.",
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
 ) -> int:
     """Play the recorded server side of FILE to clients that connect (no network, no key)."""
@@ -66,6 +81,8 @@ def replay(
         log=log,
         max_frame=max_frame,
         max_queue=max_queue,
+        allow_origins=allow_origin or [],
+        token=secrets.token_urlsafe(18) if token == "auto" else token,
     )
 
     async def main(stop: asyncio.Event) -> None:
@@ -74,11 +91,18 @@ def replay(
         except OSError as exc:
             raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         turns = sum(c.turns for c in recorded)
+        listening = {"event": "listening", "base_url": server.base_url,
+                     "connections": len(recorded)}  # fmt: skip
+        if token == "auto":
+            listening["token"] = server.guard.token
         if json:
-            emit_json_line(
-                {"event": "listening", "base_url": server.base_url, "connections": len(recorded)}
-            )
+            emit_json_line(listening)
         else:
+            if token == "auto":
+                err.print(
+                    f"tracer replay: token {server.guard.token} (give it as the API key)",
+                    markup=False,
+                )
             err.print(
                 f"tracer replay: {len(recorded)} recorded connection(s), {turns} message(s), "
                 f"on {server.base_url} (ws://{host}:{server.port}/...); Ctrl-C stops",

@@ -22,7 +22,7 @@ from tracer.upstream.script import PROFILES, Script, ScriptError, default_script
 from tracer.upstream.server import DEFAULT_MAX_FRAME, UpstreamServer
 from tracer.views.demo import render_demo
 from tracer.views.inspect import render_inspect
-from tracer.views.output import emit_json, emit_json_line, stdout_console
+from tracer.views.output import emit_json, emit_json_line, stderr_console, stdout_console
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 ScriptOpt = Annotated[
@@ -52,6 +52,10 @@ def _load_script(path: Path | None, profile: str | None = None) -> Script:
     return script
 
 
+def _log_upstream(line: str) -> None:
+    stderr_console().print(f"tracer upstream: {line}", markup=False)
+
+
 @app.command()
 def upstream(
     script: ScriptOpt = None,
@@ -70,6 +74,13 @@ def upstream(
     max_pending: Annotated[
         int, typer.Option(min=1, help="Creates queued per connection; more get an error event.")
     ] = DEFAULT_MAX_PENDING,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            help="An Origin (web page) allowed to connect; by default none is: agents send none.",
+        ),
+    ] = None,
     json: JsonFlag = False,
 ) -> int:
     """Run the scripted Responses-compatible server (WebSocket mode and HTTP SSE)."""
@@ -82,6 +93,8 @@ def upstream(
         single_flight=single_flight,
         max_frame=max_frame,
         max_pending=max_pending,
+        allow_origins=allow_origin or [],
+        log=None if json else _log_upstream,
     )
 
     async def main(stop: asyncio.Event) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from websockets.frames import Opcode as WsOpcode
@@ -18,6 +18,7 @@ from tracer.wire import (
     read_request_head,
     write_response,
 )
+from tracer.wire.guard import Guard
 from tracer.wire.service import TCPService
 
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
@@ -53,14 +54,15 @@ class ReplayServer(TCPService):
         log: Callable[[str], None] | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        allow_origins: Sequence[str] = (),
+        token: str | None = None,
     ) -> None:
-        super().__init__(host, port)
+        super().__init__(host, port, guard=Guard.of(host, allow_origins, token), log=log)
         self.max_frame = max_frame  # a larger message closes the connection with 1009
         self.max_queue = max_queue  # client messages waiting; past it, reading pauses
         self.recorded = recorded
         self.speed = speed
         self.mode = mode
-        self.log = log or (lambda line: None)
         self.stats = ReplayStats()
         self.all_served = asyncio.Event()
         self._active = 0
@@ -78,10 +80,12 @@ class ReplayServer(TCPService):
         self._active += 1
         try:
             head = await read_request_head(reader)
-            if head is None:
+            if head is None or await self.refused(head, writer):
                 return
-            candidates = [c for c in self.recorded if c.path == head.target] or [
-                c for c in self.recorded if c.path.split("?", 1)[0] == head.path
+            target = self.guard.strip_token_path(head.target)
+            path = target.split("?", 1)[0]
+            candidates = [c for c in self.recorded if c.path == target] or [
+                c for c in self.recorded if c.path.split("?", 1)[0] == path
             ]
             if not head.is_websocket_upgrade or not candidates:
                 message = f"tracer replay: no recorded WebSocket connection for {head.target}\n"

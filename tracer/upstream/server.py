@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from websockets.frames import Opcode
@@ -29,6 +29,7 @@ from tracer.wire import (
     read_request_head,
     write_response,
 )
+from tracer.wire.guard import Guard
 from tracer.wire.service import TCPService
 
 __all__ = ["UpstreamServer", "running_upstream"]
@@ -54,8 +55,10 @@ class UpstreamServer(TCPService):
         on_connect: Callable[[WebSocket, RequestHead], None] | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
         max_pending: int = DEFAULT_MAX_PENDING,
+        allow_origins: Sequence[str] = (),
+        log: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(host, port)
+        super().__init__(host, port, guard=Guard.of(host, allow_origins), log=log)
         self.max_frame = max_frame  # limits against a hostile client
         self.engine = Engine(
             script or default_script(), single_flight=single_flight, max_pending=max_pending
@@ -78,7 +81,7 @@ class UpstreamServer(TCPService):
         try:
             while True:
                 head = await read_request_head(reader)
-                if head is None:
+                if head is None or await self.refused(head, writer):
                     return
                 if not head.path.rstrip("/").endswith("/responses"):
                     _json_error(writer, 404, "not_found", f"No route for {head.path}.")

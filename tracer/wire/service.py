@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections.abc import Callable
+
+from tracer.wire.guard import Guard
+from tracer.wire.http import RequestHead, write_response
 
 __all__ = ["TCPService"]
 
@@ -16,9 +21,18 @@ class TCPService:
     that connection, quietly: they are the normal ways a peer or a shutdown ends it.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        guard: Guard | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.host = host
         self.port = port
+        self.guard = guard or Guard.of(host)  # who it answers: local agents, not web pages
+        self.log = log or (lambda line: None)
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
 
@@ -41,6 +55,19 @@ class TCPService:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
+
+    async def refused(self, head: RequestHead, writer: asyncio.StreamWriter) -> bool:
+        """Answer 403 (and log one line) when the guard refuses ``head``; True if it did.
+        The caller then closes the connection."""
+        why = self.guard.refuse(head)
+        if why is None:
+            return False
+        self.log(f"refused {head.method} {head.path[:100]}: {why}")
+        body = {"error": {"type": "forbidden", "code": "forbidden", "message": f"tracer: {why}"}}
+        headers = [("Content-Type", "application/json"), ("Connection", "close")]
+        write_response(writer, 403, headers, json.dumps(body).encode())
+        await writer.drain()
+        return True
 
     def connection_ended(self) -> None:
         """Called after each connection's handler has finished."""
