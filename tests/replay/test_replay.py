@@ -10,6 +10,7 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
 from websockets.sync.client import connect
 
 from tests.capture.test_record_cli import FAKE_KEY, SDK_CLIENT, frames_by_direction
@@ -82,7 +83,8 @@ def test_sdk_session_replays_identically_offline(tmp_path: Path):
     assert replayed[Direction.CLIENT] == live[Direction.CLIENT]
 
 
-def test_a_changed_message_gets_the_documented_mismatch_error(tmp_path: Path):
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_changed_message_gets_the_documented_mismatch_error(tmp_path: Path, verbose: bool):
     trace = ROOT / "traces" / "incremental.trace"
     creates = [
         json.loads(json.loads(line)["payload"])
@@ -90,7 +92,8 @@ def test_a_changed_message_gets_the_documented_mismatch_error(tmp_path: Path):
             "frames", str(trace), "--json", "--payload", "--from", "client"
         ).stdout.splitlines()
     ]
-    replay, base_url = start_replay(trace, "--once", "--speed", "0")
+    options = ["--verbose-mismatch"] if verbose else []
+    replay, base_url = start_replay(trace, "--once", "--speed", "0", *options)
     try:
         with connect(base_url.replace("http", "ws") + "/responses") as ws:
             ws.send(json.dumps(creates[0]))  # the warm-up, as recorded
@@ -107,8 +110,11 @@ def test_a_changed_message_gets_the_documented_mismatch_error(tmp_path: Path):
     message = error["error"]["message"]
     assert "message 2 of recorded connection 1" in message
     assert "$.model" in message and "another-model" in message
+    # What the recording holds reaches the client only when asked for.
+    assert (creates[1]["model"] in message) is verbose
     assert replay.returncode == 1  # --once exits non-zero after a mismatch
-    assert json.loads(out)["mismatches"]
+    mismatches = json.loads(out)["mismatches"]
+    assert mismatches and creates[1]["model"] in mismatches[0]  # the local operator sees it
 
 
 def test_replay_keeps_the_recorded_gaps_at_speed_1():
@@ -208,3 +214,20 @@ def test_pytest_plugin_replays_and_records(pytester, tmp_path: Path):
     assert recorded.exists()
     again = pytester.runpytest("-k", "records_when_missing", "-p", "no:cacheprovider")
     again.assert_outcomes(passed=0, failed=1)  # now it replays, and mode is "replay"
+
+
+def test_a_live_redaction_marker_is_no_wildcard():
+    """A client that sends a marker does not match whatever the recording holds there (it
+    could read a recording field by field); a marker in the recording stands for the
+    client's secret, whatever it is."""
+    from tracer.replay.recorded import match
+
+    marker = "[REDACTED:0123456789]"
+    recorded = json.dumps({"type": "response.create", "input": "secret text"}).encode()
+    probe = json.dumps({"type": "response.create", "input": marker}).encode()
+    for mode in ("tolerant", "strict"):
+        assert match(probe, recorded, mode) is not None, mode
+    redacted = json.dumps({"type": "response.create", "key": marker}).encode()
+    live = json.dumps({"type": "response.create", "key": "sk-the-clients-own-key"}).encode()
+    for mode in ("tolerant", "strict"):
+        assert match(live, redacted, mode) is None, mode

@@ -54,6 +54,14 @@ def replay(
             "x-tracer-token, or as a /t/TOKEN path prefix.",
         ),
     ] = None,
+    verbose_mismatch: Annotated[
+        bool,
+        typer.Option(
+            "--verbose-mismatch",
+            help="Mismatch errors sent to the client quote what the recording holds "
+            "(recorded data reaches whoever connects).",
+        ),
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
 ) -> int:
     """Play the recorded server side of FILE to clients that connect (no network, no key)."""
@@ -83,6 +91,7 @@ def replay(
         max_queue=max_queue,
         allow_origins=allow_origin or [],
         token=secrets.token_urlsafe(18) if token == "auto" else token,
+        verbose_mismatch=verbose_mismatch,
     )
 
     async def main(stop: asyncio.Event) -> None:

@@ -126,8 +126,12 @@ class Mismatch:
     recorded: str
     live: str
 
-    def describe(self) -> str:
-        return f"at {self.where}: recorded {self.recorded}, received {self.live}"
+    def describe(self, *, recorded: bool = True) -> str:
+        """Where the message differs and what was received; what the recording holds only
+        with ``recorded`` (a client is told where, never the recording's contents)."""
+        if recorded:
+            return f"at {self.where}: recorded {self.recorded}, received {self.live}"
+        return f"at {self.where}: received {self.live}, which is not what was recorded"
 
 
 def _short(value: Any) -> str:
@@ -143,16 +147,22 @@ def match(live: bytes, recorded: bytes, mode: str) -> Mismatch | None:
     if mode == "sequence":
         return None
     if mode == "strict":
-        if _MARKER.sub(b"*", live) == _MARKER.sub(b"*", recorded):
-            return None
-        return _first_difference(live, recorded)
+        return None if _matches_bytes(live, recorded) else _first_difference(live, recorded)
     try:
         a, b = orjson.loads(recorded), orjson.loads(live)
         return _compare(a, b, "$")
     except (orjson.JSONDecodeError, RecursionError):  # not JSON, or nested past any sense
-        if _MARKER.sub(b"*", live) == _MARKER.sub(b"*", recorded):
-            return None
-        return _first_difference(live, recorded)
+        return None if _matches_bytes(live, recorded) else _first_difference(live, recorded)
+
+
+def _matches_bytes(live: bytes, recorded: bytes) -> bool:
+    """``live`` equals ``recorded``, where each redaction marker of the recording stands for
+    any run of characters of a JSON string (a secret the client sends again). A marker in
+    the live message is not a wildcard: it must match the recording literally."""
+    if not _MARKER.search(recorded):
+        return live == recorded
+    parts = [re.escape(p) for p in _MARKER.split(recorded)]
+    return re.fullmatch(b'[^"\\\\]*'.join(parts), live, re.S) is not None
 
 
 def _first_difference(live: bytes, recorded: bytes) -> Mismatch:
@@ -171,7 +181,7 @@ def _is_marker(v: Any) -> bool:
 
 
 def _compare(recorded: Any, live: Any, path: str) -> Mismatch | None:
-    if _is_marker(recorded) or _is_marker(live):
+    if _is_marker(recorded) and isinstance(live, str):  # a secret the recording redacted
         return None
     if isinstance(recorded, dict) and isinstance(live, dict):
         for key in sorted(set(recorded) | set(live)):

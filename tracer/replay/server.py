@@ -56,6 +56,7 @@ class ReplayServer(TCPService):
         max_queue: int = DEFAULT_MAX_QUEUE,
         allow_origins: Sequence[str] = (),
         token: str | None = None,
+        verbose_mismatch: bool = False,
     ) -> None:
         super().__init__(host, port, guard=Guard.of(host, allow_origins, token), log=log)
         self.max_frame = max_frame  # a larger message closes the connection with 1009
@@ -64,6 +65,7 @@ class ReplayServer(TCPService):
         self.speed = speed
         self.mode = mode
         self.stats = ReplayStats()
+        self.verbose_mismatch = verbose_mismatch  # mismatch errors quote the recording
         self.all_served = asyncio.Event()
         self._active = 0
 
@@ -213,6 +215,12 @@ class _Session:
 
     async def _mismatch(self, what: str, problem: Mismatch | None) -> None:
         detail = f"{what}: {problem.describe()}" if problem else what
+        # The client hears where it differed; what the recording holds only when asked.
+        told = (
+            f"{what}: {problem.describe(recorded=self.server.verbose_mismatch)}"
+            if problem
+            else what
+        )
         stats = self.server.stats
         stats.mismatch_count += 1
         if len(stats.mismatches) < MAX_MISMATCHES_KEPT:  # a flood of them must not grow memory
@@ -226,7 +234,7 @@ class _Session:
             "error": {
                 "type": "tracer_replay_mismatch",
                 "code": "replay_mismatch",
-                "message": f"tracer replay: {detail}",
+                "message": f"tracer replay: {told}",
                 "param": None,
             },
         }
