@@ -170,7 +170,7 @@ class Recorder:
             request_headers=r.headers(request_headers or []),
             response_headers=r.headers(response_headers or []),
             status=status,
-            subprotocol=subprotocol,
+            subprotocol=r.subprotocols(subprotocol) if subprotocol else subprotocol,
             client_addr=client_addr,
             server_addr=server_addr,
             handshake_ns=handshake_ns,
@@ -222,8 +222,16 @@ class Recorder:
         error: str | None = None,
     ) -> None:
         self.stats.open_connections -= 1
+        r = self.redactor  # a close reason or an error text can quote a secret too
         self._queue.put(
-            Close(conn=conn, t_ns=self.now_ns(), code=code, reason=reason, by=by, error=error)
+            Close(
+                conn=conn,
+                t_ns=self.now_ns(),
+                code=code,
+                reason=r.text(reason),
+                by=by,
+                error=r.text(error) if error is not None else None,
+            )
         )
 
     def annotate(self, label: str, note: str = "", conn: int | None = None) -> None:

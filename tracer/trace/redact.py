@@ -29,6 +29,14 @@ SECRET_HEADERS = frozenset(
         "anthropic-api-key",
         "x-auth-token",
         "x-amz-security-token",
+        "ocp-apim-subscription-key",  # Azure API Management
+        "x-portkey-api-key",  # Portkey
+        "cf-aig-authorization",  # Cloudflare AI Gateway
+        "x-codex-api-key",  # Codex
+        "chatgpt-account-id",  # the ChatGPT backend's account
+        "x-stainless-api-key",
+        "helicone-auth",  # Helicone
+        "x-litellm-api-key",  # LiteLLM
     ]
 )
 
@@ -47,12 +55,33 @@ SECRET_QUERY_KEYS = frozenset(
         "signature",
         "x-amz-signature",
         "x-amz-security-token",
+        "client_secret",
+        "refresh_token",
+        "id_token",
+        "code",
     ]
 )
 
+# WebSocket subprotocols that carry a credential after a known prefix: the browser form of
+# Realtime authentication ("openai-insecure-api-key.<key>", ...).
+SECRET_SUBPROTOCOL_PREFIXES = (
+    "openai-insecure-api-key.",
+    "openai-organization.",
+    "openai-project.",
+    "openai-insecure-ephemeral-key.",
+)
+
 # Key shapes of common providers. Kept specific enough not to eat ordinary text.
+# A hyphen as JSON may write it: "-" or the escape "\u002d" (a key written with escapes).
+_DASH = rb"(?:-|\\u002[dD])"
 KEY_PATTERNS = (
-    rb"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}",  # OpenAI, Anthropic
+    rb"sk"
+    + _DASH
+    + rb"(?:(?:proj|ant|svcacct|admin)"
+    + _DASH
+    + rb")?(?:[A-Za-z0-9_]|"
+    + _DASH
+    + rb"){16,}",  # OpenAI, Anthropic
     rb"AKIA[0-9A-Z]{16}",  # AWS access key id
     rb"AIza[0-9A-Za-z_\-]{35}",  # Google API key
     rb"gh[pousr]_[A-Za-z0-9]{36,}",  # GitHub tokens
@@ -107,6 +136,8 @@ class Redactor:
         for name, value in headers:
             if self.enabled and name.lower() in SECRET_HEADERS and value:
                 out.append((name, self._header_value(name, value)))
+            elif self.enabled and name.lower() == "sec-websocket-protocol":
+                out.append((name, self.subprotocols(value)))
             elif self.enabled:
                 out.append((name, self.text(value)))
             else:
@@ -132,6 +163,22 @@ class Redactor:
             return ";".join(parts)
         self.learn(value)
         return marker(value)
+
+    def subprotocols(self, value: str) -> str:
+        """A ``Sec-WebSocket-Protocol`` value (or one subprotocol) with the credentials of
+        the known credential-carrying forms replaced by markers."""
+        if not self.enabled:
+            return value
+        parts = []
+        for item in value.split(","):
+            name = item.strip()
+            prefix = next((p for p in SECRET_SUBPROTOCOL_PREFIXES if name.startswith(p)), None)
+            if prefix is not None and len(name) > len(prefix):
+                secret = name[len(prefix) :]
+                self.learn(secret)
+                item = item.replace(name, prefix + marker(secret))
+            parts.append(item)
+        return self.text(",".join(parts))
 
     def url(self, url: str) -> str:
         """A URL (or path with a query) with key-like query values replaced by markers."""
