@@ -149,7 +149,7 @@ def test_other_http_requests_are_forwarded_not_recorded(tmp_path: Path):
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
                 for _ in range(2):  # keep-alive: two requests on one client connection
-                    writer.write(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+                    writer.write(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                     await writer.drain()
                     status = await reader.readuntil(b"\r\n")
                     head = await reader.readuntil(b"\r\n\r\n")
@@ -178,7 +178,7 @@ def test_unreachable_upstream_gives_502_and_records_the_failed_turn(tmp_path: Pa
             reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
             body = b'{"model":"m","input":"hi","stream":true}'
             writer.write(
-                b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
             )
             await writer.drain()
