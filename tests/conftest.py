@@ -14,9 +14,11 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_tracer(*args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess, as a user would."""
-    env = {**os.environ, "COLUMNS": "120", "PYTHONUNBUFFERED": "1"}
+def run_tracer(
+    *args: str, timeout: float = 60, env_extra: dict[str, str] | None = None, **kwargs
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess, as a user would (``env_extra``: more variables)."""
+    env = {**os.environ, "COLUMNS": "120", "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     return subprocess.run(
         [sys.executable, "-m", "tracer", *args],
         capture_output=True,

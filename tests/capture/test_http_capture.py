@@ -178,7 +178,8 @@ def test_unreachable_upstream_gives_502_and_records_the_failed_turn(tmp_path: Pa
             reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
             body = b'{"model":"m","input":"hi","stream":true}'
             writer.write(
-                b"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
             )
             await writer.drain()

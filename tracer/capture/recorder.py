@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from tracer.trace.format import RECORDER_TIME_UNIT_NS, TraceError
 from tracer.trace.reader import TraceReader
 from tracer.trace.records import Annotation, Close, Direction, Frame, Opcode, Open
@@ -119,6 +121,7 @@ class Recorder:
         self._written = 0
         self._lock = threading.Lock()
         self._next_conn = 0
+        self._http: set[int] = set()  # connections of transport http (a request body each)
         self._interval = flush_interval
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
@@ -162,6 +165,8 @@ class Recorder:
             conn = self._next_conn
         self.stats.connections += 1
         self.stats.open_connections += 1
+        if transport == "http":
+            self._http.add(conn)
         r = self.redactor
         record = Open(
             conn=conn,
@@ -192,6 +197,12 @@ class Recorder:
         t = self._clock() - self._anchor if t_ns is None else t_ns
         size = len(payload)
         stats = self.stats
+        create = (
+            direction is Direction.CLIENT
+            and opcode is Opcode.TEXT
+            and fin
+            and _is_create(payload, conn in self._http)
+        )
         with self._lock:  # producers may run on several threads (a sync client's reader)
             seq = self._seq[conn] = self._seq.get(conn, 0) + 1
             if self._enqueued - self._written + size > self._max_queue:
@@ -201,7 +212,7 @@ class Recorder:
             self._enqueued += size
             stats.frames += 1
             stats.bytes += size
-            if direction is Direction.CLIENT and payload.find(b'"response.create"', 0, 200) >= 0:
+            if create:
                 stats.creates += 1
         self._put((conn, t, direction, opcode, payload, fin, seq))  # a Frame's fields + number
 
@@ -388,3 +399,18 @@ def _redact_tree(value: Any, redactor: Redactor) -> Any:
     if isinstance(value, list | tuple):
         return [_redact_tree(v, redactor) for v in value]
     return value
+
+
+def _is_create(payload: bytes, http: bool) -> bool:
+    """Whether a client message is a ``response.create`` (for the live turn count): over
+    HTTP every recorded request body is one; over WebSocket, its JSON ``type`` says so,
+    wherever the client put it. Most client messages are, so the cheap test comes first."""
+    if http:
+        return True
+    if b"response.create" not in payload:
+        return False
+    try:
+        message = orjson.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("type") == "response.create"

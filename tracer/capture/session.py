@@ -85,6 +85,7 @@ class RecordingSession:
             log=log,
         )
         self.command: list[str] | None = None  # a launched command, annotated at the end
+        self.launched = False  # a command was launched (its line is annotated at the end)
 
     @property
     def base_url(self) -> str:

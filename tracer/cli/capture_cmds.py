@@ -13,7 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from tracer.capture.proxy import RecordingProxy, upstream_ws_base
+from tracer.capture.launch import PRESETS, plan_launch
+from tracer.capture.proxy import upstream_ws_base
 from tracer.capture.session import RecordingSession, wait_for_child
 from tracer.cli.app import CLIError, TimeResolution, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
@@ -22,14 +23,12 @@ from tracer.views.output import emit_json, stderr_console
 from tracer.views.record import RecordSummary, live_status, render_summary
 from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
-
-def child_environment(proxy: RecordingProxy) -> dict[str, str]:
-    """The environment of a launched command: its OpenAI clients point at the proxy."""
-    env = dict(os.environ)
-    env["OPENAI_BASE_URL"] = proxy.base_url
-    env["OPENAI_API_BASE"] = proxy.base_url  # older SDKs and other tools
-    env["TRACER_PROXY_URL"] = proxy.origin
-    return env
+_PRESET_HELP = "; ".join(f"{name}: {what}" for name, what in PRESETS)
+NOTHING_RECORDED = (
+    "the command made no connection through the proxy: its client may take its endpoint "
+    "from somewhere tracer does not set (a config file, a variable of its own), or need "
+    "the real host name (docs/capture.md)"
+)
 
 
 @app.command(
@@ -97,6 +96,14 @@ def record(
             "are dropped by default).",
         ),
     ] = None,
+    no_preset: Annotated[
+        bool,
+        typer.Option(
+            "--no-preset",
+            help="Set only OPENAI_BASE_URL for a launched command, not the presets "
+            f"({_PRESET_HELP}).",
+        ),
+    ] = False,
     json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
 ) -> int:
     """Record WebSocket sessions through a local proxy in front of UPSTREAM.
@@ -139,9 +146,13 @@ def record(
     except OSError as exc:
         raise CLIError(f"cannot create {str(output)!r}: {exc.strerror}") from None
     session.command = command
+    session.launched = bool(command)
     log_path = output.with_name(output.name + ".log") if tui and command else None
     listening = threading.Event()
-    main = _serve(session, upstream, command, log_path, listening, show=not (tui or json))
+    main = _serve(
+        session, upstream, command, log_path, listening, show=not (tui or json),
+        presets=not no_preset,
+    )  # fmt: skip
     if tui:
 
         def banner() -> str:  # once the proxy listens (its port may have been 0)
@@ -201,6 +212,7 @@ def _serve(
     listening: threading.Event,
     *,
     show: bool,
+    presets: bool = True,
 ) -> Callable[[asyncio.Event], Awaitable[int | None]]:
     """The recording's main coroutine: listen, run the command or wait for a stop, stop."""
 
@@ -222,8 +234,13 @@ def _serve(
             )
         try:
             if command:
-                env = child_environment(session.proxy)
-                return await _run_child(command, env, stop, log_path)
+                proxy = session.proxy
+                launch = plan_launch(
+                    command, dict(os.environ), proxy.base_url, proxy.origin, presets=presets
+                )
+                for note in launch.notes:
+                    stderr_console().print(f"tracer record: {note}", markup=False)
+                return await _run_child(launch.command, launch.env, stop, log_path)
             await stop.wait()
             return None
         finally:
@@ -251,6 +268,8 @@ def _finish(session: RecordingSession, exit_code: int | None, *, compact: bool, 
             "it is kept as recorded",
             markup=False,
         )
+    if session.launched and stats.connections == 0 and not json:
+        warn.print(f"tracer record: warning: {NOTHING_RECORDED}", markup=False)
     summary = RecordSummary(
         trace=str(session.output),
         connections=stats.connections,
@@ -263,6 +282,7 @@ def _finish(session: RecordingSession, exit_code: int | None, *, compact: bool, 
         trace_ok=done.integrity.ok,
         unrecorded=[g.to_json() for g in stats.unrecorded.values()],
         compact_error=done.compact_error,
+        warning=NOTHING_RECORDED if session.launched and stats.connections == 0 else None,
     )
     if json:
         emit_json(summary.to_json())

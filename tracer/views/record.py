@@ -30,6 +30,7 @@ class RecordSummary:
     trace_ok: bool
     unrecorded: list[dict[str, Any]] = field(default_factory=list)  # per connection
     compact_error: str | None = None  # recompressing on exit failed: kept as recorded
+    warning: str | None = None  # a launched command made no connection through the proxy
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
