@@ -16,7 +16,8 @@ Modes:
 - ``ws-resend``: WebSocket, the whole history every turn, items re-serialised the way agent
   frameworks do it: reasoning as its ``output_item.done`` copy without ``id``, messages
   without ``type``, ``id``, ``status`` and ``phase``, calls without ``id`` and ``status``;
-- ``ws-close``: WebSocket, one create; prints the close code the SDK saw.
+- ``ws-close``: WebSocket, one create; prints the close code the SDK saw;
+- ``mixed``: ``ws-chain``, then ``http-stored``.
 """
 
 from __future__ import annotations
@@ -188,6 +189,12 @@ class Agent:
                 self.known = len(self.history) - len(calls)
                 if not calls:
                     return
+
+    def mixed(self) -> None:
+        """A WebSocket session, then an HTTP one, in one run."""
+        self.ws_chain()
+        self.history = [{"role": "user", "content": "Find the answer."}]
+        self.http_stored()
 
     def ws_close(self) -> None:
         with self.client.responses.connect() as conn:

@@ -12,7 +12,7 @@ import typer
 
 from tracer.cli.app import CLIError, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
-from tracer.replay.recorded import MODES, load_connections
+from tracer.replay.recorded import MODES, load_connections, load_requests
 from tracer.replay.server import DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, ReplayServer
 from tracer.trace.reader import open_trace
 from tracer.views.output import emit_json, emit_json_line, stderr_console
@@ -70,10 +70,12 @@ def replay(
     host, port = parse_listen(listen)
     if host not in LOOPBACK and not allow_remote:
         raise CLIError(f"refusing to listen on {host}: add --allow-remote", exit_code=2)
-    with open_trace(file) as reader:
+    with open_trace(file) as reader:  # two streaming passes: no list of every record
         recorded = load_connections(reader)
-    if not recorded:
-        raise CLIError(f"{file} holds no WebSocket connection to replay")
+    with open_trace(file) as reader:
+        requests = load_requests(reader)
+    if not recorded and not requests:
+        raise CLIError(f"{file} holds no WebSocket connection or HTTP request to replay")
     err = stderr_console()
 
     def log(line: str) -> None:
@@ -82,6 +84,7 @@ def replay(
 
     server = ReplayServer(
         recorded,
+        requests=requests,
         host=host,
         port=port,
         speed=speed,
@@ -99,7 +102,7 @@ def replay(
             await server.start()
         except OSError as exc:
             raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-        turns = sum(c.turns for c in recorded)
+        turns = sum(c.turns for c in recorded) + len(requests)
         listening = {"event": "listening", "base_url": server.base_url,
                      "connections": len(recorded)}  # fmt: skip
         if token == "auto":
@@ -113,7 +116,8 @@ def replay(
                     markup=False,
                 )
             err.print(
-                f"tracer replay: {len(recorded)} recorded connection(s), {turns} message(s), "
+                f"tracer replay: {len(recorded)} recorded connection(s) and {len(requests)} "
+                f"HTTP request(s), {turns} message(s), "
                 f"on {server.base_url} (ws://{host}:{server.port}/...); Ctrl-C stops",
                 markup=False,
             )
@@ -137,7 +141,7 @@ def replay(
         "served": {str(k): v for k, v in stats.served.items()},
     }
     if json:
-        emit_json(summary)
+        emit_json_line(summary)  # JSON Lines, as the listening line
     else:
         err.print(
             f"tracer replay: served {stats.connections} connection(s), {stats.turns} turn(s), "

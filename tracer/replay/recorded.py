@@ -24,7 +24,16 @@ import orjson
 
 from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
 
-__all__ = ["MODES", "Exchange", "Mismatch", "RecordedConnection", "load_connections", "match"]
+__all__ = [
+    "MODES",
+    "Exchange",
+    "Mismatch",
+    "RecordedConnection",
+    "RecordedRequest",
+    "load_connections",
+    "load_requests",
+    "match",
+]
 
 MODES = ("tolerant", "strict", "sequence")
 
@@ -68,6 +77,50 @@ class RecordedConnection:
     @property
     def turns(self) -> int:
         return sum(ex.client is not None for ex in self.exchanges)
+
+
+@dataclass(slots=True)
+class RecordedRequest:
+    """One recorded HTTP request (transport ``http``) and its answer: the status, the
+    content type, and the server frames (one per server-sent event, or the whole body)."""
+
+    conn: int
+    path: str
+    status: int
+    content_type: str
+    body: bytes
+    t_request: int  # ns, when the request body crossed the recorder
+    answer: list[Frame] = field(default_factory=list)
+
+    @property
+    def streamed(self) -> bool:
+        """Answered with server-sent events (else with one body)."""
+        return self.content_type.startswith("text/event-stream") or len(self.answer) > 1
+
+
+def load_requests(records: Iterable[Record]) -> list[RecordedRequest]:
+    """The trace's recorded HTTP requests, in the order they were made."""
+    requests: dict[int, RecordedRequest] = {}
+    for r in records:
+        kind = type(r)
+        if kind is Open:
+            assert isinstance(r, Open)
+            if r.transport == "http":
+                ctype = next((v for k, v in r.response_headers if k.lower() == "content-type"), "")
+                requests[r.conn] = RecordedRequest(
+                    r.conn, _path_of(r.url), r.status, ctype, b"", r.t_ns
+                )
+        elif kind is Frame:
+            assert isinstance(r, Frame)
+            req = requests.get(r.conn)
+            if req is None or r.opcode is not Opcode.TEXT:
+                continue
+            if r.direction is Direction.CLIENT:
+                req.body += r.payload
+                req.t_request = r.t_ns
+            else:
+                req.answer.append(r)
+    return [r for r in requests.values() if r.answer]
 
 
 def load_connections(records: Iterable[Record]) -> list[RecordedConnection]:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from websockets.frames import Opcode as WsOpcode
 
-from tracer.replay.recorded import Exchange, Mismatch, RecordedConnection, match
+from tracer.replay.http import serve_http
+from tracer.replay.recorded import Exchange, Mismatch, RecordedConnection, RecordedRequest, match
 from tracer.wire import (
     HTTPError,
     WebSocket,
@@ -47,6 +48,7 @@ class ReplayServer(TCPService):
         self,
         recorded: list[RecordedConnection],
         *,
+        requests: Sequence[RecordedRequest] = (),
         host: str = "127.0.0.1",
         port: int = 0,
         speed: float = 1.0,
@@ -62,6 +64,7 @@ class ReplayServer(TCPService):
         self.max_frame = max_frame  # a larger message closes the connection with 1009
         self.max_queue = max_queue  # client messages waiting; past it, reading pauses
         self.recorded = recorded
+        self.requests = list(requests)  # recorded HTTP requests, answered over HTTP
         self.speed = speed
         self.mode = mode
         self.stats = ReplayStats()
@@ -73,9 +76,21 @@ class ReplayServer(TCPService):
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
+    def note_mismatch(self, detail: str) -> None:
+        """Count a mismatch; keep and log the first ones (a flood must not grow memory)."""
+        stats = self.stats
+        stats.mismatch_count += 1
+        if len(stats.mismatches) < MAX_MISMATCHES_KEPT:
+            stats.mismatches.append(detail)
+            self.log(f"mismatch: {detail}")
+        elif stats.mismatch_count == MAX_MISMATCHES_KEPT + 1:
+            self.log(f"more than {MAX_MISMATCHES_KEPT} mismatches: no longer logged")
+
     def connection_ended(self) -> None:
         self._active -= 1
-        if self._active == 0 and all(self.stats.served.get(c.conn) for c in self.recorded):
+        served = self.stats.served
+        conns = [c.conn for c in self.recorded] + [r.conn for r in self.requests]
+        if self._active == 0 and all(served.get(conn) for conn in conns):
             self.all_served.set()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -84,12 +99,19 @@ class ReplayServer(TCPService):
             head = await read_request_head(reader)
             if head is None or await self.refused(head, writer):
                 return
+            while not head.is_websocket_upgrade:  # HTTP requests, kept alive
+                if not await serve_http(self, head, reader, writer):
+                    return
+                next_head = await read_request_head(reader)
+                if next_head is None or await self.refused(next_head, writer):
+                    return
+                head = next_head
             target = self.guard.strip_token_path(head.target)
             path = target.split("?", 1)[0]
             candidates = [c for c in self.recorded if c.path == target] or [
                 c for c in self.recorded if c.path.split("?", 1)[0] == path
             ]
-            if not head.is_websocket_upgrade or not candidates:
+            if not candidates:
                 message = f"tracer replay: no recorded WebSocket connection for {head.target}\n"
                 self.log(message.strip())
                 write_response(writer, 404, [("Content-Type", "text/plain")], message.encode())
@@ -215,19 +237,13 @@ class _Session:
 
     async def _mismatch(self, what: str, problem: Mismatch | None) -> None:
         detail = f"{what}: {problem.describe()}" if problem else what
+        self.server.note_mismatch(detail)
         # The client hears where it differed; what the recording holds only when asked.
         told = (
             f"{what}: {problem.describe(recorded=self.server.verbose_mismatch)}"
             if problem
             else what
         )
-        stats = self.server.stats
-        stats.mismatch_count += 1
-        if len(stats.mismatches) < MAX_MISMATCHES_KEPT:  # a flood of them must not grow memory
-            stats.mismatches.append(detail)
-            self.server.log(f"mismatch: {detail}")
-        elif stats.mismatch_count == MAX_MISMATCHES_KEPT + 1:
-            self.server.log(f"more than {MAX_MISMATCHES_KEPT} mismatches: no longer logged")
         event = {
             "type": "error",
             "status": 400,
