@@ -9,7 +9,7 @@ from pathlib import Path
 import zstandard
 from websockets.sync.client import connect
 
-from tests.conftest import assert_clean_error, run_tracer
+from tests.conftest import ROOT, assert_clean_error, run_tracer
 from tracer.trace import Frame, open_trace
 
 
@@ -74,3 +74,28 @@ def test_demo_records_a_verified_trace(tmp_path: Path):
         times = [r.t_ns for r in reader if type(r) is Frame]
     assert reader.header.time_unit_ns == 1000 and reader.version == 2
     assert len(times) > 100 and all(t % 1000 == 0 for t in times)
+
+
+def test_silent_errors_now_say_what_is_wrong(tmp_path: Path):
+    """Each gets one clear line and a non-zero exit (issue: they printed nothing, or an
+    empty message, or 'ok')."""
+    bare = run_tracer()
+    assert bare.returncode == 2 and "tracer: error: a command is needed" in bare.stderr
+    frames = run_tracer("frames", str(ROOT / "traces" / "incremental.trace"), "--conn", "9")
+    assert_clean_error(frames)
+    assert "no frames of connection 9 (connections: 1)" in frames.stderr
+    stats = run_tracer("stats", str(ROOT / "traces" / "incremental.trace"),
+                       str(ROOT / "README.md"), "--json")  # fmt: skip
+    assert stats.returncode == 1 and json.loads(stats.stdout)["total"]["error"] == "1 of 2 failed"
+    out = str(tmp_path / "t.trace")
+    too_big = run_tracer(
+        "record", "--upstream", "ws://127.0.0.1:9", "-o", out, "--max-frame", str(200 << 20)
+    )
+    assert_clean_error(too_big)
+    assert "--max-frame" in too_big.stderr
+
+
+def test_replay_and_upstream_default_to_different_ports():
+    replay = run_tracer("replay", "--help")
+    upstream = run_tracer("upstream", "--help")
+    assert "127.0.0.1:8766" in replay.stdout and "8765" in upstream.stdout

@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as exc:  # usage errors and bad parameters
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        _error(f"{exc.format_message()}{hint}")
+        message = exc.format_message() or "a command is needed"  # `tracer` alone
+        _error(f"{message}{hint}")
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
         _error("interrupted")

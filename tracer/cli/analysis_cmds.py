@@ -129,7 +129,12 @@ def stats(
 
                 results = track(results, total=len(paths), console=stderr_console())
             rows = list(results)
-    total: dict[str, Any] = {"trace": "total", "error": None, "truncated": False}
+    failed = sum(1 for r in rows if r["error"])
+    total: dict[str, Any] = {
+        "trace": "total",
+        "error": f"{failed} of {len(rows)} failed" if failed else None,
+        "truncated": any(r["truncated"] for r in rows),
+    }
     good = [r["summary"] for r in rows if r["summary"]]
     total["summary"] = Summary.total(good)
     if json:

@@ -18,11 +18,14 @@ from tracer.capture.proxy import upstream_ws_base
 from tracer.capture.session import RecordingSession, wait_for_child
 from tracer.cli.app import CLIError, TimeResolution, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
+from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE
 from tracer.trace.redact import Redactor
 from tracer.views.output import emit_json, stderr_console
 from tracer.views.record import RecordSummary, live_status, render_summary
 from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
+MAX_RECORDABLE_FRAME = DEFAULT_MAX_RECORD_SIZE - 64 * 1024
+"""The largest frame a trace can hold: the reader's record limit less a record's framing."""
 _PRESET_HELP = "; ".join(f"{name}: {what}" for name, what in PRESETS)
 NOTHING_RECORDED = (
     "the command made no connection through the proxy: its client may take its endpoint "
@@ -70,7 +73,10 @@ def record(
     max_frame: Annotated[
         int,
         typer.Option(
-            min=1024, help="Largest message in bytes either side may send (1009 past it)."
+            min=1024,
+            max=MAX_RECORDABLE_FRAME,
+            help="Largest message in bytes either side may send (1009 past it); at most what "
+            "a trace can store (128 MiB less a record's framing).",
         ),
     ] = DEFAULT_MAX_SIZE,
     tui: Annotated[

@@ -22,7 +22,9 @@ from tracer.views.output import emit_json, emit_json_line, stderr_console
 @app.command()
 def replay(
     file: Annotated[Path, typer.Argument(help="A trace file.", show_default=False)],
-    listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")] = "127.0.0.1:8765",
+    listen: Annotated[
+        str, typer.Option(help="HOST:PORT to listen on (tracer upstream takes 8765).")
+    ] = "127.0.0.1:8766",
     speed: Annotated[
         float, typer.Option(min=0.0, help="1: the recorded gaps; 2: twice as fast; 0: no waits.")
     ] = 1.0,

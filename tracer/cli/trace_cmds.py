@@ -57,10 +57,12 @@ def frames(
     console = None if json else stdout_console()
     markup = console is not None and console.is_terminal
     shown = 0
+    conns: set[int] = set()
     with open_trace(file) as reader:
         for record in reader:
             if type(record) is not Frame:
                 continue
+            conns.add(record.conn)
             if conn is not None and record.conn != conn:
                 continue
             if want_dir is not None and record.direction is not want_dir:
@@ -80,6 +82,9 @@ def frames(
             f"tracer: warning: {file} is truncated; listed every frame before the cut",
             markup=False,
         )
+    if conn is not None and conn not in conns:
+        known = ", ".join(map(str, sorted(conns)[:20])) or "none"
+        raise CLIError(f"{file} has no frames of connection {conn} (connections: {known})")
     return 0
 
 
