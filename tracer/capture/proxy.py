@@ -30,7 +30,6 @@ from tracer.wire import (
     WebSocket,
     accept_websocket,
     connect_websocket,
-    read_request_head,
     write_response,
 )
 from tracer.wire.guard import FORWARD_DROPPED, Guard
@@ -103,14 +102,14 @@ class RecordingProxy(TCPService):
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await read_request_head(reader)
+            head = await self.read_head(reader, writer)
             # Plain HTTP requests (keep-alive: several on one connection) until an upgrade.
             while head is not None and not head.is_websocket_upgrade:
                 if await self.refused(head, writer) or not await proxy_http(
                     self, head, reader, writer
                 ):
                     return
-                head = await read_request_head(reader)
+                head = await self.read_head(reader, writer)
             if head is None or await self.refused(head, writer):
                 return
             session = _Session(self, reader, writer)

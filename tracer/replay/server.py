@@ -16,7 +16,6 @@ from tracer.wire import (
     HTTPError,
     WebSocket,
     accept_websocket,
-    read_request_head,
     write_response,
 )
 from tracer.wire.guard import Guard
@@ -96,13 +95,13 @@ class ReplayServer(TCPService):
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._active += 1
         try:
-            head = await read_request_head(reader)
+            head = await self.read_head(reader, writer)
             if head is None or await self.refused(head, writer):
                 return
             while not head.is_websocket_upgrade:  # HTTP requests, kept alive
                 if not await serve_http(self, head, reader, writer):
                     return
-                next_head = await read_request_head(reader)
+                next_head = await self.read_head(reader, writer)
                 if next_head is None or await self.refused(next_head, writer):
                     return
                 head = next_head

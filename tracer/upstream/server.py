@@ -26,7 +26,6 @@ from tracer.wire import (
     WebSocket,
     accept_websocket,
     read_body,
-    read_request_head,
     write_response,
 )
 from tracer.wire.guard import Guard
@@ -80,7 +79,7 @@ class UpstreamServer(TCPService):
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await read_request_head(reader)
+                head = await self.read_head(reader, writer)
                 if head is None or await self.refused(head, writer):
                     return
                 if not head.path.rstrip("/").endswith("/responses"):

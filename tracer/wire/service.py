@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
+import resource
 from collections.abc import Callable
+from typing import Any
 
 from tracer.wire.guard import Guard
-from tracer.wire.http import RequestHead, write_response
+from tracer.wire.http import RequestHead, read_request_head, write_response
 
-__all__ = ["TCPService"]
+__all__ = ["HEAD_TIMEOUT", "MAX_WAITING", "TCPService"]
+
+HEAD_TIMEOUT = 10.0
+"""Seconds a connection may take to send a request head (nginx: client_header_timeout)."""
+MAX_WAITING = 256
+"""Connections waiting for their request head at once; past it the one that waited longest
+is dropped, so a flood of slow or idle connections cannot keep new clients out."""
 
 
 class TCPService:
@@ -33,10 +42,17 @@ class TCPService:
         self.port = port
         self.guard = guard or Guard.of(host)  # who it answers: local agents, not web pages
         self.log = log or (lambda line: None)
+        self.head_timeout = HEAD_TIMEOUT
+        self.max_waiting = _max_waiting()
+        self._last_accept_error = 0.0
+        self._waiting: dict[asyncio.StreamWriter, None] = {}  # insertion order: oldest first
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.get_exception_handler() is None:
+            loop.set_exception_handler(self._loop_error)
         self._server = await asyncio.start_server(self._run, self.host, self.port, limit=1 << 20)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -55,6 +71,40 @@ class TCPService:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """Out of file descriptors while accepting (a flood of connections): one line a
+        second instead of a traceback each time; asyncio retries the accept by itself."""
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+            now = loop.time()
+            if now - self._last_accept_error >= 1.0:
+                self._last_accept_error = now
+                self.log(f"out of file descriptors ({exc.strerror}); new connections wait")
+            return
+        loop.default_exception_handler(context)
+
+    async def read_head(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> RequestHead | None:
+        """The next request head, or None at a clean end, after ``head_timeout`` (answered
+        408) or when this connection is dropped for a newer one (``max_waiting``)."""
+        waiting = self._waiting
+        while len(waiting) >= self.max_waiting:
+            oldest = next(iter(waiting))
+            del waiting[oldest]
+            oldest.transport.abort()
+        waiting[writer] = None
+        try:
+            async with asyncio.timeout(self.head_timeout):
+                return await read_request_head(reader)
+        except TimeoutError:
+            write_response(writer, 408, [("Connection", "close")], b"")
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            return None
+        finally:
+            waiting.pop(writer, None)
 
     async def refused(self, head: RequestHead, writer: asyncio.StreamWriter) -> bool:
         """Answer 403 (and log one line) when the guard refuses ``head``; True if it did.
@@ -87,3 +137,12 @@ class TCPService:
             with contextlib.suppress(Exception):
                 writer.close()
             self.connection_ended()
+
+
+def _max_waiting() -> int:
+    """MAX_WAITING, or a quarter of the open-file limit when that is lower: an accept burst
+    and the connections being served need descriptors too."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return MAX_WAITING
+    return max(8, min(MAX_WAITING, soft // 4))
