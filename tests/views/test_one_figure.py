@@ -89,3 +89,21 @@ def test_the_lists_of_figures_name_fields_of_the_model():
     assert set(Summary.COMPARED) <= summary_fields
     assert set(Summary.PROGRESS_FIELDS) <= summary_fields
     assert set(Summary.summed_fields()) <= summary_fields
+
+
+def test_one_vocabulary_for_counts():
+    from tracer.views.output import plural, turns_phrase
+
+    assert [plural(n, "connection") for n in (0, 1, 2)] == [
+        "0 connections", "1 connection", "2 connections"
+    ]  # fmt: skip
+    assert plural(1, "cache loss") == "1 cache loss" and plural(3, "mismatch") == "3 mismatches"
+    assert turns_phrase(14, 1) == "13 turns + 1 warm-up" and turns_phrase(1, 0) == "1 turn"
+    report = load(ROOT / "traces" / "reconnect.trace").report
+    console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
+    from tracer.views.inspect import render_inspect
+
+    render_inspect(report, console)
+    text = console.export_text()
+    assert "2 connections, 14 turns + 1 warm-up" in text
+    assert "1 cache loss," in text and "(es)" not in text and "(s)" not in text

@@ -15,7 +15,7 @@ from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
 from tracer.replay.recorded import MODES, load_connections, load_requests
 from tracer.replay.server import DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, ReplayServer
 from tracer.trace.reader import open_trace
-from tracer.views.output import emit_json, emit_json_line, stderr_console
+from tracer.views.output import emit_json, emit_json_line, plural, stderr_console
 
 
 # Over 60 lines: a typer command: its signature is the CLI.
@@ -118,8 +118,8 @@ def replay(
                     markup=False,
                 )
             err.print(
-                f"tracer replay: {len(recorded)} recorded connection(s) and {len(requests)} "
-                f"HTTP request(s), {turns} message(s), "
+                f"tracer replay: {plural(len(recorded), 'recorded connection')} and "
+                f"{plural(len(requests), 'HTTP request')}, {plural(turns, 'message')}, "
                 f"on {server.base_url} (ws://{host}:{server.port}/...); Ctrl-C stops",
                 markup=False,
             )
@@ -146,8 +146,8 @@ def replay(
         emit_json_line(summary)  # JSON Lines, as the listening line
     else:
         err.print(
-            f"tracer replay: served {stats.connections} connection(s), {stats.turns} turn(s), "
-            f"{stats.mismatch_count} mismatch(es)",
+            f"tracer replay: served {plural(stats.connections, 'connection')}, "
+            f"{plural(stats.turns, 'turn')}, {plural(stats.mismatch_count, 'mismatch')}",
             markup=False,
         )
     return 1 if once and stats.mismatches else 0
@@ -228,7 +228,8 @@ def rerun(
         emit_json(data)
     else:
         stderr_console().print(
-            f"tracer rerun: {data['turns']} turns over {data['connections']} connection(s) "
+            f"tracer rerun: {plural(data['turns'], 'turn')} over "
+            f"{plural(data['connections'], 'connection')} "
             f"-> {output}; {data['rewritten_ids']} chained ids rewritten, "
             f"{data['made_incremental']} creates made incremental, errors: "
             f"{', '.join(data['errors']) or 'none'}",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from tracer.trace.verify import Integrity
+from tracer.views.output import plural
 
 if TYPE_CHECKING:
     from tracer.demo.agent import AgentRun
@@ -16,8 +17,8 @@ __all__ = ["render_demo"]
 
 def render_demo(path: str, run: AgentRun, integrity: Integrity, console: Console) -> None:
     console.print(
-        f"[bold]tracer demo[/bold]: the demo agent ran {run.turns} turns over "
-        f"{run.connections} connection(s) against the scripted upstream"
+        f"[bold]tracer demo[/bold]: the demo agent ran {plural(run.turns, 'turn')} over "
+        f"{plural(run.connections, 'connection')} against the scripted upstream"
     )
     if run.errors:
         console.print(f"  errors: {', '.join(run.errors)} (cache losses: {run.cache_losses})")

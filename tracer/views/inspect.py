@@ -16,8 +16,10 @@ from tracer.views.output import (
     elided,
     omitted_count,
     omitted_note,
+    plural,
     resent_label,
     tokens_phrase,
+    turns_phrase,
 )
 
 __all__ = [
@@ -57,7 +59,10 @@ def _resent_style(t: TurnReport) -> str:
 
 def _summary_lines(s: Summary) -> Text:
     t = Text()
-    t.append(f"{s.connections} connections, {s.turns} turns", style="bold")
+    t.append(
+        f"{plural(s.connections, 'connection')}, {turns_phrase(s.turns, s.warmups)}",
+        style="bold",
+    )
     t.append(f", {s.wall_ms / 1000:.2f}s wall\n")
     if not s.responses_api:
         t.append("No Responses API turns: generic WebSocket traffic (see connections).\n")
@@ -81,9 +86,9 @@ def _summary_lines(s: Summary) -> Text:
     t.append("\n")
     t.append(tokens_phrase(s))
     if s.cache_losses:
-        t.append(f", {s.cache_losses} cache loss(es)", style="bold red")
+        t.append(f", {plural(s.cache_losses, 'cache loss')}", style="bold red")
     if s.errors:
-        t.append(f", {s.errors} error(s)", style="red")
+        t.append(f", {plural(s.errors, 'error')}", style="red")
     t.append("\n")
     t.append(
         f"time to first token p50 {_ms(s.ttft_p50_ms)} p90 {_ms(s.ttft_p90_ms)}; "

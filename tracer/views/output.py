@@ -100,3 +100,22 @@ RESENT_STYLE = {"chain": "bold red", "cache_loss": "bold magenta", "transport": 
 def resent_label(reason: str | None) -> str:
     """The short label of resent items with this reason."""
     return RESENT_WORDS.get(reason or "chain", RESENT_WORDS["chain"])[0]
+
+
+_PLURALS = {"loss": "losses", "cache loss": "cache losses", "mismatch": "mismatches",
+            "turn": "turns"}  # fmt: skip
+
+
+def plural(n: int, word: str) -> str:
+    """``n`` and ``word`` in the right number: "1 connection", "2 connections", "1 cache
+    loss", "3 mismatches"."""
+    if n == 1:
+        return f"1 {word}"
+    return f"{n:,} {_PLURALS.get(word, word + 's')}"
+
+
+def turns_phrase(turns: int, warmups: int) -> str:
+    """Turns counted the one way every view counts them: "13 turns + 1 warm-up"."""
+    real = turns - warmups
+    text = plural(real, "turn")
+    return text + (f" + {plural(warmups, 'warm-up')}" if warmups else "")

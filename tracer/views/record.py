@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from tracer.views.output import plural
+
 if TYPE_CHECKING:
     from tracer.capture.recorder import RecorderStats
 
@@ -47,7 +49,7 @@ class _StatusLine:
             ("● rec ", "bold red"),
             f"{self.url}  ",
             (f"{s.open_connections}", "bold"),
-            f" open / {s.connections} connections  ",
+            f" open / {plural(s.connections, 'connection')}  ",
             (f"{s.frames:,}", "bold"),
             f" frames  {s.bytes / 1e6:.2f} MB  ",
             (f"{s.creates}", "bold"),
@@ -67,8 +69,9 @@ def live_status(stats: RecorderStats, url: str) -> Live:
 
 def render_summary(summary: RecordSummary, console: Console) -> None:
     console.print(
-        f"tracer record: {summary.connections} connections, {summary.frames:,} frames, "
-        f"{summary.bytes:,} bytes, {summary.creates} turns -> {summary.trace}"
+        f"tracer record: {plural(summary.connections, 'connection')}, "
+        f"{plural(summary.frames, 'frame')}, {plural(summary.bytes, 'byte')}, "
+        f"{plural(summary.creates, 'turn')} -> {summary.trace}"
         + ("" if summary.trace_ok else " [red](trace damaged)[/red]")
     )
     if summary.dropped_frames:
