@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable
 
@@ -23,6 +24,15 @@ __all__ = ["FRAME_BUDGET", "Session", "analyse", "select_frames"]
 
 FRAME_BUDGET = 64 * 1024 * 1024
 """Payload bytes of frames a ``Session(details=True)`` keeps for its turns' frame views."""
+MAX_TURNS = 100_000
+"""Turns a session analyses before it stops with LimitExceeded (``TRACER_MAX_TURNS``)."""
+MAX_CONNECTIONS = 50_000
+"""Connections likewise (``TRACER_MAX_CONNECTIONS``)."""
+
+
+def _cap(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() and int(value) > 0 else default
 
 
 class Session:
@@ -41,7 +51,12 @@ class Session:
     def __init__(
         self, *, details: bool = False, frame_budget: int = FRAME_BUDGET, contents: bool = False
     ) -> None:
-        self._segmenter = TurnSegmenter(collect_text=details, keep_frames=details)
+        self._segmenter = TurnSegmenter(
+            collect_text=details,
+            keep_frames=details,
+            max_turns=_cap("TRACER_MAX_TURNS", MAX_TURNS),
+            max_connections=_cap("TRACER_MAX_CONNECTIONS", MAX_CONNECTIONS),
+        )
         self._analyser = Analyser(details=details, frame_budget=frame_budget, contents=contents)
         self._t0: int | None = None
         self.records = 0

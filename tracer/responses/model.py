@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tracer.responses.turns import Connection, Turn, dict_items, loads, output_text
+from tracer.trace.errors import LimitExceeded
 from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
 
 __all__ = ["Connection", "Turn", "TurnSegmenter", "dict_items", "loads", "output_text"]
@@ -38,8 +39,18 @@ _DELTA_MARK = b'.delta"'
 class TurnSegmenter:
     """Feeds on records; yields turns when they end (or when the input ends)."""
 
-    def __init__(self, *, collect_text: bool = False, keep_frames: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        collect_text: bool = False,
+        keep_frames: bool = False,
+        max_turns: int | None = None,
+        max_connections: int | None = None,
+    ) -> None:
         self.connections: dict[int, Connection] = {}
+        # Caps (None: none): past them, LimitExceeded, rather than memory without bound.
+        self.max_turns = max_turns
+        self.max_connections = max_connections
         self._collect_text = collect_text
         self._keep_frames = keep_frames  # each turn keeps its create, steers and events
         self._next_index = 0
@@ -74,10 +85,20 @@ class TurnSegmenter:
     def _connection(self, conn: int, t_ns: int) -> Connection:
         c = self.connections.get(conn)
         if c is None:  # frames of a connection whose open record is missing
+            self._check_connections(conn)
             c = self.connections[conn] = Connection(conn=conn, t_open=t_ns)
         return c
 
+    def _check_connections(self, conn: int) -> None:
+        cap = self.max_connections
+        if cap is not None and len(self.connections) >= cap and conn not in self.connections:
+            raise LimitExceeded(
+                f"the trace holds more than {cap:,} connections (the connections cap; "
+                "raise it with TRACER_MAX_CONNECTIONS=N)"
+            )
+
     def _open(self, record: Open) -> None:
+        self._check_connections(record.conn)
         self.connections[record.conn] = Connection(
             conn=record.conn,
             url=record.url,
@@ -142,6 +163,11 @@ class TurnSegmenter:
             kind = "response.create"  # an HTTP request body is a create without its type
         c.message_types[f"client:{kind}"] += 1
         if kind == "response.create":
+            if self.max_turns is not None and self._next_index >= self.max_turns:
+                raise LimitExceeded(
+                    f"the trace holds more than {self.max_turns:,} turns (the turns cap; "
+                    "raise it with TRACER_MAX_TURNS=N)"
+                )
             request = {k: v for k, v in body.items() if k != "type"}
             lane = request.get("stream_id") if isinstance(request.get("stream_id"), str) else None
             prev = request.get("previous_response_id")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tracer.trace.errors import LimitExceeded
 from tracer.trace.format import FORMAT_VERSION, TraceDamaged, TraceError, TraceTruncated
 from tracer.trace.reader import TraceReader, decode_record, open_trace
 from tracer.trace.records import (
@@ -27,6 +28,7 @@ __all__ = [
     "Frame",
     "Header",
     "Kind",
+    "LimitExceeded",
     "Opcode",
     "Open",
     "Record",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TraceDamaged", "TraceError", "TraceTruncated"]
+__all__ = ["LimitExceeded", "TraceDamaged", "TraceError", "TraceTruncated"]
 
 
 class TraceError(Exception):
@@ -25,3 +25,9 @@ class TraceDamaged(TraceError):
 class TraceTruncated(TraceError):
     """A trace ends before anything of it can be read (inside its preamble or header); a
     trace cut later reads up to the cut, with ``TraceReader.truncated`` set."""
+
+
+class LimitExceeded(TraceError):
+    """A trace holds more than a documented cap allows (``docs/security.md``): the message
+    names the cap and how to raise it. Caps bound a command's time and memory by what it is
+    willing to do, not by what a (hostile) trace claims."""

@@ -1,0 +1,74 @@
+"""Small hostile traces cannot cost gigabytes and minutes: past a documented cap (turns,
+connections) a command stops with one line naming the cap and how to raise it."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_clean_error
+from tracer.trace import Direction, Opcode, Open, create_trace
+
+
+def _many_turns(path: Path, n: int) -> None:
+    create = b'{"type":"response.create","input":"x"}'
+    with create_trace(path, flush_interval=None) as w:
+        w.write(Open(conn=1, t_ns=0, url="/v1/responses"))
+        w.write_frames([(1, i + 1, Direction.CLIENT, Opcode.TEXT, create, True) for i in range(n)])
+
+
+def _many_connections(path: Path, n: int) -> None:
+    with create_trace(path, flush_interval=None) as w:
+        for i in range(n):
+            w.write(Open(conn=i + 1, t_ns=i, url="/v1/responses"))
+
+
+def _run(
+    *args: str, env_extra: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    import os
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "tracer", *args], capture_output=True, text=True, timeout=60,
+        env={**os.environ, **(env_extra or {})},
+    )  # fmt: skip
+    elapsed = time.perf_counter() - t0
+    peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return proc, elapsed, peak_mb
+
+
+@pytest.mark.parametrize(
+    "kind, make, n, cap",
+    [("turns", _many_turns, 1_000_000, "TRACER_MAX_TURNS"),
+     ("connections", _many_connections, 300_000, "TRACER_MAX_CONNECTIONS")],
+)  # fmt: skip
+def test_a_trace_past_a_cap_stops_with_one_line(tmp_path: Path, kind, make, n, cap):
+    path = tmp_path / f"{kind}.trace"
+    make(path, n)
+    assert path.stat().st_size < 2_000_000  # small on disk, huge in what it claims
+    for command in (["inspect", "--json"], ["cache"], ["report"], ["stats", "--json"]):
+        proc, elapsed, peak_mb = _run(*command[:1], str(path), *command[1:])
+        assert elapsed < 20 and peak_mb < 300, (command, elapsed, peak_mb)
+        if command[0] == "stats":  # one row per trace: the row says why
+            (row,) = json.loads(proc.stdout)["traces"]
+            assert proc.returncode == 1 and f"{kind} cap" in row["error"], row
+            continue
+        assert_clean_error(proc)
+        assert f"{kind} cap" in proc.stderr and cap in proc.stderr, proc.stderr
+
+
+def test_a_cap_can_be_raised(tmp_path: Path):
+    path = tmp_path / "turns.trace"
+    _many_turns(path, 1_000)
+    proc, _, _ = _run("inspect", "--json", str(path), env_extra={"TRACER_MAX_TURNS": "500"})
+    assert_clean_error(proc)
+    proc, _, _ = _run("inspect", "--json", str(path), env_extra={"TRACER_MAX_TURNS": "5000"})
+    assert proc.returncode == 0, proc.stderr
