@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.capture.test_record_cli import decompressed
 from tests.conftest import run_tracer
 from tracer.analysis import load
@@ -150,6 +152,37 @@ def test_two_independent_agents_are_not_matched(tmp_path: Path):
     expected = [c["resent"] for run in clients for c in run]
     assert [t.resent_items for t in report.turns] == expected == [0, 3, 6, 9] * 2
     assert [t.conversation for t in report.turns] == [0] * 4 + [1] * 4
+
+
+@pytest.mark.parametrize("mode", ["http-resend", "ws-resend"])
+def test_concurrent_independent_agents_are_not_matched(tmp_path: Path, mode: str):
+    """Four copies of one agent at once in one trace, resending their histories: their
+    answers are alike (the same scripted text), their calls are not. Four conversations,
+    each resending what its own client says it resent."""
+    out = tmp_path / "four.trace"
+    code = (
+        "import subprocess, sys\n"
+        f"procs = [subprocess.Popen([sys.executable, {str(AGENT)!r}, {mode!r}]) "
+        "for _ in range(4)]\n"
+        "sys.exit(max(p.wait() for p in procs))\n"
+    )
+    with running_upstream(Script(turns=TURNS)) as upstream:
+        proc = run_tracer(
+            "record", "--upstream", f"http://127.0.0.1:{upstream.port}", "-o", str(out),
+            "--", sys.executable, "-c", code, timeout=180,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    clients = [
+        json.loads(line)["turns"] for line in proc.stdout.splitlines() if line.startswith("{")
+    ]
+    assert len(clients) == 4
+    report = load(out).report
+    assert report.summary.conversations == 4
+    by_conversation: dict[int, list[int]] = {}
+    for t in report.turns:
+        by_conversation.setdefault(t.conversation, []).append(t.resent_items)
+    expected = sorted([c["resent"] for c in run] for run in clients)
+    assert sorted(by_conversation.values()) == expected
 
 
 def test_a_close_1011_ends_the_turn_as_an_error(tmp_path: Path):

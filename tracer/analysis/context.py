@@ -8,8 +8,9 @@ every request is a connection of its own. A turn joins a conversation, in this o
 2. on WebSocket, the conversation its connection and lane already carry, unless the turn
    shares no item with it (a fresh conversation on the same socket);
 3. the conversation that *received* the most of the turn's input items (an agent resending
-   its history after a reconnect, or over HTTP, resends what the model answered it);
-   independent agents that merely start alike share no received item and stay apart;
+   its history after a reconnect, or over HTTP, resends what the model answered it); an
+   item that several conversations received (the same answer to independent agents) does
+   not count, so agents that merely start or answer alike stay apart;
 4. otherwise, a new conversation.
 
 Every input item is then ``resent`` when the conversation already sent or received it
@@ -83,7 +84,9 @@ class ContextModel:
         self.conversations: list[Conversation] = []
         self._responses: dict[str, _Response] = {}
         self._by_lane: dict[tuple[int, str | None], Conversation] = {}
-        self._received: dict[int, Conversation] = {}  # output item hash -> who received it
+        # Output item hash -> the conversation that received it; None when several did
+        # (identical answers to independent agents): such an item says nothing of who sent it.
+        self._received: dict[int, Conversation | None] = {}
         self._ended: dict[str, int] = {}  # response id -> when its turn ended
 
     def start(self, turn: Turn) -> Account:
@@ -149,9 +152,11 @@ class ContextModel:
         conv = account.conversation
         out_hashes = [item_hash(o) for o in outputs]
         out_bytes = sum(len(json_bytes(o)) for o in outputs)
+        received = self._received
         for h in out_hashes + [item_hash(c) for c in copies]:
             conv.seen.add(h)
-            self._received[h] = conv
+            owner = received.get(h, conv)
+            received[h] = conv if owner is conv else None
         if turn.response_id and turn.status == "completed":
             chain_items, chain_bytes = account.chain or (0, 0)
             self._responses[turn.response_id] = _Response(
