@@ -67,7 +67,7 @@ def test_a_websocket_url_set_elsewhere_is_still_recorded(tmp_path: Path):
         )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "OPENAI_WEBSOCKET_BASE_URL" in proc.stderr  # said once
-    summary = json.loads(proc.stdout[proc.stdout.index("{\n") :])  # after the child's line
+    summary = json.loads(proc.stdout)  # the child's own line went to stderr
     assert summary["connections"] == 1 and summary["creates"] == 1  # "type" came last
     assert summary["warning"] is None
 
@@ -82,3 +82,17 @@ def test_a_command_that_connects_nowhere_gets_a_warning(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "no connection through the proxy" in line]
     assert len(lines) == 1 and "warning" in lines[0]
+
+
+def test_record_json_prints_json_only_with_a_chatty_child(tmp_path: Path):
+    """The child's stdout goes to stderr under --json: tracer's stdout is one JSON object."""
+    chatty = "import sys\nfor i in range(50): print('chatter', i)\nprint('{not json')\n"
+    with running_upstream() as upstream:
+        proc = run_tracer(
+            "record", "--upstream", f"http://127.0.0.1:{upstream.port}", "-o",
+            str(tmp_path / "t.trace"), "--json", "--", sys.executable, "-c", chatty,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)  # the whole of stdout
+    assert summary["command_exit"] == 0
+    assert "chatter 49" in proc.stderr and "chatter" not in proc.stdout

@@ -144,10 +144,11 @@ def test_launch_sets_the_environment_and_passes_the_exit_code(tmp_path: Path):
     assert proc.returncode == 3, proc.stderr
     with open_trace(tmp_path / "t.trace") as reader:
         assert reader.header.time_unit_ns == 1
-    base, origin = proc.stdout.splitlines()[0].split()
+    # Under --json the child's stdout goes to stderr: stdout holds the summary only.
+    base, origin = proc.stderr.splitlines()[0].split()
     assert base.startswith("http://127.0.0.1:") and base.endswith("/v1")
     assert base == origin + "/v1"
-    summary = json.loads("\n".join(proc.stdout.splitlines()[1:]))
+    summary = json.loads(proc.stdout)
     assert summary["command_exit"] == 3
     assert summary["trace_ok"] is True
 

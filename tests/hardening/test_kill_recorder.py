@@ -155,13 +155,16 @@ def test_ctrl_c_to_a_launched_agents_process_group(tmp_path: Path):
              sys.executable, str(agent)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
-        assert proc.stdout is not None
-        for _ in range(3):
-            assert proc.stdout.readline().strip() == "turn"
+        assert proc.stderr is not None  # under --json the agent's stdout goes to stderr
+        seen = 0
+        while seen < 3:
+            line = proc.stderr.readline()
+            assert line, "the agent ended early"
+            seen += line.strip() == "turn"
         os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
         stdout, stderr = proc.communicate(timeout=60)
     assert "Traceback" not in stderr
-    summary = json.loads(stdout[stdout.index("{") :])
+    summary = json.loads(stdout)  # stdout holds the summary only
     assert summary["trace_ok"] is True and summary["creates"] >= 3
     assert proc.returncode == summary["command_exit"] != 0
     _, truncated = read_frames(out)

@@ -246,7 +246,9 @@ def _serve(
                 )
                 for note in launch.notes:
                     stderr_console().print(f"tracer record: {note}", markup=False)
-                return await _run_child(launch.command, launch.env, stop, log_path)
+                return await _run_child(
+                    launch.command, launch.env, stop, log_path, quiet_stdout=not show
+                )
             await stop.wait()
             return None
         finally:
@@ -357,11 +359,19 @@ def _report_write_error(message: str) -> None:
 
 
 async def _run_child(
-    command: list[str], env: dict[str, str], stop: asyncio.Event, log: Path | None = None
+    command: list[str],
+    env: dict[str, str],
+    stop: asyncio.Event,
+    log: Path | None = None,
+    *,
+    quiet_stdout: bool = False,
 ) -> int:
+    """Run the command; with ``quiet_stdout`` (``--json``) its stdout goes to stderr, so
+    that tracer's stdout holds JSON only."""
     try:
         if log is None:
-            child = await asyncio.create_subprocess_exec(*command, env=env)
+            out = sys.stderr if quiet_stdout else None
+            child = await asyncio.create_subprocess_exec(*command, env=env, stdout=out)
         else:
             with open(log, "wb") as out:
                 child = await asyncio.create_subprocess_exec(
