@@ -42,6 +42,20 @@ def record(tmp_path: Path, mode: str, profile: str = "openai", *args: str, scrip
     return load(out).report, account["turns"], log
 
 
+def record_clients(tmp_path: Path, code: str, script: Script | None = None):
+    """Record a Python program (``code``) that runs several SDK agents: the report and each
+    client's own account, in the order they printed it."""
+    out = tmp_path / "clients.trace"
+    with running_upstream(script or Script(turns=TURNS)) as upstream:
+        proc = run_tracer(
+            "record", "--upstream", f"http://127.0.0.1:{upstream.port}", "-o", str(out),
+            "--", sys.executable, "-c", code, timeout=180,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    return load(out).report, [json.loads(line)["turns"] for line in lines]
+
+
 def test_http_full_resend_is_resent_over_the_transport(tmp_path: Path):
     report, client, log = record(tmp_path, "http-resend")
     assert len(report.turns) == len(client) == len(log) == 4
@@ -131,23 +145,12 @@ def test_resent_reasoning_and_reserialised_items_are_recognised(tmp_path: Path):
 def test_two_independent_agents_are_not_matched(tmp_path: Path):
     """Two runs of the same agent, one after the other, in one trace: two conversations;
     the second's first turn resends nothing of the first's."""
-    script = Script(turns=TURNS)
-    out = tmp_path / "two.trace"
     code = (
         "import subprocess, sys\n"
         f"for _ in range(2): subprocess.run([sys.executable, {str(AGENT)!r}, 'http-resend'],"
         " check=True)\n"
     )
-    with running_upstream(script) as upstream:
-        proc = run_tracer(
-            "record", "--upstream", f"http://127.0.0.1:{upstream.port}", "-o", str(out),
-            "--", sys.executable, "-c", code, timeout=180,
-        )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    clients = [
-        json.loads(line)["turns"] for line in proc.stdout.splitlines() if line.startswith("{")
-    ]
-    report = load(out).report
+    report, clients = record_clients(tmp_path, code)
     assert report.summary.conversations == 2
     expected = [c["resent"] for run in clients for c in run]
     assert [t.resent_items for t in report.turns] == expected == [0, 3, 6, 9] * 2
@@ -159,24 +162,14 @@ def test_concurrent_independent_agents_are_not_matched(tmp_path: Path, mode: str
     """Four copies of one agent at once in one trace, resending their histories: their
     answers are alike (the same scripted text), their calls are not. Four conversations,
     each resending what its own client says it resent."""
-    out = tmp_path / "four.trace"
     code = (
         "import subprocess, sys\n"
         f"procs = [subprocess.Popen([sys.executable, {str(AGENT)!r}, {mode!r}]) "
         "for _ in range(4)]\n"
         "sys.exit(max(p.wait() for p in procs))\n"
     )
-    with running_upstream(Script(turns=TURNS)) as upstream:
-        proc = run_tracer(
-            "record", "--upstream", f"http://127.0.0.1:{upstream.port}", "-o", str(out),
-            "--", sys.executable, "-c", code, timeout=180,
-        )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    clients = [
-        json.loads(line)["turns"] for line in proc.stdout.splitlines() if line.startswith("{")
-    ]
+    report, clients = record_clients(tmp_path, code)
     assert len(clients) == 4
-    report = load(out).report
     assert report.summary.conversations == 4
     by_conversation: dict[int, list[int]] = {}
     for t in report.turns:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+from typing import Annotated
 
 import typer
 
-__all__ = ["CLIError", "TimeResolution", "app"]
+__all__ = ["AllowOrigin", "CLIError", "TimeResolution", "app"]
 
 
 class TimeResolution(enum.StrEnum):
@@ -55,3 +56,14 @@ def _root(
     ),
 ) -> None:
     """Record, replay, diff and explain WebSocket sessions of AI agents."""
+
+
+AllowOrigin = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-origin",
+        help="An Origin (a web page) allowed to connect (repeatable); by default none is: "
+        "agents send none, and any other gets 403.",
+    ),
+]
+"""The ``--allow-origin`` option of every local server (record's proxy, replay, upstream)."""

@@ -16,7 +16,7 @@ import typer
 from tracer.capture.launch import PRESETS, plan_launch
 from tracer.capture.proxy import upstream_ws_base
 from tracer.capture.session import RecordingSession, wait_for_child
-from tracer.cli.app import CLIError, TimeResolution, app
+from tracer.cli.app import AllowOrigin, CLIError, TimeResolution, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
 from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE
 from tracer.trace.redact import Redactor
@@ -87,13 +87,7 @@ def record(
             "command's output goes to OUTPUT.log); q stops.",
         ),
     ] = False,
-    allow_origin: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow-origin",
-            help="An Origin (web page) allowed to use the proxy; by default none is.",
-        ),
-    ] = None,
+    allow_origin: AllowOrigin = None,
     keep_header: Annotated[
         list[str] | None,
         typer.Option(

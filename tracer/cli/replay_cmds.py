@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from tracer.cli.app import CLIError, app
+from tracer.cli.app import AllowOrigin, CLIError, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
 from tracer.replay.recorded import MODES, load_connections, load_requests
 from tracer.replay.server import DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, ReplayServer
@@ -42,13 +42,7 @@ def replay(
     max_queue: Annotated[
         int, typer.Option(min=1, help="Client messages held per connection before reading pauses.")
     ] = DEFAULT_MAX_QUEUE,
-    allow_origin: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow-origin",
-            help="An Origin (web page) allowed to connect; by default none is: agents send none.",
-        ),
-    ] = None,
+    allow_origin: AllowOrigin = None,
     token: Annotated[
         str | None,
         typer.Option(

@@ -12,7 +12,7 @@ import typer
 
 from tracer.analysis.session import analyse
 from tracer.capture.recorder import Recorder
-from tracer.cli.app import CLIError, app
+from tracer.cli.app import AllowOrigin, CLIError, app
 from tracer.cli.running import LOOPBACK, run_until_signal
 from tracer.demo.agent import AgentConfig, AgentError, AgentRun, run_agent
 from tracer.trace.reader import open_trace
@@ -74,13 +74,7 @@ def upstream(
     max_pending: Annotated[
         int, typer.Option(min=1, help="Creates queued per connection; more get an error event.")
     ] = DEFAULT_MAX_PENDING,
-    allow_origin: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow-origin",
-            help="An Origin (web page) allowed to connect; by default none is: agents send none.",
-        ),
-    ] = None,
+    allow_origin: AllowOrigin = None,
     json: JsonFlag = False,
 ) -> int:
     """Run the scripted Responses-compatible server (WebSocket mode and HTTP SSE)."""
