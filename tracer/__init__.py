@@ -7,7 +7,8 @@ The library's front door (see ``docs/api.md``):
   ``Session`` (records as they arrive), ``diff_files``; the report types
   ``InspectReport``, ``Summary``, ``TurnReport``, ``ConnectionReport``, ``CacheLoss``;
 - record a client in-process: ``Recorder`` (a context manager), ``recording_connection_class``
-  (for the openai SDK and ``websockets``), ``tap_protocol``.
+  (for the openai SDK and ``websockets``), ``tap_protocol`` and ``tapping`` (a context
+  manager).
 
 The recording names load their modules (and ``websockets``) on first use only.
 """
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     import os
 
     from tracer.capture.recorder import Recorder
-    from tracer.capture.tap import recording_connection_class, tap_protocol
+    from tracer.capture.tap import recording_connection_class, tap_protocol, tapping
 
 __all__ = [
     "CacheLoss",
@@ -59,6 +60,7 @@ __all__ = [
     "read_trace",
     "recording_connection_class",
     "tap_protocol",
+    "tapping",
 ]
 
 
@@ -73,6 +75,7 @@ _LAZY = {
     "Recorder": "tracer.capture.recorder",
     "recording_connection_class": "tracer.capture.tap",
     "tap_protocol": "tracer.capture.tap",
+    "tapping": "tracer.capture.tap",
 }
 
 

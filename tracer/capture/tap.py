@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from tracer.capture.recorder import Recorder
 from tracer.trace.records import Direction, Opcode
 from tracer.wire.websocket import WebSocket
 
-__all__ = ["recording_connection_class", "tap_protocol", "tap_websocket"]
+__all__ = ["recording_connection_class", "tap_protocol", "tap_websocket", "tapping"]
 
 
 class _WireTap:
@@ -81,6 +83,22 @@ def tap_protocol(connection: Any, recorder: Recorder, url: str | None = None) ->
     attributes: it wraps the sans-I/O protocol's ``send_frame`` and ``recv_frame``, where
     payloads are plain (permessage-deflate is applied below them). Returns the connection id.
     """
+    return _install(connection, recorder, url).conn
+
+
+@contextlib.contextmanager
+def tapping(connection: Any, recorder: Recorder, url: str | None = None) -> Iterator[int]:
+    """``tap_protocol`` as a context manager: yields the connection id; when the block
+    ends (also by an exception) while the connection is still open, its close record says
+    that the tap ended, so the trace never holds a connection without an end."""
+    tap = _install(connection, recorder, url)
+    try:
+        yield tap.conn
+    finally:
+        tap.end("the tap ended before the connection did")
+
+
+def _install(connection: Any, recorder: Recorder, url: str | None) -> _ProtocolTap:
     protocol = connection.protocol
     is_client = getattr(protocol, "side", None) is not None and protocol.side.name == "CLIENT"
     request = getattr(connection, "request", None)
@@ -121,7 +139,7 @@ def tap_protocol(connection: Any, recorder: Recorder, url: str | None = None) ->
     protocol.send_frame = tapped_send
     protocol.recv_frame = tapped_recv
     protocol.receive_eof = tapped_eof
-    return conn
+    return tap
 
 
 def recording_connection_class(recorder: Recorder, base: type | None = None) -> type:
