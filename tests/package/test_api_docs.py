@@ -66,9 +66,14 @@ def test_a_tap_ends_its_connection_in_the_trace_when_its_block_raises(tmp_path: 
     from tracer.upstream import running_upstream
 
     path = tmp_path / "t.trace"
-    with running_upstream() as upstream, Recorder(path) as recorder:
-        with pytest.raises(RuntimeError), connect(upstream.ws_url) as ws, tapping(ws, recorder):
-            ws.send('{"type": "response.create", "input": "hi"}')
-            raise RuntimeError("the agent failed")
+    with (
+        running_upstream() as upstream,
+        Recorder(path) as recorder,
+        pytest.raises(RuntimeError),
+        connect(upstream.ws_url) as ws,
+        tapping(ws, recorder),
+    ):
+        ws.send('{"type": "response.create", "input": "hi"}')
+        raise RuntimeError("the agent failed")
     (conn,) = load(path).report.connections
     assert conn.close_error == "the tap ended before the connection did"
