@@ -4,7 +4,7 @@ connections) a command stops with one line naming the cap and how to raise it.""
 from __future__ import annotations
 
 import json
-import resource
+import os
 import subprocess
 import sys
 import time
@@ -29,20 +29,29 @@ def _many_connections(path: Path, n: int) -> None:
             w.write(Open(conn=i + 1, t_ns=i, url="/v1/responses"))
 
 
+# Runs the command in a fresh process and reports that command's own peak memory (a
+# process's RUSAGE_CHILDREN covers every child it ever had: pytest's would not do).
+_MEASURE = (
+    "import json, resource, subprocess, sys\n"
+    "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+    "print(json.dumps({'rc': p.returncode, 'out': p.stdout, 'err': p.stderr,\n"
+    "                  'kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n"
+)
+
+
 def _run(
     *args: str, env_extra: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], float, float]:
-    import os
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """The command's result, its wall time and its own peak RSS in MB."""
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "tracer", *args], capture_output=True, text=True, timeout=60,
-        env={**os.environ, **(env_extra or {})},
+    wrapper = subprocess.run(
+        [sys.executable, "-c", _MEASURE, sys.executable, "-m", "tracer", *args],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **(env_extra or {})},
     )  # fmt: skip
     elapsed = time.perf_counter() - t0
-    peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
-    return proc, elapsed, peak_mb
+    m = json.loads(wrapper.stdout)
+    proc = subprocess.CompletedProcess(args, m["rc"], m["out"], m["err"])
+    return proc, elapsed, m["kb"] / 1024
 
 
 @pytest.mark.parametrize(
