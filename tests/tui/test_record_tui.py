@@ -94,6 +94,7 @@ def test_record_tui_follows_the_launched_agent_and_q_stops(tmp_path: Path):
     assert [t["status"] for t in report["turns"]] == ["completed"] * 3
     assert json.loads(run_tracer("verify", str(out), "--json").stdout)["ok"] is True
     assert "agent done" in (tmp_path / "live.trace.log").read_text()
+    assert (tmp_path / "live.trace.log").stat().st_mode & 0o777 == 0o600  # as the trace
 
 
 def test_record_tui_needs_a_terminal_and_no_json(tmp_path: Path):

@@ -367,7 +367,9 @@ async def _run_child(
             out = sys.stderr if quiet_stdout else None
             child = await asyncio.create_subprocess_exec(*command, env=env, stdout=out)
         else:
-            with open(log, "wb") as out:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # the agent's output can quote what the session holds
+            with os.fdopen(fd, "wb") as out:
                 child = await asyncio.create_subprocess_exec(
                     *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
                 )
