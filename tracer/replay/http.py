@@ -86,9 +86,7 @@ async def _mismatch(
     problem: Mismatch | None,
 ) -> None:
     what = f"no recorded request matches; the closest is recorded connection {closest.conn}"
-    detail = f"{what}: {problem.describe()}" if problem else what
-    told = f"{what}: {problem.describe(recorded=server.verbose_mismatch)}" if problem else what
-    server.note_mismatch(detail)
+    told = server.note_mismatch(what, problem)
     _error(writer, 400, "replay_mismatch", f"tracer replay: {told}", "tracer_replay_mismatch")
     await writer.drain()
 

@@ -75,8 +75,11 @@ class ReplayServer(TCPService):
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
 
-    def note_mismatch(self, detail: str) -> None:
-        """Count a mismatch; keep and log the first ones (a flood must not grow memory)."""
+    def note_mismatch(self, what: str, problem: Mismatch | None) -> str:
+        """Count a mismatch, keep and log the first ones in full (a flood must not grow
+        memory); returns what the client is told: where it differed, and what the
+        recording holds only with ``verbose_mismatch``."""
+        detail = f"{what}: {problem.describe()}" if problem else what
         stats = self.stats
         stats.mismatch_count += 1
         if len(stats.mismatches) < MAX_MISMATCHES_KEPT:
@@ -84,6 +87,9 @@ class ReplayServer(TCPService):
             self.log(f"mismatch: {detail}")
         elif stats.mismatch_count == MAX_MISMATCHES_KEPT + 1:
             self.log(f"more than {MAX_MISMATCHES_KEPT} mismatches: no longer logged")
+        if problem is None:
+            return what
+        return f"{what}: {problem.describe(recorded=self.verbose_mismatch)}"
 
     def connection_ended(self) -> None:
         self._active -= 1
@@ -235,14 +241,7 @@ class _Session:
                 return
 
     async def _mismatch(self, what: str, problem: Mismatch | None) -> None:
-        detail = f"{what}: {problem.describe()}" if problem else what
-        self.server.note_mismatch(detail)
-        # The client hears where it differed; what the recording holds only when asked.
-        told = (
-            f"{what}: {problem.describe(recorded=self.server.verbose_mismatch)}"
-            if problem
-            else what
-        )
+        told = self.server.note_mismatch(what, problem)
         event = {
             "type": "error",
             "status": 400,
