@@ -315,24 +315,23 @@ class InspectReport:
         "handshake_ms", "ttfe_ms", "ttft_ms", "generation_ms", "duration_ms", "client_ms",
     )  # fmt: skip
 
-    def cache_json(self) -> dict[str, Any]:
-        """The ``tracer cache --json`` projection."""
+    def _projection(self, keys: tuple[str, ...], *extra: str) -> dict[str, Any]:
+        """The summary, each turn's ``keys``, and the ``extra`` top-level parts."""
         data = self.to_json()
-        keys = self.CACHE_FIELDS
-        return {
+        out = {
             "summary": data["summary"],
             "turns": [{k: t[k] for k in keys} for t in data["turns"]],
-            "cache_losses": data["cache_losses"],
         }
+        out.update((name, data[name]) for name in extra)
+        return out
+
+    def cache_json(self) -> dict[str, Any]:
+        """The ``tracer cache --json`` projection."""
+        return self._projection(self.CACHE_FIELDS, "cache_losses")
 
     def latency_json(self) -> dict[str, Any]:
         """The ``tracer latency --json`` projection."""
-        data = self.to_json()
-        keys = self.LATENCY_FIELDS
-        return {
-            "summary": data["summary"],
-            "turns": [{k: t[k] for k in keys} for t in data["turns"]],
-        }
+        return self._projection(self.LATENCY_FIELDS)
 
 
 def percentile(values: list[float], p: float) -> float | None:
