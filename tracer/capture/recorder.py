@@ -26,6 +26,7 @@ from tracer.trace.format import RECORDER_TIME_UNIT_NS, TraceError
 from tracer.trace.reader import TraceReader
 from tracer.trace.records import Annotation, Close, Direction, Frame, Opcode, Open
 from tracer.trace.redact import Redactor
+from tracer.trace.split import SplitKeys
 from tracer.trace.writer import DEFAULT_FLUSH_INTERVAL, TraceWriter
 
 __all__ = ["Recorder", "RecorderStats", "Unrecorded"]
@@ -88,6 +89,11 @@ class RecorderStats:
     dropped_frames: int = 0
     write_error: str | None = None
     unrecorded: dict[int, Unrecorded] = field(default_factory=dict)  # conn -> frames lost
+
+
+# A frame that may end in the first part of a split key waits this long for the next frame
+# of its stream (deltas come milliseconds apart); closing the recorder lets it go at once.
+HOLD_S = 1.0
 
 
 class Recorder:
@@ -267,51 +273,49 @@ class Recorder:
         self._queue.put(_STOP)
         self._thread.join()
 
-    # Over 60 lines: the writer thread's loop; its queue protocol reads best in one place.
     def _run(self) -> None:
         writer = self._writer
-        redact = self.redactor.payload if self.redactor.enabled else None
+        # Keys split across frames (fragments, runs of deltas) are cut out before the
+        # per-frame pass; that can hold a frame back until the next one on its stream.
+        split = SplitKeys(self.redactor.find) if self.redactor.enabled else None
         get, get_nowait = self._queue.get, self._queue.get_nowait
         interval = self._interval
         failed = False
         stopping = False
-        handed = self._handed
+        last = time.monotonic()
         while not stopping:
+            holding = split is not None and split.holding
             try:
-                batch = [get(timeout=interval) if writer.pending else get()]
+                if writer.pending:
+                    batch = [get(timeout=interval)]
+                else:
+                    batch = [get(timeout=HOLD_S) if holding else get()]
             except queue.Empty:
+                if split is not None and holding and time.monotonic() - last >= HOLD_S:
+                    failed = self._write_items(split.release(), failed)  # idle: let go
                 if not failed:
                     failed = self._guard(writer.flush)
                     self._flushed(failed)
                 continue
+            last = time.monotonic()
             # Take everything already queued: fewer wake-ups, and the GIL changes hands less.
             with contextlib.suppress(queue.Empty):
                 while len(batch) < 4096:
                     batch.append(get_nowait())
-            frames: list[tuple[Any, ...]] = []  # consecutive frames: one writer call
+            ready: list[Any] = []
             for item in batch:
                 if type(item) is tuple:  # a frame's fields and its number on its connection
-                    conn, t, direction, opcode, payload, fin, seq = item
-                    self._written += len(payload)
+                    self._written += len(item[4])
                     if failed:
                         self._lost([item])
                         continue
-                    if redact is not None:
-                        payload = redact(payload)
-                    frames.append((conn, t, direction, opcode, payload, fin, seq))
-                    handed[conn] = handed.get(conn, 0) + 1
-                    continue
-                if frames:
-                    failed = failed or self._write_frames(frames)
-                    frames = []
                 if item is _STOP:
                     stopping = True
+                    if split is not None:
+                        ready += split.release()
                     break
-                if not failed:
-                    failed = self._guard(writer.write, item)
-                    self._flushed(failed, check=True)
-            if frames and not failed:
-                failed = self._write_frames(frames)
+                ready += split.push(item) if split is not None else (item,)
+            failed = self._write_items(ready, failed)
         writer.dropped_frames = self.stats.dropped_frames
         if not failed:
             if self.stats.dropped_frames:
@@ -332,6 +336,33 @@ class Recorder:
             self.stats.write_error = self.stats.write_error or str(exc)
         if self._uncertain:
             self._settle_uncertain()
+
+    def _write_items(self, items: list[Any], failed: bool) -> bool:
+        """Write frames (redacted, consecutive ones in one call) and records in order;
+        return whether writing has failed."""
+        redact = self.redactor.payload if self.redactor.enabled else None
+        handed = self._handed
+        frames: list[tuple[Any, ...]] = []
+        for item in items:
+            if type(item) is tuple:
+                if failed:
+                    self._lost([item])
+                    continue
+                conn, t, direction, opcode, payload, fin, seq = item
+                if redact is not None:
+                    payload = redact(payload)
+                frames.append((conn, t, direction, opcode, payload, fin, seq))
+                handed[conn] = handed.get(conn, 0) + 1
+                continue
+            if frames:
+                failed = failed or self._write_frames(frames)
+                frames = []
+            if not failed:
+                failed = self._guard(self._writer.write, item)
+                self._flushed(failed, check=True)
+        if frames and not failed:
+            failed = self._write_frames(frames)
+        return failed
 
     def _settle_uncertain(self) -> None:
         """After a failed write, read the file back: of the frames that were written but not

@@ -208,6 +208,17 @@ class Redactor:
             return data
         return self._regex.sub(self._replace, data)
 
+    def find(self, data: bytes, pos: int, endpos: int) -> list[tuple[int, int, bytes]]:
+        """Every secret in ``data[pos:endpos]`` as ``(start, end, marker)``; markers already
+        there are no secrets. For keys split across frames (``tracer.trace.split``)."""
+        if not self.enabled:
+            return []
+        return [
+            (m.start(), m.end(), marker(m.group(0)).encode("ascii"))
+            for m in self._regex.finditer(data, pos, endpos)
+            if not _MARK.fullmatch(m.group(0))
+        ]
+
     @staticmethod
     def _replace(match: re.Match[bytes]) -> bytes:
         found = match.group(0)

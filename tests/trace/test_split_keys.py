@@ -1,0 +1,99 @@
+"""Keys split across frames: the sans-I/O joiner between the recorder's queue and the writer."""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+
+from tracer.trace.records import Close
+from tracer.trace.redact import Redactor, marker
+from tracer.trace.split import MAX_TOKEN, SplitKeys
+
+CLIENT, SERVER, TEXT, CONT, PING = 0, 1, 1, 0, 9
+
+
+def _delta(text: str, kind: str = "response.output_text.delta") -> bytes:
+    return json.dumps({"type": kind, "item_id": "msg_1", "delta": text}).encode()
+
+
+def _run(items: list[tuple], redactor: Redactor) -> list:
+    split = SplitKeys(redactor.find)
+    out = []
+    for item in items:
+        out += split.push(item)
+    return out + split.release()
+
+
+def test_a_key_over_random_delta_splits_never_survives_and_order_is_kept():
+    rng = random.Random(7)
+    for _ in range(300):
+        key = "sk-proj-" + "".join(rng.choice(string.ascii_letters) for _ in range(30))
+        words = ["".join(rng.choice("abcdefgh ") for _ in range(rng.randint(0, 40)))]
+        text = f"{words[0]} {key} tail text."
+        cuts = sorted(rng.sample(range(1, len(text)), rng.randint(1, 12)))
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        items, seq = [], 0
+        for piece in pieces:
+            seq += 1
+            items.append((1, seq, SERVER, TEXT, _delta(piece), True, seq))
+            if rng.random() < 0.3:  # another connection's frame in between
+                seq += 1
+                items.append((2, seq, SERVER, TEXT, b'{"type":"x"}', True, seq))
+        redactor = Redactor()
+        out = _run(items, redactor)
+        assert [o[6] for o in out] == [i[6] for i in items]  # every frame, in order
+        written = [redactor.payload(o[4]) for o in out]
+        assert not any(key[8:20].encode() in w for w in written)
+        joined = "".join(json.loads(w)["delta"] for w, o in zip(written, out) if o[0] == 1)
+        assert joined == f"{words[0]} {marker(key)} tail text."
+
+
+def test_fragments_join_across_a_ping_and_plain_text_is_untouched():
+    key = "sk-ant-" + "Q" * 40
+    message = f'{{"input": "{key}"}}'.encode()
+    cut = message.index(b"Q" * 10)
+    items = [
+        (1, 1, CLIENT, TEXT, message[:cut], False, 1),
+        (1, 2, CLIENT, PING, b"", True, 2),
+        (1, 3, CLIENT, CONT, message[cut:], True, 3),
+        (1, 4, CLIENT, TEXT, b'{"input": "plain words"}', True, 4),
+    ]
+    out = _run(items, Redactor())
+    assert b"".join(o[4] for o in out if o[3] != PING) == (
+        f'{{"input": "{marker(key)}"}}{{"input": "plain words"}}'.encode()
+    )
+    assert [o[6] for o in out] == [1, 2, 3, 4]
+
+
+def test_holding_is_bounded_by_the_open_token():
+    """A stream of one endless token (base64 in deltas) is let go past MAX_TOKEN bytes."""
+    split = SplitKeys(Redactor().find)
+    released, most_held = 0, 0
+    for seq in range(1, 400):
+        released += len(split.push((1, seq, SERVER, TEXT, _delta("A" * 100), True, seq)))
+        most_held = max(most_held, seq - released)
+    assert most_held <= MAX_TOKEN // 100 + 2
+    assert released + len(split.release()) == 399
+
+
+def test_a_close_lets_the_connection_go():
+    split = SplitKeys(Redactor().find)
+    assert split.push((1, 1, SERVER, TEXT, _delta("sk-pr"), True, 1)) == []
+    assert split.holding
+    out = split.push(Close(conn=1, t_ns=2, code=1000))
+    assert len(out) == 2 and not split.holding
+
+
+def test_random_base64_blobs_split_into_fragments_come_out_unchanged():
+    rng = random.Random(11)
+    alphabet = string.ascii_letters + string.digits + "-_"
+    redactor = Redactor()
+    for n in range(300):
+        blob = ("".join(rng.choice(alphabet) for _ in range(4096))).encode()
+        message = b'{"encrypted_content": "' + blob + b'"}'
+        cut = rng.randint(1, len(message) - 1)
+        items = [(1, 1, CLIENT, TEXT, message[:cut], False, 1),
+                 (1, 2, CLIENT, CONT, message[cut:], True, 2)]  # fmt: skip
+        out = _run(items, redactor)
+        assert b"".join(redactor.payload(o[4]) for o in out) == message, n
