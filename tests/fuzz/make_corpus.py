@@ -131,7 +131,39 @@ def corpus() -> dict[str, bytes]:
         Frame(1, 7, Direction.CLIENT, Opcode.CLOSE, b"\x03"),
         Frame(7, 8, Direction.SERVER, Opcode.TEXT, b'{"type":"response.created"}'),
     ])  # fmt: skip
+    out.update(claims())
     return out
+
+
+def repeated_batches(conn: int, batch: list, times: int, opens: list | None = None) -> bytes:
+    """A trace of one frame batch repeated ``times`` times, compressed as it is packed: a
+    small file that claims a huge number of frames."""
+    head = written([])
+    plain = zstd.ZstdDecompressor().decompressobj().decompress(head[16:])
+    header = msgpack.packb(msgpack.Unpacker(io.BytesIO(plain), raw=False).unpack())
+    packed = msgpack.packb(batch, use_bin_type=True)
+    c = zstd.ZstdCompressor(level=19).compressobj()
+    parts = [encode_preamble(), c.compress(header)]
+    parts += [c.compress(msgpack.packb(o, use_bin_type=True)) for o in opens or []]
+    parts += [c.compress(packed) for _ in range(times)]
+    return b"".join([*parts, c.flush()])
+
+
+def claims() -> dict[str, bytes]:
+    """The security review's small traces that claim huge sessions (docs/security.md)."""
+    n = 1 << 16
+    return {
+        # 65 million empty frames in about 40 KB.
+        "sixty-five-million-empty-frames.trace": repeated_batches(
+            1, [6, 1, [0] * n, b"\x11" * n, None, b"\xff" * (n - 1)], 992,
+            opens=[[1, 1, 0, {"url": "/v1/responses"}]],
+        ),
+        # A million turns: one create each, in a few kB.
+        "a-million-turns.trace": repeated_batches(
+            1, [6, 1, [1] * n, b"\x01" * n, None, b"\xff".join([create("x")] * n)], 16,
+            opens=[[1, 1, 0, {"url": "/v1/responses"}]],
+        ),
+    }  # fmt: skip
 
 
 def main() -> None:

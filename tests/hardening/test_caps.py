@@ -74,6 +74,42 @@ def test_a_trace_past_a_cap_stops_with_one_line(tmp_path: Path, kind, make, n, c
         assert f"{kind} cap" in proc.stderr and cap in proc.stderr, proc.stderr
 
 
+def _empty_frames(path: Path, n: int) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "fuzz"))
+    from make_corpus import repeated_batches
+
+    batch = [6, 1, [0] * 65536, b"\x11" * 65536, None, b"\xff" * 65535]
+    opens = [[1, 1, 0, {"url": "/v1/responses"}]]
+    path.write_bytes(repeated_batches(1, batch, n // 65536, opens=opens))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["inspect", "--json"], ["verify"], ["frames"], ["frames", "--conn", "2"],
+     ["compact", "-o", "{tmp}/c.trace"], ["export", "-f", "har", "-o", "{tmp}/e.har"],
+     ["export", "-f", "jsonl", "-o", "{tmp}/e.jsonl"]],
+)  # fmt: skip
+def test_sixty_five_million_empty_frames_cost_seconds(tmp_path: Path, command):
+    """40 KB that claim 65M frames: verify counts them all at the reader's pace; the
+    rest stop at the frames cap (or at frames' row limit) with one line."""
+    path = tmp_path / "empty-frames.trace"
+    if not path.exists():
+        _empty_frames(path, 65_000_000)
+    assert path.stat().st_size < 100_000
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command[1:]]
+    proc, elapsed, peak_mb = _run(command[0], str(path), *args)
+    assert elapsed < 20 and peak_mb < 300, (command, elapsed, peak_mb)
+    if command[0] == "verify":
+        assert proc.returncode == 1 and "truncated" in proc.stdout  # it has no footer
+        assert "64946176 frames" in proc.stdout.replace(",", ""), proc.stdout
+    elif command == ["frames"]:
+        assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 100_000
+        assert "--limit 0 lists them all" in proc.stderr
+    else:
+        assert_clean_error(proc)
+        assert "frames cap" in proc.stderr and "TRACER_MAX_FRAMES" in proc.stderr, proc.stderr
+
+
 def test_a_cap_can_be_raised(tmp_path: Path):
     path = tmp_path / "turns.trace"
     _many_turns(path, 1_000)

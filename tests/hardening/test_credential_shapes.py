@@ -15,9 +15,9 @@ from websockets.sync.client import connect
 from tests.capture.test_record_cli import decompressed
 from tests.conftest import run_tracer
 from tests.hardening.test_browser_isolation import serving
+from tracer import read_trace
 from tracer.capture.proxy import RecordingProxy
 from tracer.capture.recorder import Recorder
-from tracer import read_trace
 from tracer.trace.records import Frame
 from tracer.trace.redact import SECRET_HEADERS, marker
 from tracer.upstream.script import Script

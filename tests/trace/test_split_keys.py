@@ -45,7 +45,8 @@ def test_a_key_over_random_delta_splits_never_survives_and_order_is_kept():
         assert [o[6] for o in out] == [i[6] for i in items]  # every frame, in order
         written = [redactor.payload(o[4]) for o in out]
         assert not any(key[8:20].encode() in w for w in written)
-        joined = "".join(json.loads(w)["delta"] for w, o in zip(written, out) if o[0] == 1)
+        pairs = zip(written, out, strict=True)
+        joined = "".join(json.loads(w)["delta"] for w, o in pairs if o[0] == 1)
         assert joined == f"{words[0]} {marker(key)} tail text."
 
 

@@ -6,14 +6,15 @@ Everything that shows a trace (the CLI, the TUI, the HTML report, the exports) c
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 
 from tracer.analysis.diff import DiffReport, diff_sessions
 from tracer.analysis.model import InspectReport
 from tracer.analysis.session import FRAME_BUDGET, Session
+from tracer.trace.caps import frames_cap
 from tracer.trace.reader import open_trace
-from tracer.trace.records import Record
 
 __all__ = ["Loaded", "diff_files", "load"]
 
@@ -41,14 +42,10 @@ def load(
     each turn's detail (``session.detail(i)``), with ``contents`` what a diff compares.
     Raises ``TraceError`` for a file that is not a trace."""
     session = Session(details=details, contents=contents, frame_budget=frame_budget)
-    with open_trace(path) as reader:
-        batch: list[Record] = []
-        for record in reader:
-            batch.append(record)
-            if len(batch) >= _BATCH:
-                session.feed(batch)
-                batch = []
-        session.feed(batch)
+    with open_trace(path, max_frames=frames_cap()) as reader:
+        records = iter(reader)
+        while batch := list(itertools.islice(records, _BATCH)):
+            session.feed(batch)
         truncated = bool(reader.truncated)
     report = session.finish()
     return Loaded(str(path), report, session, truncated)

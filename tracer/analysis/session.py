@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterable
 
@@ -18,21 +17,13 @@ from tracer.analysis.model import (
     span_ms,
 )
 from tracer.responses.model import Connection, TurnSegmenter
+from tracer.trace.caps import MAX_CONNECTIONS, MAX_TURNS, cap, frames_cap
 from tracer.trace.records import Frame, Record
 
 __all__ = ["FRAME_BUDGET", "Session", "analyse", "select_frames"]
 
 FRAME_BUDGET = 64 * 1024 * 1024
 """Payload bytes of frames a ``Session(details=True)`` keeps for its turns' frame views."""
-MAX_TURNS = 100_000
-"""Turns a session analyses before it stops with LimitExceeded (``TRACER_MAX_TURNS``)."""
-MAX_CONNECTIONS = 50_000
-"""Connections likewise (``TRACER_MAX_CONNECTIONS``)."""
-
-
-def _cap(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    return int(value) if value.isdigit() and int(value) > 0 else default
 
 
 class Session:
@@ -54,8 +45,9 @@ class Session:
         self._segmenter = TurnSegmenter(
             collect_text=details,
             keep_frames=details,
-            max_turns=_cap("TRACER_MAX_TURNS", MAX_TURNS),
-            max_connections=_cap("TRACER_MAX_CONNECTIONS", MAX_CONNECTIONS),
+            max_turns=cap("TRACER_MAX_TURNS", MAX_TURNS),
+            max_connections=cap("TRACER_MAX_CONNECTIONS", MAX_CONNECTIONS),
+            max_frames=frames_cap(),
         )
         self._analyser = Analyser(details=details, frame_budget=frame_budget, contents=contents)
         self._t0: int | None = None
@@ -65,7 +57,11 @@ class Session:
         """Analyse the next records; the turns that ended among them."""
         analyser, segmenter = self._analyser, self._segmenter
         done = len(analyser.reports)
-        for kind, turn in segmenter.feed(self._count(records)):
+        if isinstance(records, list):
+            self.records += len(records)
+        else:
+            records = self._count(records)
+        for kind, turn in segmenter.feed(records):
             if self._t0 is None:
                 self._t0 = segmenter.t_first or 0
             if kind == "start":

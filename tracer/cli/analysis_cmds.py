@@ -14,6 +14,7 @@ import typer
 from tracer.analysis import InspectReport, Summary, load
 from tracer.analysis.detail import turn_detail
 from tracer.cli.app import CLIError, app
+from tracer.trace.caps import frames_cap
 from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace
 from tracer.views.inspect import (
@@ -89,7 +90,7 @@ def turn(
     report = load_report(file, quiet=True)
     if not 0 <= n < len(report.turns):
         raise CLIError(f"{file} has {len(report.turns)} turns (0 to {len(report.turns) - 1})")
-    with open_trace(file) as reader:
+    with open_trace(file, max_frames=frames_cap()) as reader:
         detail = turn_detail(reader, n, report)
     if json:
         emit_json(detail)

@@ -34,6 +34,7 @@ from tracer.export.tables import (
     turn_rows,
 )
 from tracer.files import atomic_write
+from tracer.trace.caps import frames_cap
 from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace
 from tracer.trace.records import Frame, Record
@@ -67,7 +68,8 @@ def export_one(path: str, fmt: str, out: str | None, payload: bool | None) -> di
     src = Path(path)
     dest = Path(out) if out is not None else None
     result: dict[str, Any] = {"trace": path, "format": fmt, "output": out or "-"}
-    with open_trace(src) as reader:
+    in_memory = fmt in ("har", "parquet")  # these hold every frame until they write
+    with open_trace(src, max_frames=frames_cap(in_memory=in_memory)) as reader:
         header = reader.header
         if fmt == "jsonl":
             frames = 0
@@ -296,7 +298,7 @@ def import_(
 
 def load_tables(path: str) -> dict[str, Any]:
     """The turns, connections and traces rows of one trace (runs in a worker process)."""
-    with open_trace(path) as reader:
+    with open_trace(path, max_frames=frames_cap()) as reader:
         header = reader.header
         report = analyse(reader)
         truncated = bool(reader.truncated)

@@ -14,6 +14,7 @@ from tracer.cli.app import AllowOrigin, CLIError, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
 from tracer.replay.recorded import MODES, load_connections, load_requests
 from tracer.replay.server import DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, ReplayServer
+from tracer.trace.caps import frames_cap
 from tracer.trace.reader import open_trace
 from tracer.views.output import emit_json, emit_json_line, plural, stderr_console
 
@@ -66,9 +67,10 @@ def replay(
     host, port = parse_listen(listen)
     if host not in LOOPBACK and not allow_remote:
         raise CLIError(f"refusing to listen on {host}: add --allow-remote", exit_code=2)
-    with open_trace(file) as reader:  # two streaming passes: no list of every record
+    # Two streaming passes: no list of every record.
+    with open_trace(file, max_frames=frames_cap()) as reader:
         recorded = load_connections(reader)
-    with open_trace(file) as reader:
+    with open_trace(file, max_frames=frames_cap()) as reader:
         requests = load_requests(reader)
     if not recorded and not requests:
         raise CLIError(f"{file} holds no WebSocket connection or HTTP request to replay")
@@ -177,7 +179,7 @@ def rerun(
         base = upstream_ws_base(upstream)
     except ValueError as exc:
         raise CLIError(str(exc), exit_code=2) from None
-    with open_trace(file) as reader:
+    with open_trace(file, max_frames=frames_cap()) as reader:
         recorded = load_connections(reader)
     if not recorded:
         raise CLIError(f"{file} holds no WebSocket connection to re-send")

@@ -11,6 +11,7 @@ import typer
 
 from tracer.cli.app import CLIError, TimeResolution, app
 from tracer.files import atomic_write
+from tracer.trace.caps import frames_cap
 from tracer.trace.compact import compact_trace
 from tracer.trace.reader import open_trace
 from tracer.trace.records import Direction, Frame
@@ -39,6 +40,9 @@ def verify(file: TraceFile, json: JsonFlag = False) -> int:
     return 0 if report.ok else 1
 
 
+FRAMES_LIMIT = 100_000  # rows `tracer frames` lists unless told otherwise
+
+
 @app.command()
 def frames(
     file: TraceFile,
@@ -48,7 +52,10 @@ def frames(
     sender: Annotated[
         str | None, typer.Option("--from", help="Only frames sent by 'client' or 'server'.")
     ] = None,
-    limit: Annotated[int | None, typer.Option(min=0, help="Stop after this many frames.")] = None,
+    limit: Annotated[
+        int,
+        typer.Option(min=0, metavar="N", help="Stop after listing N frames (0: list them all)."),
+    ] = FRAMES_LIMIT,
 ) -> int:
     """List frames, one line each: time, connection, direction, opcode, size, preview."""
     if sender not in (None, "client", "server"):
@@ -57,8 +64,9 @@ def frames(
     console = None if json else stdout_console()
     markup = console is not None and console.is_terminal
     shown = 0
+    stopped = False
     conns: set[int] = set()
-    with open_trace(file) as reader:
+    with open_trace(file, max_frames=frames_cap()) as reader:
         for record in reader:
             if type(record) is not Frame:
                 continue
@@ -67,7 +75,8 @@ def frames(
                 continue
             if want_dir is not None and record.direction is not want_dir:
                 continue
-            if limit is not None and shown >= limit:
+            if limit and shown >= limit:
+                stopped = True
                 break
             shown += 1
             if console is None:
@@ -82,7 +91,11 @@ def frames(
             f"tracer: warning: {file} is truncated; listed every frame before the cut",
             markup=False,
         )
-    if conn is not None and conn not in conns:
+    if stopped and limit == FRAMES_LIMIT:
+        stderr_console().print(
+            f"tracer: listed the first {limit:,} frames; --limit 0 lists them all", markup=False
+        )
+    if conn is not None and conn not in conns and not stopped:
         known = ", ".join(map(str, sorted(conns)[:20])) or "none"
         raise CLIError(f"{file} has no frames of connection {conn} (connections: {known})")
     return 0
@@ -116,6 +129,7 @@ def compact(
                 dst,
                 level=level,
                 time_unit_ns=time_resolution.unit_ns if time_resolution else None,
+                max_frames=frames_cap(),
             )
     after = target.stat().st_size
     result = {

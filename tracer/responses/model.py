@@ -8,11 +8,13 @@ any session, are recognised by a byte search and never JSON-decoded.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tracer.responses.turns import Connection, Turn, dict_items, loads, output_text
+from tracer.trace.caps import frames_exceeded
 from tracer.trace.errors import LimitExceeded
 from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
 
@@ -34,6 +36,8 @@ _TOKEN_TYPES = (
     b"response.custom_tool_call_input.delta",
 )
 _DELTA_MARK = b'.delta"'
+_CLIENT, _TEXT = Direction.CLIENT, Opcode.TEXT
+_OBJECT = re.compile(rb"[ \t\r\n]*\{")  # how a JSON object starts: cheaper than a parse
 
 
 class TurnSegmenter:
@@ -46,11 +50,15 @@ class TurnSegmenter:
         keep_frames: bool = False,
         max_turns: int | None = None,
         max_connections: int | None = None,
+        max_frames: int | None = None,
     ) -> None:
         self.connections: dict[int, Connection] = {}
         # Caps (None: none): past them, LimitExceeded, rather than memory without bound.
         self.max_turns = max_turns
         self.max_connections = max_connections
+        self.max_frames = max_frames
+        self._frame_cap = max_frames if max_frames is not None else float("inf")
+        self.frames = 0
         self._collect_text = collect_text
         self._keep_frames = keep_frames  # each turn keeps its create, steers and events
         self._next_index = 0
@@ -132,29 +140,32 @@ class TurnSegmenter:
             self.t_last = t
 
     def _frame(self, frame: Frame) -> list[tuple[str, Turn]] | None:
-        c = self.connections.get(frame.conn) or self._connection(frame.conn, frame.t_ns)
-        t = frame.t_ns
+        conn, t, direction, opcode, payload, fin = frame  # unpacked: the hottest path
+        c = self.connections.get(conn) or self._connection(conn, t)
+        self.frames += 1
+        if self.frames > self._frame_cap:
+            raise LimitExceeded(frames_exceeded(self.max_frames or 0))
         if t > self.t_last:
             self.t_last = t
         if self.t_first is None:
             self.t_first = t
-        payload = frame.payload
-        if frame.direction is Direction.CLIENT:
+        client = direction is _CLIENT
+        if client:
             c.client_frames += 1
             c.client_bytes += len(payload)
         else:
             c.server_frames += 1
             c.server_bytes += len(payload)
-        if frame.opcode is not Opcode.TEXT or not frame.fin:
-            if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-                c.message_types[f"{frame.direction.label}:<{frame.opcode.label}>"] += 1
+        if opcode is not _TEXT or not fin:
+            if opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+                c.message_types[f"{direction.label}:<{opcode.label}>"] += 1
             return None
-        if frame.direction is Direction.CLIENT:
+        if client:
             return self._client_message(c, frame)
         return self._server_message(c, frame)
 
     def _client_message(self, c: Connection, frame: Frame) -> list[tuple[str, Turn]] | None:
-        body = loads(frame.payload)
+        body = loads(frame.payload) if _OBJECT.match(frame.payload) else None
         if not isinstance(body, dict):
             c.message_types["client:<non-json>"] += 1
             return None
@@ -203,7 +214,7 @@ class TurnSegmenter:
         if _DELTA_MARK in head and (not c.named_lanes or b'"stream_id"' not in payload):
             self._delta(c, frame, head)  # the common case, with no JSON parsing
             return None
-        event = loads(payload)
+        event = loads(payload) if _OBJECT.match(payload) else None
         if not isinstance(event, dict):
             c.message_types["server:<non-json>"] += 1
             return None

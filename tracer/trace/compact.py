@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import IO
 
 from tracer.trace.format import COMPACT_LEVEL
-from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE, TraceReader
+from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE, FrameRun, TraceReader
 from tracer.trace.records import Annotation
 from tracer.trace.writer import TraceWriter
 
@@ -19,6 +19,7 @@ def compact_trace(
     level: int = COMPACT_LEVEL,
     max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
     time_unit_ns: int | None = None,
+    max_frames: int | None = None,
 ) -> TraceReader:
     """Copy every record of ``src`` into ``dst`` as one zstd frame at ``level``.
 
@@ -28,15 +29,21 @@ def compact_trace(
     the current format version; it keeps the source's time unit unless ``time_unit_ns``
     is given. Returns the source reader, whose ``truncated`` tells what was copied.
     """
-    reader = TraceReader(src, max_record_size=max_record_size)
+    reader = TraceReader(src, max_record_size=max_record_size, max_frames=max_frames)
     header = reader.header
     writer = TraceWriter(
         dst, level=level, flush_interval=None, header=header, time_unit_ns=time_unit_ns
     )
     last_t = 0
-    for record in reader:
-        writer.write(record)
-        last_t = getattr(record, "t_ns", last_t)
+    for run in reader.runs():
+        if type(run) is FrameRun:  # a batch of frames: written as one
+            frames = list(run)
+            writer.write_frames(frames)
+            last_t = frames[-1].t_ns
+            continue
+        for record in run:
+            writer.write(record)
+            last_t = getattr(record, "t_ns", last_t)
     if reader.footer is not None:
         writer.dropped_frames = reader.footer.dropped_frames
         last_t = reader.footer.t_ns

@@ -13,7 +13,9 @@ from typing import IO, Any
 import msgpack
 import zstandard as zstd
 
+from tracer.trace.caps import frames_exceeded
 from tracer.trace.compat import FRAME_V1, v1_frame
+from tracer.trace.errors import LimitExceeded
 from tracer.trace.format import (
     MAX_BATCH_FRAMES,
     MAX_WINDOW_SIZE,
@@ -41,7 +43,7 @@ from tracer.trace.records import (
     kind_name,
 )
 
-__all__ = ["DEFAULT_MAX_RECORD_SIZE", "TraceReader", "decode_record", "open_trace"]
+__all__ = ["DEFAULT_MAX_RECORD_SIZE", "FrameRun", "TraceReader", "decode_record", "open_trace"]
 
 DEFAULT_MAX_RECORD_SIZE = 128 * 1024 * 1024
 """The largest record the reader accepts; a larger one is reported as damage."""
@@ -65,8 +67,16 @@ class TraceReader:
     malformed or oversized records) raises ``TraceError`` after the records before it.
     """
 
-    def __init__(self, fileobj: IO[bytes], *, max_record_size: int = DEFAULT_MAX_RECORD_SIZE):
+    def __init__(
+        self,
+        fileobj: IO[bytes],
+        *,
+        max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+        max_frames: int | None = None,
+    ):
         self._file = fileobj
+        self._max_frames = max_frames  # past it, LimitExceeded (tracer.trace.caps)
+        self.frames = 0  # frames read so far
         self._max = max_record_size
         self.version = parse_preamble(fileobj.read(PREAMBLE_SIZE))
         self._offset = PREAMBLE_SIZE  # compressed bytes consumed so far
@@ -83,7 +93,8 @@ class TraceReader:
         )
         # Runs of records, chained in C: a batch's frames reach the caller without a
         # generator step each.
-        self._records: Iterator[Record] = itertools.chain.from_iterable(self._decode())
+        self._runs = self._decode()
+        self._records: Iterator[Record] = itertools.chain.from_iterable(self._runs)
         self.records = 0  # records read so far, header included
         self.footer: Footer | None = None
         self.truncated: bool | None = None  # known once iteration has ended
@@ -103,6 +114,12 @@ class TraceReader:
 
     def __iter__(self) -> Iterator[Record]:
         return self._records
+
+    def runs(self) -> Iterator[FrameRun | tuple[Record, ...]]:
+        """The records as runs, for a reader that only counts: each frame batch as one
+        ``FrameRun`` (its frame count and payload bytes, its frames built only if iterated),
+        any other record as a 1-tuple. Use either this or plain iteration, not both."""
+        return self._runs  # type: ignore[return-value]
 
     def _damage(self, what: str) -> TraceDamaged:
         return TraceDamaged(what, offset=self._offset, records=self.records)
@@ -147,14 +164,20 @@ class TraceReader:
                     if kind == _BATCH and len(obj) >= 6:  # the bulk of a v2 trace
                         if self.footer is not None:
                             raise self._damage("records after the footer")
-                        frames, n, last_q = _expand_batch(obj, last_q, unit, lo, hi)
-                        self.records += n
-                        yield frames
+                        run, last_q = _expand_batch(obj, last_q, unit, lo, hi)
+                        self.records += run.n
+                        self.frames += run.n
+                        if self._max_frames is not None and self.frames > self._max_frames:
+                            raise LimitExceeded(frames_exceeded(self._max_frames))
+                        yield run
                         continue
                     self.records += 1
                     if self.footer is not None:
                         raise self._damage("records after the footer")
                     if kind == FRAME_V1:
+                        self.frames += 1
+                        if self._max_frames is not None and self.frames > self._max_frames:
+                            raise LimitExceeded(frames_exceeded(self._max_frames))
                         frame, last_q = v1_frame(obj, last_q, unit, lo, hi)
                         yield (frame,)
                         continue
@@ -226,32 +249,49 @@ for _b, (_d, _op, _fin) in FRAME_KINDS.items():
     _KIND_DIR[_b], _KIND_OP[_b], _KIND_FIN[_b] = _d, _op, _fin
 _VALID_KIND_BYTES = bytes(sorted(FRAME_KINDS))
 _new_frame = functools.partial(tuple.__new__, Frame)
-_kind_columns_cache: dict[bytes, tuple[tuple[Any, ...], ...]] = {}
+_kind_columns_cache: dict[bytes, tuple[Iterable[Any], ...]] = {}
 
 
-def _kind_columns(kinds: bytes) -> tuple[tuple[Any, ...], ...]:
+def _kind_columns(kinds: bytes) -> tuple[Iterable[Any], ...]:
     """The direction, opcode and fin columns of a batch's kind bytes (memoised: a live
-    trace repeats the same few patterns)."""
+    trace repeats the same few patterns); a long batch's are lazy, made only if its frames
+    are built."""
     cols = _kind_columns_cache.get(kinds)
     if cols is None:
         if kinds.translate(None, _VALID_KIND_BYTES):
             raise TraceDamaged("a frame batch holds an invalid direction or opcode")
+        if len(kinds) > 64:
+            return (
+                map(_KIND_DIR.__getitem__, kinds),
+                map(_KIND_OP.__getitem__, kinds),
+                map(_KIND_FIN.__getitem__, kinds),
+            )
         cols = (
             tuple(map(_KIND_DIR.__getitem__, kinds)),
             tuple(map(_KIND_OP.__getitem__, kinds)),
             tuple(map(_KIND_FIN.__getitem__, kinds)),
         )
-        if len(kinds) <= 64:
-            if len(_kind_columns_cache) >= 4096:
-                _kind_columns_cache.clear()
-            _kind_columns_cache[kinds] = cols
+        if len(_kind_columns_cache) >= 4096:
+            _kind_columns_cache.clear()
+        _kind_columns_cache[kinds] = cols
     return cols
 
 
-def _expand_batch(
-    obj: list[Any], last_q: int, unit: int, lo: int, hi: int
-) -> tuple[Iterator[Frame], int, int]:
-    """The frames of one frame-batch record, their number, and the running time after them.
+class FrameRun:
+    """The frames of one frame-batch record: ``n`` frames holding ``payload_bytes`` bytes;
+    iterating builds them."""
+
+    __slots__ = ("_frames", "n", "payload_bytes")
+
+    def __init__(self, frames: Iterator[Frame], n: int, payload_bytes: int) -> None:
+        self._frames, self.n, self.payload_bytes = frames, n, payload_bytes
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._frames
+
+
+def _expand_batch(obj: list[Any], last_q: int, unit: int, lo: int, hi: int) -> tuple[FrameRun, int]:
+    """The frames of one frame-batch record, and the running time after them.
 
     ``last_q`` is the running time in units before the batch; stored times must stay within
     the exclusive bounds ``lo``, ``hi``. Anything inconsistent raises ``TraceError``.
@@ -307,7 +347,8 @@ def _expand_batch(
         raise TraceDamaged("a frame batch's payload sizes do not match its payloads")
     ns = times if unit == 1 else map(operator.mul, times, itertools.repeat(unit, n))
     frames = zip(conns, ns, directions, opcodes, payloads, fins, strict=False)  # all n long
-    return map(_new_frame, frames), n, last_q
+    size = len(blob) - (n - 1) if sizes is None else len(blob)  # without the separators
+    return FrameRun(map(_new_frame, frames), n, size), last_q
 
 
 def _is_forward_compatible(obj: Any) -> bool:
@@ -342,12 +383,16 @@ def decode_record(obj: Any) -> Record | None:
 
 @contextlib.contextmanager
 def open_trace(
-    path: str | os.PathLike[str], *, max_record_size: int = DEFAULT_MAX_RECORD_SIZE
+    path: str | os.PathLike[str],
+    *,
+    max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
+    max_frames: int | None = None,
 ) -> Iterator[TraceReader]:
-    """Open a trace file for reading; errors opening it become ``TraceError``."""
+    """Open a trace file for reading; errors opening it become ``TraceError``. With
+    ``max_frames``, reading past that many frames raises ``LimitExceeded``."""
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise TraceError(f"cannot open {os.fspath(path)!r}: {exc.strerror or exc}") from None
     with f:
-        yield TraceReader(f, max_record_size=max_record_size)
+        yield TraceReader(f, max_record_size=max_record_size, max_frames=max_frames)

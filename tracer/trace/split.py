@@ -175,9 +175,7 @@ class SplitKeys:
             for i in range(first, last + 1):
                 piece, base = run.pieces[i], run.offsets[i]
                 lo, hi = max(s, base) - base, min(e, base + piece.end - piece.start) - base
-                piece.cuts.append(
-                    (piece.start + lo, piece.start + hi, mark if i == first else b"")
-                )
+                piece.cuts.append((piece.start + lo, piece.start + hi, mark if i == first else b""))
         run.scanned = upto
 
     def _ready(self) -> list[Any]:

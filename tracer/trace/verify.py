@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 from tracer.trace.format import TraceDamaged, TraceError, TraceTruncated
-from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE, TraceReader
+from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE, FrameRun, TraceReader
 from tracer.trace.records import Frame, Open
 
 __all__ = ["Integrity", "verify_trace"]
@@ -45,12 +45,17 @@ def verify_trace(
         reader = TraceReader(fileobj, max_record_size=max_record_size)
         report.format_version = reader.version
         report.tracer_version = reader.header.tracer_version
-        for record in reader:
-            if type(record) is Frame:
-                report.frames += 1
-                report.payload_bytes += len(record.payload)
-            elif type(record) is Open:
-                report.connections += 1
+        for run in reader.runs():
+            if type(run) is FrameRun:  # a batch: counted without building its frames
+                report.frames += run.n
+                report.payload_bytes += run.payload_bytes
+                continue
+            for record in run:
+                if type(record) is Frame:
+                    report.frames += 1
+                    report.payload_bytes += len(record.payload)
+                elif type(record) is Open:
+                    report.connections += 1
     except TraceError as exc:
         report.error = str(exc)
         damaged_at = exc.offset if isinstance(exc, TraceDamaged) else None
