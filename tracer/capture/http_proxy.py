@@ -14,12 +14,20 @@ import contextlib
 import os
 import ssl
 import time
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from tracer.responses.sse import SSEDecoder
 from tracer.trace.records import Direction, Opcode
-from tracer.wire.http import RequestHead, read_body, write_response
+from tracer.wire.http import (
+    HTTPError,
+    RequestHead,
+    body_length,
+    body_pieces,
+    read_body,
+    write_response,
+)
 
 if TYPE_CHECKING:
     from tracer.capture.proxy import RecordingProxy
@@ -56,10 +64,13 @@ async def proxy_http(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
 ) -> bool:
-    """Forward one request and its response; True when the client connection stays open."""
-    limit = proxy.max_size or _MAX_RECORDED_BODY
-    body = await read_body(reader, head, limit)
+    """Forward one request and its response; True when the client connection stays open.
+
+    The request body is streamed to the upstream as it arrives (a recorded request keeps a
+    copy, within ``max_size`` and the proxy's budget of body bytes in flight); a body that
+    stalls gets 408, a silent upstream 502, each with a reason and a recorded failure."""
     recorder = proxy.recorder if _recordable(head) else None
+    limit = (proxy.max_size or _MAX_RECORDED_BODY) if recorder is not None else None
     t_request = recorder.now_ns() if recorder is not None else 0
     base = urlsplit(proxy.http_base)
     tls = base.scheme == "https"
@@ -70,6 +81,25 @@ async def proxy_http(
         ctx = proxy._ssl or ssl.create_default_context()
     peer = writer.get_extra_info("peername")
     client_addr = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None
+
+    async def fail(status: int, message: str, body: bytes | None) -> bool:
+        """Answer the client ``status`` with the reason, record the failed request."""
+        write_response(
+            writer, status, [("Content-Type", "text/plain"), ("Connection", "close")],
+            f"tracer record: {message}\n".encode(),
+        )  # fmt: skip
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        if recorder is not None:
+            failed = recorder.open_connection(
+                head.target, request_headers=head.headers, status=status,
+                client_addr=client_addr, transport="http", t_ns=t_request,
+            )  # fmt: skip
+            if body is not None:
+                recorder.frame(failed, Direction.CLIENT, Opcode.TEXT, body, True, t_request)
+            recorder.close_connection(failed, by="server", error=message)
+        return False
+
     started = time.monotonic_ns()
     try:
         up_reader, up_writer = await asyncio.wait_for(
@@ -79,34 +109,42 @@ async def proxy_http(
     except (OSError, TimeoutError) as exc:
         errno = getattr(exc, "errno", None)
         reason = os.strerror(errno) if errno else type(exc).__name__
-        message = f"cannot reach upstream {base.netloc}: {reason}"
-        write_response(writer, 502, [("Content-Type", "text/plain")], f"{message}\n".encode())
-        await writer.drain()
-        if recorder is not None:
-            failed = recorder.open_connection(
-                head.target, request_headers=head.headers, status=502, client_addr=client_addr,
-                transport="http", t_ns=t_request,
-            )  # fmt: skip
-            recorder.frame(failed, Direction.CLIENT, Opcode.TEXT, body, True, t_request)
-            recorder.close_connection(failed, by="server", error=message)
-        return _keep_alive(head)
+        whole = await read_body(reader, head, limit) if limit is not None else None
+        return await fail(502, f"cannot reach upstream {base.netloc}: {reason}", whole)
     connect_ns = time.monotonic_ns() - started
     server_addr = up_writer.get_extra_info("peername")
     conn: int | None = None
+    body = bytearray() if recorder is not None else None
+    held = 0  # body bytes this request holds of the proxy's budget
+    answered = False  # the response head has gone to the client
     try:
         headers = [(k, v) for k, v in head.headers if k.lower() not in proxy.dropped | _HOP]
         if recorder is not None:
             # The events must reach the recorder as text: ask for no content coding.
             headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"]
             headers.append(("Accept-Encoding", "identity"))
+        chunked = (head.header("Transfer-Encoding") or "").lower() == "chunked"
         path = (base.path.rstrip("/") + head.target) if base.path else head.target
         lines = [f"{head.method} {path} HTTP/1.1", f"Host: {base.netloc}"]
         lines += [f"{k}: {v}" for k, v in headers]
-        lines += [f"Content-Length: {len(body)}", "Connection: close"]
-        up_writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        lines.append(
+            "Transfer-Encoding: chunked" if chunked else f"Content-Length: {body_length(head)}"
+        )
+        lines.append("Connection: close")
+        up_writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        async for piece in body_pieces(reader, head, limit, proxy.body_timeout):
+            if body is not None:
+                if not proxy.hold_body_bytes(len(piece)):
+                    raise HTTPError(503, "too many request bytes in flight; try again")
+                held += len(piece)
+                body += piece
+            up_writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            await up_writer.drain()
+        if chunked:
+            up_writer.write(b"0\r\n\r\n")
         await up_writer.drain()
-        status, reason, resp_headers = await _read_response_head(up_reader)
-        if recorder is not None:
+        status, reason, resp_headers = await _read_response_head(up_reader, proxy.upstream_timeout)
+        if recorder is not None and body is not None:
             conn = recorder.open_connection(
                 head.target,
                 request_headers=head.headers,
@@ -119,14 +157,22 @@ async def proxy_http(
                 transport="http",
                 t_ns=t_request,
             )  # fmt: skip
-            recorder.frame(conn, Direction.CLIENT, Opcode.TEXT, body, True, t_request)
+            recorder.frame(conn, Direction.CLIENT, Opcode.TEXT, bytes(body), True, t_request)
+            proxy.release_body_bytes(held)
+            held, body = 0, None
         keep = _keep_alive(head) and head.method != "HEAD"
+        answered = True
         await _relay_body(proxy, up_reader, writer, head, status, reason, resp_headers, conn, keep)
         if recorder is not None and conn is not None:
             recorder.close_connection(conn, by="server")
             conn = None
         return keep
+    except HTTPError as exc:  # the client's body: stalled, too large, malformed; or no budget
+        proxy.log(f"{head.method} {head.path[:100]}: {exc}")
+        return await fail(exc.status, str(exc), None)
     except _UpstreamGone as exc:
+        if not answered:  # nothing has gone to the client yet: it gets the reason
+            return await fail(502, str(exc), bytes(body) if body is not None else None)
         if recorder is not None and conn is not None:
             recorder.close_connection(conn, by="server", error=str(exc))
             conn = None
@@ -143,17 +189,21 @@ async def proxy_http(
             conn = None
         raise
     finally:
+        proxy.release_body_bytes(held)
         up_writer.close()
         with contextlib.suppress(Exception):
             await up_writer.wait_closed()
 
 
 async def _read_response_head(
-    reader: asyncio.StreamReader,
+    reader: asyncio.StreamReader, timeout: float
 ) -> tuple[int, str, list[tuple[str, str]]]:
     while True:
         try:
-            raw = await reader.readuntil(b"\r\n\r\n")
+            async with asyncio.timeout(timeout):
+                raw = await reader.readuntil(b"\r\n\r\n")
+        except TimeoutError:
+            raise _UpstreamGone(f"upstream sent no answer within {timeout:g} s") from None
         except asyncio.IncompleteReadError:
             raise _UpstreamGone("upstream closed the connection before answering") from None
         except (asyncio.LimitOverrunError, ConnectionError) as exc:
@@ -176,39 +226,50 @@ async def _read_response_head(
         return status, parts[2] if len(parts) > 2 else "", headers
 
 
-async def _body_chunks(reader: asyncio.StreamReader, headers: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
-    """The response body as it arrives, whatever its framing."""
+async def _body_chunks(
+    reader: asyncio.StreamReader, headers: list[tuple[str, str]], timeout: float
+) -> AsyncIterator[bytes]:
+    """The response body as it arrives, whatever its framing; ``_UpstreamGone`` when a read
+    waits longer than ``timeout`` seconds."""
+
+    async def within(call: Awaitable[bytes]) -> bytes:
+        try:
+            async with asyncio.timeout(timeout):
+                return await call
+        except TimeoutError:
+            raise _UpstreamGone(f"upstream sent nothing for {timeout:g} s") from None
+
     values = {k.lower(): v for k, v in headers}
     try:
         if "chunked" in values.get("transfer-encoding", "").lower():
             while True:
-                size_line = await reader.readuntil(b"\r\n")
+                size_line = await within(reader.readuntil(b"\r\n"))
                 try:
                     size = int(size_line.split(b";", 1)[0].strip(), 16)
                 except ValueError:
                     raise _UpstreamGone("upstream sent a malformed chunk size") from None
                 if size == 0:
-                    while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                    while (await within(reader.readuntil(b"\r\n"))) != b"\r\n":
                         pass  # trailers
                     return
                 remaining = size
                 while remaining:
-                    data = await reader.read(min(remaining, 1 << 16))
+                    data = await within(reader.read(min(remaining, 1 << 16)))
                     if not data:
                         raise asyncio.IncompleteReadError(b"", remaining)
                     remaining -= len(data)
                     yield data
-                await reader.readexactly(2)
+                await within(reader.readexactly(2))
         elif "content-length" in values:
             remaining = int(values["content-length"])
             while remaining > 0:
-                data = await reader.read(min(remaining, 1 << 16))
+                data = await within(reader.read(min(remaining, 1 << 16)))
                 if not data:
                     raise asyncio.IncompleteReadError(b"", remaining)
                 remaining -= len(data)
                 yield data
         else:
-            while data := await reader.read(1 << 16):
+            while data := await within(reader.read(1 << 16)):
                 yield data
     except asyncio.IncompleteReadError:
         raise _UpstreamGone("upstream dropped the connection in the middle of the body") from None
@@ -243,7 +304,7 @@ async def _relay_body(
         await writer.drain()
         return
     whole = bytearray()
-    async for data in _body_chunks(up, headers):
+    async for data in _body_chunks(up, headers, proxy.upstream_timeout):
         writer.write(b"%x\r\n%s\r\n" % (len(data), data))
         await writer.drain()
         if recorder is None or conn is None:

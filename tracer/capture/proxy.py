@@ -33,6 +33,7 @@ from tracer.wire import (
     write_response,
 )
 from tracer.wire.guard import FORWARD_DROPPED, Guard
+from tracer.wire.http import BODY_TIMEOUT
 from tracer.wire.service import TCPService
 from tracer.wire.websocket import DEFAULT_MAX_SIZE, HOP_HEADERS
 
@@ -57,6 +58,14 @@ def upstream_ws_base(url: str) -> str:
     return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
+UPSTREAM_TIMEOUT = 600.0
+"""Seconds an HTTP upstream may stay silent (before its answer, or inside it) before the
+client gets 502 (nginx: proxy_read_timeout). A reasoning model's non-streamed answer can
+take minutes before its first byte."""
+MAX_BODY_BYTES = 256 * 1024 * 1024
+"""Request bytes the proxy holds for the recorder at once, over all requests in flight."""
+
+
 class RecordingProxy(TCPService):
     """Listens on ``host:port``; forwards WebSocket upgrades to ``upstream`` and records them."""
 
@@ -71,9 +80,14 @@ class RecordingProxy(TCPService):
         max_size: int | None = DEFAULT_MAX_SIZE,
         allow_origins: Sequence[str] = (),
         keep_headers: Sequence[str] = (),
+        upstream_timeout: float = UPSTREAM_TIMEOUT,
         log: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(host, port, guard=Guard.of(host, allow_origins), log=log)
+        self.upstream_timeout = upstream_timeout  # an HTTP upstream's silence: 502 past it
+        self.body_timeout = BODY_TIMEOUT  # a request body's pause between reads: 408 past it
+        self.max_body_bytes = MAX_BODY_BYTES  # bodies held for the recorder at once
+        self._body_bytes = 0
         # Not forwarded upstream: hop-by-hop headers, and a browser's or a proxy's own.
         self.dropped = (HOP_HEADERS | FORWARD_DROPPED) - {h.lower() for h in keep_headers}
         self.upstream = upstream_ws_base(upstream)
@@ -86,6 +100,17 @@ class RecordingProxy(TCPService):
             self._ssl.check_hostname = False
             self._ssl.verify_mode = ssl.CERT_NONE
         self._sessions: set[_Session] = set()
+
+    def hold_body_bytes(self, n: int) -> bool:
+        """Take ``n`` bytes of the budget of request bodies held for recording; False when
+        that would pass ``max_body_bytes`` (the request is then refused with 503)."""
+        if self._body_bytes + n > self.max_body_bytes:
+            return False
+        self._body_bytes += n
+        return True
+
+    def release_body_bytes(self, n: int) -> None:
+        self._body_bytes -= n
 
     @property
     def base_url(self) -> str:

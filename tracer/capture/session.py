@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracer.capture.proxy import RecordingProxy
+from tracer.capture.proxy import UPSTREAM_TIMEOUT, RecordingProxy
 from tracer.capture.recorder import Recorder
 from tracer.files import atomic_write
 from tracer.trace.compact import compact_trace
@@ -60,6 +60,7 @@ class RecordingSession:
         on_write_error: Callable[[str], None] | None = None,
         allow_origins: Sequence[str] = (),
         keep_headers: Sequence[str] = (),
+        upstream_timeout: float = UPSTREAM_TIMEOUT,
         log: Callable[[str], None] | None = None,
     ) -> None:
         """Creates the trace file at once (``OSError`` when it cannot be)."""
@@ -82,6 +83,7 @@ class RecordingSession:
             max_size=max_frame,
             allow_origins=allow_origins,
             keep_headers=keep_headers,
+            upstream_timeout=upstream_timeout,
             log=log,
         )
         self.command: list[str] | None = None  # a launched command, annotated at the end

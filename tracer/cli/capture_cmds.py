@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from tracer.capture.launch import PRESETS, plan_launch
-from tracer.capture.proxy import upstream_ws_base
+from tracer.capture.proxy import UPSTREAM_TIMEOUT, upstream_ws_base
 from tracer.capture.session import RecordingSession, wait_for_child
 from tracer.cli.app import AllowOrigin, CLIError, TimeResolution, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
@@ -96,6 +96,14 @@ def record(
             "are dropped by default).",
         ),
     ] = None,
+    upstream_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            metavar="SECONDS",
+            help="How long an HTTP upstream may stay silent before the client gets a 502.",
+        ),
+    ] = UPSTREAM_TIMEOUT,
     no_preset: Annotated[
         bool,
         typer.Option(
@@ -141,6 +149,7 @@ def record(
             on_write_error=None if tui else _report_write_error,
             allow_origins=allow_origin or [],
             keep_headers=keep_header or [],
+            upstream_timeout=upstream_timeout,
             log=None if (tui or json) else _log_refusal,
         )
     except OSError as exc:

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-__all__ = ["HTTPError", "RequestHead", "read_body", "read_request_head", "write_response"]
+__all__ = [
+    "BODY_TIMEOUT",
+    "HTTPError",
+    "RequestHead",
+    "body_length",
+    "body_pieces",
+    "read_body",
+    "read_request_head",
+    "write_response",
+]
 
 MAX_HEAD = 64 * 1024
+_PIECE = 64 * 1024
 
 
 class HTTPError(Exception):
@@ -74,33 +85,78 @@ async def read_request_head(reader: asyncio.StreamReader) -> RequestHead | None:
     return RequestHead(method, target, version, headers, raw)
 
 
-async def read_body(reader: asyncio.StreamReader, head: RequestHead, limit: int) -> bytes:
-    """Read a request body sent with Content-Length or chunked encoding, up to ``limit``."""
+BODY_TIMEOUT = 10.0
+"""Seconds a request body may pause between two reads (nginx: client_body_timeout)."""
+
+
+async def body_pieces(
+    reader: asyncio.StreamReader,
+    head: RequestHead,
+    limit: int | None,
+    timeout: float = BODY_TIMEOUT,
+) -> AsyncIterator[bytes]:
+    """A request body (Content-Length or chunked) as it arrives, in pieces of at most
+    64 KiB: ``HTTPError`` 413 past ``limit`` bytes (None: no limit), 408 when a read waits
+    longer than ``timeout`` seconds, 400 when it is malformed or cut short."""
+
+    async def read(call: Awaitable[bytes]) -> bytes:
+        try:
+            async with asyncio.timeout(timeout):
+                return await call
+        except TimeoutError:
+            raise HTTPError(408, "the request body stalled") from None
+        except asyncio.IncompleteReadError:
+            raise HTTPError(400, "the connection closed inside the request body") from None
+        except asyncio.LimitOverrunError:
+            raise HTTPError(400, "malformed chunked body") from None
+
+    total = 0
     if (head.header("Transfer-Encoding") or "").lower() == "chunked":
-        body = bytearray()
         while True:
-            size_line = await reader.readuntil(b"\r\n")
+            size_line = await read(reader.readuntil(b"\r\n"))
             try:
                 size = int(size_line.split(b";", 1)[0].strip(), 16)
             except ValueError:
                 raise HTTPError(400, "malformed chunk size") from None
             if size == 0:
-                await reader.readuntil(b"\r\n")  # trailers are not supported: expect none
-                return bytes(body)
-            if len(body) + size > limit:
+                await read(reader.readuntil(b"\r\n"))  # trailers are not supported: none
+                return
+            total += size
+            if limit is not None and total > limit:
                 raise HTTPError(413, "request body too large")
-            body += await reader.readexactly(size)
-            await reader.readexactly(2)
+            while size:
+                piece = await read(reader.readexactly(min(size, _PIECE)))
+                size -= len(piece)
+                yield piece
+            await read(reader.readexactly(2))
+    n = body_length(head)
+    if limit is not None and n > limit:
+        raise HTTPError(413, "request body too large")
+    while n:
+        piece = await read(reader.readexactly(min(n, _PIECE)))
+        n -= len(piece)
+        yield piece
+
+
+def body_length(head: RequestHead) -> int:
+    """The Content-Length of a request that is not chunked (0 without one)."""
     length = head.header("Content-Length")
     if length is None:
-        return b""
+        return 0
     try:
         n = int(length)
     except ValueError:
         raise HTTPError(400, "malformed Content-Length") from None
-    if n < 0 or n > limit:
-        raise HTTPError(413, "request body too large")
-    return await reader.readexactly(n)
+    if n < 0:
+        raise HTTPError(400, "malformed Content-Length")
+    return n
+
+
+async def read_body(
+    reader: asyncio.StreamReader, head: RequestHead, limit: int, timeout: float = BODY_TIMEOUT
+) -> bytes:
+    """Read a whole request body (Content-Length or chunked), up to ``limit`` bytes."""
+    return b"".join([piece async for piece in body_pieces(reader, head, limit, timeout)])
 
 
 def write_response(

@@ -13,10 +13,13 @@ from typing import Any
 from tracer.wire.guard import Guard
 from tracer.wire.http import RequestHead, read_request_head, write_response
 
-__all__ = ["HEAD_TIMEOUT", "MAX_WAITING", "TCPService"]
+__all__ = ["HEAD_TIMEOUT", "MAX_CONNECTIONS", "MAX_WAITING", "TCPService"]
 
 HEAD_TIMEOUT = 10.0
 """Seconds a connection may take to send a request head (nginx: client_header_timeout)."""
+MAX_CONNECTIONS = 1024
+"""Connections served at once; past it a new one is answered 503 and closed, so that a
+flood cannot use up the descriptors the connections being served need."""
 MAX_WAITING = 256
 """Connections waiting for their request head at once; past it the one that waited longest
 is dropped, so a flood of slow or idle connections cannot keep new clients out."""
@@ -44,7 +47,9 @@ class TCPService:
         self.log = log or (lambda line: None)
         self.head_timeout = HEAD_TIMEOUT
         self.max_waiting = _max_waiting()
+        self.max_connections = _max_connections()
         self._last_accept_error = 0.0
+        self._last_busy = 0.0
         self._waiting: dict[asyncio.StreamWriter, None] = {}  # insertion order: oldest first
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
@@ -123,6 +128,9 @@ class TCPService:
         """Called after each connection's handler has finished."""
 
     async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._handlers) >= self.max_connections:
+            await self._busy(reader, writer)
+            return
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
@@ -137,6 +145,34 @@ class TCPService:
             with contextlib.suppress(Exception):
                 writer.close()
             self.connection_ended()
+
+    async def _busy(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer 503 to a connection past ``max_connections`` (and log it, once a second);
+        its head is read first (for a second at most), so the answer is not lost to a reset."""
+        now = asyncio.get_running_loop().time()
+        if now - self._last_busy >= 1.0:
+            self._last_busy = now
+            self.log(f"refused a connection: {self.max_connections} are open (503)")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 1.0)
+        why = "tracer: too many connections at once"
+        body = json.dumps({"error": {"type": "server_busy", "code": "server_busy", "message": why}})
+        headers = [("Content-Type", "application/json"), ("Connection", "close"),
+                   ("Retry-After", "1")]  # fmt: skip
+        with contextlib.suppress(Exception):
+            write_response(writer, 503, headers, body.encode())
+            await writer.drain()
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+def _max_connections() -> int:
+    """MAX_CONNECTIONS, or half the open-file limit when that is lower (each proxied
+    connection needs two descriptors)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return MAX_CONNECTIONS
+    return max(8, min(MAX_CONNECTIONS, soft // 2 - 16))
 
 
 def _max_waiting() -> int:
