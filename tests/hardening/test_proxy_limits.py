@@ -12,7 +12,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.hardening.helpers import rss_mb
 from tests.hardening.test_browser_isolation import serving
+from tests.hardening.test_load import recorder_process
 from tests.hardening.test_slow_clients import _probe
 from tracer import read_trace
 from tracer.capture.proxy import RecordingProxy
@@ -155,3 +157,54 @@ def test_past_the_connection_cap_a_new_connection_gets_503(tmp_path: Path):
                 s.close()
     assert refused.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in refused, refused
     assert served < 5
+
+
+def test_unfinished_large_bodies_cost_bounded_memory_and_a_probe_is_served(tmp_path: Path):
+    """Eight unfinished 64 MiB request bodies (the review's +525 MB) against `tracer record`
+    in its own process: the proxy holds at most its 256 MiB body budget (a request past it
+    gets 503), and a probe gets the proxy's own answer within 100 ms of a direct server's."""
+    with serving(UpstreamServer()) as upstream, silent_upstream() as (silent, _):
+        out = tmp_path / "big.trace"
+        with recorder_process(silent, out) as (proc, port):
+            before = rss_mb(proc.pid)
+            clients, answers = [], []
+            for _ in range(8):
+                s = socket.create_connection(("127.0.0.1", port))
+                s.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Content-Length: %d\r\n\r\n" % (64 << 20))  # fmt: skip
+                s.settimeout(0.2)
+                for _ in range(48):  # 48 of the 64 MiB, then nothing more
+                    try:
+                        s.sendall(b"x" * (1 << 20))
+                    except (TimeoutError, ConnectionError):
+                        break  # refused (503) and closed, or the kernel's buffers are full
+                clients.append(s)
+            time.sleep(0.5)
+            grown = rss_mb(proc.pid) - before
+            proxied = _probe_http(port)
+            direct = _probe_http(upstream.port)
+            for s in clients:
+                answers.append(_peek(s))
+                s.close()
+    print(f"8 unfinished bodies: +{grown:.0f} MB; probe {proxied * 1e3:.1f} ms "
+          f"(direct {direct * 1e3:.1f} ms)")  # fmt: skip
+    assert grown < 256 + 64, grown
+    assert any(a.startswith(b"HTTP/1.1 503") for a in answers), answers
+    assert proxied < 0.1 + direct, (proxied, direct)
+
+
+def _probe_http(port: int) -> float:
+    """Seconds for a fresh client to get the server's own answer (a foreign Host: 403)."""
+    t0 = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: probe.example\r\n\r\n")
+        _answer(s)
+    return time.perf_counter() - t0
+
+
+def _peek(s: socket.socket) -> bytes:
+    s.settimeout(0.5)
+    try:
+        return s.recv(200)
+    except (TimeoutError, ConnectionError):
+        return b""

@@ -12,7 +12,7 @@ import typer
 
 from tracer.cli.app import AllowOrigin, CLIError, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
-from tracer.replay.recorded import MODES, load_connections, load_requests
+from tracer.replay.recorded import MODES, Ignore, load_connections, load_requests
 from tracer.replay.server import DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, ReplayServer
 from tracer.trace.caps import frames_cap
 from tracer.trace.reader import open_trace
@@ -51,6 +51,15 @@ def replay(
             "x-tracer-token, or as a /t/TOKEN path prefix.",
         ),
     ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            metavar="PATH",
+            help="A JSON path tolerant matching skips, as $.key, $.metadata.* or "
+            "$.input[*].id (repeatable; the per-run defaults are always skipped).",
+        ),
+    ] = None,
     verbose_mismatch: Annotated[
         bool,
         typer.Option(
@@ -67,6 +76,10 @@ def replay(
     host, port = parse_listen(listen)
     if host not in LOOPBACK and not allow_remote:
         raise CLIError(f"refusing to listen on {host}: add --allow-remote", exit_code=2)
+    try:
+        skipped = Ignore(ignore or [])
+    except ValueError as exc:
+        raise CLIError(f"--ignore: {exc}", exit_code=2) from None
     # Two streaming passes: no list of every record.
     with open_trace(file, max_frames=frames_cap()) as reader:
         recorded = load_connections(reader)
@@ -93,6 +106,7 @@ def replay(
         allow_origins=allow_origin or [],
         token=secrets.token_urlsafe(18) if token == "auto" else token,
         verbose_mismatch=verbose_mismatch,
+        ignore=skipped,
     )
 
     async def main(stop: asyncio.Event) -> None:

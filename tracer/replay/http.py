@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -38,6 +39,8 @@ async def serve_http(
     path = server.guard.strip_token_path(head.target).split("?", 1)[0]
     candidates = [r for r in server.requests if r.path.split("?", 1)[0] == path]
     keep = (head.header("Connection") or "").lower() != "close"
+    if server.fallback is not None and (head.method != "POST" or not candidates):
+        return await _forward(server, head, body, reader, writer)
     if head.method != "POST" or not candidates:
         message = f"tracer replay: no recorded request for {head.method} {path}"
         server.log(message.removeprefix("tracer replay: "))
@@ -45,6 +48,8 @@ async def serve_http(
         await writer.drain()
         return keep
     chosen, problem = _choose(server, candidates, body)
+    if chosen is None and server.fallback is not None:
+        return await _forward(server, head, body, reader, writer)
     if chosen is None:
         await _mismatch(server, writer, candidates[0], problem)
         return keep
@@ -60,6 +65,39 @@ async def serve_http(
     return keep
 
 
+async def _forward(
+    server: ReplayServer,
+    head: RequestHead,
+    body: bytes,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+) -> bool:
+    """Send a request that matches nothing to the fallback (a new episode, recorded there)
+    and its answer back as it comes; the connection then closes."""
+    assert server.fallback is not None
+    where = urlsplit(server.fallback)
+    try:
+        up_reader, up_writer = await asyncio.open_connection(where.hostname, where.port)
+    except OSError as exc:
+        _error(writer, 502, "fallback_unreachable", f"tracer replay: fallback: {exc}")
+        await writer.drain()
+        return False
+    server.stats.forwarded += 1
+    skip = {"content-length", "transfer-encoding", "connection"}
+    lines = [f"{head.method} {head.target} HTTP/1.1"]
+    lines += [f"{k}: {v}" for k, v in head.headers if k.lower() not in skip]
+    lines += [f"Content-Length: {len(body)}", "Connection: close"]
+    up_writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    try:
+        await up_writer.drain()
+        while data := await up_reader.read(1 << 16):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        up_writer.close()
+    return False
+
+
 def _choose(
     server: ReplayServer, candidates: list[RecordedRequest], body: bytes
 ) -> tuple[RecordedRequest | None, Mismatch | None]:
@@ -69,7 +107,7 @@ def _choose(
     first_problem: Mismatch | None = None
     fitting = []
     for req in candidates:
-        problem = match(body, req.body, server.mode)
+        problem = match(body, req.body, server.mode, server.ignore)
         if problem is None:
             fitting.append(req)
         elif first_problem is None:

@@ -3,33 +3,44 @@
 Registered through the ``pytest11`` entry point, so installing tracer enables it. A test asks
 for the ``tracer_replay`` fixture and points its client at ``tracer_replay.base_url``::
 
-    @pytest.mark.tracer_cassette("cassettes/agent.trace")
+    @pytest.mark.tracer_cassette("cassettes/agent.trace", ignore=["$.metadata.*"])
     def test_agent(tracer_replay):
         client = openai.OpenAI(api_key="unused", base_url=tracer_replay.base_url)
         ...
 
-``--tracer-record`` says what happens (as VCR.py's record modes do):
+``--tracer-record`` says what happens (VCR.py's record modes):
 - ``none`` (default): replay the cassette; a missing cassette fails the test;
 - ``once``: replay the cassette if it exists, else record it through the proxy to the real
   upstream (``--tracer-upstream``, default ``wss://api.openai.com``);
+- ``new_episodes``: replay what the cassette holds; a connection or request that matches
+  nothing goes to the upstream and is recorded, and appended to the cassette at the end;
 - ``all``: always record anew.
-A replay that meets a message it cannot match fails the test at teardown.
+A request that matches nothing (in ``none`` and ``once``) gets the mismatch error, which the
+client raises inside the test; a test that swallowed it still fails, in its call, with the
+mismatch text. A recording in which the test made no request leaves no cassette and fails.
+Matching skips the per-run paths of ``DEFAULT_IGNORE`` and those of the marker's ``ignore``
+argument and the ``tracer_ignore`` ini option; the marker's ``match`` sets the mode.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tracer.capture.session import RecordingSession
-from tracer.replay.recorded import load_connections
+from tracer.files import atomic_write
+from tracer.replay.recorded import MODES, Ignore, load_connections, load_requests
 from tracer.replay.server import ReplayServer
+from tracer.trace.merge import append_trace
 from tracer.trace.reader import open_trace
+from tracer.trace.records import Open
 
 __all__ = ["Cassette"]
 
@@ -56,7 +67,7 @@ class Cassette:
 
     def __init__(self, path: Path, mode: str, base_url: str) -> None:
         self.path = path
-        self.mode = mode  # "replay" or "record"
+        self.mode = mode  # "replay", "record" or "new_episodes"
         self.base_url = base_url  # http://127.0.0.1:PORT/v1, for an OpenAI SDK
         self.mismatches: list[str] = []
 
@@ -69,9 +80,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tracer", "tracer cassettes")
     group.addoption(
         "--tracer-record",
-        choices=("none", "once", "all"),
+        choices=RECORD_MODES,
         default="none",
-        help="none: replay cassettes; once: record missing ones; all: record every one.",
+        help="none: replay cassettes; once: record missing ones; new_episodes: record "
+        "what matches nothing and append it; all: record every one.",
     )
     group.addoption(
         "--tracer-upstream",
@@ -79,11 +91,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Where cassettes are recorded from (with --tracer-record once/all).",
     )
 
+    parser.addini(
+        "tracer_ignore",
+        type="linelist",
+        default=[],
+        help="JSON paths replay matching skips in every cassette ($.key, $.metadata.*).",
+    )
+
+
+RECORD_MODES = ("none", "once", "new_episodes", "all")
+_CASSETTE = pytest.StashKey["Cassette"]()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "tracer_cassette(path): the trace file that tracer_replay serves or records"
+        "markers",
+        "tracer_cassette(path, ignore=[...], match='tolerant'): the trace file that "
+        "tracer_replay serves or records, the JSON paths matching skips, the match mode",
     )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """A mismatch fails the test in its call, even when the test swallowed the error the
+    client raised (the client's own error already fails it, with its traceback)."""
+    result = yield
+    cassette = item.stash.get(_CASSETTE, None)
+    if cassette is not None and cassette.mismatches:
+        pytest.fail("tracer replay mismatch: " + "; ".join(cassette.mismatches), pytrace=False)
+    return result
+
+
+def _matching(request: pytest.FixtureRequest) -> tuple[Ignore, str]:
+    marker = request.node.get_closest_marker("tracer_cassette")
+    kwargs = marker.kwargs if marker else {}
+    paths = list(request.config.getini("tracer_ignore")) + list(kwargs.get("ignore", []))
+    mode = kwargs.get("match", "tolerant")
+    if mode not in MODES:
+        pytest.fail(f"tracer_cassette: match takes {', '.join(MODES)}, not {mode!r}")
+    try:
+        return Ignore(paths), mode
+    except ValueError as exc:
+        pytest.fail(f"tracer_cassette: {exc}")
 
 
 def _cassette_path(request: pytest.FixtureRequest) -> Path:
@@ -100,38 +149,68 @@ def tracer_replay(request: pytest.FixtureRequest) -> Iterator[Cassette]:
     """A replay server for this test's cassette (or a recording proxy, when recording)."""
     path = _cassette_path(request)
     record_mode = request.config.getoption("--tracer-record")
-    record = record_mode == "all" or (record_mode == "once" and not path.exists())
+    upstream = request.config.getoption("--tracer-upstream")
+    ignore, mode = _matching(request)
+    record = record_mode == "all" or (record_mode in ("once", "new_episodes") and not path.exists())
     if not record and not path.exists():
         pytest.fail(f"tracer cassette {path} does not exist (record it: --tracer-record=once)")
     loop = _Loop()
-    stop: Callable[[], Coroutine[Any, Any, None]]
+    metadata = {"source": "pytest", "test": request.node.nodeid}
+    session: RecordingSession | None = None
+    server: ReplayServer | None = None
+    scratch: str | None = None
     try:
         if record:
             path.parent.mkdir(parents=True, exist_ok=True)
-            session = RecordingSession(
-                request.config.getoption("--tracer-upstream"),
-                path,
-                metadata={"source": "pytest", "test": request.node.nodeid},
-            )
+            session = RecordingSession(upstream, path, metadata=metadata)
             loop.run(session.start())
             cassette = Cassette(path, "record", session.base_url)
-
-            async def stop_recording() -> None:
-                await session.stop()
-                session.finish()
-
-            stop = stop_recording
         else:
             with open_trace(path) as reader:
                 recorded = load_connections(reader)
-            server = ReplayServer(recorded, speed=0.0)
+            with open_trace(path) as reader:
+                requests = load_requests(reader)
+            fallback = None
+            if record_mode == "new_episodes":  # what matches nothing is recorded aside
+                fd, scratch = tempfile.mkstemp(suffix=".trace", dir=path.parent)
+                os.close(fd)
+                session = RecordingSession(upstream, scratch, metadata=metadata)
+                loop.run(session.start())
+                fallback = session.base_url.removesuffix("/v1")
+            server = ReplayServer(
+                recorded, requests=requests, speed=0.0, mode=mode, ignore=ignore,
+                fallback=fallback,
+            )  # fmt: skip
             loop.run(server.start())
-            cassette = Cassette(path, "replay", server.base_url)
+            cassette = Cassette(path, "new_episodes" if fallback else "replay", server.base_url)
             cassette.mismatches = server.stats.mismatches
-            stop = server.close
+        request.node.stash[_CASSETTE] = cassette
         yield cassette
-        loop.run(stop())
+        if server is not None:
+            loop.run(server.close())
+        if session is not None:
+            loop.run(session.stop())
+            session.finish()
     finally:
         loop.stop()
-    if cassette.mismatches:
-        pytest.fail("tracer replay mismatch: " + "; ".join(cassette.mismatches), pytrace=False)
+    if record and session is not None and session.recorder.stats.connections == 0:
+        path.unlink(missing_ok=True)
+        pytest.fail(
+            f"tracer cassette {path}: the test made no request through tracer_replay.base_url,"
+            " so nothing was recorded (no cassette written)",
+            pytrace=False,
+        )
+    if scratch is not None:
+        _append_episodes(path, scratch)
+
+
+def _append_episodes(path: Path, scratch: str) -> None:
+    """Append what the new_episodes fallback recorded to the cassette, then drop it."""
+    try:
+        with open_trace(scratch) as reader:
+            fresh = any(type(r) is Open for r in reader)
+        if fresh:
+            with open(path, "rb") as base, open(scratch, "rb") as extra, atomic_write(path) as out:
+                append_trace(base, extra, out)
+    finally:
+        os.unlink(scratch)

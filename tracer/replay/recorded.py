@@ -8,8 +8,9 @@ recorded, in one of three modes:
 - ``strict``: the payloads are equal once redaction markers are treated as wildcards;
 - ``sequence``: the n-th message of the connection, whatever it holds;
 - ``tolerant`` (the default): JSON-aware, ignoring key order, redaction markers, values that
-  change from run to run (UUIDs, timestamps, ``created_at``-like keys) and the ids the server
-  assigned (they are replayed as recorded, so a client echoes them back anyway).
+  change from run to run (UUIDs, ISO timestamps, ``created_at``-like keys, per-run ids such
+  as ``prompt_cache_key``) and the ids the server assigned (they are replayed as recorded,
+  so a client echoes them back anyway). ``Ignore`` adds JSON paths to skip.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ import orjson
 from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
 
 __all__ = [
+    "DEFAULT_IGNORE",
     "MODES",
     "Exchange",
+    "Ignore",
     "Mismatch",
     "RecordedConnection",
     "RecordedRequest",
@@ -39,10 +42,40 @@ MODES = ("tolerant", "strict", "sequence")
 
 _MARKER = re.compile(rb"\[REDACTED:[0-9a-f]{10}\]")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _VOLATILE_KEYS = frozenset(
     ["created_at", "timestamp", "ts", "time", "event_id", "request_id", "client_request_id",
-     "nonce", "idempotency_key", "session_id", "trace_id", "span_id"]
+     "nonce", "idempotency_key", "session_id", "trace_id", "span_id", "conversation_id",
+     "thread_id", "run_id"]
 )  # fmt: skip
+DEFAULT_IGNORE = ("$.prompt_cache_key", "$.metadata.*", "$.safety_identifier", "$.user")
+"""Paths of a request that hold per-run values (a session id as the cache key: opencode's
+``ses_…``; run metadata; a per-user identifier): ignored by tolerant matching."""
+
+
+class Ignore:
+    """JSON paths that tolerant matching skips: ``$.a.b``, ``*`` for any one key,
+    ``[*]`` for any index (``$.metadata.*``, ``$.input[*].id``)."""
+
+    def __init__(self, paths: Iterable[str] = (), *, defaults: bool = True) -> None:
+        self.paths = tuple(DEFAULT_IGNORE if defaults else ()) + tuple(paths)
+        for p in self.paths:
+            if not p.startswith("$"):
+                raise ValueError(f"an ignore path starts with $ ($.key, $.a.*): {p!r}")
+        parts = [_path_regex(p) for p in self.paths]
+        self._regex = re.compile("|".join(f"(?:{r})" for r in parts)) if parts else None
+
+    def skips(self, path: str) -> bool:
+        return self._regex is not None and self._regex.fullmatch(path) is not None
+
+
+def _path_regex(path: str) -> str:
+    out = re.escape(path)
+    out = out.replace(r"\[\*\]", r"\[\d+\]")
+    return out.replace(r"\*", r"[^.\[\]]+")
+
+
+_DEFAULT = Ignore()
 
 
 @dataclass(slots=True)
@@ -195,15 +228,16 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:79] + "…"
 
 
-def match(live: bytes, recorded: bytes, mode: str) -> Mismatch | None:
-    """None when ``live`` matches ``recorded`` in ``mode``; else where they differ."""
+def match(live: bytes, recorded: bytes, mode: str, ignore: Ignore | None = None) -> Mismatch | None:
+    """None when ``live`` matches ``recorded`` in ``mode``; else where they differ.
+    ``ignore`` (tolerant mode): the paths to skip, ``DEFAULT_IGNORE`` when None."""
     if mode == "sequence":
         return None
     if mode == "strict":
         return None if _matches_bytes(live, recorded) else _first_difference(live, recorded)
     try:
         a, b = orjson.loads(recorded), orjson.loads(live)
-        return _compare(a, b, "$")
+        return _compare(a, b, "$", ignore or _DEFAULT)
     except (orjson.JSONDecodeError, RecursionError):  # not JSON, or nested past any sense
         return None if _matches_bytes(live, recorded) else _first_difference(live, recorded)
 
@@ -233,18 +267,19 @@ def _is_marker(v: Any) -> bool:
     return isinstance(v, str) and bool(_MARKER.search(v.encode()))
 
 
-def _compare(recorded: Any, live: Any, path: str) -> Mismatch | None:
+def _compare(recorded: Any, live: Any, path: str, ignore: Ignore) -> Mismatch | None:
     if _is_marker(recorded) and isinstance(live, str):  # a secret the recording redacted
         return None
     if isinstance(recorded, dict) and isinstance(live, dict):
         for key in sorted(set(recorded) | set(live)):
-            if key in _VOLATILE_KEYS:
+            where = f"{path}.{key}"
+            if key in _VOLATILE_KEYS or ignore.skips(where):
                 continue
             if key not in live:
-                return Mismatch(f"{path}.{key}", _short(recorded[key]), "nothing (key missing)")
+                return Mismatch(where, _short(recorded[key]), "nothing (key missing)")
             if key not in recorded:
-                return Mismatch(f"{path}.{key}", "nothing (key absent)", _short(live[key]))
-            found = _compare(recorded[key], live[key], f"{path}.{key}")
+                return Mismatch(where, "nothing (key absent)", _short(live[key]))
+            found = _compare(recorded[key], live[key], where, ignore)
             if found:
                 return found
         return None
@@ -252,14 +287,25 @@ def _compare(recorded: Any, live: Any, path: str) -> Mismatch | None:
         if len(recorded) != len(live):
             return Mismatch(f"{path}", f"{len(recorded)} items", f"{len(live)} items")
         for i, (x, y) in enumerate(zip(recorded, live, strict=True)):
-            found = _compare(x, y, f"{path}[{i}]")
+            where = f"{path}[{i}]"
+            if ignore.skips(where):
+                continue
+            found = _compare(x, y, where, ignore)
             if found:
                 return found
         return None
     if isinstance(recorded, str) and isinstance(live, str):
-        if recorded == live or (_UUID.match(recorded) and _UUID.match(live)):
+        if recorded == live or _volatile_pair(recorded, live):
             return None
         return Mismatch(path, _short(recorded), _short(live))
     if recorded == live and type(recorded) is type(live):
         return None
     return Mismatch(path, _short(recorded), _short(live))
+
+
+def _volatile_pair(recorded: str, live: str) -> bool:
+    """Two values of a kind that changes from run to run: UUIDs, or ISO times."""
+    return bool(
+        (_UUID.match(recorded) and _UUID.match(live))
+        or (_ISO_TIME.match(recorded) and _ISO_TIME.match(live))
+    )

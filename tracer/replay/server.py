@@ -11,11 +11,21 @@ from dataclasses import dataclass, field
 from websockets.frames import Opcode as WsOpcode
 
 from tracer.replay.http import serve_http
-from tracer.replay.recorded import Exchange, Mismatch, RecordedConnection, RecordedRequest, match
+from tracer.replay.recorded import (
+    Exchange,
+    Ignore,
+    Mismatch,
+    RecordedConnection,
+    RecordedRequest,
+    match,
+)
 from tracer.wire import (
+    ConnectError,
     HTTPError,
+    RequestHead,
     WebSocket,
     accept_websocket,
+    connect_websocket,
     write_response,
 )
 from tracer.wire.guard import Guard
@@ -37,6 +47,7 @@ class ReplayStats:
     mismatches: list[str] = field(default_factory=list)  # the first MAX_MISMATCHES_KEPT
     mismatch_count: int = 0
     served: dict[int, int] = field(default_factory=dict)  # recorded conn -> times served
+    forwarded: int = 0  # connections and requests handed to the fallback (new episodes)
 
 
 class ReplayServer(TCPService):
@@ -58,6 +69,8 @@ class ReplayServer(TCPService):
         allow_origins: Sequence[str] = (),
         token: str | None = None,
         verbose_mismatch: bool = False,
+        ignore: Ignore | None = None,
+        fallback: str | None = None,
     ) -> None:
         super().__init__(host, port, guard=Guard.of(host, allow_origins, token), log=log)
         self.max_frame = max_frame  # a larger message closes the connection with 1009
@@ -66,6 +79,10 @@ class ReplayServer(TCPService):
         self.requests = list(requests)  # recorded HTTP requests, answered over HTTP
         self.speed = speed
         self.mode = mode
+        self.ignore = ignore or Ignore()  # paths tolerant matching skips (and the defaults)
+        # Where what matches nothing goes instead of a mismatch error (a recording proxy:
+        # the pytest plugin's new_episodes mode), as http://HOST:PORT.
+        self.fallback = fallback
         self.stats = ReplayStats()
         self.verbose_mismatch = verbose_mismatch  # mismatch errors quote the recording
         self.all_served = asyncio.Event()
@@ -116,7 +133,7 @@ class ReplayServer(TCPService):
             candidates = [c for c in self.recorded if c.path == target] or [
                 c for c in self.recorded if c.path.split("?", 1)[0] == path
             ]
-            if not candidates:
+            if not candidates and self.fallback is None:
                 message = f"tracer replay: no recorded WebSocket connection for {head.target}\n"
                 self.log(message.strip())
                 write_response(writer, 404, [("Content-Type", "text/plain")], message.encode())
@@ -127,18 +144,26 @@ class ReplayServer(TCPService):
                 reader, writer, head, subprotocols=subprotocols or None, max_size=self.max_frame
             )
             self.stats.connections += 1
-            await _Session(self, ws, candidates).run()
+            await _Session(self, ws, candidates, target, head).run()
         except HTTPError:
             pass
 
 
 class _Session:
     def __init__(
-        self, server: ReplayServer, ws: WebSocket, candidates: list[RecordedConnection]
+        self,
+        server: ReplayServer,
+        ws: WebSocket,
+        candidates: list[RecordedConnection],
+        target: str,
+        head: RequestHead,
     ) -> None:
         self.server = server
         self.ws = ws
         self.candidates = candidates
+        self.target, self.head = target, head
+        self.forward: WebSocket | None = None  # the fallback, once this connection went there
+        self._pump: asyncio.Task[None] | None = None
         self.chosen: RecordedConnection | None = None
         self.position = 0  # index of the last exchange played
         # Bounded: a client that floods messages waits (TCP backpressure), memory does not grow.
@@ -154,12 +179,22 @@ class _Session:
                 assert self.chosen is not None
                 await self._play(self.chosen.exchanges[0], asyncio.get_running_loop().time())
             while (message := await self.inbox.get()) is not None:
+                if self.forward is not None:
+                    await self.forward.send_frame(message[0], message[1], True)
+                    continue
                 arrived = asyncio.get_running_loop().time()
                 await self._answer(message[1], arrived)
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+            if self.forward is not None:
+                with contextlib.suppress(Exception):
+                    await self.forward.close(1000, "", timeout=2.0)
+            if self._pump is not None:
+                self._pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._pump
             if not self.ws.closed:
                 await self.ws.close(1000, "", timeout=2.0)
 
@@ -178,15 +213,20 @@ class _Session:
         served[recorded.conn] = served.get(recorded.conn, 0) + 1
 
     async def _answer(self, data: bytes, arrived: float) -> None:
-        mode = self.server.mode
+        mode, ignore = self.server.mode, self.server.ignore
         if self.chosen is None:
             firsts = [(c, c.first_message) for c in self.candidates]
             fitting = [
-                c for c, first in firsts if first is not None and not match(data, first, mode)
+                c
+                for c, first in firsts
+                if first is not None and not match(data, first, mode, ignore)
             ]
+            if not fitting and self.server.fallback is not None:
+                await self._go_forward(data)
+                return
             if not fitting:
                 first = firsts[0][1] or b""
-                problem = match(data, first, mode) if first else None
+                problem = match(data, first, mode, ignore) if first else None
                 await self._mismatch(
                     f"no recorded connection on this path starts with this message; the closest "
                     f"is the first message of recorded connection {firsts[0][0].conn}",
@@ -212,7 +252,7 @@ class _Session:
             return
         expected = exchanges[nxt]
         assert expected.client is not None
-        problem = match(data, expected.client, mode)
+        problem = match(data, expected.client, mode, ignore)
         if problem is not None:
             await self._mismatch(
                 f"message {nxt} of recorded connection {self.chosen.conn} does not match",
@@ -239,6 +279,27 @@ class _Session:
                 await self.ws.send_frame(WsOpcode(int(frame.opcode)), frame.payload, frame.fin)
             except ConnectionError:
                 return
+
+    async def _go_forward(self, first: bytes) -> None:
+        """Hand this connection to the fallback: a new episode, recorded there."""
+        assert self.server.fallback is not None
+        url = self.server.fallback.replace("http", "ws", 1) + self.target
+        keep = [(k, v) for k, v in self.head.headers if k.lower() in ("authorization",)]
+        try:
+            self.forward = await connect_websocket(url, headers=keep, max_size=None)
+        except ConnectError as exc:
+            await self._mismatch(f"the fallback refused a new episode: {exc}", None)
+            return
+        self.server.stats.forwarded += 1
+        self._pump = asyncio.create_task(self._pump_back(self.forward))
+        await self.forward.send_text(first.decode("utf-8", "replace"))
+
+    async def _pump_back(self, upstream: WebSocket) -> None:
+        while (frame := await upstream.recv_frame()) is not None:
+            if frame.opcode in (WsOpcode.CLOSE, WsOpcode.PING, WsOpcode.PONG):
+                continue
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_frame(frame.opcode, bytes(frame.data), frame.fin)
 
     async def _mismatch(self, what: str, problem: Mismatch | None) -> None:
         told = self.server.note_mismatch(what, problem)
