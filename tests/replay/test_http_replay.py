@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.analysis.test_context_model import AGENT, TURNS
-from tests.conftest import assert_clean_error, run_tracer
+from tests.conftest import ROOT, assert_clean_error, run_tracer
 from tests.replay.test_replay import start_replay
 from tracer.trace import create_trace
 from tracer.upstream import Script, running_upstream
+from tracer.upstream.script import parse_profile
 
 
 def _live(tmp_path: Path, mode: str) -> tuple[Path, dict]:
@@ -90,3 +91,26 @@ def test_a_trace_with_nothing_to_serve_is_refused_at_once(tmp_path: Path):
     proc = run_tracer("replay", str(empty), "--once", timeout=20)
     assert_clean_error(proc)
     assert "holds no WebSocket connection or HTTP request to replay" in proc.stderr
+
+
+@pytest.mark.parametrize("sample", ["http.trace", "http-resend.trace"])
+def test_rerun_resends_http_sessions_with_their_chains(tmp_path: Path, sample: str):
+    """`tracer rerun` of an HTTP session: every request reaches the live server, and each
+    chained one names the response that server itself gave (its log is the truth)."""
+    recorded = [json.loads(line) for line in run_tracer(
+        "frames", str(ROOT / "traces" / sample), "--json", "--payload", "--from", "client"
+    ).stdout.splitlines()]  # fmt: skip
+    with running_upstream(Script(turns=(), profile=parse_profile("stored"))) as upstream:
+        proc = run_tracer(
+            "rerun", str(ROOT / "traces" / sample), "--upstream",
+            f"ws://127.0.0.1:{upstream.port}", "-o", str(tmp_path / "again.trace"), "--json",
+        )  # fmt: skip
+        log = [e for e in upstream.engine.log if e["transport"] == "http"]
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert len(log) == len(recorded) == result["turns"] and not result["errors"]
+    chained = [json.loads(f["payload"]).get("previous_response_id") for f in recorded]
+    for entry, was, before in zip(log[1:], chained[1:], log, strict=False):
+        assert entry["status"] != "error", entry
+        assert entry["previous_response_id"] == (before["response_id"] if was else None)
+    assert result["rewritten_ids"] == sum(1 for c in chained if c)

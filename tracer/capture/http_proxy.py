@@ -14,7 +14,6 @@ import contextlib
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -23,9 +22,12 @@ from tracer.trace.records import Direction, Opcode
 from tracer.wire.http import (
     HTTPError,
     RequestHead,
+    UpstreamGone,
     body_length,
     body_pieces,
     read_body,
+    read_response_head,
+    response_body,
     write_response,
 )
 
@@ -38,12 +40,7 @@ _HOP = frozenset(
     ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
      "upgrade", "content-length", "host", "proxy-authorization", "proxy-authenticate"]
 )  # fmt: skip
-_MAX_HEAD = 64 * 1024
 _MAX_RECORDED_BODY = 64 * 1024 * 1024  # a non-stream answer recorded whole up to this size
-
-
-class _UpstreamGone(Exception):
-    pass
 
 
 def _recordable(head: RequestHead) -> bool:
@@ -143,7 +140,7 @@ async def proxy_http(
         if chunked:
             up_writer.write(b"0\r\n\r\n")
         await up_writer.drain()
-        status, reason, resp_headers = await _read_response_head(up_reader, proxy.upstream_timeout)
+        status, reason, resp_headers = await read_response_head(up_reader, proxy.upstream_timeout)
         if recorder is not None and body is not None:
             conn = recorder.open_connection(
                 head.target,
@@ -170,7 +167,7 @@ async def proxy_http(
     except HTTPError as exc:  # the client's body: stalled, too large, malformed; or no budget
         proxy.log(f"{head.method} {head.path[:100]}: {exc}")
         return await fail(exc.status, str(exc), None)
-    except _UpstreamGone as exc:
+    except UpstreamGone as exc:
         if not answered:  # nothing has gone to the client yet: it gets the reason
             return await fail(502, str(exc), bytes(body) if body is not None else None)
         if recorder is not None and conn is not None:
@@ -193,90 +190,6 @@ async def proxy_http(
         up_writer.close()
         with contextlib.suppress(Exception):
             await up_writer.wait_closed()
-
-
-async def _read_response_head(
-    reader: asyncio.StreamReader, timeout: float
-) -> tuple[int, str, list[tuple[str, str]]]:
-    while True:
-        try:
-            async with asyncio.timeout(timeout):
-                raw = await reader.readuntil(b"\r\n\r\n")
-        except TimeoutError:
-            raise _UpstreamGone(f"upstream sent no answer within {timeout:g} s") from None
-        except asyncio.IncompleteReadError:
-            raise _UpstreamGone("upstream closed the connection before answering") from None
-        except (asyncio.LimitOverrunError, ConnectionError) as exc:
-            raise _UpstreamGone(f"upstream answer unreadable: {exc}") from None
-        if len(raw) > _MAX_HEAD:
-            raise _UpstreamGone("upstream response head too large")
-        line, *rest = raw[:-4].decode("latin-1").split("\r\n")
-        parts = line.split(" ", 2)
-        try:
-            status = int(parts[1])
-        except (IndexError, ValueError):
-            raise _UpstreamGone(f"upstream sent a malformed status line {line[:80]!r}") from None
-        headers = []
-        for h in rest:
-            name, sep, value = h.partition(":")
-            if sep:
-                headers.append((name.strip(), value.strip()))
-        if 100 <= status < 200 and status != 101:
-            continue  # 100 Continue and friends: the real answer follows
-        return status, parts[2] if len(parts) > 2 else "", headers
-
-
-async def _body_chunks(
-    reader: asyncio.StreamReader, headers: list[tuple[str, str]], timeout: float
-) -> AsyncIterator[bytes]:
-    """The response body as it arrives, whatever its framing; ``_UpstreamGone`` when a read
-    waits longer than ``timeout`` seconds."""
-
-    async def within(call: Awaitable[bytes]) -> bytes:
-        try:
-            async with asyncio.timeout(timeout):
-                return await call
-        except TimeoutError:
-            raise _UpstreamGone(f"upstream sent nothing for {timeout:g} s") from None
-
-    values = {k.lower(): v for k, v in headers}
-    try:
-        if "chunked" in values.get("transfer-encoding", "").lower():
-            while True:
-                size_line = await within(reader.readuntil(b"\r\n"))
-                try:
-                    size = int(size_line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise _UpstreamGone("upstream sent a malformed chunk size") from None
-                if size == 0:
-                    while (await within(reader.readuntil(b"\r\n"))) != b"\r\n":
-                        pass  # trailers
-                    return
-                remaining = size
-                while remaining:
-                    data = await within(reader.read(min(remaining, 1 << 16)))
-                    if not data:
-                        raise asyncio.IncompleteReadError(b"", remaining)
-                    remaining -= len(data)
-                    yield data
-                await within(reader.readexactly(2))
-        elif "content-length" in values:
-            remaining = int(values["content-length"])
-            while remaining > 0:
-                data = await within(reader.read(min(remaining, 1 << 16)))
-                if not data:
-                    raise asyncio.IncompleteReadError(b"", remaining)
-                remaining -= len(data)
-                yield data
-        else:
-            while data := await within(reader.read(1 << 16)):
-                yield data
-    except asyncio.IncompleteReadError:
-        raise _UpstreamGone("upstream dropped the connection in the middle of the body") from None
-    except (ConnectionError, asyncio.LimitOverrunError) as exc:
-        raise _UpstreamGone(f"upstream connection failed: {exc}") from None
-    except ValueError:
-        raise _UpstreamGone("upstream sent a malformed Content-Length") from None
 
 
 async def _relay_body(
@@ -304,7 +217,7 @@ async def _relay_body(
         await writer.drain()
         return
     whole = bytearray()
-    async for data in _body_chunks(up, headers, proxy.upstream_timeout):
+    async for data in response_body(up, headers, proxy.upstream_timeout):
         writer.write(b"%x\r\n%s\r\n" % (len(data), data))
         await writer.drain()
         if recorder is None or conn is None:

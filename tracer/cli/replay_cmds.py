@@ -188,6 +188,7 @@ def rerun(
     from tracer.capture.recorder import Recorder
     from tracer.replay.rerun import rerun as run_again
     from tracer.wire import ConnectError
+    from tracer.wire.http import UpstreamGone
 
     try:
         base = upstream_ws_base(upstream)
@@ -195,8 +196,10 @@ def rerun(
         raise CLIError(str(exc), exit_code=2) from None
     with open_trace(file, max_frames=frames_cap()) as reader:
         recorded = load_connections(reader)
-    if not recorded:
-        raise CLIError(f"{file} holds no WebSocket connection to re-send")
+    with open_trace(file, max_frames=frames_cap()) as reader:
+        requests = load_requests(reader)
+    if not recorded and not requests:
+        raise CLIError(f"{file} holds no WebSocket connection or HTTP request to re-send")
     key = os.environ.get(api_key_env)
     headers = [("Authorization", f"Bearer {key}")] if key else []
     try:
@@ -213,6 +216,7 @@ def rerun(
                 headers=headers,
                 keep_client_time=keep_client_time,
                 incremental=incremental,
+                requests=requests,
             )
         )
         stopper = asyncio.create_task(stop.wait())
@@ -229,6 +233,10 @@ def rerun(
         raise CLIError(str(exc)) from None
     except TimeoutError:
         raise CLIError("the live server did not finish a turn within 300 s") from None
+    except UpstreamGone as exc:
+        raise CLIError(f"the live server's HTTP answer: {exc}") from None
+    except OSError as exc:
+        raise CLIError(f"cannot reach {upstream}: {exc.strerror or exc}") from None
     finally:
         recorder.close()
     from dataclasses import asdict

@@ -1,20 +1,27 @@
-"""Re-send a recorded client side to a live server, preserving its chains, and record it."""
+"""Re-send a recorded client side to a live server, preserving its chains, and record it:
+WebSocket connections message by message, HTTP requests one by one, in recorded order."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.frames import Opcode as WsOpcode
 
 from tracer.analysis.items import identity
 from tracer.capture.recorder import Recorder
 from tracer.capture.tap import tap_websocket
-from tracer.replay.recorded import Exchange, RecordedConnection
+from tracer.replay.recorded import Exchange, RecordedConnection, RecordedRequest
 from tracer.responses.model import dict_items, loads
+from tracer.responses.sse import SSEDecoder
+from tracer.trace.records import Direction, Opcode
 from tracer.wire import WebSocket, connect_websocket
+from tracer.wire.http import read_response_head, response_body
 
 __all__ = ["RerunResult", "rerun"]
 
@@ -42,6 +49,10 @@ def _recorded_response(exchange: Exchange) -> dict[str, Any]:
             event = loads(frame.payload)
             if isinstance(event, dict) and isinstance(event.get("response"), dict):
                 found = event["response"]
+        elif b'"object"' in frame.payload:  # a non-streamed HTTP answer: the response itself
+            body = loads(frame.payload)
+            if isinstance(body, dict) and body.get("object") == "response":
+                found = body
     return found
 
 
@@ -61,11 +72,14 @@ class _Rerun:
         self.call_ids: dict[str, str] = {}  # recorded call_id -> live one
         self.chains: dict[str | None, _Chain] = {}
 
-    def prepare(self, exchange: Exchange) -> tuple[bytes, dict[str, Any] | None]:
-        """The message to send for a recorded client message, and its body if a create."""
+    def prepare(
+        self, exchange: Exchange, *, http: bool = False
+    ) -> tuple[bytes, dict[str, Any] | None]:
+        """The message to send for a recorded client message (an HTTP request body, with
+        ``http``), and its body if a create."""
         assert exchange.client is not None
         body = loads(exchange.client)
-        if not isinstance(body, dict) or body.get("type") != "response.create":
+        if not isinstance(body, dict) or (not http and body.get("type") != "response.create"):
             return exchange.client, None
         recorded_input = body.get("input")
         changed = False
@@ -135,18 +149,28 @@ async def rerun(
     keep_client_time: bool = False,
     incremental: bool = False,
     turn_timeout: float = 300.0,
+    requests: Sequence[RecordedRequest] = (),
 ) -> RerunResult:
-    """Re-send every recorded connection's client messages, one connection after another.
+    """Re-send every recorded connection's client messages and every recorded HTTP request,
+    one after another in recorded order.
 
     Each message goes once the previous turn has ended (with ``keep_client_time``, after the
     recorded client time too); ``previous_response_id`` and ``call_id`` values are rewritten
-    to the ids the live server returned.
+    to the ids the live server returned, across both transports.
     """
     result = RerunResult()
     state = _Rerun(result, incremental)
     base = upstream.rstrip("/")
     loop = asyncio.get_running_loop()
-    for conn in recorded:
+    work: list[tuple[int, RecordedConnection | RecordedRequest]] = [
+        *((c.exchanges[0].t_client, c) for c in recorded),
+        *((r.t_request, r) for r in requests),
+    ]
+    for _, conn in sorted(work, key=lambda w: w[0]):
+        if isinstance(conn, RecordedRequest):
+            http = "http" + base.removeprefix("ws")
+            await _rerun_request(conn, http, recorder, headers or [], state, turn_timeout)
+            continue
         ws = await connect_websocket(base + conn.path, headers=headers or [])
         tap_websocket(ws, recorder, conn.path)
         result.connections += 1
@@ -174,6 +198,73 @@ async def rerun(
         finally:
             await ws.close()
     return result
+
+
+async def _rerun_request(
+    req: RecordedRequest,
+    base: str,
+    recorder: Recorder,
+    headers: list[tuple[str, str]],
+    state: _Rerun,
+    timeout: float,
+) -> None:
+    """POST one recorded request again (ids rewritten) and record the exchange."""
+    exchange = Exchange(req.body, Opcode.TEXT, req.t_request, list(req.answer))
+    payload, body = state.prepare(exchange, http=True)
+    where = urlsplit(base)
+    tls = where.scheme == "https"
+    host = where.hostname or "localhost"
+    ctx = ssl.create_default_context() if tls else None
+    path = where.path.rstrip("/") + req.path
+    sent = [("Host", where.netloc), ("Content-Type", "application/json"), *headers]
+    head = [f"POST {path} HTTP/1.1", *(f"{k}: {v}" for k, v in sent)]
+    head += [f"Content-Length: {len(payload)}", "Accept-Encoding: identity", "Connection: close"]
+    t0 = recorder.now_ns()
+    reader, writer = await asyncio.open_connection(
+        host, where.port or (443 if tls else 80), ssl=ctx, server_hostname=host if tls else None
+    )
+    try:
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        await writer.drain()
+        status, _, answer_headers = await read_response_head(reader, timeout)
+        conn = recorder.open_connection(
+            req.path, request_headers=sent, response_headers=answer_headers, status=status,
+            transport="http", t_ns=t0,
+        )  # fmt: skip
+        recorder.frame(conn, Direction.CLIENT, Opcode.TEXT, payload, True, t0)
+        ctype = next((v for k, v in answer_headers if k.lower() == "content-type"), "")
+        decoder = SSEDecoder() if ctype.startswith("text/event-stream") else None
+        whole, last = bytearray(), b""
+        async for data in response_body(reader, answer_headers, timeout):
+            if decoder is None:
+                whole += data
+                continue
+            for event in decoder.feed(data):
+                recorder.frame(conn, Direction.SERVER, Opcode.TEXT, event, True)
+                last = event
+        if whole:
+            recorder.frame(conn, Direction.SERVER, Opcode.TEXT, bytes(whole), True)
+        recorder.close_connection(conn, by="server")
+    finally:
+        writer.close()
+    state.result.connections += 1
+    state.result.messages += 1
+    if body is not None:
+        state.result.turns += 1
+        state.learn(_http_final(status, last or bytes(whole)), exchange, body)
+
+
+def _http_final(status: int, data: bytes) -> dict[str, Any]:
+    """An HTTP answer as the terminal event ``learn`` reads."""
+    answer = loads(data)
+    if not isinstance(answer, dict):
+        return {"type": "error", "error": {"code": f"http_{status}"}}
+    if "type" in answer:  # the last server-sent event
+        return answer
+    if status >= 400 or ("error" in answer and answer.get("object") != "response"):
+        error = answer.get("error")
+        return {"type": "error", "error": error if isinstance(error, dict) else {}}
+    return {"type": "response.completed", "response": answer}
 
 
 async def _await_end(ws: WebSocket, body: dict[str, Any]) -> dict[str, Any]:

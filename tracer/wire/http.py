@@ -11,15 +11,23 @@ __all__ = [
     "BODY_TIMEOUT",
     "HTTPError",
     "RequestHead",
+    "UpstreamGone",
     "body_length",
     "body_pieces",
     "read_body",
     "read_request_head",
+    "read_response_head",
+    "response_body",
     "write_response",
 ]
 
 MAX_HEAD = 64 * 1024
 _PIECE = 64 * 1024
+
+
+class UpstreamGone(Exception):
+    """An upstream's HTTP answer did not come, broke off or did not parse (the message
+    says which): the client gets a 502, or a dropped connection mid-answer."""
 
 
 class HTTPError(Exception):
@@ -157,6 +165,92 @@ async def read_body(
 ) -> bytes:
     """Read a whole request body (Content-Length or chunked), up to ``limit`` bytes."""
     return b"".join([piece async for piece in body_pieces(reader, head, limit, timeout)])
+
+
+async def read_response_head(
+    reader: asyncio.StreamReader, timeout: float
+) -> tuple[int, str, list[tuple[str, str]]]:
+    """A response's status, reason and headers (after any 1xx); ``UpstreamGone`` when it
+    does not come within ``timeout`` seconds or does not parse."""
+    while True:
+        try:
+            async with asyncio.timeout(timeout):
+                raw = await reader.readuntil(b"\r\n\r\n")
+        except TimeoutError:
+            raise UpstreamGone(f"upstream sent no answer within {timeout:g} s") from None
+        except asyncio.IncompleteReadError:
+            raise UpstreamGone("upstream closed the connection before answering") from None
+        except (asyncio.LimitOverrunError, ConnectionError) as exc:
+            raise UpstreamGone(f"upstream answer unreadable: {exc}") from None
+        if len(raw) > MAX_HEAD:
+            raise UpstreamGone("upstream response head too large")
+        line, *rest = raw[:-4].decode("latin-1").split("\r\n")
+        parts = line.split(" ", 2)
+        try:
+            status = int(parts[1])
+        except (IndexError, ValueError):
+            raise UpstreamGone(f"upstream sent a malformed status line {line[:80]!r}") from None
+        headers = []
+        for h in rest:
+            name, sep, value = h.partition(":")
+            if sep:
+                headers.append((name.strip(), value.strip()))
+        if 100 <= status < 200 and status != 101:
+            continue  # 100 Continue and friends: the real answer follows
+        return status, parts[2] if len(parts) > 2 else "", headers
+
+
+async def response_body(
+    reader: asyncio.StreamReader, headers: list[tuple[str, str]], timeout: float
+) -> AsyncIterator[bytes]:
+    """The response body as it arrives, whatever its framing; ``UpstreamGone`` when a read
+    waits longer than ``timeout`` seconds."""
+
+    async def within(call: Awaitable[bytes]) -> bytes:
+        try:
+            async with asyncio.timeout(timeout):
+                return await call
+        except TimeoutError:
+            raise UpstreamGone(f"upstream sent nothing for {timeout:g} s") from None
+
+    values = {k.lower(): v for k, v in headers}
+    try:
+        if "chunked" in values.get("transfer-encoding", "").lower():
+            while True:
+                size_line = await within(reader.readuntil(b"\r\n"))
+                try:
+                    size = int(size_line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise UpstreamGone("upstream sent a malformed chunk size") from None
+                if size == 0:
+                    while (await within(reader.readuntil(b"\r\n"))) != b"\r\n":
+                        pass  # trailers
+                    return
+                remaining = size
+                while remaining:
+                    data = await within(reader.read(min(remaining, 1 << 16)))
+                    if not data:
+                        raise asyncio.IncompleteReadError(b"", remaining)
+                    remaining -= len(data)
+                    yield data
+                await within(reader.readexactly(2))
+        elif "content-length" in values:
+            remaining = int(values["content-length"])
+            while remaining > 0:
+                data = await within(reader.read(min(remaining, 1 << 16)))
+                if not data:
+                    raise asyncio.IncompleteReadError(b"", remaining)
+                remaining -= len(data)
+                yield data
+        else:
+            while data := await within(reader.read(1 << 16)):
+                yield data
+    except asyncio.IncompleteReadError:
+        raise UpstreamGone("upstream dropped the connection in the middle of the body") from None
+    except (ConnectionError, asyncio.LimitOverrunError) as exc:
+        raise UpstreamGone(f"upstream connection failed: {exc}") from None
+    except ValueError:
+        raise UpstreamGone("upstream sent a malformed Content-Length") from None
 
 
 def write_response(
