@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tracer.trace.format import PREAMBLE_SIZE, TraceError
+from tracer.trace.format import PREAMBLE_SIZE, TraceError, parse_preamble
 from tracer.trace.reader import TraceReader
 from tracer.trace.records import Record
 
-__all__ = ["FollowResult", "follow"]
+__all__ = ["FollowResult", "check_followable", "follow"]
 
 Batch = Callable[[list[Record]], None]
 
@@ -57,6 +57,24 @@ class _GrowingFile:
             if not self._wait():
                 self._pos += len(out)
                 return out
+
+
+def check_followable(path: str | os.PathLike[str], appear_timeout: float = 10.0) -> None:
+    """Raise ``TraceError`` when ``path`` does not appear within ``appear_timeout`` seconds,
+    is not a readable file, or already holds bytes that are not a trace's preamble: before
+    a live view opens on it (a recording may not have created it yet)."""
+    deadline = time.monotonic() + appear_timeout
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TraceError(f"cannot open {os.fspath(path)!r}: it did not appear")
+        time.sleep(0.05)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(PREAMBLE_SIZE)
+    except OSError as exc:
+        raise TraceError(f"cannot open {os.fspath(path)!r}: {exc.strerror or exc}") from None
+    if len(head) == PREAMBLE_SIZE:
+        parse_preamble(head)  # a file that is something else entirely
 
 
 # Over 60 lines: the follow loop and its end conditions read best together.

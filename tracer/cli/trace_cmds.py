@@ -132,6 +132,12 @@ def compact(
                 max_frames=frames_cap(),
             )
     after = target.stat().st_size
+    warning = None
+    if after > before:
+        warning = (
+            f"the compacted trace is larger than the source ({after:,} > {before:,} bytes): "
+            f"--level {level} compresses less than the source was; the default 19 is smallest"
+        )
     result = {
         "input": str(file),
         "output": str(target),
@@ -139,7 +145,10 @@ def compact(
         "bytes_after": after,
         "records": reader.records,
         "truncated_source": bool(reader.truncated),
+        "warning": warning,
     }
+    if warning is not None:
+        stderr_console().print(f"tracer: warning: {warning}", markup=False, soft_wrap=True)
     if json:
         emit_json(result)
     else:

@@ -13,7 +13,7 @@ import typer
 from tracer.analysis import Session, diff_files, load
 from tracer.cli.app import CLIError, app
 from tracer.files import atomic_write
-from tracer.live import follow
+from tracer.live import check_followable, follow
 from tracer.trace.records import Record
 from tracer.views.output import emit_json, emit_json_line, stderr_console, warn_truncated
 
@@ -67,6 +67,7 @@ def watch(
     if not json:
         from tracer.tui.app import InspectorApp
 
+        check_followable(file)  # a missing or foreign file: one line, not an empty inspector
         InspectorApp(str(file), live=file).run()
         return 0
     session = Session(details=False)

@@ -7,7 +7,9 @@ from typing import IO, Any
 
 from tracer.trace.format import TraceDamaged, TraceError, TraceTruncated
 from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE, FrameRun, TraceReader
-from tracer.trace.records import Frame, Open
+from tracer.trace.records import Annotation, Frame, Open
+
+TRUNCATED_SOURCE = "tracer.truncated_source"  # the label compact gives a truncated copy
 
 __all__ = ["Integrity", "verify_trace"]
 
@@ -28,6 +30,7 @@ class Integrity:
     tracer_version: str | None = None
     dropped_frames: int = 0
     complete: bool = False  # ends with a footer whose counts match
+    truncated_source: bool = False  # a compacted copy of a truncated trace (it says so)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +59,8 @@ def verify_trace(
                     report.payload_bytes += len(record.payload)
                 elif type(record) is Open:
                     report.connections += 1
+                elif type(record) is Annotation and record.label == TRUNCATED_SOURCE:
+                    report.truncated_source = True
     except TraceError as exc:
         report.error = str(exc)
         damaged_at = exc.offset if isinstance(exc, TraceDamaged) else None
@@ -68,5 +73,7 @@ def verify_trace(
         if reader.footer is not None:
             report.complete = True
             report.dropped_frames = reader.footer.dropped_frames
+    if report.truncated_source:
+        report.truncated = True  # whole as a file, but what it holds was cut short
     report.ok = report.error is None and not report.truncated
     return report

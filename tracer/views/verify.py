@@ -28,7 +28,12 @@ def render_integrity(path: str, report: Integrity, console: Console) -> None:
     )
     if report.dropped_frames:
         console.print(f"  [yellow]{report.dropped_frames} frames were not recorded[/yellow]")
-    if report.truncated:
+    if report.truncated_source:
+        console.print(
+            "  truncated: compacted from a truncated trace (its recorder stopped without "
+            "finishing); this copy ends where that one did"
+        )
+    elif report.truncated:
         console.print("  truncated: the trace ends early (recorder stopped without finishing)")
     if report.error:
         console.print(f"  first error at byte {report.error_offset}: {report.error}")

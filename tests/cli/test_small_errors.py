@@ -1,0 +1,46 @@
+"""Errors that used to be silent: watch on a foreign file, a compacted truncated trace that
+verified as ok, a compaction that grew the trace without a word."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import ROOT, assert_clean_error, run_tracer
+
+SAMPLE = ROOT / "traces" / "incremental.trace"
+
+
+def test_watch_on_a_file_that_is_not_a_trace_says_so(tmp_path: Path):
+    other = tmp_path / "notes.txt"
+    other.write_text("these are not the frames you are looking for\n")
+    proc = run_tracer("watch", str(other))
+    assert_clean_error(proc)
+    assert "not a tracer trace" in proc.stderr
+
+
+def test_a_compacted_truncated_trace_still_verifies_as_truncated(tmp_path: Path):
+    data = SAMPLE.read_bytes()
+    cut = tmp_path / "cut.trace"
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    assert json.loads(run_tracer("verify", "--json", str(cut)).stdout)["truncated"]
+    copy = tmp_path / "copy.trace"
+    assert run_tracer("compact", str(cut), "-o", str(copy)).returncode == 0
+    proc = run_tracer("verify", "--json", str(copy))
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and report["truncated"] and report["truncated_source"]
+    assert report["complete"] and report["error"] is None  # whole as a file
+    text = run_tracer("verify", str(copy))
+    assert "TRUNCATED" in text.stdout and "compacted from a truncated trace" in text.stdout
+
+
+def test_compact_says_when_its_result_is_larger(tmp_path: Path):
+    out = tmp_path / "low.trace"
+    proc = run_tracer("compact", str(SAMPLE), "-o", str(out), "--level", "1", "--json")
+    assert proc.returncode == 0
+    result = json.loads(proc.stdout)
+    assert result["bytes_after"] > result["bytes_before"]  # the sample is already level 19
+    assert "larger than the source" in result["warning"]
+    assert "tracer: warning: the compacted trace is larger" in proc.stderr
+    small = json.loads(run_tracer("compact", str(SAMPLE), "-o", str(out), "--json").stdout)
+    assert small["warning"] is None

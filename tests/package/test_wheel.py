@@ -1,0 +1,38 @@
+"""The distribution builds into a wheel PyPI would take: its own free name, the command and
+the pytest plugin as entry points, the package data, a README that renders (twine check)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_the_wheel_builds_and_passes_twine_check(tmp_path: Path):
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+         str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = tmp_path.glob("*.whl")
+    assert wheel.name.startswith("tracer_agents-")  # "tracer" is another project on PyPI
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = z.read(meta).decode()
+        entry = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "Name: tracer-agents" in metadata
+    assert "Description-Content-Type: text/markdown" in metadata
+    assert "tracer = tracer.cli:run" in entry and "tracer = tracer.replay.pytest_plugin" in entry
+    package = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tracer").rglob("*.py")}
+    assert "tracer/py.typed" in names and package <= set(names), package - set(names)
+    assert not any(n.startswith(("tests/", "bench/", "traces/")) for n in names)
+    check = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(wheel)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
