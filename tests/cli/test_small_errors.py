@@ -44,3 +44,28 @@ def test_compact_says_when_its_result_is_larger(tmp_path: Path):
     assert "tracer: warning: the compacted trace is larger" in proc.stderr
     small = json.loads(run_tracer("compact", str(SAMPLE), "-o", str(out), "--json").stdout)
     assert small["warning"] is None
+
+
+def test_interrupting_a_launched_command_exits_130_and_sigterm_143(tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tracer.upstream import running_upstream
+
+    codes = {}
+    with running_upstream() as upstream:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            out = tmp_path / f"{sig.name}.trace"
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tracer", "record", "--upstream",
+                 f"http://127.0.0.1:{upstream.port}", "-o", str(out), "--json", "--",
+                 sys.executable, "-c", "import time; time.sleep(60)"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            time.sleep(1.5)
+            proc.send_signal(sig)
+            stdout, _ = proc.communicate(timeout=30)
+            codes[sig.name] = (proc.returncode, json.loads(stdout)["trace_ok"])
+    assert codes == {"SIGINT": (130, True), "SIGTERM": (143, True)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ from tracer.capture.launch import PRESETS, plan_launch
 from tracer.capture.proxy import UPSTREAM_TIMEOUT, upstream_ws_base
 from tracer.capture.session import RecordingSession, wait_for_child
 from tracer.cli.app import AllowOrigin, CLIError, TimeResolution, app
-from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
+from tracer.cli.running import LOOPBACK, Stop, parse_listen, run_until_signal
 from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE
 from tracer.trace.redact import Redactor
 from tracer.views.output import emit_json, stderr_console
@@ -162,19 +163,29 @@ def record(
         session, upstream, command, log_path, listening, show=not (tui or json),
         presets=not no_preset,
     )  # fmt: skip
+    signalled: list[int] = []  # the signal that stopped a launched command, if one did
+
+    async def recording(stop: asyncio.Event) -> int | None:
+        code = await main(stop)
+        if command and isinstance(stop, Stop) and stop.signum is not None:
+            signalled.append(stop.signum)
+        return code
+
     if tui:
 
         def banner() -> str:  # once the proxy listens (its port may have been 0)
             text = f"recording {session.base_url} -> {upstream}"
             return text + (f"; agent output in {log_path}" if log_path else "")
 
-        exit_code = _record_with_tui(main, session.close, output, listening, banner)
+        exit_code = _record_with_tui(recording, session.close, output, listening, banner)
     else:
         try:
-            exit_code = run_until_signal(main)
+            exit_code = run_until_signal(recording)
         finally:
             session.close()
-    return _finish(session, exit_code, compact=compact, json=json)
+    # Interrupted (Ctrl-C, or q in the inspector): exit 130; SIGTERM: 143; as shells do.
+    interrupted = 128 + signalled[0] if signalled else None
+    return _finish(session, exit_code, compact=compact, json=json, interrupted=interrupted)
 
 
 def _check_options(
@@ -262,7 +273,14 @@ def _serve(
     return main
 
 
-def _finish(session: RecordingSession, exit_code: int | None, *, compact: bool, json: bool) -> int:
+def _finish(
+    session: RecordingSession,
+    exit_code: int | None,
+    *,
+    compact: bool,
+    json: bool,
+    interrupted: int | None = None,
+) -> int:
     """Recompress and verify the trace, say how it went; the command's exit code wins."""
     done = session.finish(compact=compact)
     stats = session.recorder.stats
@@ -299,6 +317,8 @@ def _finish(session: RecordingSession, exit_code: int | None, *, compact: bool, 
         emit_json(summary.to_json())
     else:
         render_summary(summary, warn)
+    if interrupted is not None:
+        return interrupted
     if exit_code is not None:
         return exit_code
     return 0 if done.integrity.ok and stats.write_error is None else 1
@@ -319,7 +339,7 @@ def _record_with_tui(
 
     def record_thread() -> None:
         async def run() -> int | None:
-            running["loop"], running["stop"] = asyncio.get_running_loop(), asyncio.Event()
+            running["loop"], running["stop"] = asyncio.get_running_loop(), Stop()
             return await main(running["stop"])
 
         try:
@@ -340,7 +360,7 @@ def _record_with_tui(
         loop, stop = running.get("loop"), running.get("stop")
         if loop is not None and stop is not None:
             with contextlib.suppress(RuntimeError):  # the loop has already finished
-                loop.call_soon_threadsafe(stop.set)
+                loop.call_soon_threadsafe(stop.stop, signal.SIGINT)  # quitting interrupts
         thread.join()
     if "error" in outcome:
         raise outcome["error"]

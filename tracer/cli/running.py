@@ -9,21 +9,32 @@ from typing import TypeVar
 
 from tracer.cli.app import CLIError
 
-__all__ = ["LOOPBACK", "parse_listen", "run_until_signal"]
+__all__ = ["LOOPBACK", "Stop", "parse_listen", "run_until_signal"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 T = TypeVar("T")
 
 
+class Stop(asyncio.Event):
+    """The event that asks a service to stop, and the signal that asked (None: none did)."""
+
+    signum: int | None = None
+
+    def stop(self, signum: int) -> None:
+        self.signum = signum
+        self.set()
+
+
 def run_until_signal(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
-    """Run ``main(stop)``; SIGINT and SIGTERM set ``stop`` so it can finish cleanly."""
+    """Run ``main(stop)``; SIGINT and SIGTERM set ``stop`` (a ``Stop``, which remembers the
+    signal) so it can finish cleanly."""
 
     async def runner() -> T:
-        stop = asyncio.Event()
+        stop = Stop()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stop.stop, sig)
         try:
             return await main(stop)
         finally:
