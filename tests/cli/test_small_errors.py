@@ -69,3 +69,32 @@ def test_interrupting_a_launched_command_exits_130_and_sigterm_143(tmp_path: Pat
             stdout, _ = proc.communicate(timeout=30)
             codes[sig.name] = (proc.returncode, json.loads(stdout)["trace_ok"])
     assert codes == {"SIGINT": (130, True), "SIGTERM": (143, True)}
+
+
+def test_an_unreachable_upstream_during_record_is_said_on_stderr(tmp_path: Path):
+    from tests.hardening.helpers import free_port
+
+    client = (
+        "import os, urllib.request\n"
+        "req = urllib.request.Request(os.environ['OPENAI_BASE_URL'] + '/responses', data=b'{}')\n"
+        "try:\n    urllib.request.urlopen(req)\nexcept Exception as exc:\n    print(exc)\n"
+    )
+    proc = run_tracer(
+        "record", "--upstream", f"http://127.0.0.1:{free_port()}", "-o",
+        str(tmp_path / "u.trace"), "--", sys_executable(), "-c", client,
+    )  # fmt: skip
+    lines = [x for x in proc.stderr.splitlines() if "cannot reach upstream" in x]
+    assert len(lines) == 1 and "Connection refused" in lines[0], proc.stderr
+    assert "502" in proc.stdout  # what the client itself got
+
+
+def test_export_of_a_directory_says_what_to_give(tmp_path: Path):
+    proc = run_tracer("export", str(tmp_path))
+    assert proc.returncode == 2
+    assert f"{tmp_path}' is a directory: give the trace files in it" in proc.stderr
+
+
+def sys_executable() -> str:
+    import sys
+
+    return sys.executable

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import ssl
 import time
 from typing import TYPE_CHECKING
@@ -41,6 +42,18 @@ _HOP = frozenset(
      "upgrade", "content-length", "host", "proxy-authorization", "proxy-authenticate"]
 )  # fmt: skip
 _MAX_RECORDED_BODY = 64 * 1024 * 1024  # a non-stream answer recorded whole up to this size
+
+
+def reason_of(exc: BaseException) -> str:
+    """Why a connection failed, in words: "Connection refused" (not asyncio's "Connect call
+    failed"), a DNS failure's own text ("Name or service not known", not "Unknown error
+    -2")."""
+    if isinstance(exc, socket.gaierror) and exc.strerror:
+        return exc.strerror
+    errno = getattr(exc, "errno", None)
+    if isinstance(errno, int) and errno > 0:
+        return os.strerror(errno)
+    return str(exc) or type(exc).__name__
 
 
 def _recordable(head: RequestHead) -> bool:
@@ -80,7 +93,9 @@ async def proxy_http(
     client_addr = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None
 
     async def fail(status: int, message: str, body: bytes | None) -> bool:
-        """Answer the client ``status`` with the reason, record the failed request."""
+        """Answer the client ``status`` with the reason, record the failed request, and say
+        it on the proxy's log (the client may not show what it got)."""
+        proxy.log(f"{head.method} {head.path[:100]}: {status}: {message}")
         write_response(
             writer, status, [("Content-Type", "text/plain"), ("Connection", "close")],
             f"tracer record: {message}\n".encode(),
@@ -104,10 +119,8 @@ async def proxy_http(
             timeout=30,
         )
     except (OSError, TimeoutError) as exc:
-        errno = getattr(exc, "errno", None)
-        reason = os.strerror(errno) if errno else type(exc).__name__
         whole = await read_body(reader, head, limit) if limit is not None else None
-        return await fail(502, f"cannot reach upstream {base.netloc}: {reason}", whole)
+        return await fail(502, f"cannot reach upstream {base.netloc}: {reason_of(exc)}", whole)
     connect_ns = time.monotonic_ns() - started
     server_addr = up_writer.get_extra_info("peername")
     conn: int | None = None
@@ -165,7 +178,6 @@ async def proxy_http(
             conn = None
         return keep
     except HTTPError as exc:  # the client's body: stalled, too large, malformed; or no budget
-        proxy.log(f"{head.method} {head.path[:100]}: {exc}")
         return await fail(exc.status, str(exc), None)
     except UpstreamGone as exc:
         if not answered:  # nothing has gone to the client yet: it gets the reason

@@ -190,6 +190,7 @@ class _Session:
             )
         except ConnectError as exc:
             status = exc.status or 502
+            proxy.log(f"GET {head.path[:100]}: {status}: {exc}")
             headers = [(k, v) for k, v in exc.headers if k.lower() not in HOP_HEADERS]
             body = exc.body if exc.status else f"tracer record: {exc}\n".encode()
             write_response(self.writer, status, headers, body)

@@ -369,7 +369,7 @@ def _record_with_tui(
 
 
 def _log_refusal(line: str) -> None:
-    stderr_console().print(f"tracer record: {line}", markup=False)
+    stderr_console().print(f"tracer record: {line}", markup=False, soft_wrap=True)
 
 
 def _report_write_error(message: str) -> None:

@@ -230,6 +230,11 @@ def export(
         except MissingExtra as exc:
             raise CLIError(str(exc)) from None
     for f in files:
+        if f.is_dir():
+            raise CLIError(
+                f"{str(f)!r} is a directory: give the trace files in it ({f / '*.trace'})",
+                exit_code=2,
+            )
         if not f.is_file():
             raise CLIError(f"cannot open {str(f)!r}: no such file")
     outs = _outputs(files, fmt, output)
@@ -349,7 +354,7 @@ def query(
         import duckdb
     except ImportError:
         raise CLIError(
-            "tracer query needs DuckDB, which is not installed: pip install 'tracer[query]'"
+            "tracer query needs DuckDB, which is not installed: pip install 'tracer-agents[query]'"
         ) from None
     try:
         require_pyarrow()

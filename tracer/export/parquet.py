@@ -18,7 +18,7 @@ def require_pyarrow() -> Any:
         import pyarrow
     except ImportError:
         raise MissingExtra(
-            "Parquet needs pyarrow, which is not installed: pip install 'tracer[parquet]'"
+            "Parquet needs pyarrow, which is not installed: pip install 'tracer-agents[parquet]'"
         ) from None
     return pyarrow
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import ssl as ssl_module
 import time
 from collections import deque
@@ -360,8 +361,10 @@ async def connect_websocket(
         raise ConnectError(f"timed out connecting to {uri.host}:{uri.port}") from None
     except (OSError, ssl_module.SSLError) as exc:
         reason = str(exc)
-        if isinstance(exc, OSError) and exc.errno:  # asyncio's strerror is "Connect call failed"
-            reason = os.strerror(exc.errno)
+        if isinstance(exc, socket.gaierror) and exc.strerror:  # DNS: errno -2 says nothing
+            reason = exc.strerror
+        elif isinstance(exc, OSError) and exc.errno and exc.errno > 0:
+            reason = os.strerror(exc.errno)  # asyncio's strerror is "Connect call failed"
         raise ConnectError(f"cannot connect to {uri.host}:{uri.port}: {reason}") from None
     protocol = ClientProtocol(
         uri,
