@@ -63,7 +63,7 @@ def test_one_inserted_tool_call_keeps_the_alignment(incremental: Path, tmp_path:
     assert added.b == 4  # warm-up, three turns, then the inserted one
     after = report.turns[report.turns.index(added) + 1]
     assert (after.a, after.b) == (4, 5)
-    assert any("turns 14 -> 15" in h for h in report.headline)
+    assert any("turns 14 → 15" in h for h in report.headline)
 
 
 def test_slower_upstream_shows_the_latency_difference(tmp_path: Path):
@@ -83,10 +83,10 @@ def test_http_against_websocket(incremental: Path, tmp_path: Path):
     http = tmp_path / "http.trace"
     record_demo(http, transport="http")
     report = diff_files(incremental, http)
-    assert report.headline[0].startswith("A uses websocket, B uses http; connections 1 -> 13")
+    assert report.headline[0].startswith("A uses websocket, B uses http; connections 1 → 13")
     kinds = [row.kind for row in report.turns]
     assert kinds == ["removed"] + ["same"] * 13
-    assert any("transport websocket -> http" in c for c in report.turns[1].changes)
+    assert any("transport websocket → http" in c for c in report.turns[1].changes)
 
 
 def test_identical_traces_report_no_difference(incremental: Path):

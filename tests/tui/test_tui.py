@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Input, Static
 
 from tests.conftest import ROOT, assert_clean_error, run_tracer
 from tracer.analysis import diff_files, load
+from tracer.analysis.metrics import label
 from tracer.tui.app import DiffScreen, FramesScreen, InspectorApp
 
 RECONNECT = ROOT / "traces" / "reconnect.trace"
@@ -171,7 +172,7 @@ async def test_frames_view_lists_a_turns_frames_pretty_prints_and_searches(budge
         table = screen.query_one("#frames", DataTable)
         rows = table_rows(table)
         assert len(rows) == t["events"] + 1 + t["steers"]  # the create and every event
-        assert rows[0][1] == "→ client" and rows[0][4] == "response.create"
+        assert rows[0][1] == "C→S" and rows[0][4] == "response.create"
         assert rows[-1][4] == "response.completed"
         body = static_text(screen.query_one("#frame-json", Static))
         assert '"type": "response.create"' in body  # indented JSON, not the raw payload
@@ -195,10 +196,11 @@ async def test_diff_against_another_trace_shows_the_aligned_turn():
         await pilot.press("down", "d")
         assert isinstance(app.screen, DiffScreen)
         text = static_text(app.screen.query_one("#diff-body", Static))
-        assert f"turn {row['b']}: {row['kind']}" in text
+        words = {"same": "same answer", "added": "only in B", "removed": "only in A"}
+        assert f"turn {row['b']}: {words.get(row['kind'], row['kind'])}" in text
         for name, delta in row["deltas"].items():
             if delta is not None:
-                assert name in text
+                assert label(name) in text
         await pilot.press("escape")
         assert not isinstance(app.screen, DiffScreen)
     # Without --against, `d` explains itself instead of failing.

@@ -66,7 +66,9 @@ def test_the_terminal_waterfall_draws_the_handshake():
     first = [t for t in report.turns if t.handshake_ms]
     assert len(first) == 2  # one per connection
     # A wide timeline, so that a few milliseconds of handshake get a cell.
-    text = _text(turn_table(report, bars=True, width=2000), width=2400)
+    table, timeline = turn_table(report, width=2400)
+    assert timeline
+    text = _text(table, width=2400)
     rows = {int(m.group(1)): line for line in text.splitlines()
             if (m := re.match(r"\s*(\d+)\s", line))}  # fmt: skip
     for t in report.turns:

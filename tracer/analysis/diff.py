@@ -83,14 +83,14 @@ def _values(t: TurnReport) -> dict[str, Any]:
 def _changes(ca: TurnContent, cb: TurnContent, ta: TurnReport, tb: TurnReport) -> list[str]:
     out: list[str] = []
     if ta.status != tb.status or ta.error_code != tb.error_code:
-        out.append(f"status {ta.status} -> {tb.status}")
+        out.append(f"status {ta.status} → {tb.status}")
     sa, sb = set(ca.input_hashes), set(cb.input_hashes)
     added = [s for h, s in zip(cb.input_hashes, cb.input_summaries, strict=True) if h not in sa]
     removed = [s for h, s in zip(ca.input_hashes, ca.input_summaries, strict=True) if h not in sb]
     if added or removed:
         example = f": +{added[0]}" if added else f": -{removed[0]}"
         out.append(
-            f"input items {len(ca.input_hashes)} -> {len(cb.input_hashes)} "
+            f"input items {len(ca.input_hashes)} → {len(cb.input_hashes)} "
             f"(+{len(added)} only in B, -{len(removed)} only in A){example[:90]}"
         )
     if ta.previous_response_id and not tb.previous_response_id:
@@ -98,7 +98,7 @@ def _changes(ca: TurnContent, cb: TurnContent, ta: TurnReport, tb: TurnReport) -
     elif tb.previous_response_id and not ta.previous_response_id:
         out.append("B chains with previous_response_id")
     if ca.model != cb.model:
-        out.append(f"model {ca.model} -> {cb.model}")
+        out.append(f"model {ca.model} → {cb.model}")
     if ca.instructions != cb.instructions:
         out.append("instructions differ")
     if ca.tools_hash != cb.tools_hash:
@@ -116,12 +116,12 @@ def _changes(ca: TurnContent, cb: TurnContent, ta: TurnReport, tb: TurnReport) -
         names_a = [n for n, _ in ca.calls]
         names_b = [n for n, _ in cb.calls]
         out.append(
-            f"function calls differ: {names_a} -> {names_b}"
+            f"function calls differ: {names_a} → {names_b}"
             if names_a != names_b
             else "function call arguments differ"
         )
     if ta.transport != tb.transport:
-        out.append(f"transport {ta.transport} -> {tb.transport}")
+        out.append(f"transport {ta.transport} → {tb.transport}")
     return out
 
 
@@ -267,7 +267,7 @@ def _headline(
         out.append(
             f"A uses {'/'.join(sorted(transports_a)) or 'nothing'}, "
             f"B uses {'/'.join(sorted(transports_b)) or 'nothing'}; "
-            f"connections {ta['connections']} -> {tb['connections']}"
+            f"connections {ta['connections']} → {tb['connections']}"
         )
     added = sum(r.kind == "added" for r in rows)
     removed = sum(r.kind == "removed" for r in rows)
@@ -280,7 +280,7 @@ def _headline(
             parts.append(f"{removed} only in A")
         if changed:
             parts.append(f"{changed} answered differently")
-        out.append(f"turns {ta['turns']} -> {tb['turns']}: " + ", ".join(parts))
+        out.append(f"turns {ta['turns']} → {tb['turns']}: " + ", ".join(parts))
     for metric, label in [
         ("bytes_sent", "sent"),
         ("resent_bytes", "resent"),
@@ -290,13 +290,13 @@ def _headline(
         a, b = ta[metric], tb[metric]
         if _significant(a, b, BYTES_REL, BYTES_ABS):
             word = "more" if b > a else "less"
-            out.append(f"B {label} {_size(b - a)} {word} ({_size(a)} -> {_size(b)})")
+            out.append(f"B {label} {_size(b - a)} {word} ({_size(a)} → {_size(b)})")
     for metric, label in [("cached_tokens", "cached tokens"), ("input_tokens", "input tokens")]:
         a, b = ta[metric], tb[metric]
         if (a is None) != (b is None):  # one side's server reported no usage
-            out.append(f"{label} {_count(a)} -> {_count(b)}")
+            out.append(f"{label} {_count(a)} → {_count(b)}")
         elif a is not None and b is not None and _significant(a, b, TOKENS_REL, TOKENS_ABS):
-            out.append(f"{label} {a:,} -> {b:,} ({b - a:+,})")
+            out.append(f"{label} {a:,} → {b:,} ({b - a:+,})")
     for metric, label in [
         ("ttft_p50_ms", "time to first token p50"),
         ("duration_p50_ms", "turn p50"),
@@ -304,10 +304,10 @@ def _headline(
     ]:
         a, b = ta[metric], tb[metric]
         if a is not None and b is not None and _significant(a, b, MS_REL, MS_ABS):
-            out.append(f"{label} {b - a:+.0f} ms ({a:.0f} -> {b:.0f} ms)")
+            out.append(f"{label} {b - a:+.0f} ms ({a:.0f} → {b:.0f} ms)")
     for metric, label in [("cache_losses", "cache losses"), ("errors", "errors")]:
         if ta[metric] != tb[metric]:
-            out.append(f"{label} {ta[metric]} -> {tb[metric]}")
+            out.append(f"{label} {ta[metric]} → {tb[metric]}")
     return out
 
 

@@ -174,7 +174,7 @@ def record(
     if tui:
 
         def banner() -> str:  # once the proxy listens (its port may have been 0)
-            text = f"recording {session.base_url} -> {upstream}"
+            text = f"recording {session.base_url} → {upstream}"
             return text + (f"; agent output in {log_path}" if log_path else "")
 
         exit_code = _record_with_tui(recording, session.close, output, listening, banner)
@@ -250,7 +250,7 @@ def _serve(
             status.start()
         elif show and not command:
             stderr_console().print(
-                f"tracer record: listening on {session.base_url} -> {upstream}; Ctrl-C stops"
+                f"tracer record: listening on {session.base_url} → {upstream}; Ctrl-C stops"
             )
         try:
             if command:

@@ -253,7 +253,7 @@ def export(
             extra = ", ".join(
                 f"{v} {k}" for k, v in r.items() if k not in ("trace", "format", "output")
             )
-            console.print(f"{r['trace']} -> {r['output']} ({extra})", highlight=False)
+            console.print(f"{r['trace']} → {r['output']} ({extra})", highlight=False)
     return 0
 
 
@@ -290,7 +290,7 @@ def import_(
         emit_json(result)
     else:
         stdout_console().print(
-            f"{file} -> {output}: {imported.connections} connections, {imported.frames} frames"
+            f"{file} → {output}: {imported.connections} connections, {imported.frames} frames"
             + (
                 f" ({imported.skipped_entries} other entries skipped)"
                 if imported.skipped_entries

@@ -248,7 +248,7 @@ def rerun(
         stderr_console().print(
             f"tracer rerun: {plural(data['turns'], 'turn')} over "
             f"{plural(data['connections'], 'connection')} "
-            f"-> {output}; {data['rewritten_ids']} chained ids rewritten, "
+            f"→ {output}; {data['rewritten_ids']} chained ids rewritten, "
             f"{data['made_incremental']} creates made incremental, errors: "
             f"{', '.join(data['errors']) or 'none'}",
             markup=False,

@@ -82,7 +82,7 @@ def frames(
             if console is None:
                 emit_json_line(frame_json(record, payload=payload))
             elif markup:
-                console.print(frame_line(record, markup=True))
+                console.print(frame_line(record, markup=True, width=console.width))
             else:
                 sys.stdout.write(frame_line(record, markup=False) + "\n")
         truncated = reader.truncated
@@ -153,7 +153,7 @@ def compact(
         emit_json(result)
     else:
         stdout_console().print(
-            f"{target}: {before:,} -> {after:,} bytes ({reader.records} records)"
+            f"{target}: {before:,} → {after:,} bytes ({reader.records} records)"
             + (" [yellow](source was truncated)[/yellow]" if reader.truncated else "")
         )
     return 0

@@ -10,6 +10,7 @@ from rich.json import JSON
 from rich.text import Text
 
 from tracer.analysis.diff import TurnDiff
+from tracer.analysis.metrics import judge, label, with_unit
 from tracer.analysis.model import InspectReport, Summary, TurnDetail, TurnReport
 from tracer.trace.records import Direction, Frame
 from tracer.views.output import RESENT_STYLE, resent_label
@@ -201,7 +202,7 @@ def frame_cells(frame: Frame, t0_ns: int) -> list[Text | str]:
     preview = frame.payload[:80].decode("utf-8", "replace").replace("\n", " ")
     return [
         f"{(frame.t_ns - t0_ns) / 1e9:.3f}",
-        Text("→ client" if client else "← server", style="cyan" if client else "green"),
+        Text("C→S" if client else "S→C", style="cyan" if client else "green"),
         frame.opcode.label,
         kb(len(frame.payload)),
         event_type(frame.payload) if frame.opcode.label == "text" else "",
@@ -232,20 +233,30 @@ def diff_text(row: TurnDiff | None, a: str, b: str) -> RenderableType:
     head.append(f"{a} turn {row.a if row.a is not None else '-'}", style="bold")
     head.append("  vs  ")
     head.append(f"{b} turn {row.b if row.b is not None else '-'}", style="bold")
-    head.append(f": {row.kind}", style="yellow" if row.kind != "same" else "green")
+    words = {"same": "same answer", "added": "only in B", "removed": "only in A"}
+    head.append(
+        f": {words.get(row.kind, row.kind)}", style="yellow" if row.kind != "same" else "green"
+    )
     lines: list[RenderableType] = [head]
     for change in row.changes:
         lines.append(Text(f"  • {change}"))
     if row.deltas:
-        lines.append(Text(f"{'metric':<19}{'A':>8}{'B':>11}{'B - A':>11}", style="bold"))
+        lines.append(Text(f"{'metric':<20}{'A':>11}{'B':>11}{'B - A':>12}", style="bold"))
         for name, delta in row.deltas.items():
             va: Any = row.a_values.get(name)
             vb: Any = row.b_values.get(name)
-            style = "" if not delta else ("red" if delta > 0 else "green")
+            style = _JUDGED.get(judge(name, va, vb), "")  # better or worse, not the sign
             lines.append(
-                Text(f"{name:<19}{_num(va):>8}{_num(vb):>11}{_num(delta, sign=True):>11}", style)
+                Text(
+                    f"{label(name):<20}{with_unit(name, va):>11}{with_unit(name, vb):>11}"
+                    f"{with_unit(name, delta, signed=True):>12}",
+                    style,
+                )
             )
     return Group(*lines)
+
+
+_JUDGED = {"better": "green", "worse": "red", "changed": "yellow"}
 
 
 def _num(v: Any, *, sign: bool = False) -> str:

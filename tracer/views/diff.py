@@ -6,29 +6,37 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
-from tracer.analysis.diff import DiffReport
-from tracer.views.output import count, elided, omitted_note
+from tracer.analysis.diff import DiffReport, TurnDiff
+from tracer.analysis.metrics import judge, label, with_unit
+from tracer.views.fit import Column, fit_table
+from tracer.views.output import elided, omitted_note
 
 __all__ = ["render_diff"]
 
 _KIND_STYLE = {"same": "", "changed": "yellow", "added": "green", "removed": "red"}
+_KIND_WORDS = {"same": "same answer", "changed": "changed", "added": "only in B",
+               "removed": "only in A"}  # fmt: skip
+_JUDGED = {"better": "bold green", "worse": "bold red", "changed": "yellow"}
+_ROW_METRICS = ("request_bytes", "resent_bytes", "cached_tokens", "ttft_ms", "duration_ms",
+                "client_ms")  # fmt: skip
+_STACK_BELOW = 100  # columns: narrower terminals get one block per row instead of a table
+DIFF_COLUMNS = [
+    Column("A"),
+    Column("B"),
+    Column("row", "left"),
+    *(Column(label(m), drop=1 if m == "client_ms" else 0) for m in _ROW_METRICS),
+    Column("what differs", "left", elide=True, least=20, cut="end"),
+]
 
 
-def _num(v: Any, unit: str = "") -> str:
-    if v is None:
-        return "-"
-    if unit == "ms":
-        return f"{v:.0f}"
-    return f"{v:,}"
-
-
-def _pair(a: Any, b: Any, unit: str = "") -> Text:
-    text = Text(f"{_num(a, unit)} → {_num(b, unit)}")
-    if a is not None and b is not None and a != b:
-        text.stylize("bold red" if b > a else "bold green")
+def _pair(name: str, a: Any, b: Any) -> Text:
+    """ "A → B" with units, coloured by whether B is better or worse on this metric."""
+    text = Text(f"{with_unit(name, a)} → {with_unit(name, b)}")
+    verdict = judge(name, a, b)
+    if verdict in _JUDGED:
+        text.stylize(_JUDGED[verdict])
     return text
 
 
@@ -38,34 +46,68 @@ def render_diff(report: DiffReport, console: Console) -> None:
         console.print("[green]no differences[/green]: the sessions match turn by turn")
     for line in report.headline:
         console.print(f"  • {escape(line)}")
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("A", "B", "row", "sent", "resent", "cached tok", "ttft ms", "total ms",
-                 "client ms", "what differs"):  # fmt: skip
-        table.add_column(name, justify="left" if name in ("row", "what differs") else "right")
     head, omitted, tail = elided(report.turns)
-    for row in [*head, None, *tail] if omitted else head:
-        if row is None:
-            table.add_row("…")
-            continue
-        a, b = row.a_values, row.b_values
-        table.add_row(
-            "-" if row.a is None else str(row.a),
-            "-" if row.b is None else str(row.b),
-            Text(row.kind, style=_KIND_STYLE[row.kind]),
-            _pair(a.get("request_bytes"), b.get("request_bytes")),
-            _pair(a.get("resent_bytes"), b.get("resent_bytes")),
-            _pair(a.get("cached_tokens"), b.get("cached_tokens")),
-            _pair(a.get("ttft_ms"), b.get("ttft_ms"), "ms"),
-            _pair(a.get("duration_ms"), b.get("duration_ms"), "ms"),
-            _pair(a.get("client_ms"), b.get("client_ms"), "ms"),
-            escape("; ".join(c for c in row.changes if c)),
-        )
-    console.print(table)
-    if omitted:
-        console.print(omitted_note(omitted, "rows"), style="dim", markup=False)
+    rows = [*head, None, *tail] if omitted else head
+    if console.width < _STACK_BELOW:
+        _stacked(rows, console, omitted)
+    else:
+        cells: list[list[str | Text]] = []
+        for row in rows:
+            if row is None:
+                cells.append(["…"])
+                continue
+            a, b = row.a_values, row.b_values
+            cells.append(
+                [
+                    "-" if row.a is None else str(row.a),
+                    "-" if row.b is None else str(row.b),
+                    Text(_KIND_WORDS[row.kind], style=_KIND_STYLE[row.kind]),
+                    *(_pair(m, a.get(m), b.get(m)) for m in _ROW_METRICS),
+                    "; ".join(c for c in row.changes if c),
+                ]
+            )
+        table, _ = fit_table(DIFF_COLUMNS, cells, console.width)
+        console.print(table)
+        if omitted:
+            console.print(omitted_note(omitted, "rows"), style="dim", markup=False)
+    console.print(
+        "green: B is better on that figure; red: worse; yellow: changed, neither better nor worse",
+        style="dim",
+        markup=False,
+    )
     ta, tb = report.totals_a, report.totals_b
     console.print(
-        f"totals: sent {ta['bytes_sent']:,} → {tb['bytes_sent']:,} bytes, resent "
-        f"{ta['resent_bytes']:,} → {tb['resent_bytes']:,}, cached tokens "
-        f"{count(ta['cached_tokens'])} → {count(tb['cached_tokens'])}"
+        "totals: "
+        + ", ".join(
+            f"{label(m)} {with_unit(m, ta.get(m))} → {with_unit(m, tb.get(m))}"
+            for m in ("bytes_sent", "resent_bytes", "cached_tokens")
+        )
     )
+
+
+def _stacked(rows: list[TurnDiff | None], console: Console, omitted: int) -> None:
+    """One block per aligned row: which turns, the verdict, the figures, what differs."""
+    for row in rows:
+        if row is None:
+            console.print(omitted_note(omitted, "rows"), style="dim", markup=False)
+            continue
+        a, b = row.a_values, row.b_values
+        title = Text.assemble(
+            ("A " + ("-" if row.a is None else f"#{row.a}"), "bold"),
+            " ↔ ",
+            ("B " + ("-" if row.b is None else f"#{row.b}"), "bold"),
+            "  ",
+            (_KIND_WORDS[row.kind], _KIND_STYLE[row.kind]),
+        )
+        console.print(title)
+        figures = Text("  ")
+        for m in _ROW_METRICS:
+            if a.get(m) is None and b.get(m) is None:
+                continue
+            figures.append(f"{label(m)} ")
+            figures.append_text(_pair(m, a.get(m), b.get(m)))
+            figures.append("  ")
+        console.print(figures)
+        changes = "; ".join(c for c in row.changes if c)
+        if changes:
+            console.print(Text("  differs: " + changes), overflow="ellipsis")

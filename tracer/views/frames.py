@@ -9,7 +9,7 @@ from tracer.trace.records import Direction, Frame, Opcode
 
 __all__ = ["frame_json", "frame_line", "payload_preview"]
 
-_ARROWS = {Direction.CLIENT: "->", Direction.SERVER: "<-"}
+_ARROWS = {Direction.CLIENT: "C→S", Direction.SERVER: "S→C"}  # who sent it, to whom
 
 
 def payload_preview(frame: Frame, width: int = 80) -> str:
@@ -26,14 +26,15 @@ def payload_preview(frame: Frame, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def frame_line(frame: Frame, *, markup: bool) -> str:
-    """One listing line: time, connection, direction, opcode, size, preview."""
-    preview = payload_preview(frame)
+def frame_line(frame: Frame, *, markup: bool, width: int | None = None) -> str:
+    """One listing line: time, connection, who sent it to whom (C→S: client to server),
+    opcode, size, preview; within ``width`` cells when given (a terminal)."""
     arrow = _ARROWS[frame.direction]
     line = (
-        f"{frame.t_ns / 1e9:12.6f}  c{frame.conn:<4} {arrow} {frame.direction.label:<6} "
+        f"{frame.t_ns / 1e9:12.6f}  c{frame.conn:<4} {arrow} "
         f"{frame.opcode.label:<6} {len(frame.payload):>8}  "
     )
+    preview = payload_preview(frame, 80 if width is None else max(8, width - len(line)))
     if not markup:
         return line + preview
     colour = "cyan" if frame.direction is Direction.CLIENT else "green"

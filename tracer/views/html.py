@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from tracer.analysis.diff import DiffReport
+from tracer.analysis.metrics import judge, label, with_unit
 from tracer.analysis.model import InspectReport, TurnReport
 from tracer.views.output import RESENT_WORDS, count, elided
 
@@ -46,7 +47,7 @@ tr.error td.status, tr.failed td.status, tr.loss td.status { color: var(--resent
 td.wrap { white-space: normal; text-align: left; min-width: 280px; }
 td.id { max-width: 200px; overflow: hidden; text-overflow: ellipsis; }
 .headline li { margin: 2px 0; } .muted { color: var(--muted); }
-.pos { color: var(--resent); } .neg { color: var(--ref); }
+.worse { color: var(--resent); } .better { color: var(--ref); } .changed { color: #b45309; }
 """
 
 _JS = """
@@ -324,15 +325,16 @@ def _connections(report: InspectReport) -> str:
     )
 
 
-def _signed(v: float | None, unit: str) -> tuple[str, str]:
-    if v is None:
+def _signed(name: str, a: float | None, b: float | None) -> tuple[str, str]:
+    """B - A with its unit, and the class that says whether B is better or worse there."""
+    if a is None or b is None:
         return "-", ""
-    if unit == "ms":
-        v = round(v)
-    cls = "pos" if v > 0 else ("neg" if v < 0 else "")
-    if unit == "ms":
-        return ("+" if v > 0 else "") + _ms(v), cls
-    return f"{v:+,}" if isinstance(v, int) else f"{v:+,.1f}", cls
+    verdict = judge(name, a, b)
+    return with_unit(name, b - a, signed=True), verdict if verdict != "same" else ""
+
+
+_KIND_WORDS = {"same": "same answer", "changed": "changed", "added": "only in B",
+               "removed": "only in A"}  # fmt: skip
 
 
 def _diff(diff: DiffReport) -> str:
@@ -340,23 +342,24 @@ def _diff(diff: DiffReport) -> str:
         "<li>no significant change</li>"
     )
     totals = []
-    for name, delta in diff.deltas.items():
-        text, cls = _signed(delta, "ms" if name.endswith("_ms") else "")
+    for name in diff.deltas:
         a, b = diff.totals_a.get(name), diff.totals_b.get(name)
+        text, cls = _signed(name, a, b)
         totals.append(
-            f'<tr><td class="l">{escape(name)}</td><td>{escape(str(a))}</td>'
-            f'<td>{escape(str(b))}</td><td class="{cls}">{escape(text)}</td></tr>'
+            f'<tr><td class="l">{escape(label(name))}</td><td>{escape(with_unit(name, a))}</td>'
+            f'<td>{escape(with_unit(name, b))}</td><td class="{cls}">{escape(text)}</td></tr>'
         )
     rows = []
     head_r, omitted, tail_r = elided(diff.turns)
     for r in [*head_r, *tail_r]:
         metrics = []
         for name in ("request_bytes", "resent_bytes", "cached_tokens", "ttft_ms", "duration_ms"):
-            text, cls = _signed(r.deltas.get(name), "ms" if name.endswith("_ms") else "")
+            text, cls = _signed(name, r.a_values.get(name), r.b_values.get(name))
             metrics.append(f'<td class="{cls}">{escape(text)}</td>')
         rows.append(
             f'<tr class="pair {escape(r.kind)}"><td>{"-" if r.a is None else r.a}</td>'
-            f'<td>{"-" if r.b is None else r.b}</td><td class="l">{escape(r.kind)}</td>'
+            f"<td>{'-' if r.b is None else r.b}</td>"
+            f'<td class="l">{escape(_KIND_WORDS[r.kind])}</td>'
             f'<td class="l">{escape(r.status_a or "-")} → {escape(r.status_b or "-")}</td>'
             + "".join(metrics)
             + f'<td class="wrap">{escape("; ".join(r.changes))}</td></tr>'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console, Group
@@ -10,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracer.analysis.model import InspectReport, Summary, TurnReport
+from tracer.views.fit import GAP, Column, fit_table, middle, natural_width
 from tracer.views.output import (
     RESENT_STYLE,
     RESENT_WORDS,
@@ -101,11 +103,47 @@ def _summary_lines(s: Summary) -> Text:
 _BAR_CELLS = {  # TurnReport.phases() name: glyph, style
     "client": ("·", "blue"),
     "handshake": ("▓", "magenta"),
-    "ttfe": ("▒", "dim"),
+    "ttfe": ("░", "dim"),
     "token_wait": ("▒", "yellow"),
     "generation": ("█", "green"),
 }
 _BEFORE_CREATE = ("client", "handshake")  # phases that end where the create is sent
+_PHASE_NAMES = {"client": "client time", "handshake": "handshake", "ttfe": "to first event",
+                "token_wait": "to first token", "generation": "generation"}  # fmt: skip
+
+
+def timeline_legend() -> Text:
+    """What each glyph of a waterfall stands for (distinct glyphs: readable without colour)."""
+    parts: list[str | tuple[str, str]] = [("timeline: ", "bold")]
+    for name, (char, style) in _BAR_CELLS.items():
+        parts += [(char, style), f" {_PHASE_NAMES[name]}  "]
+    parts += [("█", "red"), " failed or cut short"]
+    return Text.assemble(*parts)
+
+
+def time_axis(wall_ms: float, width: int, indent: int) -> str:
+    """A time axis under ``width`` cells of waterfall covering ``wall_ms``: round ticks."""
+    if wall_ms <= 0 or width < 12:
+        return ""
+    step = _round_step(wall_ms / max(1, width // 12))
+    line = [" "] * (width + 2)  # the rows' bars end at ``width``; a label may run 2 past
+    t = 0.0
+    while t <= wall_ms:
+        at = round(t / wall_ms * (width - 1))
+        label = f"|{_ms(t) if t else '0'}"
+        if at + len(label) <= len(line) and all(c == " " for c in line[at : at + len(label)]):
+            line[at : at + len(label)] = label
+        t += step
+    return " " * indent + "".join(line).rstrip()
+
+
+def _round_step(raw: float) -> float:
+    """The round value (1, 2 or 5 times a power of ten) at or above ``raw``."""
+    power = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
+    for m in (1, 2, 5, 10):
+        if m * power >= raw:
+            return float(m * power)
+    return float(10 * power)
 
 
 def _bar(t: TurnReport, start_s: float, scale: float, width: int) -> Text:
@@ -128,56 +166,81 @@ def _bar(t: TurnReport, start_s: float, scale: float, width: int) -> Text:
     return bar
 
 
-def turn_table(report: InspectReport, *, bars: bool, width: int) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for name, justify in [
-        ("#", "right"),
-        ("conn", "right"),
-        ("lane", "left"),
-        ("response", "left"),
-        ("items", "right"),
-        ("sent", "right"),
-        ("resent", "right"),
-        ("ref", "right"),
-        ("cached", "right"),
-        ("ttft", "right"),
-        ("total", "right"),
-        ("client", "right"),
-        ("status", "left"),
-    ]:
-        table.add_column(name, justify=justify, no_wrap=True, min_width=len(name))  # type: ignore[arg-type]
-    if bars:
-        table.add_column("timeline", no_wrap=True, width=width, max_width=width)
-    wall = report.summary.wall_ms / 1000 or 1.0
-    scale = wall / max(10, width)
+TURN_COLUMNS = [
+    Column("#", drop=0),
+    Column("conn", drop=4),
+    Column("lane", "left", drop=9),
+    Column("response", "left", drop=8, elide=True, least=10),
+    Column("items", drop=3),
+    Column("sent", drop=0),
+    Column("resent", drop=0),
+    Column("ref", drop=5),
+    Column("cached", drop=6),
+    Column("ttft", drop=0),
+    Column("total", drop=0),
+    Column("client", drop=7),
+    Column("status", "left", drop=0, elide=True, least=19, cut="end"),
+]
+TURN_LEGEND = (
+    "sent, resent, cached: bytes and tokens (k = 1,000); ref: items referenced by "
+    "previous_response_id; ttft, total, client: time to first token, the turn, the client's "
+    "time before it"
+)
+_MIN_TIMELINE = 24
+
+
+def turn_rows(report: InspectReport) -> list[list[str | Text]]:
+    rows: list[list[str | Text]] = []
     slow = set(report.summary.slowest_turns)
     head, omitted, tail = elided(report.turns)
     for t in [*head, None, *tail] if omitted else head:
         if t is None:
-            table.add_row("…")
+            rows.append(["…"])
             continue
         status = t.status + (" (warm-up)" if t.warmup else "")
         if t.error_code:
             status += f" {t.error_code}"
-        row: list[Any] = [
-            str(t.index),
-            str(t.conn),
-            t.stream_id or "",
-            _short(t.response_id),
-            str(t.input_items),
-            _kb(t.request_bytes),
-            Text(_kb(t.resent_bytes), style="bold red" if t.resent_bytes else "dim"),
-            str(t.referenced_items),
-            _kb(t.cached_tokens),
-            _ms(t.ttft_ms),
-            Text(_ms(t.duration_ms), style="bold yellow" if t.index in slow else ""),
-            _ms(t.client_ms),
-            Text(status, style=_STATUS_STYLE.get(t.status, "")),
-        ]
-        if bars:
-            row.append(_bar(t, 0.0, scale, width))
-        table.add_row(*row)
-    return table
+        rows.append(
+            [
+                str(t.index),
+                str(t.conn),
+                t.stream_id or "",
+                middle(t.response_id or "-", 16),
+                str(t.input_items),
+                _kb(t.request_bytes),
+                Text(_kb(t.resent_bytes), style="bold red" if t.resent_bytes else "dim"),
+                str(t.referenced_items),
+                _kb(t.cached_tokens),
+                _ms(t.ttft_ms),
+                Text(_ms(t.duration_ms), style="bold yellow" if t.index in slow else ""),
+                _ms(t.client_ms),
+                Text(status, style=_STATUS_STYLE.get(t.status, "")),
+            ]
+        )
+    return rows
+
+
+def turn_table(report: InspectReport, *, width: int) -> tuple[Table, bool]:
+    """The turns table within ``width`` cells, with a timeline column when there is room
+    for one beside every column; and whether it has one."""
+    rows = turn_rows(report)
+    room = width - natural_width(TURN_COLUMNS, rows) - GAP
+    if room < _MIN_TIMELINE:
+        table, _ = fit_table(TURN_COLUMNS, rows, width)
+        return table, False
+    wall = report.summary.wall_ms / 1000 or 1.0
+    scale = wall / room
+    by_index = {t.index: t for t in report.turns}
+    for row in rows:
+        t = by_index.get(int(_plain_text(row[0]))) if row[0] != "…" else None
+        row.append(_bar(t, 0.0, scale, room) if t is not None else "")
+    columns = [*TURN_COLUMNS, Column("timeline", "left", drop=0)]
+    table, _ = fit_table(columns, rows, width)
+    return table, True
+
+
+def _plain_text(cell: str | Text) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
 
 
 def _note_omitted(console: Console, rows: int, what: str) -> None:
@@ -189,30 +252,19 @@ def _note_omitted(console: Console, rows: int, what: str) -> None:
 def render_inspect(report: InspectReport, console: Console) -> None:
     console.print(_summary_lines(report.summary))
     if report.turns:
-        width = max(10, console.width - 125)
-        console.print(turn_table(report, bars=console.width >= 140, width=width))
+        table, timeline = turn_table(report, width=console.width)
+        console.print(table)
         _note_omitted(console, len(report.turns), "turns")
-        if console.width >= 140:
-            console.print(
-                Text.assemble(
-                    ("timeline: ", "bold"),
-                    ("·", "blue"),
-                    " client time  ",
-                    ("▒", "dim"),
-                    " to first event  ",
-                    ("▒", "yellow"),
-                    " to first token  ",
-                    ("█", "green"),
-                    " generation",
-                )
-            )
+        console.print(TURN_LEGEND, style="dim", markup=False)
+        if timeline:
+            console.print(timeline_legend())
     else:
         render_connections(report, console)
 
 
 def render_connections(report: InspectReport, console: Console) -> None:
     table = Table(box=None, header_style="bold")
-    for name in ("conn", "url", "frames ->", "bytes ->", "frames <-", "bytes <-", "messages"):
+    for name in ("conn", "url", "frames C→S", "bytes C→S", "frames S→C", "bytes S→C", "messages"):
         table.add_column(name)
     head, omitted, tail = elided(report.connections)
     for c in [*head, None, *tail] if omitted else head:
@@ -233,35 +285,54 @@ def render_connections(report: InspectReport, console: Console) -> None:
     _note_omitted(console, len(report.connections), "connections")
 
 
+CACHE_COLUMNS = [
+    Column("#"),
+    Column("conn", drop=4),
+    Column("new"),
+    Column("resent"),
+    Column("fields resent", drop=3),
+    Column("ref items", drop=2),
+    Column("ref bytes"),
+    Column("cached tok", drop=1),
+    Column("note", "left", elide=True, least=16, cut="end"),
+]
+CACHE_LEGEND = (
+    "new, resent, fields resent, ref bytes: bytes (k = 1,000); ref: what "
+    "previous_response_id stood for; cached tok: input tokens the server had cached"
+)
+
+
 def render_cache(report: InspectReport, console: Console) -> None:
     s = report.summary
     console.print(_summary_lines(s))
-    table = Table(box=None, header_style="bold")
-    for name in ("#", "conn", "new", "resent", "fields resent", "referenced", "cached tok", "note"):
-        table.add_column(name, justify="right" if name not in ("note",) else "left")
+    rows: list[list[str | Text]] = []
     head, omitted, tail = elided(report.turns)
     for t in [*head, None, *tail] if omitted else head:
         if t is None:
-            table.add_row("…")
+            rows.append(["…"])
             continue
-        new = t.new_bytes
         note = ", ".join(t.resent_fields) if t.resent_fields else ""
         if t.resent_items and t.resent_reason != "chain":
             note = resent_label(t.resent_reason) + (f"; {note}" if note else "")
         if t.cache_loss:
             note = f"cache lost ({t.cache_loss})" + (f"; {note}" if note else "")
-        table.add_row(
-            str(t.index),
-            str(t.conn),
-            _kb(new),
-            Text(_kb(t.resent_bytes), style=_resent_style(t)),
-            _kb(t.resent_field_bytes),
-            Text(f"{t.referenced_items} / {_kb(t.referenced_bytes)}", style="green"),
-            _kb(t.cached_tokens),
-            note,
+        rows.append(
+            [
+                str(t.index),
+                str(t.conn),
+                _kb(t.new_bytes),
+                Text(_kb(t.resent_bytes), style=_resent_style(t)),
+                _kb(t.resent_field_bytes),
+                Text(str(t.referenced_items), style="green"),
+                Text(_kb(t.referenced_bytes), style="green"),
+                _kb(t.cached_tokens),
+                note,
+            ]
         )
+    table, _ = fit_table(CACHE_COLUMNS, rows, console.width)
     console.print(table)
     _note_omitted(console, len(report.turns), "turns")
+    console.print(CACHE_LEGEND, style="dim", markup=False)
     for loss in report.cache_losses:
         cost = (
             f"recovered at turn {loss.recovery_turn} by sending {_kb(loss.recovery_input_bytes)}B, "
@@ -289,8 +360,8 @@ def render_latency(report: InspectReport, console: Console) -> None:
     wall = s.wall_ms or 1.0
     for name, value in [
         ("handshake", s.handshake_ms),
-        ("create -> first event", s.ttfe_ms),
-        ("first event -> first token", s.token_wait_ms),
+        ("create → first event", s.ttfe_ms),
+        ("first event → first token", s.token_wait_ms),
         ("generation", s.generation_ms),
         ("client (tools, agent)", s.client_ms),
     ]:
@@ -309,16 +380,28 @@ def render_latency(report: InspectReport, console: Console) -> None:
         )
         console.print(f"slowest turns: {names}")
     if report.turns:
-        width = max(20, console.width - 40)
+        width = max(20, console.width - 16)
         scale = (s.wall_ms / 1000 or 1.0) / width
+        console.print(timeline_legend())
+        console.print(f"{'#':>4} {'total':>8}  (each row on one time axis, 0 to {_ms(s.wall_ms)})")
         head, omitted, tail = elided(report.turns)
+        conn = None
         for t in [*head, None, *tail] if omitted else head:
             if t is None:
                 console.print(omitted_note(omitted, "turns"), style="dim")
                 continue
+            if conn is not None and t.conn != conn:
+                console.print(f"{'':>14}── connection {t.conn} (reconnect) ──", style="bold")
+            conn = t.conn
+            mark = " cache lost" if t.cache_loss else ""
             console.print(
-                Text.assemble(f"{t.index:>4} {_ms(t.duration_ms):>8} ", _bar(t, 0, scale, width))
+                Text.assemble(
+                    f"{t.index:>4} {_ms(t.duration_ms):>8} ",
+                    _bar(t, 0, scale, width - len(mark)),
+                    (mark, "bold red"),
+                )
             )
+        console.print(time_axis(s.wall_ms, width, 14), style="dim", markup=False)
 
 
 def render_turn(detail: dict[str, Any], console: Console) -> None:
@@ -354,23 +437,37 @@ def render_turn(detail: dict[str, Any], console: Console) -> None:
         console.print(f"  call {escape(str(call['name']))}({escape(str(call['arguments']))})")
 
 
+STATS_COLUMNS = [
+    Column("trace", "left"),  # a name: never cut
+    Column("conns", drop=3),
+    Column("turns"),
+    Column("sent"),
+    Column("resent"),
+    Column("referenced", drop=2),
+    Column("cached", drop=4),
+    Column("losses", drop=1),
+    Column("ttft p50", drop=5),
+    Column("status", "left", elide=True, least=12, cut="end"),
+]
+
+
 def render_stats(rows: list[dict[str, Any]], total: dict[str, Any], console: Console) -> None:
-    table = Table(box=None, header_style="bold")
-    for name in ("trace", "conns", "turns", "sent", "resent", "referenced", "cached", "losses",
-                 "ttft p50", "status"):  # fmt: skip
-        table.add_column(name, justify="left" if name in ("trace", "status") else "right")
+    cells: list[list[str | Text]] = []
     for row in [*rows, total]:
         s = row.get("summary") or {}
-        table.add_row(
-            row["trace"],
-            str(s.get("connections", "-")),
-            str(s.get("turns", "-")),
-            _kb(s.get("bytes_sent")),
-            _kb(s.get("resent_bytes")),
-            _kb(s.get("referenced_bytes")),
-            _kb(s.get("cached_tokens")),
-            str(s.get("cache_losses", "-")),
-            _ms(s.get("ttft_p50_ms")),
-            row.get("error") or ("truncated" if row.get("truncated") else "ok"),
+        cells.append(
+            [
+                row["trace"],
+                str(s.get("connections", "-")),
+                str(s.get("turns", "-")),
+                _kb(s.get("bytes_sent")),
+                _kb(s.get("resent_bytes")),
+                _kb(s.get("referenced_bytes")),
+                _kb(s.get("cached_tokens")),
+                str(s.get("cache_losses", "-")),
+                _ms(s.get("ttft_p50_ms")),
+                row.get("error") or ("truncated" if row.get("truncated") else "ok"),
+            ]
         )
+    table, _ = fit_table(STATS_COLUMNS, cells, console.width)
     console.print(table)

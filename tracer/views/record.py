@@ -71,7 +71,7 @@ def render_summary(summary: RecordSummary, console: Console) -> None:
     console.print(
         f"tracer record: {plural(summary.connections, 'connection')}, "
         f"{plural(summary.frames, 'frame')}, {plural(summary.bytes, 'byte')}, "
-        f"{plural(summary.creates, 'turn')} -> {summary.trace}"
+        f"{plural(summary.creates, 'turn')} → {summary.trace}"
         + ("" if summary.trace_ok else " [red](trace damaged)[/red]")
     )
     if summary.dropped_frames:
