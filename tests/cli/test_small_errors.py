@@ -4,6 +4,7 @@ verified as ok, a compaction that grew the trace without a word."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.conftest import ROOT, assert_clean_error, run_tracer
@@ -98,3 +99,17 @@ def sys_executable() -> str:
     import sys
 
     return sys.executable
+
+
+def test_help_speaks_in_words():
+    """No <bool> on flags, no <list[str]>, <int range>, <path> or <str> metavars, and byte
+    defaults in human units, for every command's --help."""
+    top = run_tracer("--help", env_extra={"COLUMNS": "200"})
+    names = re.findall(r"^│ (\w+)\s{2,}", top.stdout, re.M)
+    assert "record" in names and "replay" in names
+    for name in names:
+        out = run_tracer(name, "--help", env_extra={"COLUMNS": "200"}).stdout
+        for raw in ("<bool>", "<list[", "<int range>", "<float range>", "<path>", "<str>",
+                    "67108864", "16777216"):  # fmt: skip
+            assert raw not in out, (name, raw)
+        assert not re.search(r"[a-z] \.(\s|$)", out), name  # "in parallel ."

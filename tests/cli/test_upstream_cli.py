@@ -54,7 +54,12 @@ def test_demo_records_a_verified_trace(tmp_path: Path):
     proc = run_tracer("demo", "-o", str(out), "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["turns"] == 13
+    # Counted as every command counts them: 13 turns and the warm-up, in one object.
+    assert (
+        (report["turns"], report["warmups"])
+        == (14, 1)
+        == (report["summary"]["turns"], report["summary"]["warmups"])
+    )
     assert report["connections"] == 1
     assert report["verify"]["ok"] is True
     assert report["verify"]["connections"] == 1

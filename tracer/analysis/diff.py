@@ -251,8 +251,8 @@ def _size(n: float) -> str:
     if n >= 1e6:
         return f"{n / 1e6:.1f} MB"
     if n >= 1e3:
-        return f"{n / 1e3:.1f} KB"
-    return f"{n:.0f} bytes"
+        return f"{n / 1e3:.1f} kB"
+    return f"{n:.0f} B"
 
 
 def _headline(
@@ -275,7 +275,7 @@ def _headline(
     if added or removed or changed:
         parts = []
         if added:
-            parts.append(f"{added} turn(s) only in B")
+            parts.append(f"{added} {'turn' if added == 1 else 'turns'} only in B")
         if removed:
             parts.append(f"{removed} only in A")
         if changed:

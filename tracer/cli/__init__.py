@@ -25,6 +25,50 @@ from tracer.cli import (  # noqa: F401
     upstream_cmds,
 )
 
+_WORDS = {int: "N", float: "NUMBER", str: "TEXT"}
+_NAMED = {"listen": "HOST:PORT", "upstream": "URL", "output": "FILE", "file": "FILE",
+          "files": "FILE...", "command": "CMD ARGS...", "jobs": "N", "max_frame": "BYTES",
+          "flush_interval": "SECONDS", "idle": "SECONDS", "speed": "FACTOR",
+          "redact": "REGEX", "allow_origin": "ORIGIN", "keep_header": "NAME",
+          "ignore": "PATH", "token": "TOKEN", "script": "FILE"}  # fmt: skip
+
+
+def _metavars(command: typer.core.TyperGroup) -> None:
+    """Metavars in words for ``--help``: none on a flag, FILE or N or HOST:PORT instead of
+    <bool>, <path>, <int range> or <str>; an argument's name says it all."""
+    for sub in [command, *command.commands.values()]:
+        help_option = sub.get_help_option(sub.context_class(sub, info_name=sub.name))
+        for p in [*sub.params, *([help_option] if help_option is not None else [])]:
+            if isinstance(p, typer.core.TyperArgument):
+                p.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+            if p.metavar is not None:
+                continue
+            desc = p.type_descriptor  # type: ignore[attr-defined]
+            if getattr(p, "is_flag", False) or desc.annotation is bool:
+                p.metavar = ""
+            elif desc.is_choice:
+                continue  # its choices say it
+            elif p.name in _NAMED:
+                p.metavar = _NAMED[p.name]
+            elif desc.is_path:
+                p.metavar = "FILE"
+            else:
+                base = desc.annotation
+                item = base.__args__[0] if desc.is_list else base
+                p.metavar = _WORDS.get(item, "VALUE")
+
+
+_COMMAND: list[typer.core.TyperGroup] = []
+
+
+def _command() -> typer.core.TyperGroup:
+    if not _COMMAND:
+        command = typer.main.get_command(app)
+        assert isinstance(command, typer.core.TyperGroup)
+        _metavars(command)
+        _COMMAND.append(command)
+    return _COMMAND[0]
+
 
 def _error(message: str) -> None:
     sys.stderr.write(f"tracer: error: {message}\n")
@@ -33,7 +77,7 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure is one line on stderr and a non-zero exit code."""
     try:
-        result = app(args=argv, prog_name="tracer", standalone_mode=False)
+        result = _command().main(args=argv, prog_name="tracer", standalone_mode=False)
     except typer.TyperException as exc:  # usage errors and bad parameters
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""

@@ -78,6 +78,7 @@ def record(
             max=MAX_RECORDABLE_FRAME,
             help="Largest message in bytes either side may send (1009 past it); at most what "
             "a trace can store (128 MiB less a record's framing).",
+            show_default="64 MiB",
         ),
     ] = DEFAULT_MAX_SIZE,
     tui: Annotated[

@@ -48,7 +48,9 @@ _SUFFIX = {"jsonl": ".jsonl", "har": ".har", "perfetto": ".perfetto.json", "otlp
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 JobsOpt = Annotated[
     int | None,
-    typer.Option("--jobs", "-j", min=1, help="Traces processed in parallel [default: CPUs]."),
+    typer.Option(
+        "--jobs", "-j", min=1, help="Traces processed in parallel.", show_default="one per CPU"
+    ),
 ]
 
 

@@ -38,7 +38,12 @@ def replay(
     ] = False,
     allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback --listen.")] = False,
     max_frame: Annotated[
-        int, typer.Option(min=1024, help="Largest client message in bytes (larger: close 1009).")
+        int,
+        typer.Option(
+            min=1024,
+            help="Largest client message in bytes (larger: close 1009).",
+            show_default="64 MiB",
+        ),
     ] = DEFAULT_MAX_FRAME,
     max_queue: Annotated[
         int, typer.Option(min=1, help="Client messages held per connection before reading pauses.")

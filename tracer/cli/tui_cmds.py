@@ -38,12 +38,26 @@ def tui(
         Path | None,
         typer.Option("--against", help="Another trace: `d` diffs the selected turn with it."),
     ] = None,
+    json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Refused: the inspector is interactive; `tracer inspect FILE --json` prints "
+            "the same figures as JSON.",
+        ),
+    ] = False,
 ) -> int:
     """Browse a session interactively: turns, their detail and waterfall, raw frames, a diff.
 
     Keys: arrows move, / filters (text, status:error, type:EVENT, conn:N, loss:), f shows the
     turn's frames (/ searches them), d diffs the turn against --against, q quits.
     """
+    if json:
+        raise CLIError(
+            "tracer tui is interactive and prints no JSON: use `tracer inspect FILE --json` "
+            "(or `tracer watch FILE --json` for a trace being recorded)",
+            exit_code=2,
+        )
     return run_inspector(file, against)
 
 

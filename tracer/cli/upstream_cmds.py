@@ -69,7 +69,12 @@ def upstream(
         bool, typer.Option(help="Reject a second create in flight (response_already_in_flight).")
     ] = False,
     max_frame: Annotated[
-        int, typer.Option(min=1024, help="Largest client message in bytes (larger: close 1009).")
+        int,
+        typer.Option(
+            min=1024,
+            help="Largest client message in bytes (larger: close 1009).",
+            show_default="16 MiB",
+        ),
     ] = DEFAULT_MAX_FRAME,
     max_pending: Annotated[
         int, typer.Option(min=1, help="Creates queued per connection; more get an error event.")
@@ -178,7 +183,8 @@ def demo(
         emit_json(
             {
                 "trace": str(output),
-                "turns": run.turns,
+                "turns": run.turns + run.warmups,  # as the analysis counts them
+                "warmups": run.warmups,
                 "connections": run.connections,
                 "errors": run.errors,
                 "cache_losses": run.cache_losses,

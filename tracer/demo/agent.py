@@ -84,7 +84,8 @@ class AgentConfig:
 class AgentRun:
     """What happened in one demo run."""
 
-    turns: int = 0
+    turns: int = 0  # the turns that asked the model (warm-ups not counted)
+    warmups: int = 0  # generate:false creates sent first, to warm the connection's cache
     response_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     cache_losses: int = 0
@@ -251,6 +252,7 @@ class _Agent:
                     "store": False,
                 }
             )
+            self.run.warmups += 1
             if warm.get("type") == "response.completed":
                 prev = warm["response"]["id"]
         new_items = list(self.history)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from tracer.trace.verify import Integrity
-from tracer.views.output import plural
+from tracer.views.output import plural, turns_phrase
 
 if TYPE_CHECKING:
     from tracer.demo.agent import AgentRun
@@ -16,8 +16,9 @@ __all__ = ["render_demo"]
 
 
 def render_demo(path: str, run: AgentRun, integrity: Integrity, console: Console) -> None:
+    ran = turns_phrase(run.turns + run.warmups, run.warmups)
     console.print(
-        f"[bold]tracer demo[/bold]: the demo agent ran {plural(run.turns, 'turn')} over "
+        f"[bold]tracer demo[/bold]: the demo agent ran {ran} over "
         f"{plural(run.connections, 'connection')} against the scripted upstream"
     )
     if run.errors:
