@@ -138,8 +138,11 @@ def report(
     loaded = load(file, contents=other is not None)
     warn_truncated(file, loaded.truncated, quiet=json)
     result = loaded.report
-    diff = diff_files(loaded, other)[0] if other is not None else None
-    page = render_html(str(file), result, diff=diff, version=__version__).encode()
+    diff, b_report = None, None
+    if other is not None:
+        diff, _, b_side = diff_files(loaded, other)
+        b_report = b_side.report
+    page = render_html(str(file), result, diff=diff, other=b_report, version=__version__).encode()
     target = output or file.with_suffix(".html")
     try:
         with atomic_write(target) as out:

@@ -9,6 +9,7 @@ so it opens offline and can be attached to an issue.
 
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Any
 
@@ -46,6 +47,8 @@ tr.error td.status, tr.failed td.status, tr.loss td.status { color: var(--resent
   font-weight: 600; } td.resent { color: var(--resent); font-weight: 600; }
 td.wrap { white-space: normal; text-align: left; min-width: 280px; }
 td.id { max-width: 200px; overflow: hidden; text-overflow: ellipsis; }
+.sides { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr));
+  gap: 12px; } .side { min-width: 0; }
 .headline li { margin: 2px 0; } .muted { color: var(--muted); }
 .worse { color: var(--resent); } .better { color: var(--ref); } .changed { color: #b45309; }
 """
@@ -143,37 +146,68 @@ def _omitted(count: int) -> str:
     )
 
 
-def _waterfall(report: InspectReport) -> str:
-    """Every turn on the session's time axis: client time, handshake, waits, generation."""
+def _round_step(raw: float) -> float:
+    """The round value (1, 2 or 5 times a power of ten) at or above ``raw``."""
+    power = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    return next(float(m * power) for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round tick values from 0 (never below) up to ``hi``, about ``count`` of them."""
+    step = _round_step(max(hi - max(lo, 0.0), 1e-9) / count)
+    first = max(0.0, math.ceil(lo / step) * step)
+    return [first + k * step for k in range(int((hi - first) / step) + 1)]
+
+
+def _svg(ident: str, width: int, height: int) -> str:
+    """An SVG that scales to its card (viewBox), never wider than it."""
+    return (
+        f'<svg id="{ident}" viewBox="0 0 {width} {height}" width="100%" '
+        f'preserveAspectRatio="xMinYMin meet" role="img" style="max-width:{width}px">'
+    )
+
+
+def _waterfall(report: InspectReport, ident: str = "waterfall") -> str:
+    """Every turn on the session's time axis: client time, handshake, waits, generation;
+    a failed turn ends in the failed colour, a warm-up says so."""
     turns, omitted = _shown(report.turns)
-    row, label_w, width = 16, 60, 1000
+    row, label_w, width = 16, 86, 1000
     starts = [t.t_start_s * 1000 - (t.client_ms or 0) - (t.handshake_ms or 0) for t in turns]
     ends = [t.t_start_s * 1000 + (t.duration_ms or 0) for t in turns]
     lo = min([0.0, *starts])
-    span = (max([report.summary.wall_ms, *ends]) - lo) or 1.0
-    scale = (width - label_w - 30) / span
-    height = row * len(turns) + 24
-    out = [f'<svg id="waterfall" width="{width}" height="{height}" role="img">']
+    hi = max([report.summary.wall_ms, *ends])
+    span = (hi - lo) or 1.0
+    scale = (width - label_w - 40) / span
+    height = row * len(turns) + 44
+    out = [_svg(ident, width, height)]
     for i, (t, start) in enumerate(zip(turns, starts, strict=True)):
         y = i * row + 4
-        color = "var(--bad)" if t.cache_loss or t.status != "completed" else "var(--muted)"
+        failed = t.status not in ("completed", "unfinished") or t.cache_loss
+        color = "var(--bad)" if failed else "var(--muted)"
+        name = f"#{t.index}" + (" warm-up" if t.warmup else "")
         out.append(
-            f'<text x="{label_w - 6}" y="{y + 10}" text-anchor="end" '
-            f'style="fill:{color}">#{t.index}</text>'
+            f'<text class="turn-label" x="{label_w - 6}" y="{y + 10}" text-anchor="end" '
+            f'style="fill:{color}">{name}</text>'
         )
         x = label_w + (start - lo) * scale
-        for name, value in t.phases():
+        for phase, value in t.phases():
             if value <= 0:
                 continue
-            cls, fill, title = _PHASES[name]
+            cls, fill, title = _PHASES[phase]
             w = max(1.0, value * scale)
-            if name == "generation" and t.status != "completed":
+            if phase == "generation" and t.status != "completed":
                 fill = "var(--bad)"
             out.append(
                 f'<rect class="seg {cls}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 5}" '
                 f'fill="{fill}"><title>turn {t.index}: {title} {_ms(value)}</title></rect>'
             )
             x += value * scale
+        if t.status in ("error", "failed", "incomplete"):  # the end of a failed turn
+            out.append(
+                f'<rect class="seg failed" x="{x:.1f}" y="{y}" width="3" height="{row - 5}" '
+                f'fill="var(--bad)"><title>turn {t.index}: {escape(t.status)}</title></rect>'
+            )
+            x += 3
         if t.cache_loss or t.status in ("error", "failed"):
             what = f"cache lost ({t.cache_loss})" if t.cache_loss else (t.error_code or t.status)
             out.append(
@@ -181,34 +215,45 @@ def _waterfall(report: InspectReport) -> str:
                 f"✕ {escape(what)}</text>"
             )
     axis_y = row * len(turns) + 18
-    for k in range(6):
-        ms = lo + span * k / 5
+    for ms in _ticks(lo, hi):
         out.append(
-            f'<text x="{label_w + (ms - lo) * scale:.1f}" y="{axis_y}" '
+            f'<text class="tick" x="{label_w + (ms - lo) * scale:.1f}" y="{axis_y}" '
             f'text-anchor="middle">{_ms(ms)}</text>'
         )
-    out.append("</svg>")
+    out.append(
+        f'<text class="axis-title" x="{label_w + (width - label_w - 40) / 2:.0f}" '
+        f'y="{axis_y + 18}" text-anchor="middle">time since the session started</text></svg>'
+    )
     legend = _legend(
         [(title, fill) for _, fill, title in _PHASES.values()] + [("failed", "var(--bad)")]
     )
     return legend + f'<div class="chart">{"".join(out)}</div>' + _omitted(omitted)
 
 
-def _bytes_chart(report: InspectReport) -> str:
+def _bytes_chart(report: InspectReport, ident: str = "bytes") -> str:
     """Bytes per turn: new context sent, context resent, request fields repeated, the rest
-    of the request, and the context referenced instead."""
+    of the request, and the context referenced instead; a y axis with round ticks."""
     turns, omitted = _shown(report.turns)
-    bar, gap, height, top = 14, 4, 180, 18
+    bar, gap, height, top, left = 14, 4, 180, 18, 58
     values = [
         (t.new_bytes, t.resent_bytes, t.resent_field_bytes, t.other_request_bytes,
          t.referenced_bytes)
         for t in turns
     ]  # fmt: skip
-    peak = max([sum(v) for v in values] + [1])
-    width = max(400, len(turns) * (bar + gap) + 60)
-    out = [f'<svg id="bytes" width="{width}" height="{height + top + 22}" role="img">']
+    most = max([sum(v) for v in values] + [1])
+    ticks = _ticks(0, most, 4)
+    peak = max(most, ticks[-1]) or 1
+    width = max(400, len(turns) * (bar + gap) + left + 10)
+    out = [_svg(ident, width, height + top + 40)]
+    for value in ticks:
+        y = top + height - value / peak * height
+        out.append(
+            f'<rect class="grid" x="{left - 4}" y="{y:.1f}" width="{width - left + 4}" '
+            f'height="1" fill="var(--line)"/><text class="tick" x="{left - 6}" y="{y + 4:.1f}" '
+            f'text-anchor="end">{_kb(value)}</text>'
+        )
     for i, (t, (new, resent, fields, other, ref)) in enumerate(zip(turns, values, strict=True)):
-        x = 50 + i * (bar + gap)
+        x = left + i * (bar + gap)
         y = float(top + height)
         for name, value, fill in (
             ("new", new, "var(--new)"),
@@ -233,11 +278,16 @@ def _bytes_chart(report: InspectReport) -> str:
                 f"({escape(t.cache_loss)})</title></text>"
             )
         if len(turns) <= 60 or t.index % 10 == 0:
+            label = "w" if t.warmup else str(t.index)  # w: the warm-up
             out.append(
                 f'<text x="{x + bar / 2}" y="{top + height + 14}" '
-                f'text-anchor="middle">{t.index}</text>'
+                f'text-anchor="middle">{label}</text>'
             )
-    out.append(f'<text x="0" y="{top - 6}">{_kb(peak)}</text></svg>')
+    out.append(
+        f'<text class="axis-title" x="{left + (width - left) / 2:.0f}" y="{top + height + 32}" '
+        f'text-anchor="middle">turn (w: the warm-up)</text>'
+        f'<text class="axis-title" x="0" y="{top - 6}">bytes</text></svg>'
+    )
     legend = _legend(
         [
             ("new context sent", "var(--new)"),
@@ -266,6 +316,7 @@ def _turn_table(report: InspectReport) -> str:
     turns, omitted = _shown(report.turns)
     for t in turns:
         status = t.status + (f" ({t.error_code})" if t.error_code else "")
+        status += " (warm-up)" if t.warmup else ""
         if t.cache_loss:
             status = f"cache lost ({t.cache_loss})"
         cls = " ".join(filter(None, ["turn", t.status, "loss" if t.cache_loss else ""]))
@@ -315,9 +366,10 @@ def _connections(report: InspectReport) -> str:
             + _cell(close, cls="l")
             + "</tr>"
         )
-    heads = ["conn", "url", "transport", "turns", "frames →", "bytes →", "frames ←", "bytes ←",
-             "handshake", "closed"]  # fmt: skip
-    head = "".join(f"<th>{escape(h)}</th>" for h in heads)
+    heads = ["conn", "url", "transport", "turns", "frames C→S", "bytes C→S", "frames S→C",
+             "bytes S→C", "handshake", "closed"]  # fmt: skip
+    left = ("url", "transport", "closed")  # aligned as their cells are
+    head = "".join(f'<th class="{"l" if h in left else ""}">{escape(h)}</th>' for h in heads)
     return (
         f'<table id="connections" class="sortable"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
@@ -378,10 +430,30 @@ def _diff(diff: DiffReport) -> str:
     )
 
 
+def _sides(diff: DiffReport, a: InspectReport, b: InspectReport) -> str:
+    """A's and B's charts side by side (stacked in a narrow window), turns on each axis."""
+    cols = []
+    for side, name, report in (("a", diff.a, a), ("b", diff.b, b)):
+        cols.append(
+            f'<div class="side" id="side-{side}"><p><b>{side.upper()}</b> '
+            f'<span class="muted">{escape(name)}</span></p>'
+            + _waterfall(report, f"waterfall-{side}")
+            + _bytes_chart(report, f"bytes-{side}")
+            + "</div>"
+        )
+    return f"<h2>A and B side by side</h2><div class='sides'>{''.join(cols)}</div>"
+
+
 def render_html(
-    name: str, report: InspectReport, *, diff: DiffReport | None = None, version: str = ""
+    name: str,
+    report: InspectReport,
+    *,
+    diff: DiffReport | None = None,
+    other: InspectReport | None = None,
+    version: str = "",
 ) -> str:
-    """The whole page for ``report`` (the trace called ``name``), with ``diff`` if given."""
+    """The whole page for ``report`` (the trace called ``name``), with ``diff`` if given
+    (and B's charts beside A's, with ``other``, B's report)."""
     body = [
         f"<h1>tracer report</h1><div class='sub'>{escape(name)}"
         f"{' · tracer ' + escape(version) if version else ''}</div>",
@@ -401,6 +473,8 @@ def render_html(
     body += ["<h2>Connections</h2>", _connections(report)]
     if diff is not None:
         body.append(_diff(diff))
+        if other is not None:
+            body.append(_sides(diff, report, other))
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
