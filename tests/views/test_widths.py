@@ -106,3 +106,52 @@ def test_a_150_turn_trace_keeps_every_index_whole(cols: int, long_trace: Path):
         _check(in_terminal(cols, command, str(long_trace)), cols)
     diff = in_terminal(cols, "diff", str(long_trace), str(long_trace))
     _check(diff, cols)
+
+
+def test_the_record_status_never_lands_between_a_launched_commands_lines(tmp_path: Path):
+    """On a terminal, a launched command's output comes through whole: the status goes to
+    the terminal's title (OSC 0) and the summary follows at the end."""
+    from tracer.upstream import running_upstream
+
+    child = (
+        "import json, os, time\n"
+        "from websockets.sync.client import connect\n"
+        "url = os.environ['OPENAI_BASE_URL'].replace('http', 'ws', 1) + '/responses'\n"
+        "with connect(url) as ws:\n"
+        "    for i in range(6):\n"
+        "        ws.send(json.dumps({'type': 'response.create', 'input': f'q{i}'}))\n"
+        "        while json.loads(ws.recv())['type'] != 'response.completed':\n"
+        "            pass\n"
+        "        print(f'agent line {i} ok', flush=True)\n"
+        "        time.sleep(0.3)\n"
+    )
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 80, 0, 0))
+    with running_upstream() as upstream:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tracer", "record", "--upstream",
+             f"http://127.0.0.1:{upstream.port}", "-o", str(tmp_path / "t.trace"), "--",
+             sys.executable, "-c", child],
+            stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, close_fds=True,
+        )  # fmt: skip
+        os.close(slave)
+        raw = b""
+        while True:
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:
+                break
+            if not data:
+                break
+            raw += data
+        os.close(master)
+        assert proc.wait(timeout=60) == 0
+    text = raw.decode()
+    assert "\x1b]0;tracer record:" in text  # the status, in the title
+    screen = _ANSI.sub("", text).replace("\r", "")
+    lines = screen.splitlines()
+    for i in range(6):
+        assert f"agent line {i} ok" in lines, screen  # each line whole, on its own
+    assert "● rec" not in screen
+    summary = screen[screen.rindex("tracer record: ") :]
+    assert summary.startswith("tracer record: 1 connection") and "6 turns" in summary

@@ -17,12 +17,13 @@ import typer
 from tracer.capture.launch import PRESETS, plan_launch
 from tracer.capture.proxy import UPSTREAM_TIMEOUT, upstream_ws_base
 from tracer.capture.session import RecordingSession, wait_for_child
+from tracer.capture.stats import RecorderStats
 from tracer.cli.app import AllowOrigin, CLIError, TimeResolution, app
 from tracer.cli.running import LOOPBACK, Stop, parse_listen, run_until_signal
 from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE
 from tracer.trace.redact import Redactor
 from tracer.views.output import emit_json, stderr_console
-from tracer.views.record import RecordSummary, live_status, render_summary
+from tracer.views.record import RecordSummary, live_status, render_summary, title_status
 from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
 MAX_RECORDABLE_FRAME = DEFAULT_MAX_RECORD_SIZE - 64 * 1024
@@ -246,8 +247,13 @@ def _serve(
         finally:
             listening.set()
         status = None
-        if show and sys.stdout.isatty():
-            status = live_status(session.recorder.stats, session.base_url)
+        title: asyncio.Task[None] | None = None
+        if show and command and sys.stderr.isatty():
+            # The command owns the terminal: the status goes to its title, never between
+            # the command's lines; the summary follows at the end.
+            title = asyncio.create_task(_title_updates(session.recorder.stats))
+        elif show and not command and sys.stderr.isatty():
+            status = live_status(session.recorder.stats, session.base_url, stderr_console())
             status.start()
         elif show and not command:
             stderr_console().print(
@@ -269,9 +275,21 @@ def _serve(
         finally:
             if status is not None:
                 status.stop()
+            if title is not None:
+                title.cancel()
+                sys.stderr.write("\x1b]0;\x07")  # the title back to the terminal's own
+                sys.stderr.flush()
             await session.stop()
 
     return main
+
+
+async def _title_updates(stats: RecorderStats) -> None:
+    """The recording's status in the terminal's title, twice a second."""
+    while True:
+        sys.stderr.write(title_status(stats))
+        sys.stderr.flush()
+        await asyncio.sleep(0.5)
 
 
 def _finish(

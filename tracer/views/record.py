@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
@@ -14,7 +14,7 @@ from tracer.views.output import plural
 if TYPE_CHECKING:
     from tracer.capture.recorder import RecorderStats
 
-__all__ = ["RecordSummary", "live_status", "render_summary"]
+__all__ = ["RecordSummary", "live_status", "render_summary", "title_status"]
 
 
 @dataclass(slots=True)
@@ -43,7 +43,13 @@ class _StatusLine:
         self.stats = stats
         self.url = url
 
-    def __rich__(self) -> Text:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        line = self.text()
+        line.no_wrap = True
+        line.truncate(options.max_width, overflow="ellipsis")  # one line, whatever the width
+        yield line
+
+    def text(self) -> Text:
         s = self.stats
         line = Text.assemble(
             ("● rec ", "bold red"),
@@ -62,9 +68,20 @@ class _StatusLine:
         return line
 
 
-def live_status(stats: RecorderStats, url: str) -> Live:
-    """A status line that redraws itself four times a second (start() / stop())."""
-    return Live(_StatusLine(stats, url), refresh_per_second=4, transient=True)
+def live_status(stats: RecorderStats, url: str, console: Console) -> Live:
+    """A status line on ``console`` (stderr) that redraws itself in place four times a
+    second, cut to the terminal's width (start() / stop())."""
+    return Live(_StatusLine(stats, url), console=console, refresh_per_second=4, transient=True)
+
+
+def title_status(stats: RecorderStats) -> str:
+    """The status for a terminal's title, while a launched command owns the screen: the
+    escape sequence that sets it (OSC 0)."""
+    text = (
+        f"tracer record: {plural(stats.connections, 'connection')}, "
+        f"{plural(stats.frames, 'frame')}, {plural(stats.creates, 'turn')}"
+    )
+    return f"\x1b]0;{text}\x07"
 
 
 def render_summary(summary: RecordSummary, console: Console) -> None:
