@@ -36,3 +36,34 @@ def test_the_wheel_builds_and_passes_twine_check(tmp_path: Path):
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_wheel_installs_into_a_fresh_venv_and_runs_the_demo(tmp_path: Path):
+    """What a user gets from `pip install tracer-agents`: the wheel, its dependencies from
+    the index, into an empty venv (no system packages), and `tracer demo` from it."""
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+         str(tmp_path / "dist"), str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py = venv / "bin" / "python"
+    install = subprocess.run(
+        [str(py), "-m", "pip", "install", "--quiet", str(wheel)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr[-3000:]
+    demo = subprocess.run(
+        [str(venv / "bin" / "tracer"), "demo", "-o", str(tmp_path / "demo.trace"), "--json"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert '"ok": true' in demo.stdout
+    where = subprocess.run(
+        [str(py), "-c", "import tracer; print(tracer.__file__)"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert str(venv) in where.stdout  # the installed package, not this checkout
