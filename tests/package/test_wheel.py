@@ -1,5 +1,6 @@
-"""The distribution builds into a wheel PyPI would take: its own free name, the command and
-the pytest plugin as entry points, the package data, a README that renders (twine check)."""
+"""The distribution builds into a wheel and an sdist PyPI would take: its own free name, the
+command and the pytest plugin as entry points, the package data, a README that renders
+(twine check)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,15 @@ def test_the_wheel_builds_and_passes_twine_check(tmp_path: Path):
     package = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tracer").rglob("*.py")}
     assert "tracer/py.typed" in names and package <= set(names), package - set(names)
     assert not any(n.startswith(("tests/", "bench/", "traces/")) for n in names)
+    sdist = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(tmp_path),
+         str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert sdist.returncode == 0, sdist.stderr[-2000:]
+    (archive,) = tmp_path.glob("tracer_agents-*.tar.gz")
     check = subprocess.run(
-        [sys.executable, "-m", "twine", "check", "--strict", str(wheel)],
+        [sys.executable, "-m", "twine", "check", "--strict", str(wheel), str(archive)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
