@@ -53,3 +53,45 @@ def small_trace(tmp_path: Path) -> Path:
         for conn in (1, 2):
             w.write(Close(conn=conn, t_ns=next(t), code=1000, reason="bye", by="client"))
     return path
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    """The client conformance matrix as a table, when its tests ran (tests/clients)."""
+    reports = [
+        r
+        for outcome in ("passed", "failed", "skipped", "error")
+        for r in terminalreporter.stats.get(outcome, [])
+        if "test_matrix.py::test_client_is_recorded_and_replayed" in getattr(r, "nodeid", "")
+        and getattr(r, "when", "call") in ("call", "setup")
+    ]
+    if not reports:
+        return
+    from tests.clients.test_matrix import RESULTS, ROWS
+
+    order = {row.id: i for i, row in enumerate(ROWS)}
+    reports.sort(key=lambda r: order.get(r.nodeid.split("[", 1)[1].rstrip("]"), len(order)))
+    details = {str(r["id"]): r for r in RESULTS}
+    terminalreporter.section("client conformance matrix")
+    terminalreporter.write_line(
+        f"{'client / transport':<56} {'result':<8} turns conns resent ref cached  replay"
+    )
+    seen = set()
+    for r in reports:
+        row_id = r.nodeid.split("[", 1)[1].rstrip("]")
+        if row_id in seen or (r.when == "setup" and r.outcome == "passed"):
+            continue
+        seen.add(row_id)
+        d = details.get(row_id, {})
+        outcome = r.outcome
+        why = ""
+        if outcome == "skipped" and isinstance(r.longrepr, tuple):
+            why = "  " + str(r.longrepr[2]).removeprefix("Skipped: ")
+        figures = (
+            f"{d.get('turns', '-'):>5} {d.get('connections', '-'):>5} "
+            f"{d.get('resent_items', '-'):>6} {d.get('referenced_items', '-'):>3} "
+            f"{d.get('cached_tokens', '-'):>6}  "
+            f"{d.get('replay', '-')}"
+            if outcome == "passed"
+            else ""
+        )
+        terminalreporter.write_line(f"{row_id:<56} {outcome:<8} {figures}{why}")
