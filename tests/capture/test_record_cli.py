@@ -295,3 +295,36 @@ def test_codex_cli_session_through_tracer_record(tmp_path: Path):
     assert len(outputs) >= 8  # the scripted model asked for exec_command again and again
     assert any(str(work) in json.dumps(o) for o in outputs)  # `pwd` really ran in the work dir
     assert FAKE_KEY.encode() not in decompressed(trace)
+
+
+@pytest.mark.slow
+def test_codex_with_no_config_is_recorded_through_the_launch_preset(tmp_path: Path):
+    """Codex's built-in provider ignores OPENAI_BASE_URL; `tracer record -- codex exec`
+    inserts `-c openai_base_url=...` after the subcommand, so that a Codex with no config
+    at all is recorded: its warm-up and every turn the upstream saw, over one socket."""
+    codex = codex_binary()
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    trace = tmp_path / "codex.trace"
+    with running_upstream(default_script()) as upstream:
+        proc = run_tracer(
+            "record", "--upstream", f"ws://127.0.0.1:{upstream.port}", "-o", str(trace),
+            "--json", "--", str(codex), "exec", "--skip-git-repo-check",
+            "--dangerously-bypass-approvals-and-sandbox", "Look around and report.",
+            timeout=300, cwd=work,
+            env_extra={"CODEX_HOME": str(home), "OPENAI_API_KEY": FAKE_KEY},
+        )  # fmt: skip
+        log = list(upstream.engine.log)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["connections"] == 1 and summary["warning"] is None
+    creates = []
+    with open_trace(trace) as reader:
+        for r in reader:
+            if type(r) is Frame and r.direction is Direction.CLIENT and r.opcode.label == "text":
+                creates.append(json.loads(r.payload))
+    assert len(creates) == len(log) >= 2 and summary["creates"] == len(log)
+    assert creates[0].get("generate") is False  # the warm-up
+    assert {e["transport"] for e in log} == {"websocket"}
+    assert all(e["previous_response_id"] for e in log[1:])

@@ -116,17 +116,17 @@ class TurnReport:
 
     def phases(self) -> list[tuple[str, float]]:
         """The turn's own timeline in ms, in order: the client's time before it, the
-        handshake (a connection's first turn), to first event, to first token, generation."""
+        handshake (a connection's first turn), to first event, to first token, generation.
+        A turn with no token (a warm-up, an error) has no token phases: after its first
+        event comes ``finish``, the rest of the turn."""
         ttfe = self.ttfe_ms or 0.0
-        ttft = self.ttft_ms if self.ttft_ms is not None else (self.duration_ms or 0.0)
         dur = self.duration_ms or 0.0
-        return [
-            ("client", self.client_ms or 0.0),
-            ("handshake", self.handshake_ms or 0.0),
-            ("ttfe", ttfe),
-            ("token_wait", max(0.0, ttft - ttfe)),
-            ("generation", max(0.0, dur - ttft)),
-        ]
+        head = [("client", self.client_ms or 0.0), ("handshake", self.handshake_ms or 0.0),
+                ("ttfe", ttfe)]  # fmt: skip
+        if self.ttft_ms is None:
+            return [*head, ("finish", max(0.0, dur - ttfe))]
+        ttft = self.ttft_ms
+        return [*head, ("token_wait", max(0.0, ttft - ttfe)), ("generation", max(0.0, dur - ttft))]
 
 
 @dataclass(slots=True)

@@ -102,14 +102,16 @@ def summary_text(report: InspectReport, *, in_flight: int = 0, live: str | None 
 _SEGMENTS = {  # TurnReport.phases() name: label, glyph, style
     "client": ("client", "·", "blue"),
     "handshake": ("handshake", "▓", "magenta"),
-    "ttfe": ("first event", "▒", "dim"),
-    "token_wait": ("first token", "▒", "yellow"),
+    "ttfe": ("create → first event", "░", "dim"),
+    "token_wait": ("→ first token", "▒", "yellow"),
     "generation": ("generation", "█", "green"),
+    "finish": ("→ end, no tokens", "╌", "dim"),
 }
 
 
 def waterfall(t: TurnReport, width: int) -> Text:
-    """A bar of the turn's phases scaled to ``width`` cells, and a legend with their times."""
+    """A bar of the turn's phases scaled to ``width`` cells, and a legend with each phase's
+    own length (+N ms), then the cumulative figures the turn table shows (ttft, total)."""
     parts = [(name, value) for name, value in t.phases() if value > 0]
     total = sum(v for _, v in parts) or 1.0
     bar = Text()
@@ -117,11 +119,12 @@ def waterfall(t: TurnReport, width: int) -> Text:
     for name, value in parts:
         label, char, style = _SEGMENTS[name]
         cells = max(1, round(value / total * width))
-        if name == "generation" and t.status != "completed":
+        if name in ("generation", "finish") and t.status != "completed":
             style = "red"
         bar.append(char * cells, style=style)
         legend.append(char, style=style)
-        legend.append(f" {label} {ms(value)}  ")
+        legend.append(f" {label} +{ms(value)}  ")
+    legend.append(f"(ttft {ms(t.ttft_ms)}, total {ms(t.duration_ms)})", style="dim")
     bar.truncate(width)
     return Text("\n").join([bar, legend])
 

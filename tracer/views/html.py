@@ -86,6 +86,7 @@ _PHASES = {  # TurnReport.phases() name: CSS class, colour, what it is
     "ttfe": ("ttfe", "var(--ttfe)", "create → first event"),
     "token_wait": ("wait", "var(--wait)", "first event → first token"),
     "generation": ("gen", "var(--gen)", "generation"),
+    "finish": ("finish", "var(--other)", "first event → end, no tokens"),
 }
 
 
@@ -195,7 +196,7 @@ def _waterfall(report: InspectReport, ident: str = "waterfall") -> str:
                 continue
             cls, fill, title = _PHASES[phase]
             w = max(1.0, value * scale)
-            if phase == "generation" and t.status != "completed":
+            if phase in ("generation", "finish") and t.status != "completed":
                 fill = "var(--bad)"
             out.append(
                 f'<rect class="seg {cls}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 5}" '

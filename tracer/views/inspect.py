@@ -105,11 +105,13 @@ _BAR_CELLS = {  # TurnReport.phases() name: glyph, style
     "handshake": ("▓", "magenta"),
     "ttfe": ("░", "dim"),
     "token_wait": ("▒", "yellow"),
+    "finish": ("╌", "dim"),
     "generation": ("█", "green"),
 }
 _BEFORE_CREATE = ("client", "handshake")  # phases that end where the create is sent
 _PHASE_NAMES = {"client": "client time", "handshake": "handshake", "ttfe": "to first event",
-                "token_wait": "to first token", "generation": "generation"}  # fmt: skip
+                "token_wait": "to first token", "generation": "generation",
+                "finish": "the rest, no tokens"}  # fmt: skip
 
 
 def timeline_legend() -> Text:
@@ -156,7 +158,7 @@ def _bar(t: TurnReport, start_s: float, scale: float, width: int) -> Text:
     bar.append(" " * min(max(0, begin - before), width))
     for name, seconds in phases:
         char, style = _BAR_CELLS[name]
-        if name == "generation" and t.status != "completed":
+        if name in ("generation", "finish") and t.status != "completed":
             style = "red"
         n = round(seconds / scale) if scale else 0
         bar.append(char * n, style=style)
