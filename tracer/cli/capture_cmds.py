@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -19,7 +17,7 @@ from tracer.capture.proxy import UPSTREAM_TIMEOUT, upstream_ws_base
 from tracer.capture.session import RecordingSession, wait_for_child
 from tracer.capture.stats import RecorderStats
 from tracer.cli.app import AllowOrigin, CLIError, TimeResolution, app
-from tracer.cli.running import LOOPBACK, Stop, parse_listen, run_until_signal
+from tracer.cli.running import LOOPBACK, Stop, parse_listen, record_with_tui, run_until_signal
 from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE
 from tracer.trace.redact import Redactor
 from tracer.views.output import emit_json, stderr_console
@@ -179,7 +177,7 @@ def record(
             text = f"recording {session.base_url} → {upstream}"
             return text + (f"; agent output in {log_path}" if log_path else "")
 
-        exit_code = _record_with_tui(recording, session.close, output, listening, banner)
+        exit_code = record_with_tui(recording, session.close, output, listening, banner)
     else:
         try:
             exit_code = run_until_signal(recording)
@@ -341,50 +339,6 @@ def _finish(
     if exit_code is not None:
         return exit_code
     return 0 if done.integrity.ok and stats.write_error is None else 1
-
-
-def _record_with_tui(
-    main: Callable[[asyncio.Event], Awaitable[int | None]],
-    finish: Callable[[], None],
-    output: Path,
-    listening: threading.Event,
-    banner: Callable[[], str],
-) -> int | None:
-    """Run the proxy in a thread of its own and the live inspector in this one."""
-    from tracer.tui.app import InspectorApp
-
-    outcome: dict[str, Any] = {}
-    running: dict[str, Any] = {}
-
-    def record_thread() -> None:
-        async def run() -> int | None:
-            running["loop"], running["stop"] = asyncio.get_running_loop(), Stop()
-            return await main(running["stop"])
-
-        try:
-            outcome["code"] = asyncio.run(run())
-        except BaseException as exc:  # re-raised in the main thread
-            outcome["error"] = exc
-        finally:
-            finish()  # the footer tells the inspector that the recording finished
-            listening.set()
-
-    thread = threading.Thread(target=record_thread, name="tracer-record", daemon=True)
-    thread.start()
-    listening.wait()
-    try:
-        if "error" not in outcome:
-            InspectorApp(str(output), live=output, banner=banner()).run()
-    finally:
-        loop, stop = running.get("loop"), running.get("stop")
-        if loop is not None and stop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop has already finished
-                loop.call_soon_threadsafe(stop.stop, signal.SIGINT)  # quitting interrupts
-        thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    code: int | None = outcome.get("code")
-    return code
 
 
 def _log_refusal(line: str) -> None:

@@ -1,15 +1,19 @@
-"""Running asyncio services from the CLI until they finish, Ctrl-C or SIGTERM."""
+"""Running asyncio services from the CLI until they finish, Ctrl-C or SIGTERM; or beside the
+live inspector, for `tracer record --tui`."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from tracer.cli.app import CLIError
 
-__all__ = ["LOOPBACK", "Stop", "parse_listen", "run_until_signal"]
+__all__ = ["LOOPBACK", "Stop", "parse_listen", "record_with_tui", "run_until_signal"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -56,3 +60,47 @@ def parse_listen(value: str) -> tuple[str, int]:
     except ValueError:
         raise CLIError(f"--listen takes HOST:PORT, not {value!r}", exit_code=2) from None
     return host.strip("[]") or "127.0.0.1", number
+
+
+def record_with_tui(
+    main: Callable[[asyncio.Event], Awaitable[int | None]],
+    finish: Callable[[], None],
+    output: Path,
+    listening: threading.Event,
+    banner: Callable[[], str],
+) -> int | None:
+    """Run the proxy in a thread of its own and the live inspector in this one."""
+    from tracer.tui.app import InspectorApp
+
+    outcome: dict[str, Any] = {}
+    running: dict[str, Any] = {}
+
+    def record_thread() -> None:
+        async def run() -> int | None:
+            running["loop"], running["stop"] = asyncio.get_running_loop(), Stop()
+            return await main(running["stop"])
+
+        try:
+            outcome["code"] = asyncio.run(run())
+        except BaseException as exc:  # re-raised in the main thread
+            outcome["error"] = exc
+        finally:
+            finish()  # the footer tells the inspector that the recording finished
+            listening.set()
+
+    thread = threading.Thread(target=record_thread, name="tracer-record", daemon=True)
+    thread.start()
+    listening.wait()
+    try:
+        if "error" not in outcome:
+            InspectorApp(str(output), live=output, banner=banner()).run()
+    finally:
+        loop, stop = running.get("loop"), running.get("stop")
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already finished
+                loop.call_soon_threadsafe(stop.stop, signal.SIGINT)  # quitting interrupts
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    code: int | None = outcome.get("code")
+    return code

@@ -231,6 +231,21 @@ def _waterfall(report: InspectReport, ident: str = "waterfall") -> str:
     return legend + f'<div class="chart">{"".join(out)}</div>' + _omitted(omitted)
 
 
+def _y_axis(
+    ticks: list[float], peak: float, left: int, top: int, height: int, width: int
+) -> list[str]:
+    """Grid lines and labels (bytes) at round values, for the bytes chart."""
+    out = []
+    for value in ticks:
+        y = top + height - value / peak * height
+        out.append(
+            f'<rect class="grid" x="{left - 4}" y="{y:.1f}" width="{width - left + 4}" '
+            f'height="1" fill="var(--line)"/><text class="tick" x="{left - 6}" y="{y + 4:.1f}" '
+            f'text-anchor="end">{_kb(value)}</text>'
+        )
+    return out
+
+
 def _bytes_chart(report: InspectReport, ident: str = "bytes") -> str:
     """Bytes per turn: new context sent, context resent, request fields repeated, the rest
     of the request, and the context referenced instead; a y axis with round ticks."""
@@ -245,14 +260,7 @@ def _bytes_chart(report: InspectReport, ident: str = "bytes") -> str:
     ticks = _ticks(0, most, 4)
     peak = max(most, ticks[-1]) or 1
     width = max(400, len(turns) * (bar + gap) + left + 10)
-    out = [_svg(ident, width, height + top + 40)]
-    for value in ticks:
-        y = top + height - value / peak * height
-        out.append(
-            f'<rect class="grid" x="{left - 4}" y="{y:.1f}" width="{width - left + 4}" '
-            f'height="1" fill="var(--line)"/><text class="tick" x="{left - 6}" y="{y + 4:.1f}" '
-            f'text-anchor="end">{_kb(value)}</text>'
-        )
+    out = [_svg(ident, width, height + top + 40), *_y_axis(ticks, peak, left, top, height, width)]
     for i, (t, (new, resent, fields, other, ref)) in enumerate(zip(turns, values, strict=True)):
         x = left + i * (bar + gap)
         y = float(top + height)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from rich.console import Console, Group
@@ -23,6 +22,7 @@ from tracer.views.output import (
     tokens_phrase,
     turns_phrase,
 )
+from tracer.views.timeline import bar, time_axis, timeline_legend
 
 __all__ = [
     "render_cache",
@@ -100,74 +100,6 @@ def _summary_lines(s: Summary) -> Text:
     return t
 
 
-_BAR_CELLS = {  # TurnReport.phases() name: glyph, style
-    "client": ("·", "blue"),
-    "handshake": ("▓", "magenta"),
-    "ttfe": ("░", "dim"),
-    "token_wait": ("▒", "yellow"),
-    "finish": ("╌", "dim"),
-    "generation": ("█", "green"),
-}
-_BEFORE_CREATE = ("client", "handshake")  # phases that end where the create is sent
-_PHASE_NAMES = {"client": "client time", "handshake": "handshake", "ttfe": "to first event",
-                "token_wait": "to first token", "generation": "generation",
-                "finish": "the rest, no tokens"}  # fmt: skip
-
-
-def timeline_legend() -> Text:
-    """What each glyph of a waterfall stands for (distinct glyphs: readable without colour)."""
-    parts: list[str | tuple[str, str]] = [("timeline: ", "bold")]
-    for name, (char, style) in _BAR_CELLS.items():
-        parts += [(char, style), f" {_PHASE_NAMES[name]}  "]
-    parts += [("█", "red"), " failed or cut short"]
-    return Text.assemble(*parts)
-
-
-def time_axis(wall_ms: float, width: int, indent: int) -> str:
-    """A time axis under ``width`` cells of waterfall covering ``wall_ms``: round ticks."""
-    if wall_ms <= 0 or width < 12:
-        return ""
-    step = _round_step(wall_ms / max(1, width // 12))
-    line = [" "] * (width + 2)  # the rows' bars end at ``width``; a label may run 2 past
-    t = 0.0
-    while t <= wall_ms:
-        at = round(t / wall_ms * (width - 1))
-        label = f"|{_ms(t) if t else '0'}"
-        if at + len(label) <= len(line) and all(c == " " for c in line[at : at + len(label)]):
-            line[at : at + len(label)] = label
-        t += step
-    return " " * indent + "".join(line).rstrip()
-
-
-def _round_step(raw: float) -> float:
-    """The round value (1, 2 or 5 times a power of ten) at or above ``raw``."""
-    power = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
-    for m in (1, 2, 5, 10):
-        if m * power >= raw:
-            return float(m * power)
-    return float(10 * power)
-
-
-def _bar(t: TurnReport, start_s: float, scale: float, width: int) -> Text:
-    """A turn's waterfall on a shared time axis: its phases (``TurnReport.phases``), the
-    client time and handshake ending where the create was sent."""
-    bar = Text()
-    phases = [(name, value / 1000) for name, value in t.phases()]
-    begin = round(t.t_start_s / scale) if scale else 0
-    before = sum(round(v / scale) for n, v in phases if n in _BEFORE_CREATE) if scale else 0
-    bar.append(" " * min(max(0, begin - before), width))
-    for name, seconds in phases:
-        char, style = _BAR_CELLS[name]
-        if name in ("generation", "finish") and t.status != "completed":
-            style = "red"
-        n = round(seconds / scale) if scale else 0
-        bar.append(char * n, style=style)
-    if not t.duration_ms:
-        bar.append("▏", style="red")
-    bar.truncate(width)
-    return bar
-
-
 TURN_COLUMNS = [
     Column("#", drop=0),
     Column("conn", drop=4),
@@ -235,7 +167,7 @@ def turn_table(report: InspectReport, *, width: int) -> tuple[Table, bool]:
     by_index = {t.index: t for t in report.turns}
     for row in rows:
         t = by_index.get(int(_plain_text(row[0]))) if row[0] != "…" else None
-        row.append(_bar(t, 0.0, scale, room) if t is not None else "")
+        row.append(bar(t, 0.0, scale, room) if t is not None else "")
     columns = [*TURN_COLUMNS, Column("timeline", "left", drop=0)]
     table, _ = fit_table(columns, rows, width)
     return table, True
@@ -399,7 +331,7 @@ def render_latency(report: InspectReport, console: Console) -> None:
             console.print(
                 Text.assemble(
                     f"{t.index:>4} {_ms(t.duration_ms):>8} ",
-                    _bar(t, 0, scale, width - len(mark)),
+                    bar(t, 0, scale, width - len(mark)),
                     (mark, "bold red"),
                 )
             )
