@@ -405,3 +405,9 @@ def render_stats(rows: list[dict[str, Any]], total: dict[str, Any], console: Con
         )
     table, _ = fit_table(STATS_COLUMNS, cells, console.width)
     console.print(table)
+    console.print(
+        "sent, resent, referenced: bytes (k = 1,000); cached: input tokens the server had "
+        "cached; losses: cache losses; ttft p50: median time to first token",
+        style="dim",
+        markup=False,
+    )
