@@ -39,7 +39,7 @@ from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace
 from tracer.trace.records import Frame, Record
 from tracer.trace.writer import create_trace
-from tracer.views.output import emit_json, stderr_console, stdout_console
+from tracer.views.output import emit_json, plural, stderr_console, stdout_console
 from tracer.views.query import render_query
 
 FORMATS = ("jsonl", "har", "perfetto", "otlp", "parquet")
@@ -292,7 +292,8 @@ def import_(
         emit_json(result)
     else:
         stdout_console().print(
-            f"{file} → {output}: {imported.connections} connections, {imported.frames} frames"
+            f"{file} → {output}: {plural(imported.connections, 'connection')}, "
+            f"{plural(imported.frames, 'frame')}"
             + (
                 f" ({imported.skipped_entries} other entries skipped)"
                 if imported.skipped_entries

@@ -17,7 +17,7 @@ from tracer.trace.reader import open_trace
 from tracer.trace.records import Direction, Frame
 from tracer.trace.verify import verify_trace
 from tracer.views.frames import frame_json, frame_line
-from tracer.views.output import emit_json, emit_json_line, stderr_console, stdout_console
+from tracer.views.output import emit_json, emit_json_line, plural, stderr_console, stdout_console
 from tracer.views.verify import render_integrity
 
 TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
@@ -153,7 +153,7 @@ def compact(
         emit_json(result)
     else:
         stdout_console().print(
-            f"{target}: {before:,} → {after:,} bytes ({reader.records} records)"
+            f"{target}: {before:,} → {after:,} bytes ({plural(reader.records, 'record')})"
             + (" [yellow](source was truncated)[/yellow]" if reader.truncated else "")
         )
     return 0

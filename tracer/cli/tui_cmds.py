@@ -15,7 +15,7 @@ from tracer.cli.app import CLIError, app
 from tracer.files import atomic_write
 from tracer.live import check_followable, follow
 from tracer.trace.records import Record
-from tracer.views.output import emit_json, emit_json_line, stderr_console, warn_truncated
+from tracer.views.output import emit_json, emit_json_line, plural, stderr_console, warn_truncated
 
 TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
 
@@ -155,6 +155,7 @@ def report(
         emit_json(info)
     else:
         stderr_console().print(
-            f"wrote {target} ({len(page) / 1000:.1f} kB, {len(result.turns)} turns)", markup=False
+            f"wrote {target} ({len(page) / 1000:.1f} kB, {plural(len(result.turns), 'turn')})",
+            markup=False,
         )
     return 0

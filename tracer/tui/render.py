@@ -13,7 +13,7 @@ from tracer.analysis.diff import TurnDiff
 from tracer.analysis.metrics import judge, label, with_unit
 from tracer.analysis.model import InspectReport, Summary, TurnDetail, TurnReport
 from tracer.trace.records import Direction, Frame
-from tracer.views.output import RESENT_STYLE, resent_label
+from tracer.views.output import RESENT_STYLE, plural, resent_label
 
 __all__ = [
     "TURN_COLUMNS",
@@ -75,7 +75,7 @@ def summary_text(report: InspectReport, *, in_flight: int = 0, live: str | None 
     t = Text()
     if live:
         t.append(f"{live} ", style="bold magenta")
-    t.append(f"{s.turns} turns", style="bold")
+    t.append(plural(s.turns, "turn"), style="bold")
     t.append(f", {s.connections} conn, {s.wall_ms / 1000:.1f}s")
     if in_flight:
         t.append(f", {in_flight} in flight", style="magenta")

@@ -25,7 +25,8 @@ def render_demo(path: str, run: AgentRun, integrity: Integrity, console: Console
         console.print(f"  errors: {', '.join(run.errors)} (cache losses: {run.cache_losses})")
     state = "[green]ok[/green]" if integrity.ok else "[red]damaged[/red]"
     console.print(
-        f"  recorded {integrity.frames} frames, {integrity.payload_bytes:,} payload bytes "
+        f"  recorded {plural(integrity.frames, 'frame')}, "
+        f"{plural(integrity.payload_bytes, 'payload byte')} "
         f"into {path} ({state})"
     )
     console.print(f"  next: [cyan]tracer inspect {path}[/cyan]  (or tracer frames {path})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from tracer.trace.verify import Integrity
+from tracer.views.output import plural
 
 __all__ = ["render_integrity"]
 
@@ -23,8 +24,8 @@ def render_integrity(path: str, report: Integrity, console: Console) -> None:
         else "  format: unknown"
     )
     console.print(
-        f"  {report.records} records, {report.connections} connections, "
-        f"{report.frames} frames, {report.payload_bytes:,} payload bytes"
+        f"  {plural(report.records, 'record')}, {plural(report.connections, 'connection')}, "
+        f"{plural(report.frames, 'frame')}, {plural(report.payload_bytes, 'payload byte')}"
     )
     if report.dropped_frames:
         console.print(f"  [yellow]{report.dropped_frames} frames were not recorded[/yellow]")
