@@ -150,7 +150,8 @@ async def test_live_tui_shows_turns_as_they_happen(recording: Recording):
                 assert table.row_count == k + 1
                 assert table.cursor_row == k  # the view follows the newest turn
                 summary = static_text(app.query_one("#summary", Static))
-                assert "● following" in summary and f"{k + 1} turns" in summary
+                turns = "1 turn," if k == 0 else f"{k + 1} turns"
+                assert "● following" in summary and turns in summary
                 await anyio.sleep(0.2)
         await anyio.to_thread.run_sync(recording.stop)
         deadline = time.monotonic() + 5
