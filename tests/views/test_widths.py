@@ -25,6 +25,21 @@ SAMPLES = ["incremental.trace", "reconnect.trace", "http-resend.trace", "codex.t
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
+def _drain(master: int) -> bytes:
+    """Everything the child writes to its pseudo-terminal, until it closes its side."""
+    out = b""
+    while True:
+        try:
+            data = os.read(master, 1 << 16)
+        except OSError:  # the child closed its side
+            break
+        if not data:
+            break
+        out += data
+    os.close(master)
+    return out
+
+
 def in_terminal(cols: int, *args: str) -> str:
     """Run `tracer ARGS` with a pseudo-terminal of ``cols`` columns as stdout and stderr;
     the screen text, colours stripped."""
@@ -36,16 +51,7 @@ def in_terminal(cols: int, *args: str) -> str:
         env=env, cwd=ROOT, close_fds=True,
     )  # fmt: skip
     os.close(slave)
-    out = b""
-    while True:
-        try:
-            data = os.read(master, 1 << 16)
-        except OSError:  # the child closed its side
-            break
-        if not data:
-            break
-        out += data
-    os.close(master)
+    out = _drain(master)
     assert proc.wait(timeout=60) == 0, out.decode(errors="replace")[-2000:]
     return _ANSI.sub("", out.decode()).replace("\r", "")
 
@@ -135,16 +141,7 @@ def test_the_record_status_never_lands_between_a_launched_commands_lines(tmp_pat
             stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, close_fds=True,
         )  # fmt: skip
         os.close(slave)
-        raw = b""
-        while True:
-            try:
-                data = os.read(master, 1 << 16)
-            except OSError:
-                break
-            if not data:
-                break
-            raw += data
-        os.close(master)
+        raw = _drain(master)
         assert proc.wait(timeout=60) == 0
     text = raw.decode()
     assert "\x1b]0;tracer record:" in text  # the status, in the title

@@ -17,6 +17,7 @@ from tracer.analysis.diff import DiffReport
 from tracer.analysis.metrics import judge, label, with_unit
 from tracer.analysis.model import InspectReport, TurnReport
 from tracer.views.output import RESENT_WORDS, count, elided
+from tracer.views.timeline import round_step
 
 __all__ = ["render_html"]
 
@@ -147,15 +148,9 @@ def _omitted(count: int) -> str:
     )
 
 
-def _round_step(raw: float) -> float:
-    """The round value (1, 2 or 5 times a power of ten) at or above ``raw``."""
-    power = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
-    return next(float(m * power) for m in (1, 2, 5, 10) if m * power >= raw)
-
-
 def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """Round tick values from 0 (never below) up to ``hi``, about ``count`` of them."""
-    step = _round_step(max(hi - max(lo, 0.0), 1e-9) / count)
+    step = round_step(max(hi - max(lo, 0.0), 1e-9) / count)
     first = max(0.0, math.ceil(lo / step) * step)
     return [first + k * step for k in range(int((hi - first) / step) + 1)]
 

@@ -23,6 +23,7 @@ from tracer.views.output import (
     turns_phrase,
 )
 from tracer.views.timeline import bar, time_axis, timeline_legend
+from tracer.views.timeline import ms as _ms
 
 __all__ = [
     "render_cache",
@@ -45,10 +46,6 @@ def _kb(n: int | None) -> str:
     if n is None:
         return "-"
     return f"{n / 1000:,.1f}k" if n >= 1000 else str(n)
-
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else (f"{v / 1000:.2f}s" if v >= 1000 else f"{v:.0f}ms")
 
 
 def _short(rid: str | None) -> str:

@@ -9,10 +9,11 @@ from rich.text import Text
 
 from tracer.analysis.model import TurnReport
 
-__all__ = ["bar", "time_axis", "timeline_legend"]
+__all__ = ["bar", "ms", "round_step", "time_axis", "timeline_legend"]
 
 
-def _ms(v: float | None) -> str:
+def ms(v: float | None) -> str:
+    """A time for the terminal views: "34ms", "1.02s", "-" when unknown."""
     return "-" if v is None else (f"{v / 1000:.2f}s" if v >= 1000 else f"{v:.0f}ms")
 
 
@@ -43,19 +44,19 @@ def time_axis(wall_ms: float, width: int, indent: int) -> str:
     """A time axis under ``width`` cells of waterfall covering ``wall_ms``: round ticks."""
     if wall_ms <= 0 or width < 12:
         return ""
-    step = _round_step(wall_ms / max(1, width // 12))
+    step = round_step(wall_ms / max(1, width // 12))
     line = [" "] * (width + 2)  # the rows' bars end at ``width``; a label may run 2 past
     t = 0.0
     while t <= wall_ms:
         at = round(t / wall_ms * (width - 1))
-        label = f"|{_ms(t) if t else '0'}"
+        label = f"|{ms(t) if t else '0'}"
         if at + len(label) <= len(line) and all(c == " " for c in line[at : at + len(label)]):
             line[at : at + len(label)] = label
         t += step
     return " " * indent + "".join(line).rstrip()
 
 
-def _round_step(raw: float) -> float:
+def round_step(raw: float) -> float:
     """The round value (1, 2 or 5 times a power of ten) at or above ``raw``."""
     power = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
     for m in (1, 2, 5, 10):
