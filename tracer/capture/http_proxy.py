@@ -28,6 +28,7 @@ from tracer.wire.http import (
     body_pieces,
     read_body,
     read_response_head,
+    request_head,
     response_body,
     write_response,
 )
@@ -135,13 +136,13 @@ async def proxy_http(
             headers.append(("Accept-Encoding", "identity"))
         chunked = (head.header("Transfer-Encoding") or "").lower() == "chunked"
         path = (base.path.rstrip("/") + head.target) if base.path else head.target
-        lines = [f"{head.method} {path} HTTP/1.1", f"Host: {base.netloc}"]
-        lines += [f"{k}: {v}" for k, v in headers]
-        lines.append(
-            "Transfer-Encoding: chunked" if chunked else f"Content-Length: {body_length(head)}"
+        framing = (
+            ("Transfer-Encoding", "chunked")
+            if chunked
+            else ("Content-Length", str(body_length(head)))
         )
-        lines.append("Connection: close")
-        up_writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        sent = [("Host", base.netloc), *headers, framing, ("Connection", "close")]
+        up_writer.write(request_head(head.method, path, sent))
         async for piece in body_pieces(reader, head, limit, proxy.body_timeout):
             if body is not None:
                 if not proxy.hold_body_bytes(len(piece)):

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from tracer.replay.recorded import Mismatch, RecordedRequest, match
-from tracer.wire.http import RequestHead, read_body, write_response
+from tracer.wire.http import RequestHead, read_body, request_head, write_response
 
 if TYPE_CHECKING:
     from tracer.replay.server import ReplayServer
@@ -84,10 +84,9 @@ async def _forward(
         return False
     server.stats.forwarded += 1
     skip = {"content-length", "transfer-encoding", "connection"}
-    lines = [f"{head.method} {head.target} HTTP/1.1"]
-    lines += [f"{k}: {v}" for k, v in head.headers if k.lower() not in skip]
-    lines += [f"Content-Length: {len(body)}", "Connection: close"]
-    up_writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    sent = [(k, v) for k, v in head.headers if k.lower() not in skip]
+    sent += [("Content-Length", str(len(body))), ("Connection", "close")]
+    up_writer.write(request_head(head.method, head.target, sent) + body)
     try:
         await up_writer.drain()
         while data := await up_reader.read(1 << 16):

@@ -21,7 +21,7 @@ from tracer.responses.model import dict_items, loads
 from tracer.responses.sse import SSEDecoder
 from tracer.trace.records import Direction, Opcode
 from tracer.wire import WebSocket, connect_websocket
-from tracer.wire.http import read_response_head, response_body
+from tracer.wire.http import read_response_head, request_head, response_body
 
 __all__ = ["RerunResult", "rerun"]
 
@@ -217,14 +217,14 @@ async def _rerun_request(
     ctx = ssl.create_default_context() if tls else None
     path = where.path.rstrip("/") + req.path
     sent = [("Host", where.netloc), ("Content-Type", "application/json"), *headers]
-    head = [f"POST {path} HTTP/1.1", *(f"{k}: {v}" for k, v in sent)]
-    head += [f"Content-Length: {len(payload)}", "Accept-Encoding: identity", "Connection: close"]
+    framing = [("Content-Length", str(len(payload))), ("Accept-Encoding", "identity"),
+               ("Connection", "close")]  # fmt: skip
     t0 = recorder.now_ns()
     reader, writer = await asyncio.open_connection(
         host, where.port or (443 if tls else 80), ssl=ctx, server_hostname=host if tls else None
     )
     try:
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        writer.write(request_head("POST", path, [*sent, *framing]) + payload)
         await writer.drain()
         status, _, answer_headers = await read_response_head(reader, timeout)
         conn = recorder.open_connection(

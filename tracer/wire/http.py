@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
@@ -17,6 +17,7 @@ __all__ = [
     "read_body",
     "read_request_head",
     "read_response_head",
+    "request_head",
     "response_body",
     "write_response",
 ]
@@ -251,6 +252,12 @@ async def response_body(
         raise UpstreamGone(f"upstream connection failed: {exc}") from None
     except ValueError:
         raise UpstreamGone("upstream sent a malformed Content-Length") from None
+
+
+def request_head(method: str, target: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """An HTTP/1.1 request head: the request line, ``headers`` as given, the blank line."""
+    lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in headers)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def write_response(
