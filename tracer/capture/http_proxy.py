@@ -34,7 +34,7 @@ from tracer.wire.http import (
 )
 
 if TYPE_CHECKING:
-    from tracer.capture.proxy import RecordingProxy
+    from tracer.capture.proxy import RecordingProxy, Upstream
 
 __all__ = ["proxy_http"]
 
@@ -74,22 +74,25 @@ async def proxy_http(
     head: RequestHead,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
+    upstream: Upstream,
 ) -> bool:
-    """Forward one request and its response; True when the client connection stays open.
+    """Forward one request to ``upstream`` and its response back; True when the client
+    connection stays open.
 
     The request body is streamed to the upstream as it arrives (a recorded request keeps a
     copy, within ``max_size`` and the proxy's budget of body bytes in flight); a body that
     stalls gets 408, a silent upstream 502, each with a reason and a recorded failure."""
-    recorder = proxy.recorder if _recordable(head) else None
+    recorder = proxy.recorder if upstream.record and _recordable(head) else None
     limit = (proxy.max_size or _MAX_RECORDED_BODY) if recorder is not None else None
     t_request = recorder.now_ns() if recorder is not None else 0
-    base = urlsplit(proxy.http_base)
+    base = urlsplit(upstream.http_base)
     tls = base.scheme == "https"
     host = base.hostname or "localhost"
     port = base.port or (443 if tls else 80)
+    address = upstream.address or (host, port)
     ctx: ssl.SSLContext | None = None
     if tls:
-        ctx = proxy._ssl or ssl.create_default_context()
+        ctx = upstream.ssl or ssl.create_default_context()
     peer = writer.get_extra_info("peername")
     client_addr = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None
 
@@ -116,7 +119,7 @@ async def proxy_http(
     started = time.monotonic_ns()
     try:
         up_reader, up_writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=ctx, server_hostname=host if tls else None),
+            asyncio.open_connection(*address, ssl=ctx, server_hostname=host if tls else None),
             timeout=30,
         )
     except (OSError, TimeoutError) as exc:

@@ -7,10 +7,12 @@ the user had set; ``--no-preset`` leaves only ``OPENAI_BASE_URL``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-__all__ = ["PRESETS", "Launch", "plan_launch"]
+__all__ = ["FORWARD_PRESETS", "PRESETS", "Forwarding", "Launch", "plan_launch"]
 
 PRESETS = (
     ("OPENAI_BASE_URL", "the proxy's HTTP base URL (the openai SDKs, most frameworks; always set)"),
@@ -19,6 +21,26 @@ PRESETS = (
     ("codex", "for a command whose program is codex: -c openai_base_url=... after the subcommand"),
 )
 """What the launch presets set, for ``--help`` and the docs."""
+
+FORWARD_PRESETS = (
+    ("HTTPS_PROXY, HTTP_PROXY", "the proxy's address (and https_proxy, http_proxy)"),
+    ("NO_PROXY", "localhost, 127.0.0.1 and ::1 added (and no_proxy)"),
+    ("NODE_USE_ENV_PROXY", "1: Node 24 (and 22.21) fetch honours the proxy variables"),
+    ("SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE", "the system CAs plus the run's CA"),
+    ("NODE_EXTRA_CA_CERTS, CODEX_CA_CERTIFICATE", "the same bundle"),
+)
+"""What ``--forward`` sets for a launched command instead of the base URLs."""
+
+_LOCAL = ("localhost", "127.0.0.1", "::1")
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarding:
+    """The forward proxy a launched command goes through, and the CA bundle it trusts."""
+
+    proxy_url: str  # http://HOST:PORT
+    bundle: str  # the system CAs and the run's CA, PEM
+    intercepted: Callable[[str], bool]  # whether a host name is recorded
 
 
 @dataclass(slots=True)
@@ -37,8 +59,12 @@ def plan_launch(
     origin: str,
     *,
     presets: bool = True,
+    forward: Forwarding | None = None,
 ) -> Launch:
-    """Point ``command`` at the proxy listening on ``base_url`` (``http://HOST:PORT/v1``)."""
+    """Point ``command`` at the proxy listening on ``base_url`` (``http://HOST:PORT/v1``);
+    with ``forward``, at the forward proxy instead, keeping the hosts the client names."""
+    if forward is not None:
+        return _forward(command, environ, forward)
     env = dict(environ)
     env["OPENAI_BASE_URL"] = base_url
     env["TRACER_PROXY_URL"] = origin
@@ -67,3 +93,40 @@ def _codex(command: list[str], base_url: str) -> list[str]:
         return list(command)  # the user chose one
     at = 2 if len(command) > 1 and not command[1].startswith("-") else 1
     return [*command[:at], *override, *command[at:]]
+
+
+def _forward(command: list[str], environ: dict[str, str], forward: Forwarding) -> Launch:
+    env = dict(environ)
+    launch = Launch(list(command), env)
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        env[name] = forward.proxy_url
+    env.pop("ALL_PROXY", None)
+    env.pop("all_proxy", None)
+    entries = [
+        h.strip()
+        for h in (environ.get("NO_PROXY") or environ.get("no_proxy") or "").split(",")
+        if h.strip()
+    ]
+    kept = [h for h in entries if h != "*" and not forward.intercepted(h.lstrip("*."))]
+    if len(kept) < len(entries):
+        launch.notes.append(
+            "NO_PROXY named a recorded host (or *); the command gets it without that entry"
+        )
+    no_proxy = ",".join(dict.fromkeys([*kept, *_LOCAL]))
+    env["NO_PROXY"] = env["no_proxy"] = no_proxy
+    env["NODE_USE_ENV_PROXY"] = "1"
+    for name in (
+        "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
+        "CODEX_CA_CERTIFICATE",
+    ):  # fmt: skip
+        env[name] = forward.bundle
+    env["TRACER_PROXY_URL"] = forward.proxy_url
+    for name in ("OPENAI_BASE_URL", "OPENAI_WEBSOCKET_BASE_URL"):
+        value = environ.get(name)
+        host = urlsplit(value).hostname if value else None
+        if value and host and not forward.intercepted(host):
+            launch.notes.append(
+                f"{name} points at {host}, which --forward passes through unrecorded "
+                "(--intercept HOST records it)"
+            )
+    return launch

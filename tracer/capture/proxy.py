@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from websockets.frames import Close as CloseFrame
@@ -37,7 +38,7 @@ from tracer.wire.http import BODY_TIMEOUT
 from tracer.wire.service import TCPService
 from tracer.wire.websocket import DEFAULT_MAX_SIZE, HOP_HEADERS
 
-__all__ = ["RecordingProxy", "upstream_ws_base"]
+__all__ = ["RecordingProxy", "Upstream", "upstream_ws_base"]
 
 _OPCODES = {int(op): op for op in Opcode}
 
@@ -58,6 +59,21 @@ def upstream_ws_base(url: str) -> str:
     return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where one client connection's requests go: an origin and path prefix, how TLS to it
+    is verified, and (``--connect-to``) another address to reach it at."""
+
+    ws_base: str  # ws(s)://host[:port][/prefix]
+    ssl: ssl.SSLContext | None = None  # None: the default context (for wss and https)
+    address: tuple[str, int] | None = None  # connect here; TLS name and Host stay ws_base's
+    record: bool = True  # False: forwarded only (a forward proxy's host not intercepted)
+
+    @property
+    def http_base(self) -> str:
+        return "http" + self.ws_base.removeprefix("ws")  # ws -> http, wss -> https
+
+
 UPSTREAM_TIMEOUT = 600.0
 """Seconds an HTTP upstream may stay silent (before its answer, or inside it) before the
 client gets 502 (nginx: proxy_read_timeout). A reasoning model's non-streamed answer can
@@ -67,11 +83,14 @@ MAX_BODY_BYTES = 256 * 1024 * 1024
 
 
 class RecordingProxy(TCPService):
-    """Listens on ``host:port``; forwards WebSocket upgrades to ``upstream`` and records them."""
+    """Listens on ``host:port``; forwards WebSocket upgrades to ``upstream`` and records them.
+
+    With no ``upstream`` it serves no request itself: a subclass (the forward proxy) gives
+    each connection its ``Upstream`` and calls ``serve``."""
 
     def __init__(
         self,
-        upstream: str,
+        upstream: str | None,
         recorder: Recorder | None,
         *,
         host: str = "127.0.0.1",
@@ -90,8 +109,6 @@ class RecordingProxy(TCPService):
         self._body_bytes = 0
         # Not forwarded upstream: hop-by-hop headers, and a browser's or a proxy's own.
         self.dropped = (HOP_HEADERS | FORWARD_DROPPED) - {h.lower() for h in keep_headers}
-        self.upstream = upstream_ws_base(upstream)
-        self.http_base = "http" + self.upstream.removeprefix("ws")  # ws -> http, wss -> https
         self.recorder = recorder
         self.max_size = max_size
         self._ssl: ssl.SSLContext | None = None
@@ -99,6 +116,7 @@ class RecordingProxy(TCPService):
             self._ssl = ssl.create_default_context()
             self._ssl.check_hostname = False
             self._ssl.verify_mode = ssl.CERT_NONE
+        self.target = Upstream(upstream_ws_base(upstream), self._ssl) if upstream else None
         self._sessions: set[_Session] = set()
 
     def hold_body_bytes(self, n: int) -> bool:
@@ -125,19 +143,39 @@ class RecordingProxy(TCPService):
         """Close every connection cleanly (1001 going away) on both sides."""
         await asyncio.gather(*(s.shutdown() for s in list(self._sessions)), return_exceptions=True)
 
+    @property
+    def upstream(self) -> str:
+        """The upstream's WebSocket origin and path prefix (``--upstream``), or ""."""
+        return self.target.ws_base if self.target is not None else ""
+
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self.target is not None, "a proxy with no upstream must override handle"
+        await self.serve(reader, writer, self.target)
+
+    async def serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        upstream: Upstream,
+        *,
+        head: RequestHead | None = None,
+        guard: Guard | None = None,
+    ) -> None:
+        """Serve one client connection toward ``upstream``: its requests (from ``head``, if
+        already read), checked by ``guard`` (or the proxy's own)."""
         try:
-            head = await self.read_head(reader, writer)
+            if head is None:
+                head = await self.read_head(reader, writer)
             # Plain HTTP requests (keep-alive: several on one connection) until an upgrade.
             while head is not None and not head.is_websocket_upgrade:
-                if await self.refused(head, writer) or not await proxy_http(
-                    self, head, reader, writer
+                if await self.refused(head, writer, guard) or not await proxy_http(
+                    self, head, reader, writer, upstream
                 ):
                     return
                 head = await self.read_head(reader, writer)
-            if head is None or await self.refused(head, writer):
+            if head is None or await self.refused(head, writer, guard):
                 return
-            session = _Session(self, reader, writer)
+            session = _Session(self, reader, writer, upstream)
             self._sessions.add(session)
             try:
                 await session.run(head)
@@ -153,9 +191,15 @@ class _Session:
     """One proxied connection: the client side, the upstream side, and two pumps."""
 
     def __init__(
-        self, proxy: RecordingProxy, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        proxy: RecordingProxy,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        upstream: Upstream,
     ) -> None:
         self.proxy = proxy
+        self.upstream = upstream
+        self.recorder = proxy.recorder if upstream.record else None
         self.reader = reader
         self.writer = writer
         self.client: WebSocket | None = None
@@ -170,8 +214,9 @@ class _Session:
     # Over 60 lines: one connection's upgrade, both handshakes and their failure paths in order.
     async def run(self, head: RequestHead) -> None:
         proxy = self.proxy
-        recorder = proxy.recorder
-        target = proxy.upstream + head.target
+        recorder = self.recorder
+        upstream = self.upstream
+        target = upstream.ws_base + head.target
         offered = [
             p.strip()
             for value in (v for k, v in head.headers if k.lower() == "sec-websocket-protocol")
@@ -185,8 +230,9 @@ class _Session:
                 target,
                 headers=forward,
                 subprotocols=offered or None,
-                ssl_context=proxy._ssl,
+                ssl_context=upstream.ssl,
                 max_size=proxy.max_size,
+                address=upstream.address,
             )
         except ConnectError as exc:
             status = exc.status or 502
@@ -250,7 +296,7 @@ class _Session:
 
     def _record_close(self) -> None:
         """Write the connection's close record (once)."""
-        recorder = self.proxy.recorder
+        recorder = self.recorder
         if recorder is not None and self.conn is not None:
             recorder.close_connection(
                 self.conn,
@@ -262,7 +308,7 @@ class _Session:
             self.conn = None
 
     async def _pump(self, src: WebSocket, dst: WebSocket, direction: Direction) -> None:
-        recorder = self.proxy.recorder
+        recorder = self.recorder
         conn = self.conn
         now = recorder.now_ns if recorder is not None else None
         side = direction.label

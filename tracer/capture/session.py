@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tracer.capture.ca import RunCA
+from tracer.capture.forward import DEFAULT_INTERCEPT, ForwardProxy, intercepts
+from tracer.capture.launch import Forwarding
 from tracer.capture.proxy import UPSTREAM_TIMEOUT, RecordingProxy
 from tracer.capture.recorder import Recorder
 from tracer.files import atomic_write
@@ -25,7 +28,7 @@ from tracer.trace.redact import Redactor
 from tracer.trace.verify import Integrity, verify_trace
 from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
-__all__ = ["COMPACT_LIMIT", "Finished", "RecordingSession", "wait_for_child"]
+__all__ = ["COMPACT_LIMIT", "Finished", "ForwardMode", "RecordingSession", "wait_for_child"]
 
 COMPACT_LIMIT = 256 * 1024 * 1024
 """Payload bytes up to which a trace is recompressed on exit (level 19 takes ~0.2 s a MB)."""
@@ -41,12 +44,22 @@ class Finished:
     compact_skipped: bool  # too large to recompress on exit
 
 
+@dataclass(frozen=True, slots=True)
+class ForwardMode:
+    """``tracer record --forward``: what to intercept, and how to reach and trust it."""
+
+    intercept: tuple[str, ...] = DEFAULT_INTERCEPT
+    connect_to: dict[tuple[str, int], tuple[str, int]] | None = None  # --connect-to
+    upstream_ca: str | None = None  # another CA to trust for the real hosts (--upstream-ca)
+
+
 class RecordingSession:
-    """One recording through the proxy in front of ``upstream`` into ``output``."""
+    """One recording through the proxy in front of ``upstream`` into ``output`` (with
+    ``forward``: a forward proxy, whose CA lives as long as the session)."""
 
     def __init__(
         self,
-        upstream: str,
+        upstream: str | None,
         output: str | os.PathLike[str],
         *,
         host: str = "127.0.0.1",
@@ -62,6 +75,7 @@ class RecordingSession:
         keep_headers: Sequence[str] = (),
         upstream_timeout: float = UPSTREAM_TIMEOUT,
         log: Callable[[str], None] | None = None,
+        forward: ForwardMode | None = None,
     ) -> None:
         """Creates the trace file at once (``OSError`` when it cannot be)."""
         self.output = Path(output)
@@ -74,18 +88,27 @@ class RecordingSession:
             time_unit_ns=time_unit_ns,
             on_write_error=on_write_error,
         )
-        self.proxy = RecordingProxy(
-            upstream,
-            self.recorder,
-            host=host,
-            port=port,
-            insecure=insecure,
-            max_size=max_frame,
-            allow_origins=allow_origins,
-            keep_headers=keep_headers,
-            upstream_timeout=upstream_timeout,
-            log=log,
-        )
+        options: dict[str, Any] = dict(
+            host=host, port=port, insecure=insecure, max_size=max_frame,
+            allow_origins=allow_origins, keep_headers=keep_headers,
+            upstream_timeout=upstream_timeout, log=log,
+        )  # fmt: skip
+        self.ca: RunCA | None = None
+        self.proxy: RecordingProxy
+        self.forward = forward
+        if forward is not None:
+            self.ca = RunCA()
+            try:
+                self.proxy = ForwardProxy(
+                    self.recorder, self.ca, intercept=forward.intercept,
+                    connect_to=forward.connect_to, upstream_ca=forward.upstream_ca, **options,
+                )  # fmt: skip
+            except BaseException:
+                self.ca.close()
+                raise
+        else:
+            assert upstream is not None, "a reverse proxy needs an upstream"
+            self.proxy = RecordingProxy(upstream, self.recorder, **options)
         self.command: list[str] | None = None  # a launched command, annotated at the end
         self.launched = False  # a command was launched (its line is annotated at the end)
 
@@ -98,13 +121,29 @@ class RecordingSession:
         """Listen (``OSError`` when the address is taken)."""
         await self.proxy.start()
 
+    def forwarding(self) -> Forwarding | None:
+        """How a launched command reaches the forward proxy and trusts its CA (or None)."""
+        if self.ca is None or self.forward is None:
+            return None
+        patterns = self.forward.intercept
+        return Forwarding(
+            self.proxy.origin, str(self.ca.bundle), lambda host: intercepts(host, patterns)
+        )
+
     async def stop(self) -> None:
-        """Stop the proxy: open connections are closed and recorded as such."""
-        await self.proxy.close()
+        """Stop the proxy: open connections are closed and recorded as such. The forward
+        proxy's CA (and its key) is deleted."""
+        try:
+            await self.proxy.close()
+        finally:
+            if self.ca is not None:
+                self.ca.close()
 
     def close(self) -> None:
         """Finish the trace file (footer); a launched command line goes in last, redacted
         with every secret learned while recording. Idempotent."""
+        if self.ca is not None:
+            self.ca.close()
         if self.command:
             self.recorder.annotate("tracer.command", shlex.join(self.command))
             self.command = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -12,14 +13,15 @@ from typing import Annotated
 
 import typer
 
-from tracer.capture.launch import PRESETS, plan_launch
-from tracer.capture.proxy import UPSTREAM_TIMEOUT, upstream_ws_base
+from tracer.capture.forward import DEFAULT_INTERCEPT, ForwardProxy
+from tracer.capture.launch import FORWARD_PRESETS, PRESETS, plan_launch
+from tracer.capture.proxy import UPSTREAM_TIMEOUT
 from tracer.capture.session import RecordingSession, wait_for_child
 from tracer.capture.stats import RecorderStats
 from tracer.cli.app import AllowOrigin, CLIError, TimeResolution, app
-from tracer.cli.running import LOOPBACK, Stop, parse_listen, record_with_tui, run_until_signal
+from tracer.cli.record_options import check_options, forward_mode
+from tracer.cli.running import Stop, record_with_tui, run_until_signal
 from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE
-from tracer.trace.redact import Redactor
 from tracer.views.output import emit_json, stderr_console
 from tracer.views.record import RecordSummary, live_status, render_summary, title_status
 from tracer.wire.websocket import DEFAULT_MAX_SIZE
@@ -27,6 +29,12 @@ from tracer.wire.websocket import DEFAULT_MAX_SIZE
 MAX_RECORDABLE_FRAME = DEFAULT_MAX_RECORD_SIZE - 64 * 1024
 """The largest frame a trace can hold: the reader's record limit less a record's framing."""
 _PRESET_HELP = "; ".join(f"{name}: {what}" for name, what in PRESETS)
+_FORWARD_HELP = "; ".join(f"{name}: {what}" for name, what in FORWARD_PRESETS)
+NOTHING_FORWARDED = (
+    "the command made no connection to an intercepted host: its client may not follow "
+    "HTTPS_PROXY (Node 20's fetch does not), or talk to a host --intercept does not name "
+    "(docs/capture.md)"
+)
 NOTHING_RECORDED = (
     "the command made no connection through the proxy: its client may take its endpoint "
     "from somewhere tracer does not set (a config file, a variable of its own), or need "
@@ -39,11 +47,14 @@ NOTHING_RECORDED = (
 )
 # Over 60 lines: a typer command: its signature is the CLI; the body is short.
 def record(
-    upstream: Annotated[
-        str,
-        typer.Option(help="Upstream origin (and path prefix), e.g. wss://api.openai.com."),
-    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Trace file to write.")],
+    upstream: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Upstream origin (and path prefix), e.g. wss://api.openai.com (or --forward).",
+        ),
+    ] = None,
     command: Annotated[
         list[str] | None,
         typer.Argument(help="After --: a command to run with its clients pointed at the proxy."),
@@ -113,12 +124,47 @@ def record(
             f"({_PRESET_HELP}).",
         ),
     ] = False,
+    forward: Annotated[
+        bool,
+        typer.Option(
+            "--forward",
+            help="Be a forward (CONNECT) proxy instead, keeping the real host names: "
+            "intercepted hosts are recorded through a CA made for this run, others tunnelled "
+            f"untouched. A launched command gets {_FORWARD_HELP}.",
+        ),
+    ] = False,
+    intercept: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--intercept",
+            metavar="HOST",
+            help="With --forward, record this host too (*.example.com: its subdomains); "
+            f"by default {', '.join(DEFAULT_INTERCEPT)}.",
+        ),
+    ] = None,
+    connect_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--connect-to",
+            metavar="HOST:PORT:ADDRESS:PORT",
+            help="With --forward, reach HOST:PORT at ADDRESS:PORT, keeping its name for TLS "
+            "and Host (as curl's --connect-to).",
+        ),
+    ] = None,
+    upstream_ca: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="With --forward, also trust these PEM CAs when verifying the real hosts.",
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
 ) -> int:
     """Record WebSocket sessions through a local proxy in front of UPSTREAM.
 
     Point a client at http://HOST:PORT/v1 (the OpenAI SDKs derive ws://HOST:PORT/v1/responses
     from it), or give a command after -- to run it with OPENAI_BASE_URL set to the proxy.
+    With --forward, clients keep their real endpoint and reach it through HTTPS_PROXY.
     """
     if tui and json:
         raise CLIError("--tui and --json do not go together", exit_code=2)
@@ -126,7 +172,8 @@ def record(
         raise CLIError(
             "--tui needs a terminal (use `tracer watch FILE --json` instead)", exit_code=2
         )
-    host, port, redactor = _check_options(
+    mode = forward_mode(upstream, forward, intercept, connect_to, upstream_ca)
+    host, port, redactor = check_options(
         upstream, listen, allow_remote, redact or [], no_redact, json, launched=bool(command)
     )
     try:
@@ -140,7 +187,7 @@ def record(
             # later, from a header; the whole command line is annotated at the end.
             metadata={
                 "source": "tracer record",
-                "upstream": redactor.url(upstream),
+                "upstream": redactor.url(upstream) if upstream else "forward proxy",
                 "command": [Path(command[0]).name] if command else [],
             },
             flush_interval=flush_interval,
@@ -152,7 +199,10 @@ def record(
             keep_headers=keep_header or [],
             upstream_timeout=upstream_timeout,
             log=None if (tui or json) else _log_refusal,
+            forward=mode,
         )
+    except ssl.SSLError as exc:
+        raise CLIError(f"cannot use --upstream-ca: {exc}", exit_code=2) from None
     except OSError as exc:
         raise CLIError(f"cannot create {str(output)!r}: {exc.strerror}") from None
     session.command = command
@@ -174,7 +224,7 @@ def record(
     if tui:
 
         def banner() -> str:  # once the proxy listens (its port may have been 0)
-            text = f"recording {session.base_url} → {upstream}"
+            text = f"recording {_where(session, upstream)}"
             return text + (f"; agent output in {log_path}" if log_path else "")
 
         exit_code = record_with_tui(recording, session.close, output, listening, banner)
@@ -188,45 +238,16 @@ def record(
     return _finish(session, exit_code, compact=compact, json=json, interrupted=interrupted)
 
 
-def _check_options(
-    upstream: str,
-    listen: str,
-    allow_remote: bool,
-    redact: list[str],
-    no_redact: bool,
-    json: bool,
-    *,
-    launched: bool,
-) -> tuple[str, int, Redactor]:
-    """The listening address and the redactor, or a CLIError for options that do not go."""
-    try:
-        upstream_ws_base(upstream)
-    except ValueError as exc:
-        raise CLIError(str(exc), exit_code=2) from None
-    host, port = parse_listen(listen)
-    if launched and listen == "127.0.0.1:8787":
-        port = 0  # a launched command learns the port from its environment
-    warn = stderr_console()
-    if host not in LOOPBACK:
-        if not allow_remote:
-            raise CLIError(
-                f"refusing to listen on {host}: the proxy sees API keys; add --allow-remote",
-                exit_code=2,
-            )
-        if not json:
-            warn.print(f"tracer: warning: listening on {host}, reachable from other machines")
-    try:
-        redactor = Redactor(redact, enabled=not no_redact)
-    except Exception as exc:  # re.error for a bad --redact pattern
-        raise CLIError(f"invalid --redact pattern: {exc}", exit_code=2) from None
-    if no_redact and not json:
-        warn.print("tracer: warning: --no-redact: API keys will be written into the trace")
-    return host, port, redactor
+def _where(session: RecordingSession, upstream: str | None) -> str:
+    """Where the proxy listens and where it forwards, for the banner."""
+    if upstream is not None:
+        return f"{session.base_url} → {upstream}"
+    return f"{session.proxy.origin} as a forward proxy (HTTPS_PROXY={session.proxy.origin})"
 
 
 def _serve(
     session: RecordingSession,
-    upstream: str,
+    upstream: str | None,
     command: list[str] | None,
     log_path: Path | None,
     listening: threading.Event,
@@ -255,14 +276,19 @@ def _serve(
             status.start()
         elif show and not command:
             stderr_console().print(
-                f"tracer record: listening on {session.base_url} → {upstream}; Ctrl-C stops"
+                f"tracer record: listening on {_where(session, upstream)}; Ctrl-C stops",
+                markup=False,
+                soft_wrap=True,
             )
+        if show and not command:
+            _say_ca(session)
         try:
             if command:
                 proxy = session.proxy
                 launch = plan_launch(
-                    command, dict(os.environ), proxy.base_url, proxy.origin, presets=presets
-                )
+                    command, dict(os.environ), proxy.base_url, proxy.origin, presets=presets,
+                    forward=session.forwarding(),
+                )  # fmt: skip
                 for note in launch.notes:
                     stderr_console().print(f"tracer record: {note}", markup=False)
                 return await _run_child(
@@ -280,6 +306,18 @@ def _serve(
             await session.stop()
 
     return main
+
+
+def _say_ca(session: RecordingSession) -> None:
+    """A forward proxy's clients must trust its CA: say where it is."""
+    if session.ca is not None:
+        stderr_console().print(
+            f"tracer record: clients must trust this run's CA: SSL_CERT_FILE="
+            f"{session.ca.bundle} (the system's CAs and the run's), or NODE_EXTRA_CA_CERTS="
+            f"{session.ca.cert_file}; both are deleted when recording ends",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 async def _title_updates(stats: RecorderStats) -> None:
@@ -314,8 +352,9 @@ def _finish(
             "it is kept as recorded",
             markup=False,
         )
+    nothing = NOTHING_FORWARDED if session.ca is not None else NOTHING_RECORDED
     if session.launched and stats.connections == 0 and not json:
-        warn.print(f"tracer record: warning: {NOTHING_RECORDED}", markup=False)
+        warn.print(f"tracer record: warning: {nothing}", markup=False)
     summary = RecordSummary(
         trace=str(session.output),
         connections=stats.connections,
@@ -328,8 +367,11 @@ def _finish(
         trace_ok=done.integrity.ok,
         unrecorded=[g.to_json() for g in stats.unrecorded.values()],
         compact_error=done.compact_error,
-        warning=NOTHING_RECORDED if session.launched and stats.connections == 0 else None,
+        warning=nothing if session.launched and stats.connections == 0 else None,
     )
+    if isinstance(session.proxy, ForwardProxy):
+        summary.tunnelled = session.proxy.tunnelled
+        summary.refused_tls = session.proxy.refused_tls
     if json:
         emit_json(summary.to_json())
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -52,10 +53,30 @@ def _load_script(path: Path | None, profile: str | None = None) -> Script:
     return script
 
 
+def _tls(cert: Path, key: Path | None) -> tuple[ssl.SSLContext, list[str]]:
+    """The TLS context of ``--tls-cert``, and the DNS names its certificate holds."""
+    from cryptography import x509
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.set_alpn_protocols(["http/1.1"])
+    try:
+        ctx.load_cert_chain(cert, key)
+        leaf = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise CLIError(f"cannot use --tls-cert {str(cert)!r}: {exc}", exit_code=2) from None
+    try:
+        alt = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = list(alt.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        names = []
+    return ctx, names
+
+
 def _log_upstream(line: str) -> None:
     stderr_console().print(f"tracer upstream: {line}", markup=False)
 
 
+# Over 60 lines: a typer command: its signature is the CLI.
 @app.command()
 def upstream(
     script: ScriptOpt = None,
@@ -80,11 +101,26 @@ def upstream(
         int, typer.Option(min=1, help="Creates queued per connection; more get an error event.")
     ] = DEFAULT_MAX_PENDING,
     allow_origin: AllowOrigin = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Serve https and wss with this PEM certificate chain (it answers as the "
+            "names the certificate holds, e.g. to stand in for api.openai.com).",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="The private key of --tls-cert (default: in it)."),
+    ] = None,
     json: JsonFlag = False,
 ) -> int:
     """Run the scripted Responses-compatible server (WebSocket mode and HTTP SSE)."""
     if host not in LOOPBACK and not allow_remote:
         raise CLIError(f"refusing to listen on {host}: add --allow-remote", exit_code=2)
+    if tls_key is not None and tls_cert is None:
+        raise CLIError("--tls-key needs --tls-cert", exit_code=2)
+    tls, names = _tls(tls_cert, tls_key) if tls_cert is not None else (None, [])
     server = UpstreamServer(
         _load_script(script, profile),
         host=host,
@@ -94,6 +130,8 @@ def upstream(
         max_pending=max_pending,
         allow_origins=allow_origin or [],
         log=None if json else _log_upstream,
+        tls=tls,
+        names=names,
     )
 
     async def main(stop: asyncio.Event) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -56,8 +57,14 @@ class UpstreamServer(TCPService):
         max_pending: int = DEFAULT_MAX_PENDING,
         allow_origins: Sequence[str] = (),
         log: Callable[[str], None] | None = None,
+        tls: ssl.SSLContext | None = None,
+        names: Sequence[str] = (),
     ) -> None:
-        super().__init__(host, port, guard=Guard.of(host, allow_origins), log=log)
+        """``tls``: serve https and wss; ``names``: the host names it answers as (its
+        certificate's), besides this machine's."""
+        guard = Guard.of(host, allow_origins, names=names)
+        super().__init__(host, port, guard=guard, log=log)
+        self.ssl = tls
         self.max_frame = max_frame  # limits against a hostile client
         self.engine = Engine(
             script or default_script(), single_flight=single_flight, max_pending=max_pending
@@ -70,11 +77,11 @@ class UpstreamServer(TCPService):
     @property
     def base_url(self) -> str:
         """The HTTP base URL clients use, e.g. ``http://127.0.0.1:PORT/v1``."""
-        return f"http://{self.host}:{self.port}/v1"
+        return f"{'https' if self.ssl else 'http'}://{self.host}:{self.port}/v1"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/v1/responses"
+        return f"{'wss' if self.ssl else 'ws'}://{self.host}:{self.port}/v1/responses"
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -288,12 +295,16 @@ def _write_error_event(writer: asyncio.StreamWriter, event: dict[str, Any]) -> N
 
 @contextlib.contextmanager
 def running_upstream(
-    script: Script | None = None, *, single_flight: bool = False
+    script: Script | None = None,
+    *,
+    single_flight: bool = False,
+    tls: ssl.SSLContext | None = None,
+    names: Sequence[str] = (),
 ) -> Iterator[UpstreamServer]:
     """Run an upstream on 127.0.0.1 in a background thread (for sync code and tests)."""
     ready = threading.Event()
     loop = asyncio.new_event_loop()
-    server = UpstreamServer(script, single_flight=single_flight)
+    server = UpstreamServer(script, single_flight=single_flight, tls=tls, names=names)
     failure: list[BaseException] = []
 
     def main() -> None:

@@ -33,6 +33,8 @@ class RecordSummary:
     unrecorded: list[dict[str, Any]] = field(default_factory=list)  # per connection
     compact_error: str | None = None  # recompressing on exit failed: kept as recorded
     warning: str | None = None  # a launched command made no connection through the proxy
+    tunnelled: int | None = None  # --forward: connections passed through unrecorded
+    refused_tls: int | None = None  # --forward: clients that refused the run's certificate
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,5 +102,15 @@ def render_summary(summary: RecordSummary, console: Console) -> None:
                 + ("" if gap["exact"] else ", the last range approximate"),
                 markup=False,
             )
+    if summary.tunnelled:
+        console.print(
+            f"  {plural(summary.tunnelled, 'connection')} to other hosts passed through "
+            "unrecorded (--intercept HOST records one)"
+        )
+    if summary.refused_tls:
+        console.print(
+            f"  [yellow]{plural(summary.refused_tls, 'client')} refused tracer's certificate: "
+            "not recorded (does the client trust the run's CA?)[/yellow]"
+        )
     if summary.write_error:
         console.print(f"  [red]write error: {summary.write_error}[/red]")

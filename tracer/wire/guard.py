@@ -51,10 +51,22 @@ class Guard:
     listen_host: str = "127.0.0.1"
     allowed_origins: frozenset[str] = frozenset()
     token: str | None = None
+    names: frozenset[str] = frozenset()  # other Host names it answers (a TLS certificate's)
 
     @classmethod
-    def of(cls, listen_host: str, origins: Iterable[str] = (), token: str | None = None) -> Guard:
-        return cls(listen_host.lower(), frozenset(o.rstrip("/") for o in origins), token)
+    def of(
+        cls,
+        listen_host: str,
+        origins: Iterable[str] = (),
+        token: str | None = None,
+        names: Iterable[str] = (),
+    ) -> Guard:
+        return cls(
+            listen_host.lower(),
+            frozenset(o.rstrip("/") for o in origins),
+            token,
+            frozenset(n.lower().rstrip(".") for n in names),
+        )
 
     def refuse(self, head: RequestHead) -> str | None:
         """Why ``head`` must be refused (answered 403), or None to serve it. The reason
@@ -64,7 +76,7 @@ class Guard:
         host = head.header("Host")
         if host is not None:
             name = _host_name(host)
-            if not (_is_loopback(name) or name == self.listen_host):
+            if not (_is_loopback(name) or name == self.listen_host or name in self.names):
                 return f"Host {host[:100]!r} is not this machine (a web page's request?)"
         origin = head.header("Origin")
         if origin is not None and origin.rstrip("/") not in self.allowed_origins:

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import resource
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,7 @@ class TCPService:
         self.port = port
         self.guard = guard or Guard.of(host)  # who it answers: local agents, not web pages
         self.log = log or (lambda line: None)
+        self.ssl: ssl.SSLContext | None = None  # set before start: serve TLS (https, wss)
         self.head_timeout = HEAD_TIMEOUT
         self.max_waiting = _max_waiting()
         self.max_connections = _max_connections()
@@ -58,7 +60,9 @@ class TCPService:
         loop = asyncio.get_running_loop()
         if loop.get_exception_handler() is None:
             loop.set_exception_handler(self._loop_error)
-        self._server = await asyncio.start_server(self._run, self.host, self.port, limit=1 << 20)
+        self._server = await asyncio.start_server(
+            self._run, self.host, self.port, limit=1 << 20, ssl=self.ssl
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
@@ -111,10 +115,12 @@ class TCPService:
         finally:
             waiting.pop(writer, None)
 
-    async def refused(self, head: RequestHead, writer: asyncio.StreamWriter) -> bool:
-        """Answer 403 (and log one line) when the guard refuses ``head``; True if it did.
-        The caller then closes the connection."""
-        why = self.guard.refuse(head)
+    async def refused(
+        self, head: RequestHead, writer: asyncio.StreamWriter, guard: Guard | None = None
+    ) -> bool:
+        """Answer 403 (and log one line) when the guard (``guard``, or the service's own)
+        refuses ``head``; True if it did. The caller then closes the connection."""
+        why = (guard or self.guard).refuse(head)
         if why is None:
             return False
         self.log(f"refused {head.method} {head.path[:100]}: {why}")

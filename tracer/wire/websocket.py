@@ -280,14 +280,20 @@ class WebSocket:
         data = b"".join(pending)
         if data:
             self.writer.write(data)
+        half_closed = False
         if eof:
             with contextlib.suppress(OSError, RuntimeError):
                 if self.writer.can_write_eof():
                     self.writer.write_eof()
+                    half_closed = True
         try:
             await self.writer.drain()
         except (ConnectionError, OSError) as exc:
             self.error = self.error or f"connection lost: {exc}"
+        if eof and not half_closed:
+            # TLS has no half-close: closing sends its close_notify, the end of the stream,
+            # without which the peer waits out its close timeout.
+            self._close_transport()
 
 
 async def accept_websocket(
@@ -338,10 +344,13 @@ async def connect_websocket(
     ssl_context: ssl_module.SSLContext | None = None,
     max_size: int | None = DEFAULT_MAX_SIZE,
     open_timeout: float = 10.0,
+    address: tuple[str, int] | None = None,
 ) -> WebSocket:
     """Open a client WebSocket; ``headers`` are added to the upgrade request as given.
 
     Hop-by-hop and handshake headers in ``headers`` are skipped: this hop makes its own.
+    ``address`` connects there instead of the URL's host; the TLS name and ``Host`` stay
+    the URL's (curl's ``--connect-to``).
     ``handshake_ns`` on the result is the time from the TCP connect to the 101 response.
     """
     try:
@@ -352,10 +361,15 @@ async def connect_websocket(
     ssl_arg: ssl_module.SSLContext | None = None
     if uri.secure:
         ssl_arg = ssl_context or ssl_module.create_default_context()
+    host, port = address or (uri.host, uri.port)
     try:
         async with asyncio.timeout(open_timeout):
             reader, writer = await asyncio.open_connection(
-                uri.host, uri.port, ssl=ssl_arg, limit=_READ * 4
+                host,
+                port,
+                ssl=ssl_arg,
+                server_hostname=uri.host if ssl_arg is not None else None,
+                limit=_READ * 4,
             )
     except TimeoutError:
         raise ConnectError(f"timed out connecting to {uri.host}:{uri.port}") from None

@@ -1,0 +1,84 @@
+"""The options of ``tracer record`` that must go together, checked before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tracer.capture.forward import DEFAULT_INTERCEPT, parse_connect_to
+from tracer.capture.proxy import upstream_ws_base
+from tracer.capture.session import ForwardMode
+from tracer.cli.app import CLIError
+from tracer.cli.running import LOOPBACK, parse_listen
+from tracer.trace.redact import Redactor
+from tracer.views.output import stderr_console
+
+__all__ = ["check_options", "forward_mode"]
+
+
+def forward_mode(
+    upstream: str | None,
+    forward: bool,
+    intercept: list[str] | None,
+    connect_to: list[str] | None,
+    upstream_ca: Path | None,
+) -> ForwardMode | None:
+    """The forward proxy's settings, or None for a reverse proxy (CLIError when the options
+    do not go together)."""
+    if not forward:
+        if upstream is None:
+            raise CLIError("give --upstream URL, or --forward for a forward proxy", exit_code=2)
+        given = [n for n, v in (("--intercept", intercept), ("--connect-to", connect_to),
+                                ("--upstream-ca", upstream_ca)) if v]  # fmt: skip
+        if given:
+            raise CLIError(f"{given[0]} goes with --forward", exit_code=2)
+        return None
+    if upstream is not None:
+        raise CLIError("--forward and --upstream do not go together", exit_code=2)
+    if upstream_ca is not None and not upstream_ca.is_file():
+        raise CLIError(f"--upstream-ca: no such file {str(upstream_ca)!r}", exit_code=2)
+    try:
+        mapping = parse_connect_to(connect_to or [])
+    except ValueError as exc:
+        raise CLIError(str(exc), exit_code=2) from None
+    return ForwardMode(
+        intercept=(*DEFAULT_INTERCEPT, *(intercept or [])),
+        connect_to=mapping,
+        upstream_ca=str(upstream_ca) if upstream_ca else None,
+    )
+
+
+def check_options(
+    upstream: str | None,
+    listen: str,
+    allow_remote: bool,
+    redact: list[str],
+    no_redact: bool,
+    json: bool,
+    *,
+    launched: bool,
+) -> tuple[str, int, Redactor]:
+    """The listening address and the redactor, or a CLIError for options that do not go."""
+    try:
+        if upstream is not None:
+            upstream_ws_base(upstream)
+    except ValueError as exc:
+        raise CLIError(str(exc), exit_code=2) from None
+    host, port = parse_listen(listen)
+    if launched and listen == "127.0.0.1:8787":
+        port = 0  # a launched command learns the port from its environment
+    warn = stderr_console()
+    if host not in LOOPBACK:
+        if not allow_remote:
+            raise CLIError(
+                f"refusing to listen on {host}: the proxy sees API keys; add --allow-remote",
+                exit_code=2,
+            )
+        if not json:
+            warn.print(f"tracer: warning: listening on {host}, reachable from other machines")
+    try:
+        redactor = Redactor(redact, enabled=not no_redact)
+    except Exception as exc:  # re.error for a bad --redact pattern
+        raise CLIError(f"invalid --redact pattern: {exc}", exit_code=2) from None
+    if no_redact and not json:
+        warn.print("tracer: warning: --no-redact: API keys will be written into the trace")
+    return host, port, redactor
