@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ from tracer.trace import Close, Direction, Frame, Opcode, Open, create_trace
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
+NODE = ROOT / ".tools" / "node"  # the pinned Node clients, installed by node_tools
+NODE_CLIENTS = ROOT / "tests" / "clients" / "node"
 
 
 def run_tracer(
@@ -53,6 +56,32 @@ def small_trace(tmp_path: Path) -> Path:
         for conn in (1, 2):
             w.write(Close(conn=conn, t_ns=next(t), code=1000, reason="bye", by="client"))
     return path
+
+
+@pytest.fixture(scope="session")
+def node_tools() -> Path:
+    """The pinned Node clients, installed into .tools/node from tests/clients/node."""
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if not npm or not node:
+        pytest.skip("Node.js and npm are not on this machine")
+    NODE.mkdir(parents=True, exist_ok=True)
+    wanted = (NODE_CLIENTS / "package.json").read_text()
+    installed = NODE / "package.json"
+    if (
+        not (NODE / "node_modules").exists()
+        or not installed.exists()
+        or (installed.read_text() != wanted)
+    ):
+        installed.write_text(wanted)
+        proc = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=NODE, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            pytest.skip(f"npm could not install the Node clients: {proc.stderr[-300:]}")
+    for script in NODE_CLIENTS.glob("*.mjs"):  # ES modules resolve beside node_modules
+        shutil.copy(script, NODE / script.name)
+    return NODE
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]

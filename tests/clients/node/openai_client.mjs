@@ -1,10 +1,17 @@
 // The openai Node SDK against OPENAI_BASE_URL: a tool round trip over WebSocket mode
 // (ResponsesWS, chained with previous_response_id) or HTTP server-sent events. Prints its
 // own account as JSON: the final text and the response ids it received.
+// Through a forward proxy (HTTPS_PROXY, as `tracer record --forward` sets it): Node 20's
+// fetch and the ws package ignore the variable, so the client routes them itself, as a
+// Node 20 user would (Node 24 honours it with NODE_USE_ENV_PROXY=1).
 import OpenAI from "openai";
 import { ResponsesWS } from "openai/resources/responses/ws";
+import { ProxyAgent, setGlobalDispatcher } from "undici";
+import { HttpsProxyAgent } from "https-proxy-agent";
 
 const transport = process.argv[2];
+const proxy = process.env.HTTPS_PROXY;
+if (proxy) setGlobalDispatcher(new ProxyAgent(proxy));
 const client = new OpenAI({ apiKey: process.env.OPENAI_API_KEY ?? "sk-test-node", maxRetries: 0 });
 const tools = [{ type: "function", name: "lookup", parameters: { type: "object", properties: { q: { type: "string" } } } }];
 const ids = [];
@@ -17,7 +24,7 @@ function toolOutputs(output) {
 }
 
 if (transport === "websocket") {
-  const ws = new ResponsesWS(client);
+  const ws = new ResponsesWS(client, proxy ? { agent: new HttpsProxyAgent(proxy) } : {});
   const events = ws.stream();
   let input = [{ role: "user", content: "What is the answer?" }];
   let previous;
