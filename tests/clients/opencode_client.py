@@ -19,6 +19,12 @@ with tempfile.TemporaryDirectory(prefix="opencode-home-") as home:
            "OPENCODE_DISABLE_MODELS_FETCH": "1"}  # fmt: skip
     if sys.argv[1] == "websocket":
         env["OPENCODE_EXPERIMENTAL_WEBSOCKETS"] = "1"
+        # Its WebSocket fetch is installed by the openai auth plugin, which runs for stored
+        # credentials (what `opencode auth login` writes), not for OPENAI_API_KEY alone.
+        auth = Path(home) / "data" / "opencode" / "auth.json"
+        auth.parent.mkdir(parents=True)
+        key = os.environ.get("OPENAI_API_KEY", "sk-test-opencode")
+        auth.write_text(json.dumps({"openai": {"type": "api", "key": key}}))
     work = Path(home) / "work"
     work.mkdir()
     proc = subprocess.run(

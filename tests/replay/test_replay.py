@@ -231,3 +231,27 @@ def test_a_live_redaction_marker_is_no_wildcard():
     live = json.dumps({"type": "response.create", "key": "sk-the-clients-own-key"}).encode()
     for mode in ("tolerant", "strict"):
         assert match(live, redacted, mode) is None, mode
+
+
+def test_tolerant_matching_skips_what_codex_changes_from_run_to_run():
+    """What two runs of the Codex CLI sent differently (seen in the matrix): prefixed UUID
+    item ids, a create_time, client_metadata. A different prefix, or another value, still
+    mismatches."""
+    from tracer.replay.recorded import match
+
+    def create(item_id: str, text: str, t: float, session: str) -> bytes:
+        item = {"id": item_id, "type": "message", "role": "user", "content": text,
+                "internal_chat_message_metadata_passthrough": {"create_time": t}}  # fmt: skip
+        meta = {"x-codex-turn-metadata": session}
+        return json.dumps(
+            {"type": "response.create", "input": [item], "client_metadata": meta}
+        ).encode()
+
+    recorded = create("msg_38330cf7-0051-5df3-9995-aa5fbdeffb0e", "hi", 1796186884.17, "a")
+    live = create("msg_f7d8ee46-773d-51ff-9163-76b0f03c7c9b", "hi", 1796186886.44, "b")
+    assert match(live, recorded, "tolerant") is None
+    assert match(live, recorded, "strict") is not None
+    other_prefix = create("fc_f7d8ee46-773d-51ff-9163-76b0f03c7c9b", "hi", 1.0, "b")
+    assert match(other_prefix, recorded, "tolerant").where == "$.input[0].id"
+    other_text = create("msg_f7d8ee46-773d-51ff-9163-76b0f03c7c9b", "bye", 1.0, "b")
+    assert match(other_text, recorded, "tolerant").where == "$.input[0].content"

@@ -41,16 +41,22 @@ __all__ = [
 MODES = ("tolerant", "strict", "sequence")
 
 _MARKER = re.compile(rb"\[REDACTED:[0-9a-f]{10}\]")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID = re.compile(  # a UUID, maybe behind a short prefix: Codex's item ids are msg_<uuid>
+    r"^([A-Za-z][A-Za-z0-9]{0,15}[_-])?"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _VOLATILE_KEYS = frozenset(
-    ["created_at", "timestamp", "ts", "time", "event_id", "request_id", "client_request_id",
-     "nonce", "idempotency_key", "session_id", "trace_id", "span_id", "conversation_id",
-     "thread_id", "run_id"]
+    ["created_at", "create_time", "update_time", "timestamp", "ts", "time", "event_id",
+     "request_id", "client_request_id", "nonce", "idempotency_key", "session_id", "trace_id",
+     "span_id", "conversation_id", "thread_id", "run_id"]
 )  # fmt: skip
-DEFAULT_IGNORE = ("$.prompt_cache_key", "$.metadata.*", "$.safety_identifier", "$.user")
+DEFAULT_IGNORE = (
+    "$.prompt_cache_key", "$.metadata.*", "$.client_metadata.*", "$.safety_identifier", "$.user",
+)  # fmt: skip
 """Paths of a request that hold per-run values (a session id as the cache key: opencode's
-``ses_…``; run metadata; a per-user identifier): ignored by tolerant matching."""
+``ses_…``; run metadata, and Codex's ``client_metadata`` with its installation, session and
+turn ids; a per-user identifier): ignored by tolerant matching."""
 
 
 class Ignore:
@@ -304,8 +310,9 @@ def _compare(recorded: Any, live: Any, path: str, ignore: Ignore) -> Mismatch | 
 
 
 def _volatile_pair(recorded: str, live: str) -> bool:
-    """Two values of a kind that changes from run to run: UUIDs, or ISO times."""
-    return bool(
-        (_UUID.match(recorded) and _UUID.match(live))
-        or (_ISO_TIME.match(recorded) and _ISO_TIME.match(live))
-    )
+    """Two values of a kind that changes from run to run: UUIDs (with the same prefix, if
+    any), or ISO times."""
+    a, b = _UUID.match(recorded), _UUID.match(live)
+    if a is not None and b is not None:
+        return a.group(1) == b.group(1)
+    return bool(_ISO_TIME.match(recorded) and _ISO_TIME.match(live))
