@@ -50,3 +50,32 @@ def test_keys_standing_alone_are_still_caught(prefix: str, body: str, context: s
     out = Redactor().payload(text)
     assert key.encode() not in out
     assert marker(key).encode() in out
+
+
+def test_every_key_pattern_starts_with_a_prefix_of_the_literal_precheck():
+    """The pre-check skips the regular expression when no prefix is present: a pattern
+    that began otherwise would silently never match."""
+    from tracer.trace.redact import KEY_PATTERNS, KEY_PREFIXES
+
+    for pattern in KEY_PATTERNS:
+        assert pattern.startswith(KEY_PREFIXES), pattern
+
+
+_SHAPES = st.sampled_from(
+    ["sk-", "sk-proj-", "sk\\u002dproj\\u002d", "AKIA", "AIza", "ghp_", "xoxb-", "hf_", "eyJ",
+     "token", " ", '"', "-", "_", ".eyJ", "[REDACTED:0123456789]", "my-learned-secret"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_SHAPES, st.text(alphabet=KEY_CHARS, max_size=40)), max_size=12))
+def test_the_precheck_changes_no_result(parts: list[str]):
+    """With and without the pre-check, payload() and find() give the same answer."""
+    redactor = Redactor()
+    redactor.learn("my-learned-secret")
+    data = "".join(parts).encode()
+    unchecked = redactor._regex.sub(redactor._replace, data)
+    assert redactor.payload(data) == unchecked
+    found = [(m.start(), m.end()) for m in redactor._regex.finditer(data)]
+    found = [(s, e) for s, e in found if not data[s:e].startswith(b"[REDACTED:")]
+    assert [(s, e) for s, e, _ in redactor.find(data, 0, len(data))] == found
