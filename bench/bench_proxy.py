@@ -1,7 +1,9 @@
 """Capture overhead: small server frames through (a) a direct connection, (b) a bare websockets
-pass-through forwarder, (c) `tracer record`, and (d) mitmdump when it is installed.
+pass-through forwarder, (c) `tracer record`, and (d) mitmdump when it is installed; and over
+TLS, as a client that keeps the real host name sees it: (e) a bare TLS-terminating CONNECT
+proxy that relays bytes, and (f) `tracer record --forward`, both in front of a wss server.
 
-Run: python bench/bench_proxy.py [--frames 20000] [--rounds 3]
+Run: python bench/bench_proxy.py [--frames 20000] [--rounds 3] [--no-forward]
 
 Each path runs in its own processes; the rounds interleave the paths so that a noisy machine
 hurts them alike. Latency is measured per frame from the server's send to the client's
@@ -54,9 +56,51 @@ async def handler(ws):
         await ws.send("end")
 
 async def main():
-    async with serve(handler, "127.0.0.1", int(sys.argv[1]), compression=None, max_queue=None):
+    tls = None
+    if len(sys.argv) > 3:  # a wss server: its certificate chain and key, PEM
+        import ssl
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(sys.argv[3])
+    async with serve(handler, "127.0.0.1", int(sys.argv[1]), compression=None,
+                     max_queue=None, ssl=tls):
         print("ready", flush=True)
         await asyncio.Future()
+
+asyncio.run(main())
+"""
+
+TLS_FORWARDER = r"""
+# A bare forward proxy: CONNECT, TLS terminated with the host's certificate, bytes relayed
+# to the real server over a TLS connection of its own. No parsing, no recording.
+import asyncio, ssl, sys
+
+PORT, UPSTREAM, CHAIN, CA = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+server_ctx.load_cert_chain(CHAIN)
+client_ctx = ssl.create_default_context(cafile=CA)
+
+async def pipe(src, dst):
+    try:
+        while data := await src.read(65536):
+            dst.write(data)
+            await dst.drain()
+    finally:
+        dst.close()
+
+async def handle(reader, writer):
+    head = await reader.readuntil(b"\r\n\r\n")
+    host = head.split()[1].split(b":")[0].decode()
+    writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+    await writer.start_tls(server_ctx)  # no await before it: the hello must reach TLS
+    up_reader, up_writer = await asyncio.open_connection(
+        "127.0.0.1", UPSTREAM, ssl=client_ctx, server_hostname=host)
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer),
+                         return_exceptions=True)
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", PORT)
+    print("ready", flush=True)
+    await server.serve_forever()
 
 asyncio.run(main())
 """
@@ -100,11 +144,22 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-async def measure(url: str, frames: int, rate: float) -> tuple[list[float], float]:
-    """Latencies (us) of paced frames, and frames/s of a burst, through ``url``."""
+async def measure(
+    url: str, frames: int, rate: float, proxy: str | None = None, cafiles: tuple[str, ...] = ()
+) -> tuple[list[float], float]:
+    """Latencies (us) of paced frames, and frames/s of a burst, through ``url`` (through
+    the forward ``proxy``, trusting ``cafiles``, when given)."""
+    import ssl
+
     from websockets.asyncio.client import connect
 
-    async with connect(url, compression=None, max_size=None, max_queue=None) as ws:
+    options: dict[str, object] = {"proxy": proxy}
+    if cafiles:
+        ctx = ssl.create_default_context(cafile=cafiles[0])
+        for more in cafiles[1:]:
+            ctx.load_verify_locations(more)
+        options["ssl"] = ctx
+    async with connect(url, compression=None, max_size=None, max_queue=None, **options) as ws:
         await ws.send(f"lat {frames // 4} {rate}")
         latencies = []
         while (msg := await ws.recv()) != "end":
@@ -131,7 +186,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=2000.0, help="paced frames per second")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-forward", action="store_true", help="skip the TLS forward paths")
     args = ap.parse_args()
+    via: dict[str, tuple[str | None, tuple[str, ...]]] = {}  # path: its proxy and CAs
 
     procs: list[subprocess.Popen[bytes]] = []
     tmp = tempfile.mkdtemp(prefix="tracer-bench-")
@@ -177,13 +234,16 @@ def main() -> None:
             paths["d_mitmdump"] = f"ws://127.0.0.1:{mitm}/v1/responses"
         for url in paths.values():
             wait_port(int(url.split(":")[2].split("/")[0]))
+        if not args.no_forward:
+            paths.update(start_forward_paths(procs, tmp, via))
 
         results: dict[str, dict[str, list[float]]] = {
             k: {"p50": [], "p99": [], "fps": []} for k in paths
         }
         for _ in range(args.rounds):
             for name, url in paths.items():
-                lat, fps = asyncio.run(measure(url, args.frames, args.rate))
+                proxy, cafiles = via.get(name, (None, ()))
+                lat, fps = asyncio.run(measure(url, args.frames, args.rate, proxy, cafiles))
                 results[name]["p50"].append(pct(lat, 50))
                 results[name]["p99"].append(pct(lat, 99))
                 results[name]["fps"].append(fps)
@@ -204,6 +264,13 @@ def main() -> None:
         "c_over_b_p99": c["p99"] / b["p99"],
         "c_over_b_fps": c["fps"] / b["fps"],
     }
+    if "f_tracer_forward" in summary:
+        e, f = summary["e_tls_forwarder"], summary["f_tracer_forward"]
+        ratios |= {
+            "f_over_e_p50": f["p50"] / e["p50"],
+            "f_over_e_p99": f["p99"] / e["p99"],
+            "f_over_e_fps": f["fps"] / e["fps"],
+        }
     if args.json:
         print(json.dumps({"paths": summary, "ratios": ratios}, indent=2))
         return
@@ -217,6 +284,63 @@ def main() -> None:
         f"(target <= 1.15), p99 {ratios['c_over_b_p99']:.2f}x, "
         f"throughput {ratios['c_over_b_fps']:.2f}x (target >= 0.85)"
     )
+    if "f_over_e_p50" in ratios:
+        print(
+            f"tracer record --forward / bare TLS forwarder: p50 {ratios['f_over_e_p50']:.2f}x "
+            f"(target <= 1.15), p99 {ratios['f_over_e_p99']:.2f}x, "
+            f"throughput {ratios['f_over_e_fps']:.2f}x (target >= 0.85)"
+        )
+
+
+def start_forward_paths(
+    procs: list[subprocess.Popen[bytes]],
+    tmp: str,
+    via: dict[str, tuple[str | None, tuple[str, ...]]],
+) -> dict[str, str]:
+    """A wss server as api.openai.com (trustme's certificate), a bare TLS forward proxy and
+    `tracer record --forward` in front of it; the URLs a client asks for through each."""
+    import trustme
+
+    ca = trustme.CA()
+    ca_file, chain = os.path.join(tmp, "ca.pem"), os.path.join(tmp, "chain.pem")
+    ca.cert_pem.write_to_path(ca_file)
+    ca.issue_cert("api.openai.com").private_key_and_cert_chain_pem.write_to_path(chain)
+    src = free_port()
+    procs.append(
+        subprocess.Popen(
+            [sys.executable, "-c", SOURCE, str(src), json.dumps(DELTA), chain],
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    wait_port(src)
+    bare = free_port()
+    procs.append(
+        subprocess.Popen(
+            [sys.executable, "-c", TLS_FORWARDER, str(bare), str(src), chain, ca_file],
+            stderr=subprocess.DEVNULL,  # port probes end its handler early
+        )
+    )
+    rec = free_port()
+    tracer = subprocess.Popen(
+        [sys.executable, "-m", "tracer", "record", "--forward", "--connect-to",
+         f"api.openai.com:443:127.0.0.1:{src}", "--upstream-ca", ca_file, "-o",
+         os.path.join(tmp, "forward.trace"), "--listen", f"127.0.0.1:{rec}", "--no-compact"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    procs.append(tracer)
+    assert tracer.stderr is not None
+    run_ca = ""
+    for line in tracer.stderr:  # the banner names the run's CA bundle
+        if b"SSL_CERT_FILE=" in line:
+            run_ca = line.split(b"SSL_CERT_FILE=")[1].split()[0].decode()
+            break
+    wait_port(bare)
+    wait_port(rec)
+    url = "wss://api.openai.com/v1/responses"
+    via["e_tls_forwarder"] = (f"http://127.0.0.1:{bare}", (ca_file,))
+    via["f_tracer_forward"] = (f"http://127.0.0.1:{rec}", (run_ca,))
+    return {"e_tls_forwarder": url, "f_tracer_forward": url}
 
 
 if __name__ == "__main__":

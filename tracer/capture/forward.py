@@ -188,8 +188,9 @@ class ForwardProxy(RecordingProxy):
         if not intercepts(host, self.intercept):
             await self._tunnel(host, port, reader, writer)
             return
+        # No await between the answer and start_tls: the client's TLS hello, sent once it
+        # reads the answer, must reach the TLS layer, not the plain reader's buffer.
         writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-        await writer.drain()
         try:
             await writer.start_tls(self.ca.server_context(host), ssl_handshake_timeout=_TLS_TIMEOUT)
         except (ssl.SSLError, OSError, TimeoutError) as exc:
