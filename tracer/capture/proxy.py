@@ -324,11 +324,16 @@ class _Session:
                 close = CloseFrame.parse(data) if data else None
                 self.close_code = close.code if close else 1005
                 self.close_reason = close.reason if close else ""
-            if recorder is not None and conn is not None:  # before the await: never lost
-                recorder.frame(conn, direction, _OPCODES[opcode], data, frame.fin, t)
+            drain = False
             with contextlib.suppress(ConnectionError):
                 # Frames already parsed from the same read go out in one write.
-                await dst.send_frame(opcode, data, frame.fin, flush=not src.frames_buffered)
+                drain = dst.write_frame(opcode, data, frame.fin, flush=not src.frames_buffered)
+            # Recorded once handed to the socket, so that the writer thread, which this wakes,
+            # never delays it; and before the await, so that it is never lost.
+            if recorder is not None and conn is not None:
+                recorder.frame(conn, direction, _OPCODES[opcode], data, frame.fin, t)
+            if drain:
+                await dst.drain()
         # src has ended. A clean close was forwarded above, and the other pump carries dst's
         # answer; a drop (no close frame) is mirrored as a drop.
         if self.closed_by is None:

@@ -127,14 +127,16 @@ class Redactor:
         known = sorted(self._known, key=len, reverse=True)  # longest first
         alternatives = [re.escape(k) for k in known] + self._patterns
         self._regex = re.compile(b"|".join(b"(?:" + a + b")" for a in alternatives))
-        self._literals = (*KEY_PREFIXES, *known)
+        # Literals only: the regular expression engine scans for their first bytes in C.
+        literals = (*KEY_PREFIXES, *known)
+        self._literals = re.compile(b"|".join(re.escape(lit) for lit in literals))
 
     def _may_hold(self, data: bytes, pos: int = 0, endpos: int | None = None) -> bool:
         """False when ``data[pos:endpos]`` cannot hold a secret (the literal pre-check)."""
         if self._extra:
             return True
         end = len(data) if endpos is None else endpos
-        return any(data.find(lit, pos, end) >= 0 for lit in self._literals)
+        return self._literals.search(data, pos, end) is not None
 
     def learn(self, secret: str) -> None:
         """Scrub this exact value from every later payload too (8 characters or more)."""

@@ -113,6 +113,7 @@ class WebSocket:
         self.error: str | None = None  # why the connection ended abnormally, if it did
         self.observer: FrameObserver | None = None
         self._frames: deque[Frame] = deque()
+        self._eof_unsent = False  # the protocol asked for an EOF a TLS stream cannot half-send
         self._eof = False
         self._message: list[bytes] = []
         self._message_opcode: Opcode | None = None
@@ -215,8 +216,19 @@ class WebSocket:
         With ``flush=False`` the frame waits for the next flush, so that a burst of frames
         goes out in one write (one system call) instead of one each.
         """
+        if self.write_frame(opcode, payload, fin, flush=flush):
+            await self.drain()
+
+    def write_frame(
+        self, opcode: Opcode, payload: bytes, fin: bool = True, *, flush: bool = True
+    ) -> bool:
+        """``send_frame`` up to the socket, without waiting: the frame (with ``flush``, and
+        those before it) is handed to the transport at once. True when ``drain`` should
+        follow (it was flushed): a proxy records a frame between the two, so that the
+        recording never delays what it forwards."""
         p = self.protocol
-        opcode = Opcode(int(opcode))  # accept tracer's own Opcode and plain ints too
+        if type(opcode) is not Opcode:  # accept tracer's own Opcode and plain ints too
+            opcode = Opcode(int(opcode))
         try:
             if opcode is Opcode.TEXT:
                 p.send_text(payload, fin)
@@ -241,11 +253,24 @@ class WebSocket:
         if self.observer is not None:
             self.observer.frame(False, opcode, payload, fin)
         if flush:
-            await self._flush()
+            self._write_pending()
+        return flush
 
     async def flush(self) -> None:
         """Write out frames sent with ``flush=False``."""
         await self._flush()
+
+    async def drain(self) -> None:
+        """Wait until the transport takes more (after ``write_frame``)."""
+        try:
+            await self.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self.error = self.error or f"connection lost: {exc}"
+        if self._eof_unsent:
+            # TLS has no half-close: closing sends its close_notify, the end of the stream,
+            # without which the peer waits out its close timeout.
+            self._eof_unsent = False
+            self._close_transport()
 
     async def send_text(self, text: str) -> None:
         await self.send_frame(Opcode.TEXT, text.encode("utf-8"))
@@ -275,25 +300,22 @@ class WebSocket:
             self.writer.close()
 
     async def _flush(self) -> None:
+        self._write_pending()
+        await self.drain()
+
+    def _write_pending(self) -> None:
+        """Hand what the protocol has to send to the transport (no waiting)."""
         pending = self.protocol.data_to_send()
         eof = b"" in pending  # SEND_EOF: the protocol wants the TCP connection half-closed
         data = b"".join(pending)
         if data:
             self.writer.write(data)
-        half_closed = False
         if eof:
             with contextlib.suppress(OSError, RuntimeError):
                 if self.writer.can_write_eof():
                     self.writer.write_eof()
-                    half_closed = True
-        try:
-            await self.writer.drain()
-        except (ConnectionError, OSError) as exc:
-            self.error = self.error or f"connection lost: {exc}"
-        if eof and not half_closed:
-            # TLS has no half-close: closing sends its close_notify, the end of the stream,
-            # without which the peer waits out its close timeout.
-            self._close_transport()
+                    return
+            self._eof_unsent = True  # closed after the drain (see drain)
 
 
 async def accept_websocket(
