@@ -16,11 +16,11 @@ import typer
 from tracer.capture.forward import DEFAULT_INTERCEPT, ForwardProxy
 from tracer.capture.launch import FORWARD_PRESETS, PRESETS, plan_launch
 from tracer.capture.proxy import UPSTREAM_TIMEOUT
-from tracer.capture.session import RecordingSession, wait_for_child
+from tracer.capture.session import RecordingSession
 from tracer.capture.stats import RecorderStats
 from tracer.cli.app import AllowOrigin, CLIError, TimeResolution, app
 from tracer.cli.record_options import check_options, forward_mode
-from tracer.cli.running import Stop, record_with_tui, run_until_signal
+from tracer.cli.running import Stop, record_with_tui, run_child, run_until_signal
 from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE
 from tracer.views.output import emit_json, stderr_console
 from tracer.views.record import RecordSummary, live_status, render_summary, title_status
@@ -291,7 +291,7 @@ def _serve(
                 )  # fmt: skip
                 for note in launch.notes:
                     stderr_console().print(f"tracer record: {note}", markup=False)
-                return await _run_child(
+                return await run_child(
                     launch.command, launch.env, stop, log_path, quiet_stdout=not show
                 )
             await stop.wait()
@@ -394,29 +394,3 @@ def _report_write_error(message: str) -> None:
         "from now on frames are not recorded (the summary lists them)\n"
     )
     sys.stderr.flush()
-
-
-async def _run_child(
-    command: list[str],
-    env: dict[str, str],
-    stop: asyncio.Event,
-    log: Path | None = None,
-    *,
-    quiet_stdout: bool = False,
-) -> int:
-    """Run the command; with ``quiet_stdout`` (``--json``) its stdout goes to stderr, so
-    that tracer's stdout holds JSON only."""
-    try:
-        if log is None:
-            out = sys.stderr if quiet_stdout else None
-            child = await asyncio.create_subprocess_exec(*command, env=env, stdout=out)
-        else:
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(fd, 0o600)  # the agent's output can quote what the session holds
-            with os.fdopen(fd, "wb") as out:
-                child = await asyncio.create_subprocess_exec(
-                    *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
-                )
-    except OSError as exc:
-        raise CLIError(f"cannot run {command[0]!r}: {exc.strerror}", exit_code=127) from None
-    return await wait_for_child(child, stop)

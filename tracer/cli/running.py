@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tracer.capture.session import wait_for_child
 from tracer.cli.app import CLIError
 
 __all__ = ["LOOPBACK", "Stop", "parse_listen", "record_with_tui", "run_until_signal"]
@@ -104,3 +107,29 @@ def record_with_tui(
         raise outcome["error"]
     code: int | None = outcome.get("code")
     return code
+
+
+async def run_child(
+    command: list[str],
+    env: dict[str, str],
+    stop: asyncio.Event,
+    log: Path | None = None,
+    *,
+    quiet_stdout: bool = False,
+) -> int:
+    """Run the command; with ``quiet_stdout`` (``--json``) its stdout goes to stderr, so
+    that tracer's stdout holds JSON only."""
+    try:
+        if log is None:
+            out = sys.stderr if quiet_stdout else None
+            child = await asyncio.create_subprocess_exec(*command, env=env, stdout=out)
+        else:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # the agent's output can quote what the session holds
+            with os.fdopen(fd, "wb") as out:
+                child = await asyncio.create_subprocess_exec(
+                    *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
+                )
+    except OSError as exc:
+        raise CLIError(f"cannot run {command[0]!r}: {exc.strerror}", exit_code=127) from None
+    return await wait_for_child(child, stop)
