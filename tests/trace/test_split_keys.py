@@ -18,7 +18,7 @@ def _delta(text: str, kind: str = "response.output_text.delta") -> bytes:
 
 
 def _run(items: list[tuple], redactor: Redactor) -> list:
-    split = SplitKeys(redactor.find)
+    split = SplitKeys(redactor.find, redactor.shortest)  # as the recorder builds it
     out = []
     for item in items:
         out += split.push(item)
@@ -98,3 +98,19 @@ def test_random_base64_blobs_split_into_fragments_come_out_unchanged():
                  (1, 2, CLIENT, CONT, message[cut:], True, 2)]  # fmt: skip
         out = _run(items, redactor)
         assert b"".join(redactor.payload(o[4]) for o in out) == message, n
+
+
+def test_short_secrets_of_a_redact_pattern_are_still_joined():
+    """Below 8 bytes the joiner searches nothing for the built-in patterns (no key is that
+    short), but a --redact pattern may match less: its short secret split over two deltas
+    is still found. With the built-in patterns alone, a short run is let through as is."""
+    items = [(1, n, SERVER, TEXT, _delta(p), True, n) for n, p in enumerate(["x PIN4", "2 y"], 1)]
+    custom = Redactor([r"PIN\d\d"])
+    assert custom.shortest == 1
+    written = [custom.payload(o[4]) for o in _run(items, custom)]
+    assert b"PIN" not in b"".join(written)
+    joined = "".join(json.loads(w)["delta"] for w in written)
+    assert joined == f"x {marker('PIN42')} y"
+    plain = Redactor()
+    assert plain.shortest == 8
+    assert [o[4] for o in _run(items, plain)] == [i[4] for i in items]

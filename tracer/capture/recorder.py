@@ -221,7 +221,8 @@ class Recorder:
         writer = self._writer
         # Keys split across frames (fragments, runs of deltas) are cut out before the
         # per-frame pass; that can hold a frame back until the next one on its stream.
-        split = SplitKeys(self.redactor.find) if self.redactor.enabled else None
+        r = self.redactor
+        split = SplitKeys(r.find, r.shortest) if r.enabled else None
         get, get_nowait = self._queue.get, self._queue.get_nowait
         interval = self._interval
         failed = False

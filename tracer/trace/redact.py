@@ -138,6 +138,12 @@ class Redactor:
         end = len(data) if endpos is None else endpos
         return self._literals.search(data, pos, end) is not None
 
+    @property
+    def shortest(self) -> int:
+        """No secret ``find`` finds is shorter than this: learned ones have 8 characters or
+        more and the key patterns more still; a ``--redact`` pattern may match anything."""
+        return 1 if self._extra else 8
+
     def learn(self, secret: str) -> None:
         """Scrub this exact value from every later payload too (8 characters or more)."""
         if len(secret) >= 8:

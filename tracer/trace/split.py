@@ -64,11 +64,17 @@ class SplitKeys:
     """Finds keys split across frames of one stream; see the module docstring.
 
     ``find(text, pos, endpos)`` yields ``(start, end, marker)`` for each key in ``text``;
-    the redactor supplies it, so the patterns and markers are the per-frame pass's own.
+    the redactor supplies it, so the patterns and markers are the per-frame pass's own, and
+    ``shortest``, the length below which it finds nothing.
     """
 
-    def __init__(self, find: Callable[[bytes, int, int], list[tuple[int, int, bytes]]]) -> None:
+    def __init__(
+        self,
+        find: Callable[[bytes, int, int], list[tuple[int, int, bytes]]],
+        shortest: int = 1,
+    ) -> None:
         self._find = find
+        self._shortest = shortest  # no secret ``find`` knows is shorter: less is not searched
         self._queue: deque[list[Any]] = deque()  # [item, held piece or None], in order
         self._runs: dict[tuple[int, int], _Run] = {}
         self._fragmenting: set[tuple[int, int]] = set()  # streams inside a fragmented message
@@ -164,7 +170,8 @@ class SplitKeys:
 
     def _map(self, run: _Run, upto: int) -> None:
         """Cut the keys found in ``run.text[scanned:upto]`` out of the pieces they span."""
-        if upto <= run.scanned:
+        if upto - run.scanned < self._shortest:  # too short to hold a secret
+            run.scanned = max(run.scanned, upto)
             return
         text = bytes(run.text)
         for s, e, mark in self._find(text, run.scanned, upto):
