@@ -307,3 +307,35 @@ def test_a_standalone_forward_proxy_names_its_ca_and_deletes_it_on_sigterm(tmp_p
         proc.wait(timeout=30)
     assert proc.returncode == 0
     assert not bundle.parent.exists()
+
+
+@pytest.mark.slow
+def test_codex_with_no_config_is_recorded_through_the_forward_proxy(tmp_path: Path, hosts: Hosts):
+    """The Codex CLI's built-in provider, untouched (no config, no -c override): it talks to
+    api.openai.com through HTTPS_PROXY and trusts the run's CA from the launch."""
+    from tests.capture.test_record_cli import codex_binary
+
+    codex = codex_binary()
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    trace = tmp_path / "codex.trace"
+    env = {**_no_base_urls(), "CODEX_HOME": str(home), "OPENAI_API_KEY": FAKE_KEY}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tracer", "record", *hosts.options(), "-o", str(trace), "--json",
+         "--", str(codex), "exec", "--skip-git-repo-check",
+         "--dangerously-bypass-approvals-and-sandbox", "Look around and report."],
+        capture_output=True, text=True, timeout=300, cwd=work, env=env,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    log = list(hosts.api.engine.log)
+    assert summary["connections"] == 1 and summary["refused_tls"] == 0
+    assert summary["creates"] == len(log) >= 2
+    assert {e["transport"] for e in log} == {"websocket"}
+    assert all(e["previous_response_id"] for e in log[1:])
+    with open_trace(trace) as reader:
+        (op,) = [r for r in reader if type(r) is Open]
+    assert {k.lower(): v for k, v in op.request_headers}["host"] == "api.openai.com"
+    assert FAKE_KEY[3:].encode() not in decompressed(trace)
