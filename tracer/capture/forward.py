@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fnmatch
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -128,18 +129,12 @@ class ForwardProxy(RecordingProxy):
         self.ca = ca
         self.intercept = tuple(intercept)
         self.connect_to = dict(connect_to or {})
-        self.allow_origins = tuple(allow_origins)
         if self._ssl is None:  # verify the real host, against the system's CAs and these
             self._ssl = ssl.create_default_context()
             if upstream_ca:
                 self._ssl.load_verify_locations(upstream_ca)
         self.tunnelled = 0  # connections passed through untouched (hosts not intercepted)
         self.refused_tls = 0  # clients that refused the run's certificate
-
-    @property
-    def proxy_url(self) -> str:
-        """The value of ``HTTPS_PROXY`` for clients: ``http://HOST:PORT``."""
-        return self.origin
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await self.read_head(reader, writer)
@@ -167,7 +162,7 @@ class ForwardProxy(RecordingProxy):
 
     def _guard(self, host: str) -> Guard:
         """Requests inside an intercepted tunnel name the real host: that is expected."""
-        return Guard.of(self.host, self.allow_origins, names=[host])
+        return dataclasses.replace(self.guard, names=self.guard.names | {host})
 
     async def _connect(
         self, head: RequestHead, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -178,9 +173,8 @@ class ForwardProxy(RecordingProxy):
             _answer(writer, 400, f"bad CONNECT target: {exc}")
             await writer.drain()
             return
-        origin = head.header("Origin")
-        if origin is not None and origin.rstrip("/") not in self.guard.allowed_origins:
-            why = f"Origin {origin[:100]!r} is not allowed (see --allow-origin)"
+        why = self.guard.refuse_origin(head)
+        if why is not None:
             self.log(f"refused CONNECT {host}:{port}: {why}")  # a web page's request
             _answer(writer, 403, why)
             await writer.drain()

@@ -78,11 +78,18 @@ class Guard:
             name = _host_name(host)
             if not (_is_loopback(name) or name == self.listen_host or name in self.names):
                 return f"Host {host[:100]!r} is not this machine (a web page's request?)"
+        why = self.refuse_origin(head)
+        if why is not None:
+            return why
+        if self.token is not None and not self._has_token(head):
+            return "a missing or wrong token (see --token)"
+        return None
+
+    def refuse_origin(self, head: RequestHead) -> str | None:
+        """Why ``head``'s ``Origin`` must be refused (a web page's request), or None."""
         origin = head.header("Origin")
         if origin is not None and origin.rstrip("/") not in self.allowed_origins:
             return f"Origin {origin[:100]!r} is not allowed (see --allow-origin)"
-        if self.token is not None and not self._has_token(head):
-            return "a missing or wrong token (see --token)"
         return None
 
     def _has_token(self, head: RequestHead) -> bool:
