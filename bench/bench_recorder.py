@@ -17,19 +17,11 @@ import statistics
 import tempfile
 import time
 
+from bench_proxy import DELTA  # the same small delta frame as the proxy benchmark
+
 from tracer.capture.recorder import Recorder
 from tracer.trace.records import Direction, Opcode
 from tracer.trace.redact import Redactor
-
-DELTA = {
-    "type": "response.output_text.delta",
-    "sequence_number": 0,
-    "item_id": "msg_0123456789abcdef0123456789abcdef",
-    "output_index": 0,
-    "content_index": 0,
-    "delta": " token",
-    "logprobs": [],
-}
 
 
 def one_run(payloads: list[bytes], redact: bool, path: str) -> float:
