@@ -11,23 +11,28 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_plus
 
 __all__ = ["Redactor", "marker"]
 
+# Each name and shape below is listed with where it comes from (docs/security.md has the table).
 SECRET_HEADERS = frozenset(
     [
         "authorization",
         "proxy-authorization",
-        "api-key",
-        "x-api-key",
+        "api-key",  # Azure OpenAI
+        "x-api-key",  # Anthropic and many gateways
+        "apikey",  # Supabase-style gateways
         "cookie",
         "set-cookie",
         "openai-organization",
         "openai-project",
-        "x-goog-api-key",
+        "x-goog-api-key",  # Gemini
         "anthropic-api-key",
         "x-auth-token",
+        "x-access-token",  # GitHub Apps and many gateways
+        "private-token",  # GitLab
+        "xi-api-key",  # ElevenLabs
         "x-amz-security-token",
         "ocp-apim-subscription-key",  # Azure API Management
         "x-portkey-api-key",  # Portkey
@@ -42,23 +47,27 @@ SECRET_HEADERS = frozenset(
 
 SECRET_QUERY_KEYS = frozenset(
     [
-        "key",
+        "key",  # Gemini
         "api_key",
         "api-key",
         "apikey",
         "token",
-        "access_token",
+        "access_token",  # OAuth 2.0
+        "access-token",
         "auth",
+        "auth_token",
+        "jwt",
         "secret",
         "password",
-        "sig",
+        "sig",  # Azure SAS
         "signature",
-        "x-amz-signature",
+        "subscription-key",  # Azure API Management
+        "x-amz-signature",  # AWS SigV4 presigned URLs
         "x-amz-security-token",
         "client_secret",
         "refresh_token",
         "id_token",
-        "code",
+        "code",  # OAuth 2.0 authorization code
     ]
 )
 
@@ -71,35 +80,127 @@ SECRET_SUBPROTOCOL_PREFIXES = (
     "openai-insecure-ephemeral-key.",
 )
 
+# Subprotocol lists that name a scheme and put the credential in the next item
+# ("Sec-WebSocket-Protocol: token, <key>", as Deepgram and others take it from browsers).
+SECRET_SUBPROTOCOL_SCHEMES = frozenset(["token", "bearer", "access_token", "api-key", "apikey"])
+
 # Key shapes of common providers. Kept specific enough not to eat ordinary text.
 # A hyphen as JSON may write it: "-" or the escape "\u002d" (a key written with escapes).
 _DASH = rb"(?:-|\\u002[dD])"
+_BODY = rb"(?:[A-Za-z0-9_]|" + _DASH + rb")"
 KEY_PATTERNS = (
-    rb"sk"
-    + _DASH
-    + rb"(?:(?:proj|ant|svcacct|admin)"
-    + _DASH
-    + rb")?(?:[A-Za-z0-9_]|"
-    + _DASH
-    + rb"){16,}",  # OpenAI, Anthropic
+    rb"sk" + _DASH + rb"(?:(?:proj|ant|svcacct|admin)" + _DASH + rb")?" + _BODY + rb"{16,}",
+    rb"sk_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe secret keys
+    rb"rk_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe restricted keys
     rb"AKIA[0-9A-Z]{16}",  # AWS access key id
     rb"AIza[0-9A-Za-z_\-]{35}",  # Google API key
+    rb"ya29\.[A-Za-z0-9_\-]{20,}",  # Google OAuth access token
     rb"gh[pousr]_[A-Za-z0-9]{36,}",  # GitHub tokens
+    rb"github_pat_[A-Za-z0-9_]{22,}",  # GitHub fine-grained tokens
     rb"xox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack tokens
     rb"hf_[A-Za-z0-9]{30,}",  # Hugging Face
+    rb"ek_[A-Za-z0-9_]{16,}",  # OpenAI Realtime ephemeral client secrets
+    rb"sess" + _DASH + rb"[A-Za-z0-9]{20,}",  # OpenAI session keys
+    rb"gsk_[A-Za-z0-9]{20,}",  # Groq
+    rb"xai" + _DASH + rb"[A-Za-z0-9]{20,}",  # xAI
+    rb"pplx" + _DASH + rb"[A-Za-z0-9]{20,}",  # Perplexity
+    rb"r8_[A-Za-z0-9]{20,}",  # Replicate
     rb"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",  # JWT
 )
 
-KEY_PREFIXES = (b"sk", b"AKIA", b"AIza", b"gh", b"xox", b"hf_", b"eyJ")
-"""What every pattern of ``KEY_PATTERNS`` starts with. A payload holding none of these (and
-none of the learned secrets) holds no key: ``bytes.find`` tells that many times faster than
-the patterns' regular expression, whose lookbehind is tried at every position."""
+KEY_PREFIXES = (
+    b"sk",
+    b"rk_",
+    b"AKIA",
+    b"AIza",
+    b"ya29.",
+    b"gh",
+    b"github_pat_",
+    b"xox",
+    b"hf_",
+    b"ek_",
+    b"sess-",
+    b"sess\\u002",
+    b"gsk_",
+    b"xai-",
+    b"xai\\u002",
+    b"pplx-",
+    b"pplx\\u002",
+    b"r8_",
+    b"eyJ",
+)
+"""What every pattern of ``KEY_PATTERNS`` starts with (both spellings of a hyphen). A payload
+holding none of these (and none of the learned secrets) holds no key: ``bytes.find`` tells
+that many times faster than the patterns' regular expression."""
 
-# A key counts only as a token of its own: not inside a longer run of base64 or key
-# characters (an opaque blob such as encrypted_content can hold "sk-..." by chance).
-_BEFORE = rb"(?<![A-Za-z0-9_+/\-])"
+# A key ends where its run of key characters ends. Where it begins is checked twice: the
+# regular expression lets through what follows no letter, digit or "_", or what follows
+# something shaped like a JSON escape ("\n", "\u003c"); ``_stands_alone`` then decides the
+# cases a fixed-width lookbehind cannot (an escaped backslash, a "-" inside a blob).
+_BEFORE = rb"(?:(?<![A-Za-z0-9_])|(?<=\\[nrtbf])|(?<=\\u[0-9a-fA-F]{4}))"
 _AFTER = rb"(?![A-Za-z0-9_\-])"
 _MARK = re.compile(rb"\[REDACTED:[0-9a-f]{10}\]")
+_WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_ESCAPES = frozenset(b"nrtbf")  # JSON escapes that end in a letter
+_SEPARATORS = frozenset(b"-+/")  # they separate words in text, but also occur in base64
+_RUN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=")
+BLOB_RUN = 400
+"""A key after ``-``, ``+`` or ``/`` inside an unbroken run of base64 characters longer than
+this is part of an opaque blob (``encrypted_content``, audio), not a token: no key, path
+and key together, comes near it, while such blobs run to kilobytes."""
+
+
+def _escape_ends_at(data: bytes, i: int) -> bool:
+    """Whether the backslash at ``data[i]`` starts an escape (is not itself escaped)."""
+    n = 0
+    while i - n >= 0 and data[i - n] == 0x5C:
+        n += 1
+    return n % 2 == 1
+
+
+def _run_length(data: bytes, start: int, end: int) -> int:
+    """The length of the unbroken run of base64 characters around ``data[start:end]``,
+    counted up to ``BLOB_RUN + 1``."""
+    lo = start
+    while lo > 0 and data[lo - 1] in _RUN and end - lo <= BLOB_RUN:
+        lo -= 1
+    hi = end
+    while hi < len(data) and data[hi] in _RUN and hi - lo <= BLOB_RUN:
+        hi += 1
+    return hi - lo
+
+
+def _run_end(data: bytes, at: int) -> int:
+    """Where the run of base64 characters that reaches ``at`` ends."""
+    while at < len(data) and data[at] in _RUN:
+        at += 1
+    return at
+
+
+def _stands_alone(data: bytes, start: int, end: int) -> bool:
+    """Whether a key shape at ``data[start:end]`` is a token of the text that JSON encodes:
+    at the start, or after a JSON escape, a quote, white space, punctuation or a separator
+    (``-``, ``+``, ``/``, unless inside a blob of base64); not after a letter, digit or ``_``."""
+    if start == 0:
+        return True
+    c = data[start - 1]
+    if c in _WORD:
+        if c in _ESCAPES and start >= 2 and data[start - 2] == 0x5C:
+            return _escape_ends_at(data, start - 2)
+        u = start - 6
+        if (
+            u >= 0
+            and data[u] == 0x5C
+            and data[u + 1] == 0x75  # "u"
+            and all(b in _HEX for b in data[u + 2 : start])
+            and _escape_ends_at(data, u)
+        ):
+            return int(data[u + 2 : start], 16) not in _WORD
+        return False
+    if c in _SEPARATORS:
+        return _run_length(data, start, end) <= BLOB_RUN
+    return True
 
 
 def marker(secret: bytes | str) -> str:
@@ -117,16 +218,20 @@ class Redactor:
 
     def __init__(self, extra_patterns: Sequence[str] = (), *, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._patterns = [_BEFORE + p + _AFTER for p in KEY_PATTERNS]
-        self._patterns += [p.encode("utf-8") for p in extra_patterns]
+        self._keys = b"|".join(b"(?:" + p + b")" for p in KEY_PATTERNS)
+        self._extra_patterns = [p.encode("utf-8") for p in extra_patterns]
         self._extra = bool(extra_patterns)  # patterns of unknown shape: no literal pre-check
         self._known: set[bytes] = set()
         self._compile()
 
     def _compile(self) -> None:
         known = sorted(self._known, key=len, reverse=True)  # longest first
-        alternatives = [re.escape(k) for k in known] + self._patterns
-        self._regex = re.compile(b"|".join(b"(?:" + a + b")" for a in alternatives))
+        anywhere = [re.escape(k) for k in known] + self._extra_patterns
+        # Group 1: a key shape, which counts only standing alone (checked per match);
+        # the rest (learned secrets, --redact patterns) count wherever they are.
+        alternatives = [_BEFORE + b"(" + self._keys + b")" + _AFTER]
+        alternatives += [b"(?:" + a + b")" for a in anywhere]
+        self._regex = re.compile(b"|".join(alternatives))
         # Literals only: the regular expression engine scans for their first bytes in C.
         literals = (*KEY_PREFIXES, *known)
         self._literals = re.compile(b"|".join(re.escape(lit) for lit in literals))
@@ -152,6 +257,12 @@ class Redactor:
                 self._known.add(data)
                 self._compile()
 
+    def learn_headers(self, headers: Iterable[tuple[str, str]]) -> None:
+        """Learn the credentials of these headers without redacting anything yet (an import
+        learns every entry's headers before it writes the first record)."""
+        if self.enabled:
+            self.headers(headers)
+
     def headers(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         """Headers with the values of credential headers replaced by markers."""
         out = []
@@ -170,7 +281,7 @@ class Redactor:
         lname = name.lower()
         if lname in ("authorization", "proxy-authorization"):
             scheme, sep, credentials = value.partition(" ")
-            if sep and credentials:
+            if sep and credentials.strip():
                 self.learn(credentials.strip())
                 return f"{scheme} {marker(credentials.strip())}"
         if lname in ("cookie", "set-cookie"):
@@ -188,62 +299,89 @@ class Redactor:
 
     def subprotocols(self, value: str) -> str:
         """A ``Sec-WebSocket-Protocol`` value (or one subprotocol) with the credentials of
-        the known credential-carrying forms replaced by markers."""
+        the known credential-carrying forms replaced by markers: a known prefix
+        (``openai-insecure-api-key.KEY``), or an item after a scheme (``token, KEY``)."""
         if not self.enabled:
             return value
         parts = []
+        after_scheme = False
         for item in value.split(","):
             name = item.strip()
             prefix = next((p for p in SECRET_SUBPROTOCOL_PREFIXES if name.startswith(p)), None)
-            if prefix is not None and len(name) > len(prefix):
+            if after_scheme and name:
+                self.learn(name)
+                item = item.replace(name, marker(name))
+            elif prefix is not None and len(name) > len(prefix):
                 secret = name[len(prefix) :]
                 self.learn(secret)
                 item = item.replace(name, prefix + marker(secret))
+            after_scheme = name.lower() in SECRET_SUBPROTOCOL_SCHEMES
             parts.append(item)
         return self.text(",".join(parts))
 
     def url(self, url: str) -> str:
-        """A URL (or path with a query) with key-like query values replaced by markers."""
-        if not self.enabled or "?" not in url:
-            return self.text(url) if self.enabled else url
-        # Split by hand: urlsplit refuses some hostile URLs ("Invalid IPv6 URL").
-        rest, hash_, fragment = url.partition("#")
-        base, _, query_text = rest.partition("?")
-        query = []
-        for k, v in parse_qsl(query_text, keep_blank_values=True):
-            if k.lower() in SECRET_QUERY_KEYS and v:
-                self.learn(v)
-                query.append((k, marker(v)))
-            else:
-                query.append((k, v))
-        rebuilt = f"{base}?{urlencode(query, safe='[]:')}" + (f"#{fragment}" if hash_ else "")
-        return self.text(rebuilt)
+        """A URL (or path with a query) with credential query values replaced by markers.
+
+        Everything else is kept byte for byte: the query is cut at ``&`` by hand, not parsed
+        and re-encoded, so ``%20``, ``;`` and a bare ``?flag`` stay as the client sent them.
+        """
+        if not self.enabled:
+            return url
+        if "?" in url:
+            rest, hash_, fragment = url.partition("#")
+            base, _, query_text = rest.partition("?")
+            parts = []
+            for part in query_text.split("&"):
+                k, sep, v = part.partition("=")
+                if sep and v and unquote_plus(k).lower() in SECRET_QUERY_KEYS:
+                    self.learn(unquote_plus(v))
+                    self.learn(v)
+                    part = f"{k}={marker(unquote_plus(v))}"
+                parts.append(part)
+            url = f"{base}?{'&'.join(parts)}" + (f"#{fragment}" if hash_ else "")
+        return self.text(url)
 
     def text(self, value: str) -> str:
         if not self.enabled:
             return value
-        return self.payload(value.encode("utf-8")).decode("utf-8", errors="replace")
+        return self.payload(value.encode("utf-8", errors="surrogatepass")).decode(
+            "utf-8", errors="surrogatepass"
+        )
 
     def payload(self, data: bytes) -> bytes:
         """``data`` with every known secret and key-shaped string replaced by its marker."""
         if not self.enabled or not self._may_hold(data):
             return data
-        return self._regex.sub(self._replace, data)
+        found = self._scan(data, 0, len(data))
+        if not found:
+            return data
+        parts, at = [], 0
+        for s, e, mark in found:
+            parts += [data[at:s], mark]
+            at = e
+        parts.append(data[at:])
+        return b"".join(parts)
 
     def find(self, data: bytes, pos: int, endpos: int) -> list[tuple[int, int, bytes]]:
         """Every secret in ``data[pos:endpos]`` as ``(start, end, marker)``; markers already
         there are no secrets. For keys split across frames (``tracer.trace.split``)."""
         if not self.enabled or not self._may_hold(data, pos, endpos):
             return []
-        return [
-            (m.start(), m.end(), marker(m.group(0)).encode("ascii"))
-            for m in self._regex.finditer(data, pos, endpos)
-            if not _MARK.fullmatch(m.group(0))
-        ]
+        return self._scan(data, pos, endpos)
 
-    @staticmethod
-    def _replace(match: re.Match[bytes]) -> bytes:
-        found = match.group(0)
-        if _MARK.fullmatch(found):
-            return found
-        return marker(found).encode("ascii")
+    def _scan(self, data: bytes, pos: int, endpos: int) -> list[tuple[int, int, bytes]]:
+        """The secrets of ``data[pos:endpos]``, in order, not overlapping."""
+        out: list[tuple[int, int, bytes]] = []
+        search = self._regex.search
+        while (m := search(data, pos, endpos)) is not None:
+            s, e = m.span()
+            if m.group(1) is not None and not _stands_alone(data, s, e):
+                # Inside a blob every key shape after a separator is rejected alike: skip
+                # the run; otherwise a real key may still start within this match.
+                pos = _run_end(data, e) if data[s - 1] in _SEPARATORS else s + 1
+                continue
+            found = m.group(0)
+            if not _MARK.fullmatch(found):
+                out.append((s, e, marker(found).encode("ascii")))
+            pos = e if e > s else e + 1
+        return out
