@@ -26,18 +26,13 @@ from tracer.trace.format import RECORDER_TIME_UNIT_NS, TraceError
 from tracer.trace.reader import TraceReader
 from tracer.trace.records import Annotation, Close, Direction, Frame, Opcode, Open
 from tracer.trace.redact import Redactor
-from tracer.trace.split import SplitKeys
+from tracer.trace.split import HOLD_S, SplitKeys
 from tracer.trace.writer import DEFAULT_FLUSH_INTERVAL, TraceWriter
 
 __all__ = ["Recorder", "RecorderStats", "Unrecorded"]
 
 DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024
 _STOP = object()
-
-
-# A frame that may end in the first part of a split key waits this long for the next frame
-# of its stream (deltas come milliseconds apart); closing the recorder lets it go at once.
-HOLD_S = 1.0
 
 
 class Recorder:
@@ -69,6 +64,7 @@ class Recorder:
         # the lock, the writer thread alone), so no update is ever lost between threads.
         self._enqueued = 0
         self._written = 0
+        self._held = 0  # bytes the split-key joiner holds back (the writer thread sets it)
         self._lock = threading.Lock()
         self._next_conn = 0
         self._http: set[int] = set()  # connections of transport http (a request body each)
@@ -155,7 +151,7 @@ class Recorder:
         )
         with self._lock:  # producers may run on several threads (a sync client's reader)
             seq = self._seq[conn] = self._seq.get(conn, 0) + 1
-            if self._enqueued - self._written + size > self._max_queue:
+            if self._enqueued - self._written + self._held + size > self._max_queue:
                 stats.dropped_frames += 1
                 self._unrecorded(conn, seq)
                 return
@@ -219,33 +215,28 @@ class Recorder:
 
     def _run(self) -> None:
         writer = self._writer
-        # Keys split across frames (fragments, runs of deltas) are cut out before the
-        # per-frame pass; that can hold a frame back until the next one on its stream.
+        # Keys split across frames (fragments, streams of deltas) are cut out before the
+        # per-frame pass; that can hold a frame back (its own connection's records behind
+        # it) until the next piece of its stream, and at most HOLD_S.
         r = self.redactor
-        split = SplitKeys(r.find, r.shortest) if r.enabled else None
+        split = SplitKeys(r.find, r.shortest, hold_s=HOLD_S) if r.enabled else None
         get, get_nowait = self._queue.get, self._queue.get_nowait
         interval = self._interval
         failed = False
         stopping = False
-        last = time.monotonic()
         while not stopping:
-            holding = split is not None and split.holding
+            deadline = split.deadline() if split is not None else None
+            timeout = interval if writer.pending else None
+            if deadline is not None:
+                wait = max(0.0, deadline - time.monotonic())
+                timeout = wait if timeout is None else min(timeout, wait)
             try:
-                if writer.pending:
-                    batch = [get(timeout=interval)]
-                else:
-                    batch = [get(timeout=HOLD_S) if holding else get()]
+                batch = [get(timeout=timeout) if timeout is not None else get()]
             except queue.Empty:
-                if split is not None and holding and time.monotonic() - last >= HOLD_S:
-                    failed = self._write_items(split.release(), failed)  # idle: let go
-                if not failed:
-                    failed = self._guard(writer.flush)
-                    self._flushed(failed)
-                continue
-            last = time.monotonic()
+                batch = []
             # Take everything already queued: fewer wake-ups, and the GIL changes hands less.
             with contextlib.suppress(queue.Empty):
-                while len(batch) < 4096:
+                while batch and len(batch) < 4096:
                     batch.append(get_nowait())
             ready: list[Any] = []
             for item in batch:
@@ -260,7 +251,14 @@ class Recorder:
                         ready += split.release()
                     break
                 ready += split.push(item) if split is not None else (item,)
+            if split is not None:
+                if deadline is not None and time.monotonic() >= deadline:
+                    ready += split.expire()
+                self._held = split.held_bytes
             failed = self._write_items(ready, failed)
+            if not batch and not failed and writer.pending:
+                failed = self._guard(writer.flush)  # the queue went quiet: flush
+                self._flushed(failed)
         writer.dropped_frames = self.stats.dropped_frames
         if not failed:
             if self.stats.dropped_frames:

@@ -1,41 +1,52 @@
-"""Keys split across records: WebSocket fragments, and runs of ``*.delta`` events.
+"""Keys split across records: WebSocket fragments, and streams of ``*.delta`` events.
 
 A key streamed as ``"sk-pr"`` then ``"oj-…"`` is in no single frame, so redacting frame by
 frame misses it. ``SplitKeys`` sits between the recorder's queue and the trace writer. It
-joins the *joinable text* of consecutive pieces of one stream (a connection and direction):
-the whole payload of each fragment of a message, or the ``delta`` string of each event of a
-run of same-typed ``*.delta`` events. A frame whose piece may still be continued (the joined
-text ends in a run of key characters) is held back; keys found on the joined text are mapped
-back onto the frames they cover: the marker goes where the key began and the rest of the key
-is cut from the frames after it. Keys within one piece are left to the per-frame pass.
+joins the *joinable text* of the pieces of one stream: the whole payload of each fragment of
+a message, or the ``delta`` string of each event of one delta stream, which is one event type
+for one output item and content part (``item_id``, ``output_index``, ``content_index``) on
+one connection and direction. Events of other streams may come in between (a Realtime
+transcript's deltas interleave with audio deltas): they do not break the stream. Audio deltas
+(base64) join nothing. A frame whose piece may still be continued (the joined text ends in
+a run of key characters) is held back; keys found on the joined text are mapped back onto
+the frames they cover: the marker goes where the key began and the rest of the key is cut
+from the frames after it. Keys within one piece are left to the per-frame pass.
 
-Record order is kept: a held frame holds back every record after it, and a stream's held
-frames are let go as soon as its text moves past the open token, when its run ends, when the
-connection closes, or when the caller says the queue went idle (``release``). Holding is
-bounded: an open token longer than ``MAX_TOKEN`` bytes lets its frames go.
+Order is kept per connection: a held frame holds back the later records of its own
+connection only. A stream's held frames are let go as soon as its text moves past the open
+token, when its item is done (a ``*.done`` event), when the connection closes, when the
+caller says so (``release``), and at the latest ``hold_s`` after the oldest of them came in
+(``expire``), whatever the other traffic does. An open token longer than ``MAX_TOKEN``
+bytes lets its frames go (no key is that long). ``held_bytes`` is what it holds, for the
+caller's memory budget.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from tracer.trace.records import Close
 
-__all__ = ["MAX_TOKEN", "SplitKeys"]
+__all__ = ["HOLD_S", "MAX_TOKEN", "SplitKeys"]
 
 MAX_TOKEN = 8192  # an open token longer than this is let go (no key is that long)
+HOLD_S = 1.0  # deltas come milliseconds apart: a held frame waits at most this long
 
 # What a key (and a JSON escape inside one) is made of: a token ends at anything else.
 _KEY_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/.\\"
 _DELTA = re.compile(rb'"delta"\s*:\s*"((?:[^"\\]|\\.)*)"', re.DOTALL)
-_TYPE = re.compile(rb'"type"\s*:\s*"([^"\\]{1,200}\.delta)"')
+_TYPE = re.compile(rb'"type"\s*:\s*"([^"\\]{1,200})"')
+_ITEM = re.compile(rb'"item_id"\s*:\s*"([^"\\]{0,200})"')
+_INDEX = re.compile(rb'"(output_index|content_index)"\s*:\s*(\d{1,12})')
 _CONTROL = 8  # opcodes from 8 on are control frames, allowed inside a fragmented message
 _TEXT = 1
 
 Item = tuple[Any, ...]  # (conn, t_ns, direction, opcode, payload, fin, seq)
+Stream = tuple[Any, ...]  # (conn, direction, kind, item id and indexes)
 
 
 class _Piece:
@@ -50,14 +61,14 @@ class _Piece:
 class _Run:
     """One stream's pieces joined so far: ``text`` is their joinable bytes end to end."""
 
-    __slots__ = ("kind", "offsets", "pieces", "scanned", "text")
+    __slots__ = ("offsets", "pieces", "scanned", "since", "text")
 
-    def __init__(self, kind: bytes) -> None:
-        self.kind = kind  # b"fragments", or the type of the delta events
+    def __init__(self) -> None:
         self.pieces: list[_Piece] = []
         self.offsets: list[int] = []  # where each piece's bytes start in ``text``
         self.text = bytearray()
         self.scanned = 0  # keys before this offset are already mapped back
+        self.since = 0.0  # when its oldest held piece came in
 
 
 class SplitKeys:
@@ -72,65 +83,97 @@ class SplitKeys:
         self,
         find: Callable[[bytes, int, int], list[tuple[int, int, bytes]]],
         shortest: int = 1,
+        *,
+        hold_s: float = HOLD_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._find = find
         self._shortest = shortest  # no secret ``find`` knows is shorter: less is not searched
-        self._queue: deque[list[Any]] = deque()  # [item, held piece or None], in order
-        self._runs: dict[tuple[int, int], _Run] = {}
+        self._hold = hold_s
+        self._clock = clock
+        self._queues: dict[int, deque[list[Any]]] = {}  # conn -> [item, held piece or None]
+        self._runs: dict[Stream, _Run] = {}
         self._fragmenting: set[tuple[int, int]] = set()  # streams inside a fragmented message
+        self.held_bytes = 0  # payload bytes of the frames it holds (and those behind them)
 
     @property
     def holding(self) -> bool:
-        return bool(self._queue)
+        return bool(self._queues)
+
+    def deadline(self) -> float | None:
+        """When ``expire`` must next be called (on ``clock``), or None when nothing is held."""
+        if not self._runs:
+            return None
+        return min(run.since for run in self._runs.values()) + self._hold
 
     def push(self, item: Any) -> list[Any]:
         """Take one queued item (a frame tuple or a record); return the items ready to
-        write, in order, frames with their split keys cut out."""
-        entry: list[Any] = [item, None]
-        self._queue.append(entry)
+        write, frames with their split keys cut out, in order on each connection."""
         if type(item) is tuple:
-            self._frame(entry, item)
+            conn = item[0]
         else:
-            if isinstance(item, Close):  # the connection's runs end with it
-                conn = item.conn
-                for key in [k for k in self._runs if k[0] == conn]:
-                    self._finish(key)
-                self._fragmenting = {k for k in self._fragmenting if k[0] != conn}
-        return self._ready()
+            conn = getattr(item, "conn", None)
+            if conn is None or conn not in self._queues and not isinstance(item, Close):
+                return [item]  # nothing of its connection is held
+        entry: list[Any] = [item, None]
+        self._queues.setdefault(conn, deque()).append(entry)
+        if type(item) is tuple:
+            self.held_bytes += len(item[4])
+            self._frame(entry, item)
+        elif isinstance(item, Close):  # the connection's runs end with it
+            for key in [k for k in self._runs if k[0] == conn]:
+                self._finish(key)
+            self._fragmenting = {k for k in self._fragmenting if k[0] != conn}
+        return self._ready(conn)
 
     def release(self) -> list[Any]:
-        """Let every held frame go (the queue is idle, or recording ends)."""
+        """Let every held frame go (recording ends)."""
         for key in list(self._runs):
             self._finish(key)
-        return self._ready()
+        return self._ready_all()
+
+    def expire(self) -> list[Any]:
+        """Let go of the streams whose oldest held frame came in ``hold_s`` ago or more."""
+        limit = self._clock() - self._hold
+        for key in [k for k, run in self._runs.items() if run.pieces and run.since <= limit]:
+            self._finish(key)
+        return self._ready_all()
 
     def _frame(self, entry: list[Any], item: Item) -> None:
         conn, _t, direction, opcode, payload, fin, _seq = item
         op = int(opcode)
         if op >= _CONTROL:
             return  # pings may sit inside a fragmented message: they break no run
-        key = (conn, int(direction))
-        kind: bytes | None = None
+        side = (conn, int(direction))
+        key: Stream | None = None
         start, end = 0, len(payload)
-        if key in self._fragmenting or not fin:
-            kind = b"fragments"
+        if side in self._fragmenting or not fin:
+            key = (*side, b"fragments")
             if fin:
-                self._fragmenting.discard(key)
+                self._fragmenting.discard(side)
             else:
-                self._fragmenting.add(key)
-        elif op == _TEXT and b'.delta"' in payload:
+                self._fragmenting.add(side)
+        elif op == _TEXT and b'"type"' in payload:
             typed = _TYPE.search(payload)
-            delta = _DELTA.search(payload) if typed else None
-            if typed and delta:
-                kind, (start, end) = typed.group(1), delta.span(1)
-        run = self._runs.get(key)
-        if run is not None and (kind is None or run.kind != kind):
-            self._finish(key)
-            run = None
-        if kind is None:
+            kind = typed.group(1) if typed else b""
+            if kind.endswith(b".delta"):
+                if kind.endswith(b"audio.delta"):
+                    return  # base64 audio: nothing to join
+                delta = _DELTA.search(payload)
+                if delta is None:
+                    return
+                key = (*side, kind, *_stream_of(payload))
+                start, end = delta.span(1)
+            elif kind.endswith((b".done", b".completed", b".incomplete", b".failed")):
+                self._done(side, payload)
+                return
+        if key is None:
             return
+        run = self._runs.get(key)
         if run is None:
-            run = self._runs[key] = _Run(kind)
+            run = self._runs[key] = _Run()
+        if not run.pieces:
+            run.since = self._clock()
         piece = _Piece(entry, start, end)
         entry[1] = piece
         run.offsets.append(len(run.text))
@@ -138,7 +181,14 @@ class SplitKeys:
         run.text += payload[start:end]
         self._settle(key, run)
 
-    def _settle(self, key: tuple[int, int], run: _Run) -> None:
+    def _done(self, side: tuple[int, int], payload: bytes) -> None:
+        """An item (or the whole response) is done: its streams end."""
+        item = _ITEM.search(payload)
+        for key in [k for k in self._runs if k[:2] == side]:
+            if item is None or (len(key) > 3 and key[3] == item.group(1)):
+                self._finish(key)
+
+    def _settle(self, key: Stream, run: _Run) -> None:
         """Map back the keys before the open token and let go of the pieces before it."""
         text = run.text
         token = len(text) - len(text.rstrip(_KEY_CHARS))
@@ -159,8 +209,12 @@ class SplitKeys:
             run.offsets = [o - drop for o in run.offsets[keep:]]
             del run.text[:drop]
             run.scanned = max(0, run.scanned - drop)
+            if run.pieces:
+                run.since = self._clock()
+        if not run.pieces:
+            del self._runs[key]  # nothing held: a new piece starts a new run
 
-    def _finish(self, key: tuple[int, int]) -> None:
+    def _finish(self, key: Stream) -> None:
         run = self._runs.pop(key, None)
         if run is None:
             return
@@ -185,13 +239,35 @@ class SplitKeys:
                 piece.cuts.append((piece.start + lo, piece.start + hi, mark if i == first else b""))
         run.scanned = upto
 
-    def _ready(self) -> list[Any]:
+    def _ready(self, conn: int) -> list[Any]:
         out = []
-        queue = self._queue
+        queue = self._queues.get(conn)
         while queue and not isinstance(queue[0][1], _Piece):
             item, done = queue.popleft()
+            if type(item) is tuple:
+                self.held_bytes -= len(item[4])
             out.append(done if done is not None else item)
+        if not queue:
+            self._queues.pop(conn, None)
         return out
+
+    def _ready_all(self) -> list[Any]:
+        out = []
+        for conn in list(self._queues):
+            out += self._ready(conn)
+        return out
+
+
+def _stream_of(payload: bytes) -> tuple[bytes, ...]:
+    """What tells one delta stream from another in the same event type: the item id and the
+    output and content indexes, as the event gives them."""
+    item = _ITEM.search(payload)
+    indexes = dict(m.groups() for m in _INDEX.finditer(payload))
+    return (
+        item.group(1) if item else b"",
+        indexes.get(b"output_index", b""),
+        indexes.get(b"content_index", b""),
+    )
 
 
 def _index(offsets: list[int], at: int) -> int:
