@@ -26,6 +26,7 @@ from tracer.trace.format import RECORDER_TIME_UNIT_NS, TraceError
 from tracer.trace.reader import TraceReader
 from tracer.trace.records import Annotation, Close, Direction, Frame, Opcode, Open
 from tracer.trace.redact import Redactor
+from tracer.trace.scrub import redact_record, redact_tree
 from tracer.trace.split import HOLD_S, SplitKeys
 from tracer.trace.writer import DEFAULT_FLUSH_INTERVAL, TraceWriter
 
@@ -75,7 +76,7 @@ class Recorder:
         # Metadata can hold secrets too (a command line with a key in it): redact it alike.
         self._writer = TraceWriter(
             self._file,
-            metadata=_redact_tree(metadata or {}, self.redactor),
+            metadata=redact_tree(metadata or {}, self.redactor),
             flush_interval=flush_interval,
             time_unit_ns=time_unit_ns,
         )
@@ -113,21 +114,20 @@ class Recorder:
         self.stats.open_connections += 1
         if transport == "http":
             self._http.add(conn)
-        r = self.redactor
         record = Open(
             conn=conn,
             t_ns=self.now_ns() if t_ns is None else t_ns,
-            url=r.url(url),
-            request_headers=r.headers(request_headers or []),
-            response_headers=r.headers(response_headers or []),
+            url=url,
+            request_headers=request_headers or [],
+            response_headers=response_headers or [],
             status=status,
-            subprotocol=r.subprotocols(subprotocol) if subprotocol else subprotocol,
+            subprotocol=subprotocol,
             client_addr=client_addr,
             server_addr=server_addr,
             handshake_ns=handshake_ns,
             transport=transport,
         )
-        self._queue.put(record)
+        self._queue.put(redact_record(record, self.redactor))
         return conn
 
     def frame(
@@ -179,24 +179,14 @@ class Recorder:
         error: str | None = None,
     ) -> None:
         self.stats.open_connections -= 1
-        r = self.redactor  # a close reason or an error text can quote a secret too
-        self._queue.put(
-            Close(
-                conn=conn,
-                t_ns=self.now_ns(),
-                code=code,
-                reason=r.text(reason),
-                by=by,
-                error=r.text(error) if error is not None else None,
-            )
-        )
+        # A close reason or an error text can quote a secret too.
+        close = Close(conn=conn, t_ns=self.now_ns(), code=code, reason=reason, by=by, error=error)
+        self._queue.put(redact_record(close, self.redactor))
 
     def annotate(self, label: str, note: str = "", conn: int | None = None) -> None:
         """Record a mark; its text is redacted with every secret learned so far."""
-        r = self.redactor
-        self._queue.put(
-            Annotation(t_ns=self.now_ns(), label=r.text(label), note=r.text(note), conn=conn)
-        )
+        mark = Annotation(t_ns=self.now_ns(), label=label, note=note, conn=conn)
+        self._queue.put(redact_record(mark, self.redactor))
 
     def __enter__(self) -> Recorder:
         return self
@@ -362,17 +352,6 @@ class Recorder:
                     self.on_write_error(self.stats.write_error)
             return True
         return False
-
-
-def _redact_tree(value: Any, redactor: Redactor) -> Any:
-    """A copy of a JSON-like value with every string redacted."""
-    if isinstance(value, str):
-        return redactor.text(value)
-    if isinstance(value, dict):
-        return {k: _redact_tree(v, redactor) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_tree(v, redactor) for v in value]
-    return value
 
 
 def _is_create(payload: bytes, http: bool) -> bool:

@@ -33,6 +33,7 @@ from tracer.responses.sse import SSEDecoder
 from tracer.trace.format import FORMAT_VERSION, TraceError
 from tracer.trace.records import Close, Direction, Frame, Header, Opcode, Open, Record
 from tracer.trace.redact import Redactor
+from tracer.trace.scrub import redact_records
 
 __all__ = ["HarImport", "export_har", "import_har", "sse_text"]
 
@@ -237,7 +238,7 @@ def import_har(har: Any, *, redactor: Redactor | None = None, source: str = "har
     seq = 0
     for i, e in enumerate(entries):
         try:
-            got = _import_entry(e, out.connections + 1, r)
+            got = _import_entry(e, out.connections + 1)
         except _Bad as exc:
             raise TraceError(f"HAR entry {i}: {exc}") from None
         if got is None:
@@ -251,7 +252,9 @@ def import_har(har: Any, *, redactor: Redactor | None = None, source: str = "har
                 out.frames += 1
     timed.sort(key=lambda x: (x[0], x[1]))
     anchor = timed[0][0] if timed else 0
-    out.records = [_shift(rec, anchor) for _, _, rec in timed]
+    # One path with the recorder: every header's credential is learned before any record is
+    # written, keys split across messages are joined, close reasons and subprotocols scrubbed.
+    out.records = redact_records([_shift(rec, anchor) for _, _, rec in timed], r)
     out.header = Header(
         format_version=FORMAT_VERSION,
         tracer_version=__version__,
@@ -327,7 +330,7 @@ def _headers(v: Any, what: str) -> list[tuple[str, str]]:
 
 
 # Over 60 lines: one HAR entry's field mapping, read top to bottom.
-def _import_entry(e: Any, conn: int, r: Redactor) -> list[Open | Frame | Close] | None:
+def _import_entry(e: Any, conn: int) -> list[Open | Frame | Close] | None:
     if not isinstance(e, dict):
         raise _Bad("not an object")
     req = e.get("request")
@@ -360,9 +363,9 @@ def _import_entry(e: Any, conn: int, r: Redactor) -> list[Open | Frame | Close] 
         Open(
             conn=conn,
             t_ns=t_open,
-            url=r.url(target),
-            request_headers=r.headers(_headers(req.get("headers"), "request.headers")),
-            response_headers=r.headers(_headers(resp.get("headers"), "response.headers")),
+            url=target,
+            request_headers=_headers(req.get("headers"), "request.headers"),
+            response_headers=_headers(resp.get("headers"), "response.headers"),
             status=status,
             subprotocol=sub if isinstance(sub, str) else None,
             server_addr=server_ip if isinstance(server_ip, str) and server_ip else None,
@@ -375,11 +378,11 @@ def _import_entry(e: Any, conn: int, r: Redactor) -> list[Open | Frame | Close] 
         if not isinstance(messages, list):
             raise _Bad("_webSocketMessages is not a list")
         for m in messages:
-            frame = _ws_message(m, conn, r)
+            frame = _ws_message(m, conn)
             end = max(end, frame.t_ns)
             records.append(frame)
     else:
-        records.extend(_sse_frames(e, req, content, conn, t_open, r))  # type: ignore[arg-type]
+        records.extend(_sse_frames(e, req, content, conn, t_open))  # type: ignore[arg-type]
         end = max([end, *(f.t_ns for f in records[1:])])
     close = e.get("_close")
     if isinstance(close, dict):
@@ -401,7 +404,7 @@ def _import_entry(e: Any, conn: int, r: Redactor) -> list[Open | Frame | Close] 
     return records
 
 
-def _ws_message(m: Any, conn: int, r: Redactor) -> Frame:
+def _ws_message(m: Any, conn: int) -> Frame:
     if not isinstance(m, dict):
         raise _Bad("a WebSocket message is not an object")
     kind = m.get("type")
@@ -419,17 +422,14 @@ def _ws_message(m: Any, conn: int, r: Redactor) -> Frame:
             payload = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise _Bad("a WebSocket message's data is not base64") from None
-    if op in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-        payload = r.payload(payload)
     t = round(_num(m.get("time"), "a WebSocket message's time") * 1e6) * 1000
     direction = Direction.CLIENT if kind == "send" else Direction.SERVER
     return Frame(conn, t, direction, op, payload, m.get("_fin") is not False)
 
 
 def _sse_frames(
-    e: dict[str, Any], req: dict[str, Any], content: dict[str, Any], conn: int, t0: int,
-    r: Redactor,
-) -> Iterator[Frame]:  # fmt: skip
+    e: dict[str, Any], req: dict[str, Any], content: dict[str, Any], conn: int, t0: int
+) -> Iterator[Frame]:
     post = req.get("postData") if isinstance(req.get("postData"), dict) else {}
     body = post.get("text")  # type: ignore[union-attr]
     sent = t0
@@ -437,7 +437,7 @@ def _sse_frames(
     if request_time is not None:
         sent = round(request_time * 1e6) * 1000
     if isinstance(body, str) and body:
-        yield Frame(conn, sent, Direction.CLIENT, Opcode.TEXT, r.payload(body.encode()))
+        yield Frame(conn, sent, Direction.CLIENT, Opcode.TEXT, body.encode())
     messages = e.get("_sseMessages")
     if isinstance(messages, list):
         for m in messages:
@@ -445,7 +445,7 @@ def _sse_frames(
                 raise _Bad("an _sseMessages entry is not an object")
             t = round(_num(m.get("time"), "an _sseMessages time") * 1e6) * 1000
             data = _str(m.get("data"), "an _sseMessages data").encode("utf-8")
-            yield Frame(conn, t, Direction.SERVER, Opcode.TEXT, r.payload(data))
+            yield Frame(conn, t, Direction.SERVER, Opcode.TEXT, data)
         return
     text = content.get("text")
     if not isinstance(text, str):
@@ -467,7 +467,7 @@ def _sse_frames(
     span = int(total * 1e6) - (first - t0) if total is not None else 0
     step = max(0, span) // max(1, len(events))
     for k, data in enumerate(events):
-        yield Frame(conn, first + k * step, Direction.SERVER, Opcode.TEXT, r.payload(data))
+        yield Frame(conn, first + k * step, Direction.SERVER, Opcode.TEXT, data)
 
 
 def parse_sse(text: str) -> list[bytes]:

@@ -113,7 +113,7 @@ class SplitKeys:
             conn = item[0]
         else:
             conn = getattr(item, "conn", None)
-            if conn is None or conn not in self._queues and not isinstance(item, Close):
+            if conn is None or (conn not in self._queues and not isinstance(item, Close)):
                 return [item]  # nothing of its connection is held
         entry: list[Any] = [item, None]
         self._queues.setdefault(conn, deque()).append(entry)
@@ -262,7 +262,7 @@ def _stream_of(payload: bytes) -> tuple[bytes, ...]:
     """What tells one delta stream from another in the same event type: the item id and the
     output and content indexes, as the event gives them."""
     item = _ITEM.search(payload)
-    indexes = dict(m.groups() for m in _INDEX.finditer(payload))
+    indexes: dict[bytes, bytes] = {m.group(1): m.group(2) for m in _INDEX.finditer(payload)}
     return (
         item.group(1) if item else b"",
         indexes.get(b"output_index", b""),
