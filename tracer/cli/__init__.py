@@ -7,6 +7,7 @@ import sys
 import typer
 
 from tracer.cli.app import CLIError, app
+from tracer.trace.redact import Redactor
 from tracer.trace.format import TraceError
 
 __all__ = ["app", "main"]
@@ -71,7 +72,8 @@ def _command() -> typer.core.TyperGroup:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"tracer: error: {message}\n")
+    # An error may quote what the user typed (an upstream URL with ?key=...): never a secret.
+    sys.stderr.write(f"tracer: error: {Redactor().message(message)}\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -240,8 +240,8 @@ def record(
 
 def _where(session: RecordingSession, upstream: str | None) -> str:
     """Where the proxy listens and where it forwards, for the banner."""
-    if upstream is not None:
-        return f"{session.base_url} → {upstream}"
+    if upstream is not None:  # never echo a credential in the upstream's query
+        return f"{session.base_url} → {session.recorder.redactor.url(upstream)}"
     return f"{session.proxy.origin} as a forward proxy (HTTPS_PROXY={session.proxy.origin})"
 
 

@@ -139,6 +139,7 @@ that many times faster than the patterns' regular expression."""
 # cases a fixed-width lookbehind cannot (an escaped backslash, a "-" inside a blob).
 _BEFORE = rb"(?:(?<![A-Za-z0-9_])|(?<=\\[nrtbf])|(?<=\\u[0-9a-fA-F]{4}))"
 _AFTER = rb"(?![A-Za-z0-9_\-])"
+_URLISH = re.compile(r"[^\s'\"<>()]*\?[^\s'\"<>()]*")
 _MARK = re.compile(rb"\[REDACTED:[0-9a-f]{10}\]")
 _WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
@@ -340,6 +341,13 @@ class Redactor:
                 parts.append(part)
             url = f"{base}?{'&'.join(parts)}" + (f"#{fragment}" if hash_ else "")
         return self.text(url)
+
+    def message(self, value: str) -> str:
+        """A line for the screen or a log: the query credentials of every URL in it and
+        every key shape replaced (an error that quotes ``--upstream`` with ``?key=``)."""
+        if not self.enabled:
+            return value
+        return self.text(_URLISH.sub(lambda m: self.url(m.group(0)), value))
 
     def text(self, value: str) -> str:
         if not self.enabled:
