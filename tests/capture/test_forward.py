@@ -8,9 +8,11 @@ clients (their own frames, bodies and ids) and from the upstream (its tap and it
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import trustme
@@ -138,7 +141,7 @@ def test_openai_sdk_websocket_with_its_default_url_is_recorded_byte_exact(
     assert FAKE_KEY[3:].encode() not in decompressed(tmp_path / "proxy.trace")
     # The CA lived in a private directory of the run, and is gone with it.
     seen = json.loads(probe.read_text())
-    assert seen["mode"] == 0o700 and seen["files"] == ["bundle.pem", "ca-key.pem", "ca.pem"]
+    assert seen["mode"] == 0o700 and seen["files"] == ["bundle.pem", "ca.pem"]
     assert not Path(seen["dir"]).exists()
 
 
@@ -299,9 +302,10 @@ def test_a_standalone_forward_proxy_names_its_ca_and_deletes_it_on_sigterm(tmp_p
     assert proc.stderr is not None
     try:
         banner = [proc.stderr.readline() for _ in range(2)]
-        assert "as a forward proxy (HTTPS_PROXY=http://127.0.0.1:" in banner[0], banner
+        assert "as a forward proxy (HTTPS_PROXY=http://tracer:" in banner[0], banner
         bundle = Path(banner[1].split("SSL_CERT_FILE=")[1].split()[0])
-        assert bundle.is_file() and (bundle.parent / "ca-key.pem").is_file()
+        assert bundle.is_file()
+        assert sorted(p.name for p in bundle.parent.iterdir()) == ["bundle.pem", "ca.pem"]
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -339,3 +343,69 @@ def test_codex_with_no_config_is_recorded_through_the_forward_proxy(tmp_path: Pa
         (op,) = [r for r in reader if type(r) is Open]
     assert {k.lower(): v for k, v in op.request_headers}["host"] == "api.openai.com"
     assert FAKE_KEY[3:].encode() not in decompressed(trace)
+
+
+def _ask(port: int, request: bytes) -> bytes:
+    """Send one proxy request on a new connection; the proxy's answer head."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def test_the_forward_proxy_relays_for_its_own_command_alone(tmp_path: Path):
+    """No open relay: without the run's credentials every CONNECT and proxy-form request
+    gets 407; with them, loopback and private targets get 403 unless --connect-to names
+    them; the local service behind those targets never sees a connection."""
+    service = socket.socket()
+    service.bind(("127.0.0.1", 0))
+    service.listen(8)
+    service.settimeout(0.5)
+    target = service.getsockname()[1]
+    env = {**_no_base_urls(), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracer", "record", "--forward", "-o", str(tmp_path / "t.trace"),
+         "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        banner = proc.stderr.readline()
+        url = urlsplit(banner.split("HTTPS_PROXY=")[1].split(")")[0])
+        assert url.username == "tracer" and url.password and len(url.password) >= 24
+        port = url.port
+        assert port is not None
+        good = base64.b64encode(f"tracer:{url.password}".encode()).decode()
+        bad = base64.b64encode(b"tracer:guess").decode()
+        for auth in ("", f"Proxy-Authorization: Basic {bad}\r\n", "Proxy-Authorization: x\r\n"):
+            for request in (
+                f"CONNECT api.openai.com:443 HTTP/1.1\r\nHost: api.openai.com:443\r\n{auth}\r\n",
+                f"CONNECT 127.0.0.1:{target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n",
+                f"GET http://127.0.0.1:{target}/ HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n",
+            ):
+                answer = _ask(port, request.encode())
+                assert answer.startswith(b"HTTP/1.1 407 "), (request, answer)
+                assert b'Proxy-Authenticate: Basic realm="tracer record"' in answer
+        auth = f"Proxy-Authorization: Basic {good}\r\n"
+        # Loopback only here: were the check broken, nothing may leave the machine (private
+        # ranges are checked without sockets in test_forward_parts).
+        for host in (f"127.0.0.1:{target}", f"localhost:{target}", f"[::1]:{target}",
+                     f"[::ffff:127.0.0.1]:{target}", f"0.0.0.0:{target}"):  # fmt: skip
+            for request in (
+                f"CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n",
+                f"GET http://{host}/ HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n",
+            ):
+                answer = _ask(port, request.encode())
+                assert answer.startswith(b"HTTP/1.1 403 "), (request, answer)
+        with pytest.raises(TimeoutError):
+            service.accept()  # nothing ever reached the local service
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        service.close()
+    assert proc.returncode == 0

@@ -47,7 +47,6 @@ def test_the_run_ca_issues_certificates_clients_verify_and_is_removed(tmp_path: 
     with RunCA() as ca:
         directory = ca.directory
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-        assert stat.S_IMODE(ca.key_file.stat().st_mode) == 0o600
         assert _handshake(ca, "api.openai.com", ca.cert_file) == "api.openai.com"
         assert _handshake(ca, "127.0.0.1", ca.bundle) == "127.0.0.1"  # an IP address too
         # The bundle starts with the system's CAs: a real host still verifies through it.
@@ -56,8 +55,10 @@ def test_the_run_ca_issues_certificates_clients_verify_and_is_removed(tmp_path: 
         # Another name is not this certificate's: the client refuses it.
         with pytest.raises(ssl.SSLCertVerificationError):
             _handshake_mismatch(ca)
-        # No leaf key is left on disk; only the CA's own files.
-        assert sorted(p.name for p in directory.iterdir()) == ["bundle.pem", "ca-key.pem", "ca.pem"]
+        # No key is ever on disk, the CA's or a leaf's: only the public files.
+        assert sorted(p.name for p in directory.iterdir()) == ["bundle.pem", "ca.pem"]
+        for path in directory.iterdir():
+            assert b"PRIVATE KEY" not in path.read_bytes()
     assert not directory.exists()
     ca.close()  # idempotent
 
@@ -77,6 +78,38 @@ def _handshake_mismatch(ca: RunCA) -> None:
             server.close()
 
     asyncio.run(main())
+
+
+def test_the_ca_vouches_for_the_intercepted_hosts_alone():
+    """Name constraints: a client verifying with the run's CA accepts a leaf for an
+    intercepted host (or a subdomain of a *. pattern) and refuses one for any other name or
+    address, even though the run's CA signed it."""
+    from cryptography import x509
+
+    with RunCA(permitted=["api.openai.com", "*.openai.azure.com"]) as ca:
+        ext = ca.certificate.extensions.get_extension_for_class(x509.NameConstraints)
+        assert ext.critical
+        assert _handshake(ca, "api.openai.com", ca.cert_file) == "api.openai.com"
+        assert _handshake(ca, "res.openai.azure.com", ca.cert_file) == "res.openai.azure.com"
+        for other in ("bank.example", "127.0.0.1"):
+            with pytest.raises(ssl.SSLCertVerificationError):
+                _handshake(ca, other, ca.cert_file)
+    with RunCA(permitted=["127.0.0.1"]) as ca:  # an address named by --intercept
+        assert _handshake(ca, "127.0.0.1", ca.cert_file) == "127.0.0.1"
+        with pytest.raises(ssl.SSLCertVerificationError):
+            _handshake(ca, "127.0.0.2", ca.cert_file)
+
+
+def test_non_public_addresses_are_named():
+    from tracer.capture.forward import non_public
+
+    cases = {"127.0.0.1": "loopback", "::1": "loopback", "::ffff:127.0.0.1": "loopback",
+             "10.1.2.3": "private", "172.16.0.1": "private", "192.168.0.1": "private",
+             "fd00::1": "private", "169.254.169.254": "link-local", "fe80::1%eth0": "link-local",
+             "0.0.0.0": "unspecified", "224.0.0.1": "multicast", "240.0.0.1": "private",
+             "8.8.8.8": None, "2606:4700::1111": None, "api.openai.com": None}  # fmt: skip
+    for address, kind in cases.items():
+        assert non_public(address) == kind, address
 
 
 def test_each_run_has_its_own_ca():

@@ -1,10 +1,14 @@
 """The certificate authority of one forward-proxy run (``tracer record --forward``).
 
-A new CA is generated for every run, in a private directory (0700) that ``close`` removes:
-nothing is installed system-wide, and a CA that outlives its run trusts nothing. For each
-intercepted host the proxy presents a leaf certificate this CA issues on first use. A
-launched command, and only it, is told to trust the CA through ``bundle``: the system's
-trusted CAs followed by this run's, so that hosts tunnelled untouched still verify.
+A new CA is generated for every run. Its private key lives in this process's memory only:
+never on disk, so a recorder killed with SIGKILL leaves no key behind. Its certificate
+carries name constraints: it can vouch for the intercepted hosts alone (``permitted``), so
+a copy of it left in a bundle trusts nothing else. The public files (the CA's certificate
+and the bundle) are in a private directory (0700) that ``close`` removes. For each
+intercepted host the proxy presents a leaf certificate this CA issues on first use; its key
+reaches ``ssl`` through an anonymous memory file (Linux), never a named file. A launched
+command, and only it, is told to trust the CA through ``bundle``: the system's trusted CAs
+followed by this run's, so that hosts tunnelled untouched still verify.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import shutil
 import ssl
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography import x509
@@ -22,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["RunCA", "system_ca_pem"]
+__all__ = ["RunCA", "name_constraints", "system_ca_pem"]
 
 _VALID = datetime.timedelta(days=7)  # a run's CA; clocks a little off still verify
 _SKEW = datetime.timedelta(hours=1)
@@ -46,10 +51,42 @@ def system_ca_pem() -> bytes:
     return Path(certifi.where()).read_bytes()
 
 
+def name_constraints(patterns: Iterable[str]) -> x509.NameConstraints | None:
+    """The constraints that let a CA vouch for these host patterns alone (``*.example.com``
+    permits the subtree ``example.com``); IP addresses other than those listed are excluded.
+    None when a pattern cannot be expressed as a subtree (``api*``)."""
+    dns: list[x509.GeneralName] = []
+    ips: list[x509.GeneralName] = []
+    for pattern in patterns:
+        name = pattern.lower().rstrip(".").removeprefix("*.")
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            if not name or "*" in name or "?" in name or "[" in name:
+                return None
+            dns.append(x509.DNSName(name))
+            continue
+        ips.append(x509.IPAddress(ipaddress.ip_network(address)))
+    excluded: list[x509.GeneralName] = []
+    if not ips:  # no address may be vouched for
+        excluded = [
+            x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")),
+            x509.IPAddress(ipaddress.ip_network("::/0")),
+        ]
+    return x509.NameConstraints(
+        permitted_subtrees=dns + ips or None, excluded_subtrees=excluded or None
+    )
+
+
 class RunCA:
     """A CA made for this run, its directory, and the TLS server contexts it issues."""
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        permitted: Iterable[str] | None = None,
+    ) -> None:
         self.directory = Path(directory or tempfile.mkdtemp(prefix="tracer-ca-"))
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
@@ -62,7 +99,9 @@ class RunCA:
             ]
         )
         public = self._key.public_key()
-        self.certificate = (
+        self.permitted = tuple(permitted) if permitted is not None else None
+        constraints = name_constraints(self.permitted) if self.permitted is not None else None
+        builder = (
             x509.CertificateBuilder()
             .subject_name(name)
             .issuer_name(name)
@@ -73,18 +112,12 @@ class RunCA:
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_CA_USAGE, critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-            .sign(self._key, hashes.SHA256())
         )
+        if constraints is not None:
+            builder = builder.add_extension(constraints, critical=True)
+        self.certificate = builder.sign(self._key, hashes.SHA256())
         pem = self.certificate.public_bytes(serialization.Encoding.PEM)
         self.cert_file = self._write("ca.pem", pem)
-        self.key_file = self._write(
-            "ca-key.pem",
-            self._key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-        )
         system = system_ca_pem()
         joined = system + (b"" if not system or system.endswith(b"\n") else b"\n") + pem
         self.bundle = self._write("bundle.pem", joined)
@@ -138,17 +171,12 @@ class RunCA:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.set_alpn_protocols(["http/1.1"])  # the proxy speaks HTTP/1.1 (and WebSocket)
-        # load_cert_chain reads files only: written beside the CA's key, read, removed.
-        leaf = self._write("leaf.pem", cert + key)
-        try:
-            ctx.load_cert_chain(leaf)
-        finally:
-            leaf.unlink()
+        _load_chain(ctx, cert + key, self.directory)
         self._contexts[host] = ctx
         return ctx
 
     def close(self) -> None:
-        """Remove the directory with the CA's key. Idempotent."""
+        """Remove the directory with the CA's certificate and bundle. Idempotent."""
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> RunCA:
@@ -156,3 +184,26 @@ class RunCA:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _load_chain(ctx: ssl.SSLContext, pem: bytes, directory: Path) -> None:
+    """``load_cert_chain`` from bytes: it reads files only. An anonymous memory file
+    (``memfd_create``) keeps the key off every file system; elsewhere a 0600 file in the
+    private directory is written, read and removed at once."""
+    memfd = getattr(os, "memfd_create", None)
+    if memfd is not None:
+        fd = memfd("tracer-leaf", getattr(os, "MFD_CLOEXEC", 0))
+        try:
+            os.write(fd, pem)
+            ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return
+    path = directory / "leaf.pem"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        ctx.load_cert_chain(path)
+    finally:
+        path.unlink(missing_ok=True)

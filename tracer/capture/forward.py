@@ -11,14 +11,26 @@ nothing is ever passed through in its place.
 
 Plain ``http://`` requests in proxy form (``GET http://host/path``) are forwarded the same
 way, recorded for intercepted hosts.
+
+It relays for the launched command alone: every request must carry the run's proxy
+credentials (``Proxy-Authorization: Basic``, random per run, in the proxy URL the command
+is given), or it gets 407; and targets on loopback, private, link-local and other
+non-public addresses are refused (403) unless ``--connect-to`` names them, so no local
+process can reach the machine's own services through it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import dataclasses
 import fnmatch
+import hmac
+import ipaddress
+import secrets
+import socket
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -51,6 +63,29 @@ DEFAULT_INTERCEPT = (
 (Codex signed in with ChatGPT)."""
 _TUNNEL_PIECE = 256 * 1024
 _TLS_TIMEOUT = 10.0
+_RESOLVE_TIMEOUT = 10.0
+PROXY_USER = "tracer"
+
+
+def non_public(address: str) -> str | None:
+    """What kind of non-public address ``address`` (an IP literal) is, or None."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for kind, test in (
+        ("loopback", ip.is_loopback),
+        ("unspecified", ip.is_unspecified),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+    ):
+        if test:
+            return kind
+    return None
 
 
 def intercepts(host: str, patterns: Iterable[str]) -> bool:
@@ -135,10 +170,97 @@ class ForwardProxy(RecordingProxy):
                 self._ssl.load_verify_locations(upstream_ca)
         self.tunnelled = 0  # connections passed through untouched (hosts not intercepted)
         self.refused_tls = 0  # clients that refused the run's certificate
+        self.refused_auth = 0  # requests without the run's proxy credentials
+        self.refused_targets = 0  # targets on loopback or private addresses
+        self.password = secrets.token_urlsafe(24)  # the run's proxy credentials
+        self._authorization = "Basic " + base64.b64encode(
+            f"{PROXY_USER}:{self.password}".encode()
+        ).decode("ascii")
+
+    @property
+    def proxy_url(self) -> str:
+        """The proxy's URL with the run's credentials, for the launched command alone."""
+        return f"http://{PROXY_USER}:{self.password}@{self.host}:{self.port}"
+
+    def _authorized(self, head: RequestHead) -> bool:
+        """Whether the request carries the run's proxy credentials (and drops them: they go
+        no further than this proxy)."""
+        given = [v for k, v in head.headers if k.lower() == "proxy-authorization"]
+        head.headers = [(k, v) for k, v in head.headers if k.lower() != "proxy-authorization"]
+        if len(given) != 1:
+            return False
+        scheme, _, value = given[0].strip().partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        expected = f"{PROXY_USER}:{self.password}".encode()
+        return hmac.compare_digest(decoded, expected)
+
+    async def _refuse_unauthorized(self, head: RequestHead, writer: asyncio.StreamWriter) -> bool:
+        if self._authorized(head):
+            return False
+        self.refused_auth += 1
+        self.log(f"refused {head.method} {head.target[:100]}: no proxy credentials of this run")
+        _answer(
+            writer, 407, "this proxy serves the command tracer launched (its HTTPS_PROXY)",
+            [("Proxy-Authenticate", 'Basic realm="tracer record"')],
+        )  # fmt: skip
+        await writer.drain()
+        return True
+
+    async def _address(self, host: str, port: int) -> tuple[tuple[str, int] | None, str | None]:
+        """Where to connect for ``host:port``, and why not (a non-public address) or None.
+        ``--connect-to`` wins and is never refused; a name is resolved here, and the
+        address checked is the one connected to (no second lookup to rebind)."""
+        mapped = self.connect_to.get((host, port))
+        if mapped is not None:
+            return mapped, None
+        if host == "localhost" or host.endswith(".localhost"):
+            return None, f"{host} is a loopback name"
+        kind = non_public(host)
+        if kind is not None:
+            return None, f"{host} is a {kind} address"
+        try:
+            ipaddress.ip_address(host)
+            return None, None  # a public literal: connect as named
+        except ValueError:
+            pass
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), _RESOLVE_TIMEOUT
+            )
+        except (OSError, TimeoutError):
+            return None, None  # unresolvable: the connection fails with its own error
+        for info in infos:
+            kind = non_public(str(info[4][0]))
+            if kind is not None:
+                return None, f"{host} resolves to a {kind} address ({info[4][0]})"
+        return (str(infos[0][4][0]), port) if infos else None, None
+
+    async def _refuse_target(
+        self, host: str, port: int, writer: asyncio.StreamWriter
+    ) -> tuple[bool, tuple[str, int] | None]:
+        address, why = await self._address(host, port)
+        if why is None:
+            return False, address
+        self.refused_targets += 1
+        self.log(f"refused {host}:{port}: {why} (--connect-to names such targets)")
+        _answer(writer, 403, f"{why}: not relayed (--connect-to names such targets)")
+        await writer.drain()
+        return True, None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await self.read_head(reader, writer)
         if head is None:
+            return
+        is_proxy_request = head.method == "CONNECT" or head.target.startswith(
+            ("http://", "https://")
+        )
+        if is_proxy_request and await self._refuse_unauthorized(head, writer):
             return
         if head.method == "CONNECT":
             await self._connect(head, reader, writer)
@@ -149,14 +271,16 @@ class ForwardProxy(RecordingProxy):
             _answer(writer, 400, "this is a forward proxy: set HTTPS_PROXY to its address")
             await writer.drain()
 
-    def _upstream(self, host: str, port: int, *, tls: bool) -> Upstream:
+    def _upstream(
+        self, host: str, port: int, address: tuple[str, int] | None, *, tls: bool
+    ) -> Upstream:
         default = 443 if tls else 80
         netloc = f"[{host}]" if ":" in host else host
         netloc += "" if port == default else f":{port}"
         return Upstream(
             f"{'wss' if tls else 'ws'}://{netloc}",
             self._ssl if tls else None,
-            self.connect_to.get((host, port)),
+            address,
             record=intercepts(host, self.intercept),
         )
 
@@ -179,8 +303,11 @@ class ForwardProxy(RecordingProxy):
             _answer(writer, 403, why)
             await writer.drain()
             return
+        refused, address = await self._refuse_target(host, port, writer)
+        if refused:
+            return
         if not intercepts(host, self.intercept):
-            await self._tunnel(host, port, reader, writer)
+            await self._tunnel(host, port, address, reader, writer)
             return
         # No await between the answer and start_tls: the client's TLS hello, sent once it
         # reads the answer, must reach the TLS layer, not the plain reader's buffer.
@@ -196,7 +323,7 @@ class ForwardProxy(RecordingProxy):
             )
             writer.transport.abort()
             return
-        upstream = self._upstream(host, port, tls=True)
+        upstream = self._upstream(host, port, address, tls=True)
         await self.serve(reader, writer, upstream, guard=self._guard(host))
 
     async def _absolute(
@@ -209,8 +336,11 @@ class ForwardProxy(RecordingProxy):
             await writer.drain()
             return
         host, port = parts.hostname.lower(), parts.port or 80
+        refused, address = await self._refuse_target(host, port, writer)
+        if refused:
+            return
         head.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        upstream = self._upstream(host, port, tls=False)
+        upstream = self._upstream(host, port, address, tls=False)
         if not upstream.record:
             self.tunnelled += 1  # forwarded, not recorded
         if not head.is_websocket_upgrade:
@@ -220,12 +350,17 @@ class ForwardProxy(RecordingProxy):
         await self.serve(reader, writer, upstream, head=head, guard=self._guard(host))
 
     async def _tunnel(
-        self, host: str, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        host: str,
+        port: int,
+        address: tuple[str, int] | None,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
         """Pass the bytes of a host that is not intercepted through, both ways, unrecorded."""
-        address = self.connect_to.get((host, port), (host, port))
+        target = address or (host, port)
         try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*address), 30)
+            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*target), 30)
         except (OSError, TimeoutError) as exc:
             self.log(f"CONNECT {host}:{port}: 502: {reason_of(exc)}")
             _answer(writer, 502, f"cannot reach {host}:{port}: {reason_of(exc)}")
@@ -250,6 +385,11 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             dst.write_eof()
 
 
-def _answer(writer: asyncio.StreamWriter, status: int, message: str) -> None:
-    headers = [("Content-Type", "text/plain"), ("Connection", "close")]
+def _answer(
+    writer: asyncio.StreamWriter,
+    status: int,
+    message: str,
+    extra: Sequence[tuple[str, str]] = (),
+) -> None:
+    headers = [("Content-Type", "text/plain"), ("Connection", "close"), *extra]
     write_response(writer, status, headers, f"tracer record: {message}\n".encode())

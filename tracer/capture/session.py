@@ -97,7 +97,7 @@ class RecordingSession:
         self.proxy: RecordingProxy
         self.forward = forward
         if forward is not None:
-            self.ca = RunCA()
+            self.ca = RunCA(permitted=forward.intercept)
             try:
                 self.proxy = ForwardProxy(
                     self.recorder, self.ca, intercept=forward.intercept,
@@ -126,8 +126,9 @@ class RecordingSession:
         if self.ca is None or self.forward is None:
             return None
         patterns = self.forward.intercept
+        assert isinstance(self.proxy, ForwardProxy)
         return Forwarding(
-            self.proxy.origin, str(self.ca.bundle), lambda host: intercepts(host, patterns)
+            self.proxy.proxy_url, str(self.ca.bundle), lambda host: intercepts(host, patterns)
         )
 
     async def stop(self) -> None:

@@ -7,8 +7,8 @@ import sys
 import typer
 
 from tracer.cli.app import CLIError, app
-from tracer.trace.redact import Redactor
 from tracer.trace.format import TraceError
+from tracer.trace.redact import Redactor
 
 __all__ = ["app", "main"]
 

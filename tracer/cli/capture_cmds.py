@@ -242,7 +242,9 @@ def _where(session: RecordingSession, upstream: str | None) -> str:
     """Where the proxy listens and where it forwards, for the banner."""
     if upstream is not None:  # never echo a credential in the upstream's query
         return f"{session.base_url} → {session.recorder.redactor.url(upstream)}"
-    return f"{session.proxy.origin} as a forward proxy (HTTPS_PROXY={session.proxy.origin})"
+    # The proxy URL holds the run's credentials: whoever is to use it must see them.
+    url = getattr(session.proxy, "proxy_url", session.proxy.origin)
+    return f"{session.proxy.origin} as a forward proxy (HTTPS_PROXY={url})"
 
 
 def _serve(
