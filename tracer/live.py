@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tracer.trace.format import PREAMBLE_SIZE, TraceError, parse_preamble
 from tracer.trace.reader import TraceReader
-from tracer.trace.records import Record
+from tracer.trace.records import Frame, Record
 
 __all__ = ["FollowResult", "check_followable", "follow"]
 
@@ -78,6 +78,9 @@ def check_followable(path: str | os.PathLike[str], appear_timeout: float = 10.0)
 
 
 # Over 60 lines: the follow loop and its end conditions read best together.
+_BATCH_BYTES = 4 * 1024 * 1024
+
+
 def follow(
     path: str | os.PathLike[str],
     on_batch: Batch,
@@ -128,6 +131,7 @@ def follow(
     except OSError as exc:
         raise TraceError(f"cannot open {os.fspath(path)!r}: {exc.strerror or exc}") from None
     count = 0
+    held = 0  # payload bytes pending: a batch of huge frames is handed over early
     with f:
         growing = _GrowingFile(f, wait)
         reader = TraceReader(growing)  # type: ignore[arg-type]
@@ -135,8 +139,11 @@ def follow(
             for record in reader:
                 pending.append(record)
                 count += 1
-                if len(pending) >= 4096:
+                if type(record) is Frame:
+                    held += len(record.payload)
+                if len(pending) >= 4096 or held >= _BATCH_BYTES:
                     flush()
+                    held = 0
         finally:
             flush()
     if reader.footer is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import stat
 from pathlib import Path
 
 import jsonschema
@@ -236,6 +237,11 @@ def test_parquet_tables_and_query_over_several_traces(tmp_path: Path):
     assert inspect_fields <= set(turns[0])
     frames = pq.read_table(tmp_path / "pq" / "frames")
     assert frames.num_rows == sum(len(_frames(p)) for p in samples)
+    # Owner-only (with --payload they hold every payload), and written whole: no temp left.
+    written = sorted((tmp_path / "pq").rglob("*"))
+    assert [p.name for p in written if p.name.startswith(".")] == []
+    for p in written:
+        assert stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600), p
 
     sql = "select trace, sum(resent_bytes) as resent, count(*) as n from turns group by trace"
     proc = run_tracer("query", sql, *map(str, samples), "--json")

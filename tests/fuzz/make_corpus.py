@@ -163,7 +163,42 @@ def claims() -> dict[str, bytes]:
             1, [6, 1, [1] * n, b"\x01" * n, None, b"\xff".join([create("x")] * n)], 16,
             opens=[[1, 1, 0, {"url": "/v1/responses"}]],
         ),
+        **hostile_sizes(),
     }  # fmt: skip
+
+
+def hostile_sizes() -> dict[str, bytes]:
+    """Small files whose decompressed payloads or JSON items are huge (issue #26): every
+    command must stay within the time and memory bounds on them."""
+    opened = [1, 1, 0, {"url": "/v1/responses"}]
+    ask = [2, 1, 1, 0, 1, create("hi")]  # a v1 frame: conn, dt, client, text, payload
+    mib = 1 << 20
+    delta = b'{"type":"response.output_text.delta","item_id":"m","delta":"'
+    delta += b"a" * (mib - len(delta) - 2) + b'"}'
+    items = [{"role": "user", "content": "x"}] * 1_000_000
+    turns = []
+    for k in range(2000):  # each turn resends the whole history so far
+        history = [{"type": "message", "role": "user", "content": f"m{i}"} for i in range(k + 1)]
+        turns.append([2, 1, 1, 0, 1, json.dumps({"type": "response.create", "input": history})])
+        done = {"type": "response.completed", "response": {"id": f"r{k}", "output": []}}
+        turns.append([2, 1, 1, 1, 1, json.dumps(done).encode()])
+    for t in turns:
+        t[5] = t[5].encode() if isinstance(t[5], str) else t[5]
+    top = 2**64 - 1
+    return {
+        # 1,024 server frames of 1 MiB each: a gibibyte of payload in a few tens of kB.
+        "a-gibibyte-of-deltas.trace": repeated_batches(
+            1, [6, 1, [1], b"\x11", None, delta], 1024, opens=[opened, ask]
+        ),
+        # One create with a million input items.
+        "a-million-input-items.trace": raw_stream(opened, [2, 1, 1, 0, 1, create(items)]),
+        # 2,000 turns, each resending the whole history: two million items in all.
+        "two-thousand-full-resends.trace": raw_stream(opened, *turns),
+        # A connection id that fits no signed 64-bit column.
+        "connection-id-2-64-minus-1.trace": raw_stream(
+            [1, top, 0, {"url": "/v1/responses"}], [2, top, 1, 0, 1, create("hi")]
+        ),
+    }
 
 
 def main() -> None:

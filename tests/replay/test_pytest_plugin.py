@@ -225,3 +225,26 @@ def test_a_websocket_connection_that_matches_nothing_goes_to_the_fallback(tmp_pa
     creates = [r for r in read_trace(tmp_path / "new.trace")
                if getattr(r, "payload", b"").startswith(b'{"type": "response.create"')]  # fmt: skip
     assert len(creates) == 2
+
+
+def test_a_parameter_id_cannot_write_a_cassette_outside_its_folder(pytester, monkeypatch):
+    """A pytest id holding ``../`` or ``/`` names one file inside ``cassettes/``."""
+    monkeypatch.setenv("SEEN_FILE", str(pytester.path / "seen.json"))
+    pytester.makepyfile(
+        helpers=CLIENT,
+        test_ids="""
+        import pytest
+        from helpers import ask
+
+        @pytest.mark.parametrize("who", ["../../escaped", "a/b", ".."])
+        def test_chat(tracer_replay, who):
+            ask(tracer_replay.base_url, "hi")
+        """,
+    )
+    with running_upstream() as upstream:
+        _run(pytester, upstream.port, "--tracer-record=once").assert_outcomes(passed=3)
+    folder = pytester.path / "cassettes"
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(names) == 3 and all(n.endswith(".trace") for n in names), names
+    outside = [p for p in pytester.path.parent.rglob("*.trace") if folder not in p.parents]
+    assert outside == []

@@ -9,6 +9,7 @@ Which items were new, resent or referenced is the context model's decision
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +17,14 @@ from tracer.analysis.contents import TurnContent, content_of
 from tracer.analysis.context import Account, ContextModel
 from tracer.analysis.items import json_bytes, summarise_item
 from tracer.analysis.model import CacheLoss, TurnDetail, TurnReport, span_ms
-from tracer.responses.model import Connection, Turn, output_text
+from tracer.responses.model import TEXT_LIMIT, Connection, Turn
+from tracer.responses.turns import output_text
 
-__all__ = ["Analyser"]
+__all__ = ["DETAIL_ITEMS", "Analyser"]
+
+DETAIL_ITEMS = 1000
+"""Input items described per turn for its detail view (``tracer turn --all``: all); a
+create may carry a million."""
 
 # Request fields that are not context: comparing them across creates means nothing.
 _NOT_CONTEXT = frozenset(["type", "input", "previous_response_id", "stream_id", "generate"])
@@ -39,9 +45,17 @@ class Analyser:
     """Turns in, ``TurnReport`` (and optionally details and diff contents) out."""
 
     def __init__(
-        self, *, details: bool = False, frame_budget: int = 0, contents: bool = False
+        self,
+        *,
+        details: bool = False,
+        frame_budget: int = 0,
+        contents: bool = False,
+        detail_items: int | None = DETAIL_ITEMS,
+        text_limit: int | None = TEXT_LIMIT,
     ) -> None:
         self.details: dict[int, TurnDetail] | None = {} if details else None
+        self.detail_items = detail_items  # input items described per turn (None: all)
+        self.text_limit = text_limit  # output text characters kept per turn (None: all)
         self.contents: dict[int, TurnContent] | None = {} if contents else None
         self.frame_budget = frame_budget  # payload bytes of frames kept for the details
         self.frames_kept_bytes = 0
@@ -51,19 +65,22 @@ class Analyser:
         self.reports: list[TurnReport] = []
         self.losses: list[CacheLoss] = []
         self._started: dict[int, _Start] = {}  # turn index -> what its start learned
+        self._seen_items: dict[int, tuple[str, str]] = {}  # for content_of: one copy each
 
     def start(self, t: Turn) -> None:
         """Context accounting of a create, in the order creates were sent."""
         account = self.context.start(t)
         if self.details is not None:
             rows = zip(t.input_items, account.hashes, account.resent, account.sizes, strict=True)
+            shown = itertools.islice(rows, self.detail_items)
             self.details[t.index] = TurnDetail(
                 index=t.index,
-                input=[self._describe(i, h, r, n, account.reason) for i, h, r, n in rows],
+                input=[self._describe(i, h, r, n, account.reason) for i, h, r, n in shown],
+                input_total=len(account.hashes),
                 request_fields={k: v for k, v in t.request.items() if k not in ("input", "tools")},
             )
         if self.contents is not None:
-            self.contents[t.index] = content_of(t)
+            self.contents[t.index] = content_of(t, self._seen_items)
         # Request fields repeated unchanged from the conversation's previous create.
         conv = account.conversation
         fields = {
@@ -182,18 +199,26 @@ class Analyser:
     def _detail(self, t: Turn) -> None:
         assert self.details is not None
         d = self.details.setdefault(t.index, TurnDetail(index=t.index, input=[], request_fields={}))
-        d.text = "".join(t.text) or output_text(t.output)
+        if t.text_chars:
+            d.text, d.text_chars = "".join(t.text), t.text_chars
+        else:
+            whole = output_text(t.output)
+            d.text, d.text_chars = whole[: self.text_limit], len(whole)
         d.calls = [
-            {"name": o.get("name"), "call_id": o.get("call_id"), "arguments": o.get("arguments")}
+            {
+                "name": o.get("name"),
+                "call_id": o.get("call_id"),
+                "arguments": _cut(o.get("arguments"), self.text_limit),
+            }
             for o in t.output
             if o.get("type") == "function_call"
         ]
-        d.output = t.output
+        d.output = _cut(t.output, self.text_limit) if self.text_limit is not None else t.output
         d.event_types = dict(t.event_types)
         d.error_message = t.error_message
         d.t_create_ns, d.t_end_ns = t.t_create, t.t_end
         size = sum(len(f.payload) for f in t.frames)
-        if self.frames_kept_bytes + size <= self.frame_budget:
+        if not t.frames_dropped and self.frames_kept_bytes + size <= self.frame_budget:
             self.frames_kept_bytes += size
             d.frames = t.frames
         else:
@@ -207,3 +232,17 @@ def _usage(usage: dict[str, Any] | None, *path: str) -> int | None:
     for key in path:
         value = value.get(key) if isinstance(value, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _cut(value: Any, limit: int | None) -> Any:
+    """A copy of a JSON value with every string over ``limit`` characters cut (``…`` marks
+    the cut); the value itself when nothing is that long."""
+    if limit is None:
+        return value
+    if isinstance(value, str):
+        return value[:limit] + "…" if len(value) > limit else value
+    if isinstance(value, list):
+        return [_cut(v, limit) for v in value]
+    if isinstance(value, dict):
+        return {k: _cut(v, limit) for k, v in value.items()}
+    return value

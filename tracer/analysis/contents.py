@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracer.analysis.items import identity, json_bytes, summarise_item
-from tracer.responses.model import Turn, output_text
+from tracer.responses.model import Turn
+from tracer.responses.turns import output_text
 
 __all__ = ["TurnContent", "content_of", "digest"]
 
@@ -48,16 +49,36 @@ class TurnContent:
         ]
 
 
-def _item_digest(item: Any) -> str:
-    """An input item's identity across two sessions: also without the server's call ids,
-    which differ from one session to the next."""
+_SEEN_LIMIT = 1_000_000  # distinct items remembered for content_of; past it, recomputed
+
+
+def _without_call_id(item: Any) -> Any:
+    """What of an input item two sessions share: not the server's call ids, which differ
+    from one session to the next."""
     if isinstance(item, dict) and "call_id" in item:
-        item = {k: v for k, v in item.items() if k != "call_id"}
-    return digest(identity(item))
+        return {k: v for k, v in item.items() if k != "call_id"}
+    return item
 
 
-def content_of(turn: Turn) -> TurnContent:
-    """A started turn's request, as a diff compares it (its answer comes with ``answered``)."""
+def content_of(turn: Turn, seen: dict[int, tuple[str, str]] | None = None) -> TurnContent:
+    """A started turn's request, as a diff compares it (its answer comes with ``answered``).
+
+    ``seen`` maps the hash of an item's JSON as sent to its digest and its summary, across
+    the turns of a session: an item resent on every turn is normalised and summarised once,
+    and its strings are held once, so a session that resends its whole history costs memory
+    per distinct item, not per copy."""
+    seen = {} if seen is None else seen
+    hashes: list[str] = []
+    summaries: list[str] = []
+    for item in turn.input_items:
+        key = hash(json_bytes(item))
+        known = seen.get(key)
+        if known is None:
+            known = (digest(identity(_without_call_id(item))), summarise_item(item, 100))
+            if len(seen) < _SEEN_LIMIT:
+                seen[key] = known
+        hashes.append(known[0])
+        summaries.append(known[1])
     req = turn.request
     raw_tools = req.get("tools")
     tools: list[Any] = raw_tools if isinstance(raw_tools, list) else []
@@ -65,8 +86,8 @@ def content_of(turn: Turn) -> TurnContent:
     model = req.get("model")
     return TurnContent(
         index=turn.index,
-        input_hashes=[_item_digest(i) for i in turn.input_items],
-        input_summaries=[summarise_item(i, 100) for i in turn.input_items],
+        input_hashes=hashes,
+        input_summaries=summaries,
         text="",
         calls=[],
         model=model if isinstance(model, str) else None,

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.analysis.items import item_hash, json_bytes
+from tracer.analysis.items import ItemHashes, item_hash, json_bytes
 from tracer.analysis.model import CacheLoss
 from tracer.responses.model import Turn
 
@@ -88,12 +88,14 @@ class ContextModel:
         # (identical answers to independent agents): such an item says nothing of who sent it.
         self._received: dict[int, Conversation | None] = {}
         self._ended: dict[str, int] = {}  # response id -> when its turn ended
+        self._hashes = ItemHashes()
 
     def start(self, turn: Turn) -> Account:
         """Classify a create's input items, in the order creates were sent."""
         items = turn.input_items
-        hashes = [item_hash(i) for i in items]
-        sizes = [len(json_bytes(i)) for i in items]
+        raws = [json_bytes(i) for i in items]
+        hashes = [self._hashes(i, raw) for i, raw in zip(items, raws, strict=True)]
+        sizes = [len(raw) for raw in raws]
         prev = self._responses.get(turn.previous_response_id or "")
         conv = self._join(turn, hashes, prev)
         websocket = turn.transport == "websocket"

@@ -16,7 +16,7 @@ import orjson
 
 from tracer.responses.model import dict_items
 
-__all__ = ["identity", "item_hash", "json_bytes", "summarise_item"]
+__all__ = ["ItemHashes", "identity", "item_hash", "json_bytes", "summarise_item"]
 
 # Assigned by the server, or padding it adds: never part of an item's identity.
 _SERVER_KEYS = frozenset(["id", "status", "phase", "obfuscation"])
@@ -48,6 +48,27 @@ def identity(item: Any) -> bytes:
 def item_hash(item: Any) -> int:
     """A hash of ``identity(item)``, for the sets of items already seen."""
     return hash(identity(item))
+
+
+class ItemHashes:
+    """``item_hash`` memoised by the item's JSON as sent: an agent that resends its whole
+    history every turn sends the same bytes again, so each distinct item is normalised once.
+    Keys are hashes of those bytes (Python's keyed hash), so memory is a few dozen bytes per
+    distinct item, up to ``limit`` items; past it, hashes are computed, not kept."""
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        self._known: dict[int, int] = {}
+        self._limit = limit
+
+    def __call__(self, item: Any, raw: bytes | None = None) -> int:
+        """``item_hash(item)``; ``raw`` is ``json_bytes(item)`` when the caller has it."""
+        key = hash(json_bytes(item) if raw is None else raw)
+        found = self._known.get(key)
+        if found is None:
+            found = item_hash(item)
+            if len(self._known) < self._limit:
+                self._known[key] = found
+        return found
 
 
 def _normalise(item: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ Everything that shows a trace (the CLI, the TUI, the HTML report, the exports) c
 
 from __future__ import annotations
 
-import itertools
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from tracer.analysis.diff import DiffReport, diff_sessions
@@ -15,10 +15,12 @@ from tracer.analysis.model import InspectReport
 from tracer.analysis.session import FRAME_BUDGET, Session
 from tracer.trace.caps import frames_cap
 from tracer.trace.reader import open_trace
+from tracer.trace.records import Frame, Record
 
-__all__ = ["Loaded", "diff_files", "load"]
+__all__ = ["Loaded", "batches", "diff_files", "load"]
 
-_BATCH = 4096  # records per Session.feed call
+_BATCH = 4096  # records per Session.feed call at most
+_BATCH_BYTES = 4 * 1024 * 1024  # and payload bytes: a batch of huge frames stays small
 
 
 @dataclass(slots=True)
@@ -43,12 +45,29 @@ def load(
     Raises ``TraceError`` for a file that is not a trace."""
     session = Session(details=details, contents=contents, frame_budget=frame_budget)
     with open_trace(path, max_frames=frames_cap()) as reader:
-        records = iter(reader)
-        while batch := list(itertools.islice(records, _BATCH)):
+        for batch in batches(reader):
             session.feed(batch)
         truncated = bool(reader.truncated)
     report = session.finish()
     return Loaded(str(path), report, session, truncated)
+
+
+def batches(
+    records: Iterable[Record], count: int = _BATCH, size: int = _BATCH_BYTES
+) -> Iterator[list[Record]]:
+    """Records in lists of at most ``count`` records or about ``size`` payload bytes, so
+    that a batch of frames of a mebibyte each holds a few of them, not thousands."""
+    batch: list[Record] = []
+    held = 0
+    for record in records:
+        batch.append(record)
+        if type(record) is Frame:
+            held += len(record.payload)
+        if len(batch) >= count or held >= size:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
 
 
 def diff_files(

@@ -136,7 +136,9 @@ class TurnDetail:
     index: int
     input: list[dict[str, Any]]  # per input item: summary, type, resent, reason, bytes
     request_fields: dict[str, Any]  # the create's fields other than input and tools
-    text: str = ""  # the output text, reassembled from the deltas
+    text: str = ""  # the output text, reassembled from the deltas (a prefix: see text_chars)
+    text_chars: int = 0  # the output text's whole length in characters
+    input_total: int = 0  # input items of the create; ``input`` describes the first ones
     calls: list[dict[str, Any]] = field(default_factory=list)
     output: list[dict[str, Any]] = field(default_factory=list)
     event_types: dict[str, int] = field(default_factory=dict)
@@ -150,8 +152,12 @@ class TurnDetail:
         """The ``tracer turn --json`` fields (frames are left out)."""
         return {
             "input": self.input,
+            "input_total": self.input_total,
+            "input_truncated": len(self.input) < self.input_total,
             "request_fields": self.request_fields,
             "text": self.text,
+            "text_chars": self.text_chars,
+            "text_truncated": len(self.text) < self.text_chars,
             "calls": self.calls,
             "output": self.output,
             "event_types": self.event_types,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterable
 
-from tracer.analysis.analyser import Analyser
+from tracer.analysis.analyser import DETAIL_ITEMS, Analyser
 from tracer.analysis.contents import TurnContent
 from tracer.analysis.model import (
     ConnectionReport,
@@ -16,7 +17,7 @@ from tracer.analysis.model import (
     percentile,
     span_ms,
 )
-from tracer.responses.model import Connection, TurnSegmenter
+from tracer.responses.model import TEXT_LIMIT, Connection, TurnSegmenter
 from tracer.trace.caps import MAX_CONNECTIONS, MAX_TURNS, cap, frames_cap
 from tracer.trace.records import Frame, Record
 
@@ -40,16 +41,31 @@ class Session:
     """
 
     def __init__(
-        self, *, details: bool = False, frame_budget: int = FRAME_BUDGET, contents: bool = False
+        self,
+        *,
+        details: bool = False,
+        frame_budget: int = FRAME_BUDGET,
+        contents: bool = False,
+        everything: bool = False,
     ) -> None:
+        # ``everything``: the details describe every input item and keep the whole output
+        # text, not the first DETAIL_ITEMS items and TEXT_LIMIT characters.
         self._segmenter = TurnSegmenter(
             collect_text=details,
+            text_limit=sys.maxsize if everything else TEXT_LIMIT,
             keep_frames=details,
+            frame_budget=frame_budget,
             max_turns=cap("TRACER_MAX_TURNS", MAX_TURNS),
             max_connections=cap("TRACER_MAX_CONNECTIONS", MAX_CONNECTIONS),
             max_frames=frames_cap(),
         )
-        self._analyser = Analyser(details=details, frame_budget=frame_budget, contents=contents)
+        self._analyser = Analyser(
+            details=details,
+            frame_budget=frame_budget,
+            contents=contents,
+            detail_items=None if everything else DETAIL_ITEMS,
+            text_limit=None if everything else TEXT_LIMIT,
+        )
         self._t0: int | None = None
         self.records = 0
 

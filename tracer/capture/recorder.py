@@ -228,19 +228,7 @@ class Recorder:
             with contextlib.suppress(queue.Empty):
                 while batch and len(batch) < 4096:
                     batch.append(get_nowait())
-            ready: list[Any] = []
-            for item in batch:
-                if type(item) is tuple:  # a frame's fields and its number on its connection
-                    self._written += len(item[4])
-                    if failed:
-                        self._lost([item])
-                        continue
-                if item is _STOP:
-                    stopping = True
-                    if split is not None:
-                        ready += split.release()
-                    break
-                ready += split.push(item) if split is not None else (item,)
+            ready, stopping = self._take(batch, split, failed)
             if split is not None:
                 if deadline is not None and time.monotonic() >= deadline:
                     ready += split.expire()
@@ -269,6 +257,25 @@ class Recorder:
             self.stats.write_error = self.stats.write_error or str(exc)
         if self._uncertain:
             self._settle_uncertain()
+
+    def _take(
+        self, batch: list[Any], split: SplitKeys | None, failed: bool
+    ) -> tuple[list[Any], bool]:
+        """The items of a batch ready to write, through the split-key joiner; and whether
+        the batch held the stop."""
+        ready: list[Any] = []
+        for item in batch:
+            if type(item) is tuple:  # a frame's fields and its number on its connection
+                self._written += len(item[4])
+                if failed:
+                    self._lost([item])
+                    continue
+            if item is _STOP:
+                if split is not None:
+                    ready += split.release()
+                return ready, True
+            ready += split.push(item) if split is not None else (item,)
+        return ready, False
 
     def _write_items(self, items: list[Any], failed: bool) -> bool:
         """Write frames (redacted, consecutive ones in one call) and records in order;

@@ -85,13 +85,21 @@ def turn(
     file: TraceFile,
     n: Annotated[int, typer.Argument(help="The turn's index (the # column of inspect).")],
     json: JsonFlag = False,
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Every input item and the whole output text (default: the first 1,000 "
+            "items and 256 KiB of text).",
+        ),
+    ] = False,
 ) -> int:
     """One turn in full: its request items, its output reassembled, its timings."""
     report = load_report(file, quiet=True)
     if not 0 <= n < len(report.turns):
         raise CLIError(f"{file} has {len(report.turns)} turns (0 to {len(report.turns) - 1})")
     with open_trace(file, max_frames=frames_cap()) as reader:
-        detail = turn_detail(reader, n, report)
+        detail = turn_detail(reader, n, report, everything=everything)
     if json:
         emit_json(detail)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from tracer.files import atomic_write
 from tracer.trace.caps import frames_cap
 from tracer.trace.compact import compact_trace
 from tracer.trace.reader import open_trace
-from tracer.trace.records import Direction, Frame
+from tracer.trace.records import Direction, Frame, Record
 from tracer.trace.verify import verify_trace
 from tracer.views.frames import frame_json, frame_line
 from tracer.views.output import emit_json, emit_json_line, plural, stderr_console, stdout_console
@@ -41,6 +42,8 @@ def verify(file: TraceFile, json: JsonFlag = False) -> int:
 
 
 FRAMES_LIMIT = 100_000  # rows `tracer frames` lists unless told otherwise
+PAYLOAD_LIMIT = 1024 * 1024  # payload bytes `tracer frames --json --payload` shows per frame
+PAYLOAD_BUDGET = 16 * 1024 * 1024  # and in all, unless --limit 0
 
 
 @app.command()
@@ -56,6 +59,14 @@ def frames(
         int,
         typer.Option(min=0, metavar="N", help="Stop after listing N frames (0: list them all)."),
     ] = FRAMES_LIMIT,
+    payload_limit: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            metavar="BYTES",
+            help="With --payload, cut each payload to BYTES and mark it (0: whole payloads).",
+        ),
+    ] = PAYLOAD_LIMIT,
 ) -> int:
     """List frames, one line each: time, connection, direction, opcode, size, preview."""
     if sender not in (None, "client", "server"):
@@ -64,23 +75,19 @@ def frames(
     console = None if json else stdout_console()
     markup = console is not None and console.is_terminal
     shown = 0
+    printed = 0  # payload bytes printed
     stopped = False
     conns: set[int] = set()
+    cut = payload_limit or None
     with open_trace(file, max_frames=frames_cap()) as reader:
-        for record in reader:
-            if type(record) is not Frame:
-                continue
-            conns.add(record.conn)
-            if conn is not None and record.conn != conn:
-                continue
-            if want_dir is not None and record.direction is not want_dir:
-                continue
-            if limit and shown >= limit:
+        for record in _selected(reader, conns, conn, want_dir):
+            if limit and (shown >= limit or printed >= PAYLOAD_BUDGET):
                 stopped = True
                 break
             shown += 1
             if console is None:
-                emit_json_line(frame_json(record, payload=payload))
+                emit_json_line(frame_json(record, payload=payload, payload_limit=cut))
+                printed += min(len(record.payload), cut or len(record.payload)) if payload else 0
             elif markup:
                 console.print(frame_line(record, markup=True, width=console.width))
             else:
@@ -92,13 +99,31 @@ def frames(
             markup=False,
         )
     if stopped and limit == FRAMES_LIMIT:
+        what = f"{shown:,} frames" + (
+            f" ({PAYLOAD_BUDGET >> 20} MiB of payloads)" if printed >= PAYLOAD_BUDGET else ""
+        )
         stderr_console().print(
-            f"tracer: listed the first {limit:,} frames; --limit 0 lists them all", markup=False
+            f"tracer: listed the first {what}; --limit 0 lists them all", markup=False
         )
     if conn is not None and conn not in conns and not stopped:
         known = ", ".join(map(str, sorted(conns)[:20])) or "none"
         raise CLIError(f"{file} has no frames of connection {conn} (connections: {known})")
     return 0
+
+
+def _selected(
+    records: Iterable[Record], conns: set[int], conn: int | None, direction: Direction | None
+) -> Iterator[Frame]:
+    """The frames of ``conn`` sent by ``direction`` (None: any); every connection seen is
+    added to ``conns``."""
+    for record in records:
+        if type(record) is not Frame:
+            continue
+        conns.add(record.conn)
+        if (conn is None or record.conn == conn) and (
+            direction is None or record.direction is direction
+        ):
+            yield record
 
 
 @app.command()

@@ -24,8 +24,12 @@ def payload_text(data: bytes, *, text: bool) -> tuple[str, bool]:
     return base64.b64encode(data).decode("ascii"), True
 
 
-def frame_json(frame: Frame, *, payload: bool = False) -> dict[str, Any]:
-    """The stable ``tracer frames --json`` object of one frame (docs/cli.md)."""
+def frame_json(
+    frame: Frame, *, payload: bool = False, payload_limit: int | None = None
+) -> dict[str, Any]:
+    """The stable ``tracer frames --json`` object of one frame (docs/cli.md); with
+    ``payload_limit``, a longer payload is cut to that many bytes and says so
+    (``"payload_truncated": true``; ``size`` stays the whole size)."""
     obj: dict[str, Any] = {
         "conn": frame.conn,
         "from": frame.direction.label,
@@ -37,7 +41,11 @@ def frame_json(frame: Frame, *, payload: bool = False) -> dict[str, Any]:
         obj["fin"] = False
     if payload:
         is_text = frame.opcode is Opcode.TEXT or frame.opcode is Opcode.CONT
-        obj["payload"], encoded = payload_text(frame.payload, text=is_text)
+        data = frame.payload
+        if payload_limit is not None and len(data) > payload_limit:
+            data = data[:payload_limit]
+            obj["payload_truncated"] = True
+        obj["payload"], encoded = payload_text(data, text=is_text)
         if encoded:
             obj["encoding"] = "base64"
     return obj

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tracer.files import atomic_write
+
 __all__ = ["MissingExtra", "arrow_table", "require_pyarrow", "write_parquet"]
 
 
@@ -44,7 +46,10 @@ def arrow_table(rows: Iterable[dict[str, Any]], columns: list[tuple[str, str]]) 
 
 
 def write_parquet(table: Any, path: Path) -> None:
+    """Write a table whole or not at all, 0600 (with ``--payload`` it holds every payload),
+    in folders created 0700."""
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with atomic_write(path) as out:
+        pq.write_table(table, out, compression="zstd")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Coroutine, Iterator
@@ -141,7 +142,15 @@ def _cassette_path(request: pytest.FixtureRequest) -> Path:
     if marker and marker.args:
         path = Path(marker.args[0])
         return path if path.is_absolute() else base / path
-    return base / "cassettes" / f"{request.node.name}.trace"
+    return base / "cassettes" / f"{cassette_name(request.node.name)}.trace"
+
+
+def cassette_name(test_name: str) -> str:
+    """A test's name as one file name inside ``cassettes/``: a parameter id such as
+    ``../x`` or ``a/b`` cannot leave the folder (anything but letters, digits and
+    ``_.-[]=,+`` becomes ``_``, and a name cannot start with a dot)."""
+    name = re.sub(r"[^A-Za-z0-9_.\-\[\]=,+]", "_", test_name)
+    return "_" + name if name.startswith(".") or not name else name
 
 
 @pytest.fixture

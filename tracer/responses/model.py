@@ -13,12 +13,18 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from tracer.responses.turns import Connection, Turn, dict_items, loads, output_text
+from tracer.responses.turns import (
+    TEXT_LIMIT,
+    Connection,
+    Turn,
+    dict_items,
+    loads,
+)
 from tracer.trace.caps import frames_exceeded
 from tracer.trace.errors import LimitExceeded
 from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
 
-__all__ = ["Connection", "Turn", "TurnSegmenter", "dict_items", "loads", "output_text"]
+__all__ = ["TEXT_LIMIT", "Connection", "Turn", "TurnSegmenter", "dict_items", "loads"]
 
 TERMINAL = {
     "response.completed": "completed",
@@ -47,7 +53,9 @@ class TurnSegmenter:
         self,
         *,
         collect_text: bool = False,
+        text_limit: int = TEXT_LIMIT,
         keep_frames: bool = False,
+        frame_budget: int = 64 * 1024 * 1024,
         max_turns: int | None = None,
         max_connections: int | None = None,
         max_frames: int | None = None,
@@ -60,7 +68,9 @@ class TurnSegmenter:
         self._frame_cap = max_frames if max_frames is not None else float("inf")
         self.frames = 0
         self._collect_text = collect_text
+        self._text_limit = text_limit  # characters of output text kept per turn
         self._keep_frames = keep_frames  # each turn keeps its create, steers and events
+        self._frame_budget = frame_budget  # payload bytes of frames one turn keeps at most
         self._next_index = 0
         self.t_first: int | None = None
         self.t_last: int = 0
@@ -193,7 +203,7 @@ class TurnSegmenter:
                 previous_response_id=prev if isinstance(prev, str) else None,
             )
             if self._keep_frames:
-                turn.frames.append(frame)
+                self._keep(turn, frame)
             self._next_index += 1
             c.turns += 1
             c.named_lanes = c.named_lanes or lane is not None
@@ -205,7 +215,7 @@ class TurnSegmenter:
             if queue:
                 queue[0].steers += 1
                 if self._keep_frames:
-                    queue[0].frames.append(frame)
+                    self._keep(queue[0], frame)
         return None
 
     def _server_message(self, c: Connection, frame: Frame) -> list[tuple[str, Turn]] | None:
@@ -237,7 +247,7 @@ class TurnSegmenter:
             turn.t_first_token = frame.t_ns
         delta = event.get("delta")
         if self._collect_text and kind == "response.output_text.delta" and isinstance(delta, str):
-            turn.text.append(delta)
+            turn.add_text(delta, self._text_limit)
         response = event.get("response")
         if (
             isinstance(response, dict)
@@ -264,6 +274,16 @@ class TurnSegmenter:
         queue.popleft()
         return [("end", turn)]
 
+    def _keep(self, turn: Turn, frame: Frame) -> None:
+        """Keep a frame for the turn's frame view, within the turn's budget."""
+        if turn.frames_dropped:
+            return
+        turn.frames_bytes += len(frame.payload)
+        if turn.frames_bytes > self._frame_budget:
+            turn.frames, turn.frames_dropped = [], True  # read them again when asked
+        else:
+            turn.frames.append(frame)
+
     def _delta(self, c: Connection, frame: Frame, head: bytes) -> None:
         """A streaming delta on the default lane, recognised from its first bytes."""
         kind, key, is_token = _kind_of(head)
@@ -277,13 +297,13 @@ class TurnSegmenter:
         turn.event_bytes += len(frame.payload)
         turn.event_types[kind] += 1
         if self._keep_frames:
-            turn.frames.append(frame)
+            self._keep(turn, frame)
         if is_token and turn.t_first_token is None:
             turn.t_first_token = frame.t_ns
         if self._collect_text and kind == "response.output_text.delta":
             event = loads(frame.payload)
             if isinstance(event, dict) and isinstance(event.get("delta"), str):
-                turn.text.append(event["delta"])
+                turn.add_text(event["delta"], self._text_limit)
 
     def _error(
         self, frame: Frame, event: dict[str, Any], kind: str, turn: Turn, queue: deque[Turn]
@@ -339,7 +359,7 @@ class TurnSegmenter:
         turn.event_bytes += len(frame.payload)
         turn.event_types[kind] += 1
         if self._keep_frames:
-            turn.frames.append(frame)
+            self._keep(turn, frame)
 
 
 _ITEM_EVENTS = frozenset(["response.output_item.added", "response.output_item.done"])

@@ -7,6 +7,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracer.trace.caps import MAX_JSON_OBJECTS, cap, objects_exceeded
+from tracer.trace.errors import LimitExceeded
 from tracer.trace.records import Frame
 
 try:  # a faster JSON parser when installed (see bench/bench_analysis.py)
@@ -16,7 +18,7 @@ try:  # a faster JSON parser when installed (see bench/bench_analysis.py)
 except ImportError:  # pragma: no cover - orjson is a declared dependency
     _loads = json.loads
 
-__all__ = ["Connection", "Turn", "dict_items", "loads", "output_text"]
+__all__ = ["TEXT_LIMIT", "Connection", "Turn", "dict_items", "loads", "output_text"]
 
 
 def dict_items(value: Any) -> list[dict[str, Any]]:
@@ -34,8 +36,19 @@ def output_text(output: Any) -> str:
     )
 
 
+TEXT_LIMIT = 256 * 1024
+"""Characters of a turn's output text kept for its detail view (``tracer turn --all``
+keeps all): the rest is counted, not held."""
+
+_OBJECTS = cap("TRACER_MAX_JSON_OBJECTS", MAX_JSON_OBJECTS)
+_PRECHECK = 64 * 1024  # a message shorter than this cannot hold the cap's worth of objects
+
+
 def loads(data: bytes) -> Any:
-    """Parse JSON bytes; None when they are not JSON."""
+    """Parse JSON bytes; None when they are not JSON. ``LimitExceeded`` for a message of
+    more JSON objects than the objects cap (``tracer.trace.caps``): memory stays bounded."""
+    if len(data) > _PRECHECK and data.count(b"{") > _OBJECTS:
+        raise LimitExceeded(objects_exceeded(_OBJECTS))
     try:
         return _loads(data)
     except ValueError:
@@ -63,12 +76,15 @@ class Turn:
     t_end: int | None = None
     usage: dict[str, Any] | None = None
     output: list[dict[str, Any]] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)  # output text deltas, in order
+    text: list[str] = field(default_factory=list)  # output text deltas, in order (a prefix)
+    text_chars: int = 0  # characters of output text the deltas carried, kept or not
     events: int = 0  # server events attributed to this turn
     event_bytes: int = 0
     event_types: Counter[str] = field(default_factory=Counter)
     steers: int = 0
     frames: list[Frame] = field(default_factory=list)  # with keep_frames: the turn's own
+    frames_bytes: int = 0  # payload bytes of the frames offered to ``frames``
+    frames_dropped: bool = False  # over the segmenter's budget: ``frames`` is empty
     done_items: list[dict[str, Any]] = field(default_factory=list)  # output_item.done items
     copies: list[dict[str, Any]] = field(default_factory=list)  # other copies of reasoning
     vendor_events: int = 0  # events that are not the protocol's, before response.created
@@ -76,6 +92,14 @@ class Turn:
     @property
     def warmup(self) -> bool:
         return self.request.get("generate") is False
+
+    def add_text(self, delta: str, limit: int) -> None:
+        """Keep an output text delta, up to ``limit`` characters of text in all (a hostile
+        trace can stream a gibibyte); ``text_chars`` counts them all."""
+        kept = self.text_chars
+        self.text_chars += len(delta)
+        if kept < limit:
+            self.text.append(delta if kept + len(delta) <= limit else delta[: limit - kept])
 
     @property
     def input_items(self) -> list[Any]:

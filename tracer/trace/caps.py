@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["MAX_CONNECTIONS", "MAX_FRAMES", "MAX_TURNS", "cap", "frames_cap"]
+__all__ = ["MAX_CONNECTIONS", "MAX_FRAMES", "MAX_JSON_OBJECTS", "MAX_TURNS", "cap", "frames_cap"]
 
 MAX_TURNS = 100_000
 """Turns an analysis takes before it stops (``TRACER_MAX_TURNS``)."""
 MAX_CONNECTIONS = 50_000
 """Connections likewise (``TRACER_MAX_CONNECTIONS``)."""
+MAX_JSON_OBJECTS = 250_000
+"""JSON objects one message may hold for the analysis to parse it (``TRACER_MAX_JSON_OBJECTS``):
+parsed, each costs hundreds of bytes, and a 9 KB trace can hold a create of a million items.
+Counted before parsing, as the message's ``{`` bytes (an upper bound)."""
 MAX_FRAMES = 5_000_000
 """Frames a command reads before it stops (``TRACER_MAX_FRAMES``); ``verify``, which only
 counts, has no cap."""
@@ -36,4 +40,11 @@ def frames_exceeded(limit: int) -> str:
     return (
         f"the trace holds more than {limit:,} frames (the frames cap; "
         "raise it with TRACER_MAX_FRAMES=N)"
+    )
+
+
+def objects_exceeded(limit: int) -> str:
+    return (
+        f"a message holds more than {limit:,} JSON objects (the objects cap; "
+        "raise it with TRACER_MAX_JSON_OBJECTS=N)"
     )

@@ -28,6 +28,7 @@ def v1_frame(obj: list[Any], last_q: int, unit: int, lo: int, hi: int) -> tuple[
         fin = obj[6] if len(obj) == 7 else True
         if (
             type(conn) is int
+            and -(2**63) <= conn < 2**63
             and type(dt) is int
             and type(payload) is bytes
             and d in _DIRECTIONS

@@ -29,6 +29,8 @@ from tracer.trace.format import (
     time_bounds,
 )
 from tracer.trace.records import (
+    CONN_MAX,
+    CONN_MIN,
     FRAME_KINDS,
     Annotation,
     Close,
@@ -52,6 +54,8 @@ DEFAULT_MAX_RECORD_SIZE = 128 * 1024 * 1024
 # block, so a small slice bounds what one call may allocate (4 KiB -> at most ~128 MiB
 # for a hostile file, a few hundred KiB for a real one).
 _SLICE = 4096
+_TINY_SLICE = 64  # compressed bytes fed at once after a large output (at most a few MiB)
+_BIG_OUTPUT = 1 << 20
 _FEED = 1 << 20  # decompressed bytes fed to the unpacker at a time
 _READ = 1 << 20  # bytes read from the file at a time
 
@@ -131,8 +135,12 @@ class TraceReader:
             block = self._file.read(_READ)
             if not block:
                 break
-            for start in range(0, len(block), _SLICE):
-                piece = block[start : start + _SLICE]
+            # Highly compressed data (a few bytes can stand for 128 KiB) would come out of
+            # one slice as hundreds of MiB: after a large output, feed smaller slices.
+            start, step = 0, _SLICE
+            while start < len(block):
+                piece = block[start : start + step]
+                start += len(piece)
                 if dobj.eof:
                     raise self._damage("unexpected data after the end of the trace")
                 try:
@@ -140,6 +148,7 @@ class TraceReader:
                 except zstd.ZstdError as exc:
                     raise self._damage(f"zstd: {exc}") from None
                 self._offset += len(piece)
+                step = _TINY_SLICE if len(out) > _BIG_OUTPUT else min(_SLICE, step * 2)
                 feed = self._feed
                 for pos in range(0, len(out), feed):
                     yield out[pos : pos + feed]
@@ -313,9 +322,15 @@ def _expand_batch(obj: list[Any], last_q: int, unit: int, lo: int, hi: int) -> t
     else:
         raise TraceDamaged("a frame batch has columns of the wrong type")
     directions, opcodes, fins = _kind_columns(kinds)
-    if type(conn) is int:
+    if type(conn) is int and CONN_MIN <= conn <= CONN_MAX:
         conns: Any = itertools.repeat(conn, n)
-    elif type(conn) is list and len(conn) == n and set(map(type, conn)) == {int}:
+    elif (
+        type(conn) is list
+        and len(conn) == n
+        and set(map(type, conn)) == {int}
+        and min(conn) >= CONN_MIN
+        and max(conn) <= CONN_MAX
+    ):
         conns = conn
     else:
         raise TraceDamaged("a frame batch's connection column is malformed")

@@ -167,7 +167,7 @@ class Open:
     def decode(cls, obj: list[Any]) -> Open:
         f = _fields(obj, 4)
         return cls(
-            conn=_int(obj[1]),
+            conn=_conn(obj[1]),
             t_ns=_int(obj[2]),
             url=_str(f.get("url", "")),
             request_headers=_headers(f.get("req_headers", [])),
@@ -221,7 +221,7 @@ class Close:
     def decode(cls, obj: list[Any]) -> Close:
         f = _fields(obj, 4)
         return cls(
-            conn=_int(obj[1]),
+            conn=_conn(obj[1]),
             t_ns=_int(obj[2]),
             code=_opt_int(f.get("code")),
             reason=_str(f.get("reason", "")),
@@ -253,7 +253,7 @@ class Annotation:
         f = _fields(obj, 4)
         data = f.get("data", {})
         return cls(
-            conn=_opt_int(obj[1]),
+            conn=None if obj[1] is None else _conn(obj[1]),
             t_ns=_int(obj[2]),
             label=_str(f.get("label", "")),
             note=_str(f.get("note", "")),
@@ -332,6 +332,16 @@ def _int(v: Any) -> int:
 
 def _opt_int(v: Any) -> int | None:
     return None if v is None else _int(v)
+
+
+CONN_MIN, CONN_MAX = -(2**63), 2**63 - 1
+"""Connection ids fit a signed 64-bit column (Parquet, DuckDB): anything else is damage."""
+
+
+def _conn(v: Any) -> int:
+    if type(v) is not int or not CONN_MIN <= v <= CONN_MAX:
+        raise TraceDamaged("a connection id is not an integer of 64 bits")
+    return v
 
 
 def _str(v: Any) -> str:

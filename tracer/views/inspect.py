@@ -361,9 +361,15 @@ def render_turn(detail: dict[str, Any], console: Console) -> None:
     for item in detail["input"]:
         mark = f"[red]{resent_label(item.get('reason'))}[/red] " if item.get("resent") else ""
         console.print(f"  {mark}{escape(item['summary'])}", highlight=False)
+    more = detail.get("input_total", 0) - len(detail["input"])
+    if more > 0:
+        console.print(f"  [dim]… {more:,} more input items (--all lists them)[/dim]")
     console.print("[bold]output[/bold]")
     if detail["text"]:
         console.print(Group(Text("  " + detail["text"])))
+    cut = detail.get("text_chars", 0) - len(detail["text"])
+    if cut > 0:
+        console.print(f"  [dim]… {cut:,} more characters of text (--all shows them)[/dim]")
     for call in detail["calls"]:
         console.print(f"  call {escape(str(call['name']))}({escape(str(call['arguments']))})")
 
