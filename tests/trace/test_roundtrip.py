@@ -116,3 +116,24 @@ def test_the_writer_refuses_times_the_format_cannot_hold():
             w.write(Frame(1, bad, Direction.CLIENT, Opcode.TEXT, b"x"))
         with pytest.raises(ValueError, match="time out of range"):
             w.write_frames([(1, bad, 0, 1, b"x", True)])
+
+
+def test_batches_of_large_payloads_round_trip_without_a_copy_in_the_writer():
+    """Payloads of a mebibyte and more go to zstd beside their packed record (no copy):
+    the file reads back the same, with and without 0xFF bytes (separators or sizes)."""
+    import io
+    import os
+
+    from tracer.trace import Direction, Frame, Opcode, Open, TraceReader, TraceWriter
+
+    buf = io.BytesIO()
+    writer = TraceWriter(buf, flush_interval=None)
+    writer.write(Open(conn=1, t_ns=0, url="/x"))
+    payloads = [os.urandom(3 << 20), b"a" * (2 << 20), b"x", os.urandom(70_000) + b"\xff"]
+    writer.write_frames(
+        [(1, i + 1, Direction.SERVER, Opcode.BINARY, p, True) for i, p in enumerate(payloads)]
+    )
+    writer.write_frames([(1, 10, Direction.SERVER, Opcode.TEXT, b"b" * (5 << 20), True)])
+    writer.close()
+    got = [r.payload for r in TraceReader(io.BytesIO(buf.getvalue())) if type(r) is Frame]
+    assert got == [*payloads, b"b" * (5 << 20)]

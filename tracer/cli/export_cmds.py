@@ -8,7 +8,7 @@ import concurrent.futures
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,18 +18,24 @@ import typer
 from tracer.analysis.model import Summary
 from tracer.analysis.session import analyse
 from tracer.cli.app import CLIError, app
-from tracer.export.har import export_har, import_har
+from tracer.export.har import import_har, write_har
 from tracer.export.jsonl import jsonl_lines
 from tracer.export.otlp import export_otlp
-from tracer.export.parquet import MissingExtra, arrow_table, require_pyarrow, write_parquet
+from tracer.export.parquet import (
+    MissingExtra,
+    arrow_table,
+    parquet_rows,
+    require_pyarrow,
+    write_parquet,
+)
 from tracer.export.perfetto import export_perfetto
 from tracer.export.tables import (
     CONNECTION_COLUMNS,
     FRAME_COLUMNS,
     TURN_COLUMNS,
+    FrameTee,
     columns_of,
     connection_rows,
-    frame_rows,
     trace_id,
     turn_rows,
 )
@@ -37,7 +43,6 @@ from tracer.files import atomic_write
 from tracer.trace.caps import frames_cap
 from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace
-from tracer.trace.records import Frame, Record
 from tracer.trace.writer import create_trace
 from tracer.views.output import emit_json, plural, stderr_console, stdout_console
 from tracer.views.query import render_query
@@ -84,10 +89,14 @@ def export_one(path: str, fmt: str, out: str | None, payload: bool | None) -> di
                     frames += 1
                 sink.flush()
             result["frames"] = frames
-        elif fmt == "har":
-            har = export_har(header, reader)
-            result["entries"] = len(har["log"]["entries"])
-            result["bytes"] = _write_json(har, dest)
+        elif fmt == "har":  # streamed: payloads are spilled, never held together
+            with contextlib.ExitStack() as stack:
+                sink = (
+                    sys.stdout.buffer if dest is None else stack.enter_context(atomic_write(dest))
+                )
+                written = write_har(header, reader, sink)
+                sink.flush()
+            result["entries"], result["bytes"] = written.entries, written.bytes
         elif fmt in ("perfetto", "otlp"):
             report = analyse(reader)
             if fmt == "perfetto":
@@ -101,33 +110,26 @@ def export_one(path: str, fmt: str, out: str | None, payload: bool | None) -> di
             result["bytes"] = _write_json(doc, dest)
         else:  # parquet: OUT/{turns,connections,frames}/<name>.parquet
             assert dest is not None
-            collected: list[Record] = []
-            report = analyse(_keep_frames(reader, collected))
+            name = f"{src.name.removesuffix('.trace')}.parquet"
             frame_cols = FRAME_COLUMNS + ([("payload", "bytes")] if payload else [])
+            # The frames table is written as the trace is read, in row groups: its payloads
+            # are never held together.
+            with parquet_rows(dest / "frames" / name, frame_cols) as put:
+                tee = FrameTee(header, path, bool(payload), put)
+                report = analyse(tee.records(reader))
+            result["frames"] = tee.rows
             tables = {
                 "turns": arrow_table(turn_rows(report, header, path), TURN_COLUMNS),
                 "connections": arrow_table(
                     connection_rows(report, header, path), CONNECTION_COLUMNS
                 ),
-                "frames": arrow_table(
-                    frame_rows(collected, header, path, payload=bool(payload)), frame_cols
-                ),
             }
-            name = f"{src.name.removesuffix('.trace')}.parquet"
             for table_name, table in tables.items():
                 write_parquet(table, dest / table_name / name)
                 result[table_name] = table.num_rows
         if reader.truncated:
             result["truncated"] = True
     return result
-
-
-def _keep_frames(records: Iterable[Record], into: list[Record]) -> Iterator[Record]:
-    """Pass records through, keeping the frames: one read feeds the analysis and the table."""
-    for r in records:
-        if type(r) is Frame:
-            into.append(r)
-        yield r
 
 
 def _service(source: Any) -> str:

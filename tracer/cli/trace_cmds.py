@@ -133,7 +133,12 @@ def compact(
         Path | None,
         typer.Option("-o", "--output", help="Write here instead of replacing FILE."),
     ] = None,
-    level: Annotated[int, typer.Option(min=1, max=22, help="zstd level.")] = 19,
+    level: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=22, help="zstd level.", show_default="19; 9 past 32 MiB of payload"
+        ),
+    ] = None,
     time_resolution: Annotated[
         TimeResolution | None,
         typer.Option(help="Store times in this unit (ns, us or ms); by default, the source's."),
@@ -161,7 +166,8 @@ def compact(
     if after > before:
         warning = (
             f"the compacted trace is larger than the source ({after:,} > {before:,} bytes): "
-            f"--level {level} compresses less than the source was; the default 19 is smallest"
+            f"--level {level or 'by size'} compresses less than the source was; "
+            "the default 19 is smallest"
         )
     result = {
         "input": str(file),

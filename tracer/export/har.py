@@ -19,184 +19,34 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
+import io
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 
 from tracer._version import __version__
-from tracer.export.jsonl import payload_text
+from tracer.export.har_write import sse_text, write_har
 from tracer.responses.sse import SSEDecoder
 from tracer.trace.format import FORMAT_VERSION, TraceError
 from tracer.trace.records import Close, Direction, Frame, Header, Opcode, Open, Record
 from tracer.trace.redact import Redactor
 from tracer.trace.scrub import redact_records
 
-__all__ = ["HarImport", "export_har", "import_har", "sse_text"]
+__all__ = ["HarImport", "export_har", "import_har", "sse_text", "write_har"]
 
 _OPCODES = {int(op): op for op in Opcode}
 
 
-def _iso(unix_ns: int) -> str:
-    stamp = dt.datetime.fromtimestamp(unix_ns / 1e9, tz=dt.UTC)
-    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _host(headers: list[tuple[str, str]]) -> str:
-    for k, v in headers:
-        if k.lower() == "host":
-            return v
-    return "localhost"
-
-
-def _encode(frame: Frame) -> dict[str, Any]:
-    """One ``_webSocketMessages`` entry's opcode and data fields."""
-    out: dict[str, Any] = {"opcode": int(frame.opcode)}
-    is_text = frame.opcode is Opcode.TEXT
-    out["data"], encoded = payload_text(frame.payload, text=is_text)
-    if encoded and is_text:  # DevTools' rule: any other opcode is base64 without saying so
-        out["_encoding"] = "base64"
-    if not frame.fin:
-        out["_fin"] = False
-    return out
-
-
-def sse_text(events: Iterable[bytes]) -> str:
-    """An event stream as the server sent it: ``event:`` (the JSON ``type``) and ``data:``."""
-    parts = []
-    for data in events:
-        text = data.decode("utf-8", errors="replace")
-        kind = None
-        if text.startswith("{"):
-            try:
-                obj = orjson.loads(data)
-                kind = obj.get("type") if isinstance(obj, dict) else None
-            except orjson.JSONDecodeError:
-                kind = None
-        lines = "".join(f"data: {line}\n" for line in text.split("\n"))
-        parts.append((f"event: {kind}\n" if isinstance(kind, str) else "") + lines + "\n")
-    return "".join(parts)
-
-
-@dataclass(slots=True)
-class _Conn:
-    open: Open
-    frames: list[Frame] = field(default_factory=list)
-    close: Close | None = None
-
-
 def export_har(header: Header, records: Iterable[Record]) -> dict[str, Any]:
-    """The HAR document of a trace: one entry per connection, in the order they opened."""
-    conns: dict[int, _Conn] = {}
-    for r in records:
-        if isinstance(r, Frame):
-            c = conns.get(r.conn)
-            if c is not None:
-                c.frames.append(r)
-        elif isinstance(r, Open):
-            conns[r.conn] = _Conn(r)
-        elif isinstance(r, Close) and r.conn in conns:
-            conns[r.conn].close = r
-    anchor = header.anchor_unix_ns
-    entries = [_entry(c, anchor) for c in conns.values()]
-    return {
-        "log": {
-            "version": "1.2",
-            "creator": {"name": "tracer", "version": __version__},
-            "pages": [],
-            "entries": entries,
-            "comment": f"exported by tracer from a trace of format version {header.format_version}",
-        }
-    }
-
-
-# Over 60 lines: one HAR entry's field mapping, read top to bottom.
-def _entry(c: _Conn, anchor: int) -> dict[str, Any]:
-    o = c.open
-    end_ns = c.close.t_ns if c.close else (c.frames[-1].t_ns if c.frames else o.t_ns)
-    http = o.transport == "http"
-    host = _host(o.request_headers)
-    scheme = "http" if http else "ws"
-    url = f"{scheme}://{host}{o.url}" if o.url.startswith("/") else o.url
-    handshake_ms = o.handshake_ns / 1e6 if o.handshake_ns is not None else -1
-    request: dict[str, Any] = {
-        "method": "POST" if http else "GET",
-        "url": url,
-        "httpVersion": "HTTP/1.1",
-        "cookies": [],
-        "headers": [{"name": k, "value": v} for k, v in o.request_headers],
-        "queryString": [{"name": k, "value": v} for k, v in parse_qsl(_query(url))],
-        "headersSize": -1,
-        "bodySize": 0,
-    }
-    response: dict[str, Any] = {
-        "status": o.status,
-        "statusText": "Switching Protocols" if o.status == 101 else "",
-        "httpVersion": "HTTP/1.1",
-        "cookies": [],
-        "headers": [{"name": k, "value": v} for k, v in o.response_headers],
-        "content": {"size": 0, "mimeType": "x-unknown"},
-        "redirectURL": "",
-        "headersSize": -1,
-        "bodySize": -1,
-    }
-    entry: dict[str, Any] = {
-        "startedDateTime": _iso(anchor + o.t_ns),
-        "time": max(0.0, (end_ns - o.t_ns) / 1e6),
-        "request": request,
-        "response": response,
-        "cache": {},
-        "timings": {"blocked": -1, "dns": -1, "connect": -1, "ssl": -1, "send": 0,
-                    "wait": handshake_ms, "receive": 0},
-        "connection": str(o.conn),
-    }  # fmt: skip
-    if o.server_addr:
-        entry["serverIPAddress"] = o.server_addr.rsplit(":", 1)[0]
-    if o.subprotocol:
-        entry["_subprotocol"] = o.subprotocol
-    if http:
-        sent = [f.payload for f in c.frames if f.direction is Direction.CLIENT]
-        body = b"".join(sent).decode("utf-8", errors="replace")
-        request["postData"] = {"mimeType": "application/json", "text": body}
-        request["bodySize"] = sum(len(p) for p in sent)
-        received = [f for f in c.frames if f.direction is Direction.SERVER]
-        text = sse_text(f.payload for f in received)
-        event_stream = o.status == 200
-        response["content"] = {
-            "size": len(text.encode()) if event_stream else sum(len(f.payload) for f in received),
-            "mimeType": "text/event-stream" if event_stream else "application/json",
-            "text": text
-            if event_stream
-            else b"".join(f.payload for f in received).decode("utf-8", errors="replace"),
-        }
-        entry["_sseMessages"] = [
-            {"time": (anchor + f.t_ns) / 1e9, "data": f.payload.decode("utf-8", "replace")}
-            for f in received
-        ]
-        entry["_requestTime"] = (anchor + c.frames[0].t_ns) / 1e9 if sent else None
-    else:
-        entry["_resourceType"] = "websocket"
-        entry["_webSocketMessages"] = [
-            {
-                "type": "send" if f.direction is Direction.CLIENT else "receive",
-                "time": (anchor + f.t_ns) / 1e9,
-                **_encode(f),
-            }
-            for f in c.frames
-        ]
-    if c.close is not None:
-        cl = c.close
-        entry["_close"] = {
-            "time": (anchor + cl.t_ns) / 1e9,
-            "code": cl.code,
-            "reason": cl.reason,
-            "by": cl.by,
-            "error": cl.error,
-        }
-    return entry
+    """The HAR document of a trace, parsed (``write_har`` writes it with bounded memory)."""
+    buf = io.BytesIO()
+    write_har(header, records, buf)
+    doc: dict[str, Any] = orjson.loads(buf.getvalue())
+    return doc
 
 
 # ---- import -------------------------------------------------------------------------------

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tracer.files import atomic_write
 
-__all__ = ["MissingExtra", "arrow_table", "require_pyarrow", "write_parquet"]
+__all__ = ["MissingExtra", "arrow_table", "parquet_rows", "require_pyarrow", "write_parquet"]
 
 
 class MissingExtra(Exception):
@@ -53,3 +54,23 @@ def write_parquet(table: Any, path: Path) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with atomic_write(path) as out:
         pq.write_table(table, out, compression="zstd")
+
+
+@contextlib.contextmanager
+def parquet_rows(
+    path: Path, columns: list[tuple[str, str]]
+) -> Iterator[Callable[[list[dict[str, Any]]], None]]:
+    """A function that appends rows to a Parquet file as a row group each call: a large
+    table (frames with their payloads) is written as it is read, never held whole. The
+    file is 0600 and appears whole when the block ends, or not at all."""
+    pa = require_pyarrow()
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(name, _arrow_type(pa, kind)) for name, kind in columns])
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with atomic_write(path) as out:
+        writer = pq.ParquetWriter(out, schema, compression="zstd")
+        try:
+            yield lambda rows: writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+        finally:
+            writer.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -21,6 +21,7 @@ __all__ = [
     "CONNECTION_COLUMNS",
     "FRAME_COLUMNS",
     "TURN_COLUMNS",
+    "FrameTee",
     "columns_of",
     "connection_rows",
     "frame_rows",
@@ -92,10 +93,16 @@ def connection_rows(report: InspectReport, header: Header, trace: str) -> list[d
 
 
 def frame_rows(
-    records: Iterable[Record], header: Header, trace: str, *, payload: bool = False
+    records: Iterable[Record],
+    header: Header,
+    trace: str,
+    *,
+    payload: bool = False,
+    start: int = 0,
 ) -> Iterator[dict[str, Any]]:
+    """One row per frame; ``index`` counts from ``start`` (a table written in parts)."""
     tid = trace_id(header)
-    index = 0
+    index = start
     for r in records:
         if type(r) is not Frame:
             continue
@@ -115,3 +122,42 @@ def frame_rows(
             row["payload"] = r.payload
         index += 1
         yield row
+
+
+class FrameTee:
+    """Passes records through to the analysis and their frames, in parts, to the frames
+    table: one read feeds both."""
+
+    PART_ROWS = 65_536
+    PART_BYTES = 16 * 1024 * 1024
+
+    def __init__(
+        self,
+        header: Header,
+        trace: str,
+        payload: bool,
+        put: Callable[[list[dict[str, Any]]], None],
+    ) -> None:
+        self.header, self.trace, self.payload, self.put = header, trace, payload, put
+        self.rows = 0
+
+    def records(self, records: Iterable[Record]) -> Iterator[Record]:
+        part: list[Record] = []
+        held = 0
+        for r in records:
+            if type(r) is Frame:
+                part.append(r)
+                held += len(r.payload)
+                if len(part) >= self.PART_ROWS or held >= self.PART_BYTES:
+                    self._write(part)
+                    part, held = [], 0
+            yield r
+        if part or not self.rows:
+            self._write(part)
+
+    def _write(self, part: list[Record]) -> None:
+        rows = list(
+            frame_rows(part, self.header, self.trace, payload=self.payload, start=self.rows)
+        )
+        self.put(rows)
+        self.rows += len(rows)

@@ -61,6 +61,11 @@ LIVE_LEVEL = 3
 COMPACT_LEVEL = 19
 """zstd level when a finished trace is recompressed (``tracer compact``)."""
 
+COMPACT_LARGE = 32 * 1024 * 1024
+COMPACT_LARGE_LEVEL = 9
+"""``tracer compact``'s level for a trace of more than ``COMPACT_LARGE`` bytes of records:
+level 19 runs at a few MB/s and needs hundreds of MB; level 9 keeps the cost linear."""
+
 WINDOW_LOG = 27
 """A 128 MiB window with long-distance matching: a session that resends its history each
 turn then compresses to barely more than an incremental one (see docs/format.md)."""
@@ -131,11 +136,11 @@ def parse_preamble(data: bytes) -> int:
     return int(version)
 
 
-def compression_params(level: int) -> zstd.ZstdCompressionParameters:
+def compression_params(level: int, window_log: int = WINDOW_LOG) -> zstd.ZstdCompressionParameters:
     """zstd parameters for a trace written at ``level``: large window, long-distance matching."""
     return zstd.ZstdCompressionParameters.from_level(
         level,
-        window_log=WINDOW_LOG,
+        window_log=window_log,
         enable_ldm=True,
         write_checksum=True,
     )

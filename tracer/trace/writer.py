@@ -17,6 +17,7 @@ from tracer.trace.format import (
     FORMAT_VERSION,
     LIVE_LEVEL,
     MAX_TIME_UNIT_NS,
+    WINDOW_LOG,
     compression_params,
     encode_preamble,
     split_times,
@@ -43,6 +44,7 @@ LIVE_BATCH_BYTES = 64 * 1024
 """Payload bytes gathered into one frame-batch record while recording (a flush ends a batch
 sooner)."""
 COMPACT_BATCH_BYTES = 512 * 1024
+_LARGE_BLOB = 1 << 20  # a batch's payloads this large are handed to zstd without a copy
 """Payload bytes per frame-batch record when nothing needs flushing (``tracer compact``)."""
 _BATCH_FRAMES = 4096  # frames per batch record, at most
 _SPLIT_TIMES_FROM = 32  # frames in a batch from which its times are stored in byte planes
@@ -86,6 +88,7 @@ class TraceWriter:
         header: Header | None = None,
         time_unit_ns: int | None = None,
         batch_bytes: int | None = None,
+        window_log: int = WINDOW_LOG,
     ) -> None:
         self._file = fileobj
         self._clock = clock
@@ -107,7 +110,8 @@ class TraceWriter:
         self._f_kind = bytearray()
         self._f_payload: list[bytes] = []
         self._f_bytes = 0
-        self._cobj = zstd.ZstdCompressor(compression_params=compression_params(level)).compressobj()
+        params = compression_params(level, window_log)
+        self._cobj = zstd.ZstdCompressor(compression_params=params).compressobj()
         self.stats = WriterStats()
         self.dropped_frames = 0
         if header is None:
@@ -236,15 +240,20 @@ class TraceWriter:
         # it for the long batches of busy traffic and compaction, not a live trace's few.
         dts = self._f_dt
         times = split_times(dts) if len(dts) >= _SPLIT_TIMES_FROM else dts
-        data = self._pack([Kind.FRAMES, conn, times, bytes(kinds), sizes, blob])
+        if len(blob) < _LARGE_BLOB:
+            parts = [self._pack([Kind.FRAMES, conn, times, bytes(kinds), sizes, blob])]
+        else:  # the same bytes, without copying the blob into the packed record
+            head = bytearray(self._pack([Kind.FRAMES, conn, times, bytes(kinds), sizes]))
+            head[0] = 0x96  # the fixarray of 5 elements becomes one of 6: the blob follows
+            parts = [bytes(head) + b"\xc6" + len(blob).to_bytes(4, "big"), blob]
         # Cleared in place: ``write_frames`` holds the same lists.
         conns.clear()
         self._f_dt.clear()
         kinds.clear()
         payloads.clear()
         self._f_bytes = 0
-        self._batch.append(data)
-        self._batched += len(data)
+        self._batch += parts
+        self._batched += sum(len(p) for p in parts)
         if self._batched >= _BATCH_BYTES:
             self._compress_batch()
 
@@ -258,11 +267,25 @@ class TraceWriter:
             self.flush()
 
     def _compress_batch(self) -> None:
-        out = self._cobj.compress(b"".join(self._batch))
-        if out:
-            self._file.write(out)
+        # Small records are joined (one call to zstd); a large blob goes in as it is.
+        small: list[bytes] = []
+        for piece in self._batch:
+            if len(piece) < _LARGE_BLOB:
+                small.append(piece)
+                continue
+            if small:
+                self._compress(b"".join(small))
+                small = []
+            self._compress(piece)
+        if small:
+            self._compress(b"".join(small))
         self._batch.clear()
         self._batched = 0
+
+    def _compress(self, data: bytes) -> None:
+        out = self._cobj.compress(data)
+        if out:
+            self._file.write(out)
 
     def flush(self) -> None:
         """End the current zstd block and hand everything to the file, readable from now on."""
