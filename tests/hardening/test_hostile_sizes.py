@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
-from run_commands import commands  # noqa: E402
+from run_commands import commands
 
 CORPUS = ROOT / "tests" / "fuzz" / "corpus"
 HOSTILE = [
