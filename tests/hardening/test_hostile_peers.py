@@ -120,7 +120,10 @@ def test_a_flood_of_messages_to_replay_pauses_reading_instead_of_queueing(replay
     offered = 20_000  # 200 MB, if the server took it all in
     sent = [0]
     stop = threading.Event()
-    conn = ws(port)
+    # Uncompressed: deflated, a flood of one repeated letter inflates over 100:1 and is
+    # closed with 1009 early (the deflate-bomb test below); this one is about reading.
+    conn = connect(f"ws://127.0.0.1:{port}/v1/responses", max_size=None, close_timeout=2,
+                   compression=None)  # fmt: skip
 
     def flood() -> None:
         try:
@@ -145,3 +148,51 @@ def test_a_flood_of_messages_to_replay_pauses_reading_instead_of_queueing(replay
     with ws(port) as other:  # and it still serves
         other.send(json.dumps({"type": "response.create", "input": "x"}))
         assert other.recv(timeout=10)
+
+
+@pytest.fixture
+def recording(upstream, tmp_path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    _, up_port = upstream
+    yield from serve(
+        "record", "--upstream", f"ws://127.0.0.1:{up_port}", "-o", str(tmp_path / "r.trace")
+    )
+
+
+def _bomb() -> bytes:
+    """60 MiB of one repeated byte: permessage-deflate sends it in about 61 KB."""
+    return b"\x00" * (60 * 1024 * 1024)
+
+
+@pytest.mark.parametrize("server", ["recording", "replay", "upstream"])
+def test_a_deflate_bomb_is_closed_with_1009_within_bounded_memory(server, request):
+    """Messages that inflate a thousandfold (issue #26: 12 of 61 KB took the recorder to
+    1.05 GB) are cut at the ratio cap: the connection gets 1009 and the server's memory
+    stays far below one bomb's size; another client is served meanwhile."""
+    proc, port = request.getfixturevalue(server)
+    before = rss_mb(proc.pid)
+    with connect(f"ws://127.0.0.1:{port}/v1/responses", max_size=None, close_timeout=2,
+                 compression="deflate") as conn:  # fmt: skip
+        with pytest.raises(ConnectionClosed) as info:
+            for _ in range(12):
+                conn.send(_bomb())
+            conn.recv(timeout=20)
+    assert info.value.rcvd is not None, info.value
+    assert info.value.rcvd.code == 1009, info.value.rcvd
+    assert peak_rss_mb(proc.pid) - before < 40, (before, peak_rss_mb(proc.pid))
+    if server != "replay":
+        with ws(port) as other:
+            assert one_turn(other)["type"] == "response.completed"
+    assert proc.poll() is None
+
+
+@pytest.mark.parametrize("server", ["recording", "upstream"])
+def test_a_ping_flood_is_closed_with_1008_and_others_are_served(server, request):
+    proc, port = request.getfixturevalue(server)
+    with ws(port) as flooder, ws(port) as other:
+        with pytest.raises(ConnectionClosed) as info:
+            for _ in range(5000):
+                flooder.ping()
+            flooder.recv(timeout=20)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+        assert one_turn(other)["type"] == "response.completed"
+    assert proc.poll() is None

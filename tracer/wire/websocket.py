@@ -43,6 +43,15 @@ DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 
 _READ = 256 * 1024
 
+INFLATE_FLOOR = 8 * 1024 * 1024
+INFLATE_RATIO = 100
+"""A peer's messages may inflate (permessage-deflate) to at most ``INFLATE_RATIO`` times the
+bytes it sent, past the first ``INFLATE_FLOOR`` bytes: JSON compresses tenfold or so, a
+decompression bomb a thousandfold. Past it the connection is closed with 1009."""
+PING_BURST = 100
+"""Pings a peer may send within one second; past it the connection is closed with 1008."""
+_FAIR_FRAMES = 64  # frames handed out before yielding to the other connections
+
 # Headers that belong to one hop's handshake and must not be copied to another hop.
 HOP_HEADERS = frozenset(
     [
@@ -117,6 +126,11 @@ class WebSocket:
         self._eof = False
         self._message: list[bytes] = []
         self._message_opcode: Opcode | None = None
+        self._max_size = protocol.max_size
+        self.wire_bytes = 0  # bytes received from the peer
+        self.payload_bytes = 0  # payload bytes of its frames, inflated
+        self._pings: deque[float] = deque()  # when the last PING_BURST pings came
+        self._served = 0
 
     @property
     def subprotocol(self) -> str | None:
@@ -157,6 +171,12 @@ class WebSocket:
                 self.error = f"connection lost: {exc}"
                 data = b""
             if data:
+                self.wire_bytes += len(data)
+                # No frame may inflate past what the ratio still allows: the parser stops
+                # decompressing there (1009), instead of building a 60 MiB bomb first.
+                allowed = max(INFLATE_FLOOR, INFLATE_RATIO * self.wire_bytes) - self.payload_bytes
+                limit = self._max_size
+                self.protocol.max_size = max(1, allowed if limit is None else min(limit, allowed))
                 self.protocol.receive_data(data)
                 if self.protocol.parser_exc is not None and self.error is None:
                     self.error = f"invalid frame from the peer: {self.protocol.parser_exc}"
@@ -167,12 +187,51 @@ class WebSocket:
                     self.error = "connection dropped in the middle of a frame"
                 if self.protocol.state is not State.CLOSED and self.error is None:
                     self.error = "connection dropped without a close frame"
-            self._frames.extend(self.protocol.events_received())  # type: ignore[arg-type]
+            frames: list[Frame] = self.protocol.events_received()  # type: ignore[assignment]
+            why = self._abuse(frames)
+            if why is not None:
+                await self._fail(*why)
+                continue
+            self._frames.extend(frames)
             await self._flush()
+        self._served += 1
+        if self._served % _FAIR_FRAMES == 0:
+            await asyncio.sleep(0)  # a peer that floods frames does not starve the others
         frame = self._frames.popleft()
         if self.observer is not None:
             self.observer.frame(True, frame.opcode, bytes(frame.data), frame.fin)
         return frame
+
+    def _abuse(self, frames: list[Frame]) -> tuple[int, str] | None:
+        """Why these frames end the connection (a close code and reason), or None: a
+        decompression bomb, or a ping flood."""
+        now = 0.0
+        for f in frames:
+            self.payload_bytes += len(f.data)
+            if f.opcode is Opcode.PING:
+                now = now or time.monotonic()
+                pings = self._pings
+                pings.append(now)
+                if len(pings) > PING_BURST and now - pings.popleft() < 1.0:
+                    return 1008, f"more than {PING_BURST} pings in a second"
+        if self.payload_bytes > max(INFLATE_FLOOR, INFLATE_RATIO * self.wire_bytes):
+            return 1009, f"messages inflate more than {INFLATE_RATIO}:1"
+        return None
+
+    async def _fail(self, code: int, reason: str) -> None:
+        """Close the connection for abuse: a close frame with ``code``, then the socket once
+        the peer has stopped sending (or after a second): closing with its data unread would
+        reset the connection, and the peer would never read the close frame."""
+        self.error = self.error or f"closed by tracer: {reason}"
+        self._eof = True
+        with contextlib.suppress(Exception):
+            self.protocol.fail(code, reason)
+            await self._flush()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                while await self.reader.read(_READ):
+                    pass  # discarded: nothing more of this peer is parsed
+        self._close_transport()
 
     def _notify_end(self) -> None:
         observer, self.observer = self.observer, None
