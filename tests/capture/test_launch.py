@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from tests.conftest import run_tracer
@@ -96,3 +99,57 @@ def test_record_json_prints_json_only_with_a_chatty_child(tmp_path: Path):
     summary = json.loads(proc.stdout)  # the whole of stdout
     assert summary["command_exit"] == 0
     assert "chatter 49" in proc.stderr and "chatter" not in proc.stdout
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _launch_tree(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+    """``tracer record -- sh`` whose shell starts a background sleeper: the command's
+    process group holds two processes. Returns tracer, the shell's pid, the sleeper's."""
+    pids = tmp_path / "pids"
+    script = f"sleep 300 & echo $$ $! > {pids}.tmp; mv {pids}.tmp {pids}; wait"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracer", "record", "--upstream", "ws://127.0.0.1:9",
+         "-o", str(tmp_path / "t.trace"), "--", "sh", "-c", script],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not pids.exists():
+        assert time.monotonic() < deadline, "the command did not start"
+        time.sleep(0.05)
+    shell, sleeper = map(int, pids.read_text().split())
+    assert _alive(shell) and _alive(sleeper)
+    return proc, shell, sleeper
+
+
+def _gone(*pids: int, within: float = 15) -> bool:
+    deadline = time.monotonic() + within
+    while any(_alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_the_whole_process_group_is_stopped_with_tracer(tmp_path: Path):
+    """SIGTERM to tracer stops the command and what it started in the background."""
+    proc, shell, sleeper = _launch_tree(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert _gone(shell, sleeper), "the command's process group outlived tracer"
+
+
+def test_the_command_dies_with_a_killed_tracer(tmp_path: Path):
+    """SIGKILL leaves tracer no chance to clean up: the kernel kills the command
+    (PDEATHSIG) and the reaper, whose pipe closes with tracer, stops the group."""
+    proc, shell, sleeper = _launch_tree(tmp_path)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert _gone(shell, sleeper), "the command's process group outlived a killed tracer"

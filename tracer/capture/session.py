@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import os
 import shlex
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tracer.capture.ca import RunCA
+from tracer.capture.children import signal_group
 from tracer.capture.forward import DEFAULT_INTERCEPT, ForwardProxy, intercepts
 from tracer.capture.launch import Forwarding
 from tracer.capture.proxy import UPSTREAM_TIMEOUT, RecordingProxy
@@ -177,20 +179,25 @@ def _compact_in_place(path: Path) -> str | None:
     return None
 
 
-async def wait_for_child(child: asyncio.subprocess.Process, stop: asyncio.Event) -> int:
-    """The child's exit code; on ``stop`` (Ctrl-C, SIGTERM) pass it on, then wait a little.
-    A child killed by a signal exits 128 + its number, as a shell says."""
+async def wait_for_child(
+    child: asyncio.subprocess.Process, stop: asyncio.Event, *, group: bool = False
+) -> int:
+    """The child's exit code; on ``stop`` (Ctrl-C, SIGTERM) pass it on, then wait a little:
+    to its whole process group with ``group`` (it leads one of its own). A child killed by
+    a signal exits 128 + its number, as a shell says."""
     waiter = asyncio.create_task(child.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
     if not waiter.done():
-        with contextlib.suppress(ProcessLookupError):
-            child.terminate()
+        if not (group and signal_group(child.pid, signal.SIGTERM)):
+            with contextlib.suppress(ProcessLookupError):
+                child.terminate()
         try:
             async with asyncio.timeout(5):
                 await waiter
         except TimeoutError:
-            child.kill()
+            if not (group and signal_group(child.pid, signal.SIGKILL)):
+                child.kill()
             await waiter
     stopper.cancel()
     code = waiter.result()

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tracer.capture.children import Reaper, die_with_parent, signal_group
 from tracer.capture.session import wait_for_child
 from tracer.cli.app import CLIError
 
@@ -118,18 +119,30 @@ async def run_child(
     quiet_stdout: bool = False,
 ) -> int:
     """Run the command; with ``quiet_stdout`` (``--json``) its stdout goes to stderr, so
-    that tracer's stdout holds JSON only."""
+    that tracer's stdout holds JSON only. It is stopped with tracer and dies with it
+    (``tracer.capture.children``): in a process group of its own unless it reads a terminal."""
+    own_group = log is not None or not sys.stdin.isatty()
+    options: dict[str, Any] = {"preexec_fn": die_with_parent}
+    if own_group:
+        options["process_group"] = 0
     try:
         if log is None:
             out = sys.stderr if quiet_stdout else None
-            child = await asyncio.create_subprocess_exec(*command, env=env, stdout=out)
+            child = await asyncio.create_subprocess_exec(*command, env=env, stdout=out, **options)
         else:
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.fchmod(fd, 0o600)  # the agent's output can quote what the session holds
             with os.fdopen(fd, "wb") as out:
                 child = await asyncio.create_subprocess_exec(
-                    *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
-                )
+                    *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                    **options,
+                )  # fmt: skip
     except OSError as exc:
         raise CLIError(f"cannot run {command[0]!r}: {exc.strerror}", exit_code=127) from None
-    return await wait_for_child(child, stop)
+    reaper = Reaper(child.pid) if own_group else None
+    try:
+        return await wait_for_child(child, stop, group=own_group)
+    finally:
+        if reaper is not None:
+            signal_group(child.pid, signal.SIGTERM)  # what the command left running
+            reaper.close()
