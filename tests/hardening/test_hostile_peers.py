@@ -170,12 +170,12 @@ def test_a_deflate_bomb_is_closed_with_1009_within_bounded_memory(server, reques
     stays far below one bomb's size; another client is served meanwhile."""
     proc, port = request.getfixturevalue(server)
     before = rss_mb(proc.pid)
-    with connect(f"ws://127.0.0.1:{port}/v1/responses", max_size=None, close_timeout=2,
-                 compression="deflate") as conn:  # fmt: skip
-        with pytest.raises(ConnectionClosed) as info:
-            for _ in range(12):
-                conn.send(_bomb())
-            conn.recv(timeout=20)
+    conn = connect(f"ws://127.0.0.1:{port}/v1/responses", max_size=None, close_timeout=2,
+                   compression="deflate")  # fmt: skip
+    with conn, pytest.raises(ConnectionClosed) as info:
+        for _ in range(12):
+            conn.send(_bomb())
+        conn.recv(timeout=20)
     assert info.value.rcvd is not None, info.value
     assert info.value.rcvd.code == 1009, info.value.rcvd
     assert peak_rss_mb(proc.pid) - before < 40, (before, peak_rss_mb(proc.pid))

@@ -89,3 +89,58 @@ def test_the_precheck_changes_no_result(parts: list[str]):
         out += data[at:s] + mark
         at = e
     assert redactor.payload(data) == out + data[at:]
+
+
+_BODY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_KEYS = st.one_of(
+    st.builds(
+        lambda prefix, body: prefix + body,
+        st.sampled_from(["sk-", "sk-proj-", "ghp_", "hf_", "xai-", "gsk_", "ek_", "ya29."]),
+        st.text(_BODY, min_size=40, max_size=60),
+    ),
+    st.builds(lambda body: "AKIA" + body, st.text(_BODY, min_size=16, max_size=16)),
+)
+_ENCODE = {
+    "base64": base64.b64encode,
+    "base64url": base64.urlsafe_b64encode,
+    "hex": lambda raw: raw.hex().encode(),
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(sorted(_ENCODE)), st.binary(min_size=24, max_size=3000),
+       st.integers(min_value=0), _KEYS)  # fmt: skip
+def test_a_key_like_run_inside_base64_or_hex_passes_byte_for_byte(kind, raw, at, key):
+    """Embedded in an opaque run (a letter or digit before it and after it), a key shape
+    is no token: the payload passes unchanged."""
+    blob = _ENCODE[kind](raw)
+    word = [i for i in range(1, len(blob)) if chr(blob[i - 1]).isalnum() and chr(blob[i]).isalnum()]
+    if not word:
+        return
+    i = word[at % len(word)]
+    payload = b'{"encrypted_content":"' + blob[:i] + key.encode() + blob[i:] + b'"}'
+    assert Redactor().payload(payload) == payload
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.text("abcdefgh ", max_size=12), min_size=2, max_size=6),
+    st.sampled_from(["\n", "\t", "\r\n", "<", "/", "+", "-", '"', " ", "=", "a", "7", "_"]),
+    _KEYS,
+    st.booleans(),
+)
+def test_in_json_text_a_key_is_redacted_exactly_when_it_stands_as_a_token(words, before, key,
+                                                                          escape_lt):  # fmt: skip
+    """JSON-escaped text (as json.dumps writes it, or with ``<`` as ``\\u003c``): after an
+    escape, a separator, a quote or white space the key is replaced, and nothing else
+    changes; after a letter, a digit or ``_`` the text passes byte for byte."""
+    text = words[0] + before + key + " " + " ".join(words[1:])
+    data = json.dumps({"text": text}).encode()
+    if escape_lt:
+        data = data.replace(b"<", b"\\u003c")
+    out = Redactor().payload(data)
+    encoded_key = json.dumps(key)[1:-1].encode()
+    if before in ("a", "7", "_"):
+        assert out == data
+    else:
+        assert out == data.replace(encoded_key, marker(key).encode(), 1)
