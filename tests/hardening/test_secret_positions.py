@@ -185,8 +185,13 @@ def _session(port: int, table: dict[str, str], start: dict[str, str]) -> None:
     with connect(f"ws://127.0.0.1:{port}/v1/responses", close_timeout=2) as ws:
         for encode in (json.dumps, _escape_lt):
             items = ", ".join([encode(_text(table)), *map(json.dumps, alone)])
-            ws.send('{"type": "response.create", "model": "m", "tools": ' + TOOLS
-                    + ', "input": [' + items + "]}")
+            ws.send(
+                '{"type": "response.create", "model": "m", "tools": '
+                + TOOLS
+                + ', "input": ['
+                + items
+                + "]}"
+            )
             while json.loads(ws.recv(timeout=30))["type"] not in ("response.completed", "error"):
                 pass
 
