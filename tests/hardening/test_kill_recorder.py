@@ -170,3 +170,68 @@ def test_ctrl_c_to_a_launched_agents_process_group(tmp_path: Path):
     assert proc.returncode == 130 and summary["command_exit"] != 0
     _, truncated = read_frames(out)
     assert not truncated
+
+
+OPEN_TOKEN = b'{"type":"response.output_text.delta","item_id":"m","delta":"my key is sk-pr"}'
+HOLD_BOUND_S = 1.0  # tracer.trace.split.HOLD_S
+
+
+def _holding_server(port: int, ready: threading.Event, stop: threading.Event) -> None:
+    """Answers "hold" with a delta that ends in the first part of a key, then nothing (the
+    split-key joiner must hold it); answers anything else with itself."""
+    import asyncio
+
+    import websockets
+
+    async def handler(ws: websockets.ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(OPEN_TOKEN.decode() if message == "hold" else message)
+
+    async def main() -> None:
+        async with websockets.serve(handler, "127.0.0.1", port):
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+
+
+def test_a_held_frame_holds_no_other_connection_and_outlasts_no_bound(tmp_path: Path):
+    """Issue #26: one idle connection whose last delta ends in key characters held back
+    every record of every connection while another was busy (6 s of traffic, trace still
+    157 bytes; SIGKILL lost all). Now, killed after 6 s of another connection's traffic,
+    the trace holds the held frame and every frame older than flush interval + hold bound."""
+    up_port, stop, ready = free_port(), threading.Event(), threading.Event()
+    server = threading.Thread(target=_holding_server, args=(up_port, ready, stop), daemon=True)
+    server.start()
+    assert ready.wait(10)
+    out, port = tmp_path / "held.trace", free_port()
+    proc = start_recorder(up_port, out, port)
+    sent: list[tuple[float, bytes]] = []
+    try:
+        with connect(f"ws://127.0.0.1:{port}/v1/responses") as idle:
+            idle.send("hold")
+            assert idle.recv(timeout=10).encode() == OPEN_TOKEN
+            held_at = time.monotonic()
+            with connect(f"ws://127.0.0.1:{port}/v1/responses") as busy:
+                k = 0
+                while time.monotonic() - held_at < 6.0:
+                    body = json.dumps({"type": "note", "n": k}).encode()
+                    busy.send(body.decode())
+                    assert busy.recv(timeout=10).encode() == body
+                    sent.append((time.monotonic(), body))
+                    k += 1
+                killed_at = time.monotonic()
+                proc.kill()
+                proc.wait(timeout=30)
+    except ConnectionClosed:
+        pass
+    finally:
+        stop.set()
+    payloads, truncated = read_frames(out)
+    assert truncated
+    assert OPEN_TOKEN in payloads  # held no longer than the bound, then written and flushed
+    old = [b for t, b in sent if t < killed_at - FLUSH_S - HOLD_BOUND_S - SLACK_S]
+    assert len(old) > 100, len(old)  # the other connection was busy
+    missing = [b for b in old if b not in payloads]
+    assert missing == [], f"{len(missing)} of {len(old)} old frames lost"
