@@ -292,13 +292,18 @@ def test_forward_option_errors(tmp_path: Path):
         assert_clean_error(proc)
 
 
-def test_a_standalone_forward_proxy_names_its_ca_and_deletes_it_on_sigterm(tmp_path: Path):
+def _standalone_forward(tmp_path: Path) -> subprocess.Popen[str]:
+    """``tracer record --forward`` with no command: it prints its banner and waits."""
     env = {**_no_base_urls(), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "tracer", "record", "--forward", "-o", str(tmp_path / "t.trace"),
          "--listen", "127.0.0.1:0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
+
+
+def test_a_standalone_forward_proxy_names_its_ca_and_deletes_it_on_sigterm(tmp_path: Path):
+    proc = _standalone_forward(tmp_path)
     assert proc.stderr is not None
     try:
         banner = [proc.stderr.readline() for _ in range(2)]
@@ -367,12 +372,7 @@ def test_the_forward_proxy_relays_for_its_own_command_alone(tmp_path: Path):
     service.listen(8)
     service.settimeout(0.5)
     target = service.getsockname()[1]
-    env = {**_no_base_urls(), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tracer", "record", "--forward", "-o", str(tmp_path / "t.trace"),
-         "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+    proc = _standalone_forward(tmp_path)
     assert proc.stderr is not None
     try:
         banner = proc.stderr.readline()
