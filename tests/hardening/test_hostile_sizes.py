@@ -111,3 +111,30 @@ def test_the_hostile_sizes_are_what_they_claim():
         for run in reader.runs():
             payload += getattr(run, "payload_bytes", 0)
     assert payload >= 1 << 30
+
+
+@pytest.mark.slow
+def test_replay_serves_a_gibibyte_of_deltas_within_bounded_memory(tmp_path: Path):
+    """Replay keeps large recorded payloads in a spill file and reads each as it sends it:
+    the client gets every byte as recorded, and the server's memory stays bounded."""
+    from websockets.sync.client import connect
+
+    from tests.hardening.helpers import free_port, peak_rss_mb, wait_for_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracer", "replay", str(CORPUS / "a-gibibyte-of-deltas.trace"),
+         "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+        with connect(f"ws://127.0.0.1:{port}/v1/responses", max_size=None) as ws:
+            ws.send('{"type": "response.create", "input": "hi"}')  # as recorded
+            got = [ws.recv(timeout=60) for _ in range(1024)]
+        assert {len(m) for m in got} == {1 << 20}
+        assert all(m.startswith('{"type":"response.output_text.delta"') for m in got)
+        assert peak_rss_mb(proc.pid) < PEAK_MB, peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from tracer.replay.recorded import Mismatch, RecordedRequest, match
+from tracer.replay.recorded import Mismatch, RecordedRequest, match, payload_of
 from tracer.wire.http import RequestHead, read_body, request_head, write_response
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ async def serve_http(
     if chosen.streamed:
         await _stream(server, writer, chosen, arrived)
     else:
-        data = b"".join(f.payload for f in chosen.answer)
+        data = b"".join(payload_of(f) for f in chosen.answer)
         write_response(writer, chosen.status, [("Content-Type", "application/json")], data)
         await writer.drain()
     return keep
@@ -142,7 +142,8 @@ async def _stream(
             delay = arrived + (frame.t_ns - req.t_request) / 1e9 / server.speed - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-        event = f"event: {_event_type(frame.payload)}\ndata: ".encode() + frame.payload + b"\n\n"
+        payload = payload_of(frame)
+        event = f"event: {_event_type(payload)}\ndata: ".encode() + payload + b"\n\n"
         writer.write(b"%x\r\n%s\r\n" % (len(event), event))
         await writer.drain()
     writer.write(b"0\r\n\r\n")

@@ -16,6 +16,7 @@ recorded, in one of three modes:
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,64 @@ __all__ = [
     "load_connections",
     "load_requests",
     "match",
+    "payload_of",
 ]
+
+SPILL_AT = 64 * 1024
+"""A recorded server frame's payload this large is kept in an anonymous temporary file
+(0600, unlinked at once) and read when it is sent: replay's memory holds the recording's
+structure, not a gibibyte of deltas."""
+
+
+class _Spill:
+    """Payloads written to an anonymous temporary file, read back on demand."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the frames
+        self._size = 0
+
+    def keep(self, payload: bytes) -> bytes:
+        self._file.seek(self._size)
+        self._file.write(payload)
+        spilled = Spilled()
+        spilled.spill, spilled.offset, spilled.size = self, self._size, len(payload)
+        self._size += len(payload)
+        return spilled
+
+    def read(self, offset: int, size: int) -> bytes:
+        self._file.seek(offset)
+        return self._file.read(size)
+
+
+class Spilled(bytes):
+    """An empty stand-in for a payload kept in a spill file (``payload_of`` reads it)."""
+
+    spill: _Spill
+    offset: int
+    size: int
+
+
+def payload_of(frame: Frame) -> bytes:
+    """A recorded frame's payload, read back from the spill file if it was kept there."""
+    p = frame.payload
+    if type(p) is Spilled:
+        return p.spill.read(p.offset, p.size)
+    return p
+
+
+class _Keeper:
+    """Keeps server frames, spilling the large payloads (one spill file, made on need)."""
+
+    def __init__(self) -> None:
+        self._spill: _Spill | None = None
+
+    def __call__(self, frame: Frame) -> Frame:
+        if len(frame.payload) < SPILL_AT:
+            return frame
+        if self._spill is None:
+            self._spill = _Spill()
+        return frame._replace(payload=self._spill.keep(frame.payload))
+
 
 MODES = ("tolerant", "strict", "sequence")
 
@@ -138,8 +196,10 @@ class RecordedRequest:
 
 
 def load_requests(records: Iterable[Record]) -> list[RecordedRequest]:
-    """The trace's recorded HTTP requests, in the order they were made."""
+    """The trace's recorded HTTP requests, in the order they were made; large answer
+    payloads are spilled (``payload_of`` reads one)."""
     requests: dict[int, RecordedRequest] = {}
+    keep = _Keeper()
     for r in records:
         kind = type(r)
         if kind is Open:
@@ -158,13 +218,15 @@ def load_requests(records: Iterable[Record]) -> list[RecordedRequest]:
                 req.body += r.payload
                 req.t_request = r.t_ns
             else:
-                req.answer.append(r)
+                req.answer.append(keep(r))
     return [r for r in requests.values() if r.answer]
 
 
 def load_connections(records: Iterable[Record]) -> list[RecordedConnection]:
-    """Group a trace's records into recorded connections, in the order they opened."""
+    """Group a trace's records into recorded connections, in the order they opened; large
+    server payloads are spilled (``payload_of`` reads one)."""
     conns: dict[int, RecordedConnection] = {}
+    keep = _Keeper()
     for r in records:
         kind = type(r)
         if kind is Open:
@@ -190,7 +252,7 @@ def load_connections(records: Iterable[Record]) -> list[RecordedConnection]:
                     else:
                         c.exchanges.append(Exchange(r.payload, r.opcode, r.t_ns))
             elif r.opcode is not Opcode.CLOSE:
-                c.exchanges[-1].server.append(r)
+                c.exchanges[-1].server.append(keep(r))
         elif kind is Close:
             assert isinstance(r, Close)
             c = conns.get(r.conn)

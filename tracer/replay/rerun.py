@@ -16,7 +16,7 @@ from websockets.frames import Opcode as WsOpcode
 from tracer.analysis.items import identity
 from tracer.capture.recorder import Recorder
 from tracer.capture.tap import tap_websocket
-from tracer.replay.recorded import Exchange, RecordedConnection, RecordedRequest
+from tracer.replay.recorded import Exchange, RecordedConnection, RecordedRequest, payload_of
 from tracer.responses.model import dict_items, loads
 from tracer.responses.sse import SSEDecoder
 from tracer.trace.records import Direction, Opcode
@@ -44,13 +44,14 @@ def _recorded_response(exchange: Exchange) -> dict[str, Any]:
     """The response object the recorded server sent last for this exchange, if any."""
     found: dict[str, Any] = {}
     for frame in exchange.server:
-        head = frame.payload[:80]
+        payload = payload_of(frame)  # a large one may be spilled (replay.recorded)
+        head = payload[:80]
         if b'"response.created"' in head or b'"response.completed"' in head:
-            event = loads(frame.payload)
+            event = loads(payload)
             if isinstance(event, dict) and isinstance(event.get("response"), dict):
                 found = event["response"]
-        elif b'"object"' in frame.payload:  # a non-streamed HTTP answer: the response itself
-            body = loads(frame.payload)
+        elif b'"object"' in payload:  # a non-streamed HTTP answer: the response itself
+            body = loads(payload)
             if isinstance(body, dict) and body.get("object") == "response":
                 found = body
     return found

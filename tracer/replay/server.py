@@ -18,6 +18,7 @@ from tracer.replay.recorded import (
     RecordedConnection,
     RecordedRequest,
     match,
+    payload_of,
 )
 from tracer.wire import (
     ConnectError,
@@ -276,7 +277,8 @@ class _Session:
                 if delay > 0:
                     await asyncio.sleep(delay)
             try:
-                await self.ws.send_frame(WsOpcode(int(frame.opcode)), frame.payload, frame.fin)
+                payload = payload_of(frame)
+                await self.ws.send_frame(WsOpcode(int(frame.opcode)), payload, frame.fin)
             except ConnectionError:
                 return
 
