@@ -11,7 +11,6 @@ guards against a hang; the measured times are in the issue's note.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -39,11 +38,25 @@ OUTPUT_BYTES = 20 * 1024 * 1024  # what one command may print (frames --payload:
 HANG_S = 180  # not a speed target: a command past this is stuck
 
 
+# The wrapper: a small process that forks the command and reports its peak. The kernel's
+# peak of a process keeps what it had before exec: forked from pytest (hundreds of MB by
+# then) the command would be charged for pytest's pages.
+WRAPPER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-m", "tracer", *sys.argv[1:]])
+_, status, usage = os.wait4(pid, 0)
+code = os.waitstatus_to_exitcode(status)
+sys.stderr.write(f"\\nwrapper: peak_kb {usage.ru_maxrss} exit {code}\\n")
+"""
+
+
 def measure(args: list[str]) -> dict[str, object]:
-    """Run ``tracer ARGS`` in a child; its exit code, peak memory, output size, stderr."""
+    """Run ``tracer ARGS`` under the wrapper: its exit code, peak memory, output size."""
     start = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tracer", *args],
+        [sys.executable, "-S", "-c", WRAPPER, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stderr is not None
@@ -56,19 +69,22 @@ def measure(args: list[str]) -> dict[str, object]:
     while chunk := proc.stdout.read(1 << 16):
         printed += len(chunk)
         if printed > OUTPUT_BYTES:
-            proc.kill()  # unbounded output: no need to read a gibibyte to know
-            break
-    _, status, usage = os.wait4(proc.pid, 0)
+            break  # unbounded output: no need to read a gibibyte to know
+    proc.stdout.close()  # a command still printing gets EPIPE
+    proc.wait()
     timer.cancel()
     reader.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # wait4 reaped it
+    stderr = err[0].decode("utf-8", "replace") if err else ""
+    stderr, _, tail = stderr.rpartition("\nwrapper: ")
+    words = tail.split()
+    peak_kb, code = (int(words[1]), int(words[3])) if len(words) == 4 else (-1, -1)
     return {
         "args": args,
-        "code": proc.returncode,
+        "code": code,
         "seconds": round(time.monotonic() - start, 1),
-        "peak_mb": round(usage.ru_maxrss / 1024),
+        "peak_mb": round(peak_kb / 1024),
         "printed": printed,
-        "stderr": err[0].decode("utf-8", "replace") if err else "",
+        "stderr": stderr,
     }
 
 
