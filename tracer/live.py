@@ -81,6 +81,21 @@ def check_followable(path: str | os.PathLike[str], appear_timeout: float = 10.0)
 _BATCH_BYTES = 4 * 1024 * 1024
 
 
+def _appeared(
+    path: str | os.PathLike[str], stop: threading.Event, poll: float, timeout: float
+) -> bool:
+    """Wait for ``path`` to exist: True once it does, False when ``stop`` is set first;
+    ``TraceError`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists():
+        if stop.is_set():
+            return False
+        if time.monotonic() > deadline:
+            raise TraceError(f"cannot open {os.fspath(path)!r}: it did not appear")
+        stop.wait(poll)
+    return True
+
+
 def follow(
     path: str | os.PathLike[str],
     on_batch: Batch,
@@ -96,13 +111,8 @@ def follow(
     damage) or for a file that does not appear within ``appear_timeout`` seconds.
     """
     stop = stop or threading.Event()
-    deadline = time.monotonic() + appear_timeout
-    while not Path(path).exists():
-        if stop.is_set():
-            return FollowResult("stopped", 0)
-        if time.monotonic() > deadline:
-            raise TraceError(f"cannot open {os.fspath(path)!r}: it did not appear")
-        stop.wait(poll)
+    if not _appeared(path, stop, poll, appear_timeout):
+        return FollowResult("stopped", 0)
     pending: list[Record] = []
     how = ["truncated"]
     reader: TraceReader | None = None

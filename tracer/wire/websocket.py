@@ -126,7 +126,9 @@ class WebSocket:
         self._eof = False
         self._message: list[bytes] = []
         self._message_opcode: Opcode | None = None
-        self._max_size = protocol.max_size
+        # websockets up to 15 calls the limit max_size, 16 on max_message_size.
+        self._max_attr = "max_message_size" if hasattr(protocol, "max_message_size") else "max_size"
+        self._max_size: int | None = getattr(protocol, self._max_attr)
         self.wire_bytes = 0  # bytes received from the peer
         self.payload_bytes = 0  # payload bytes of its frames, inflated
         self._pings: deque[float] = deque()  # when the last PING_BURST pings came
@@ -176,7 +178,8 @@ class WebSocket:
                 # decompressing there (1009), instead of building a 60 MiB bomb first.
                 allowed = max(INFLATE_FLOOR, INFLATE_RATIO * self.wire_bytes) - self.payload_bytes
                 limit = self._max_size
-                self.protocol.max_size = max(1, allowed if limit is None else min(limit, allowed))
+                allow = max(1, allowed if limit is None else min(limit, allowed))
+                setattr(self.protocol, self._max_attr, allow)
                 self.protocol.receive_data(data)
                 if self.protocol.parser_exc is not None and self.error is None:
                     self.error = f"invalid frame from the peer: {self.protocol.parser_exc}"
