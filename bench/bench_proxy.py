@@ -330,8 +330,10 @@ def start_forward_paths(
     )  # fmt: skip
     procs.append(tracer)
     assert tracer.stderr is not None
-    run_ca = ""
-    for line in tracer.stderr:  # the banner names the run's CA bundle
+    run_ca, proxy_url = "", f"http://127.0.0.1:{rec}"
+    for line in tracer.stderr:  # the banner names the proxy URL (credentials) and CA bundle
+        if b"HTTPS_PROXY=" in line:
+            proxy_url = line.split(b"HTTPS_PROXY=")[1].split(b")")[0].decode()
         if b"SSL_CERT_FILE=" in line:
             run_ca = line.split(b"SSL_CERT_FILE=")[1].split()[0].decode()
             break
@@ -339,7 +341,7 @@ def start_forward_paths(
     wait_port(rec)
     url = "wss://api.openai.com/v1/responses"
     via["e_tls_forwarder"] = (f"http://127.0.0.1:{bare}", (ca_file,))
-    via["f_tracer_forward"] = (f"http://127.0.0.1:{rec}", (run_ca,))
+    via["f_tracer_forward"] = (proxy_url, (run_ca,))
     return {"e_tls_forwarder": url, "f_tracer_forward": url}
 
 

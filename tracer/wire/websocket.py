@@ -50,7 +50,7 @@ bytes it sent, past the first ``INFLATE_FLOOR`` bytes: JSON compresses tenfold o
 decompression bomb a thousandfold. Past it the connection is closed with 1009."""
 PING_BURST = 100
 """Pings a peer may send within one second; past it the connection is closed with 1008."""
-_FAIR_FRAMES = 64  # frames handed out before yielding to the other connections
+_FAIR_FRAMES = 1024  # frames handed out before yielding to the other connections
 
 # Headers that belong to one hop's handshake and must not be copied to another hop.
 HOP_HEADERS = frozenset(
