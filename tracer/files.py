@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
-__all__ = ["atomic_write"]
+__all__ = ["Spill", "atomic_write"]
 
 
 @contextlib.contextmanager
@@ -28,3 +28,26 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+class Spill:
+    """Payloads kept in an anonymous temporary file (0600, unlinked at once) and read back
+    on demand: a command holds where each payload lies, not the payloads."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self._size = 0
+
+    def add(self, payload: bytes) -> tuple[int, int]:
+        """Keep ``payload``; its offset and size, for ``read``."""
+        self.file.seek(self._size)
+        self.file.write(payload)
+        at, self._size = self._size, self._size + len(payload)
+        return at, len(payload)
+
+    def read(self, offset: int, size: int) -> bytes:
+        self.file.seek(offset)
+        return self.file.read(size)
+
+    def close(self) -> None:
+        self.file.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -23,6 +22,7 @@ import orjson
 
 from tracer._version import __version__
 from tracer.export.jsonl import payload_text
+from tracer.files import Spill
 from tracer.trace.records import Close, Direction, Frame, Header, Opcode, Open, Record
 
 __all__ = ["HarWritten", "sse_text", "write_har"]
@@ -105,27 +105,14 @@ def _encode(msg: _Msg, payload: bytes) -> dict[str, Any]:
     return out
 
 
-class _Spill:
-    """The payloads, in an anonymous temporary file."""
-
-    def __init__(self) -> None:
-        self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by write_har
-        self.size = 0
-
-    def add(self, payload: bytes) -> tuple[int, int]:
-        self.file.write(payload)
-        at, self.size = self.size, self.size + len(payload)
-        return at, len(payload)
-
-    def read(self, msg: _Msg) -> bytes:
-        self.file.seek(msg.offset)
-        return self.file.read(msg.size)
+def _payload(spill: Spill, msg: _Msg) -> bytes:
+    return spill.read(msg.offset, msg.size)
 
 
 def write_har(header: Header, records: Iterable[Record], out: IO[bytes]) -> HarWritten:
     """Write the HAR document of a trace to ``out``: one entry per connection, in the order
     they opened (see the module docstring)."""
-    spill = _Spill()
+    spill = Spill()
     try:
         conns: dict[int, _Conn] = {}
         for r in records:
@@ -138,7 +125,6 @@ def write_har(header: Header, records: Iterable[Record], out: IO[bytes]) -> HarW
                 conns[r.conn] = _Conn(r)
             elif isinstance(r, Close) and r.conn in conns:
                 conns[r.conn].close = r
-        spill.file.flush()
         written = HarWritten()
         comment = f"exported by tracer from a trace of format version {header.format_version}"
         creator = {"name": "tracer", "version": __version__}
@@ -154,7 +140,7 @@ def write_har(header: Header, records: Iterable[Record], out: IO[bytes]) -> HarW
         written.bytes += _put(out, tail)
         return written
     finally:
-        spill.file.close()
+        spill.close()
 
 
 def _put(out: IO[bytes], parts: list[bytes]) -> int:
@@ -165,7 +151,7 @@ def _put(out: IO[bytes], parts: list[bytes]) -> int:
     return n
 
 
-def _write_entry(out: IO[bytes], c: _Conn, anchor: int, spill: _Spill) -> int:
+def _write_entry(out: IO[bytes], c: _Conn, anchor: int, spill: Spill) -> int:
     """Write one entry: its small fields from a dict, its large ones streamed in place of
     the placeholders the dict holds for them."""
     entry, streams = _entry(c, anchor, spill)
@@ -200,7 +186,7 @@ def _json_array(items: Iterator[Any]) -> Iterator[bytes]:
 
 # Over 60 lines: one HAR entry's field mapping, read top to bottom.
 def _entry(
-    c: _Conn, anchor: int, spill: _Spill
+    c: _Conn, anchor: int, spill: Spill
 ) -> tuple[dict[str, Any], list[Callable[[], Iterator[bytes]]]]:
     """The entry's fields, and the streams that replace its placeholders, in order."""
     o = c.open
@@ -253,24 +239,27 @@ def _entry(
     if http:
         sent = [m for m in c.frames if m.direction is Direction.CLIENT]
         received = [m for m in c.frames if m.direction is Direction.SERVER]
-        body = (spill.read(m).decode("utf-8", errors="replace") for m in sent)
+        body = (_payload(spill, m).decode("utf-8", errors="replace") for m in sent)
         request["postData"] = {"mimeType": "application/json", "text": placeholder(
             lambda: _json_string(body))}  # fmt: skip
         request["bodySize"] = sum(m.size for m in sent)
         event_stream = o.status == 200
         if event_stream:
-            size = sum(len(sse_data_text(spill.read(m)).encode()) for m in received)
-            text = (sse_data_text(spill.read(m)) for m in received)
+            size = sum(len(sse_data_text(_payload(spill, m)).encode()) for m in received)
+            text = (sse_data_text(_payload(spill, m)) for m in received)
         else:
             size = sum(m.size for m in received)
-            text = (spill.read(m).decode("utf-8", errors="replace") for m in received)
+            text = (_payload(spill, m).decode("utf-8", errors="replace") for m in received)
         response["content"] = {
             "size": size,
             "mimeType": "text/event-stream" if event_stream else "application/json",
             "text": placeholder(lambda: _json_string(text)),
         }
         sse = (
-            {"time": (anchor + m.t_ns) / 1e9, "data": spill.read(m).decode("utf-8", "replace")}
+            {
+                "time": (anchor + m.t_ns) / 1e9,
+                "data": _payload(spill, m).decode("utf-8", "replace"),
+            }
             for m in received
         )
         entry["_sseMessages"] = placeholder(lambda: _json_array(sse))
@@ -281,7 +270,7 @@ def _entry(
             {
                 "type": "send" if m.direction is Direction.CLIENT else "receive",
                 "time": (anchor + m.t_ns) / 1e9,
-                **_encode(m, spill.read(m)),
+                **_encode(m, _payload(spill, m)),
             }
             for m in c.frames
         )

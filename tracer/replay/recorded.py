@@ -16,7 +16,6 @@ recorded, in one of three modes:
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from tracer.files import Spill
 from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
 
 __all__ = [
@@ -46,30 +46,10 @@ SPILL_AT = 64 * 1024
 structure, not a gibibyte of deltas."""
 
 
-class _Spill:
-    """Payloads written to an anonymous temporary file, read back on demand."""
-
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the frames
-        self._size = 0
-
-    def keep(self, payload: bytes) -> bytes:
-        self._file.seek(self._size)
-        self._file.write(payload)
-        spilled = Spilled()
-        spilled.spill, spilled.offset, spilled.size = self, self._size, len(payload)
-        self._size += len(payload)
-        return spilled
-
-    def read(self, offset: int, size: int) -> bytes:
-        self._file.seek(offset)
-        return self._file.read(size)
-
-
 class Spilled(bytes):
     """An empty stand-in for a payload kept in a spill file (``payload_of`` reads it)."""
 
-    spill: _Spill
+    spill: Spill
     offset: int
     size: int
 
@@ -86,14 +66,17 @@ class _Keeper:
     """Keeps server frames, spilling the large payloads (one spill file, made on need)."""
 
     def __init__(self) -> None:
-        self._spill: _Spill | None = None
+        self._spill: Spill | None = None  # lives as long as the frames that name it
 
     def __call__(self, frame: Frame) -> Frame:
         if len(frame.payload) < SPILL_AT:
             return frame
         if self._spill is None:
-            self._spill = _Spill()
-        return frame._replace(payload=self._spill.keep(frame.payload))
+            self._spill = Spill()
+        spilled = Spilled()
+        spilled.spill = self._spill
+        spilled.offset, spilled.size = self._spill.add(frame.payload)
+        return frame._replace(payload=spilled)
 
 
 MODES = ("tolerant", "strict", "sequence")

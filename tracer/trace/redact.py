@@ -258,12 +258,6 @@ class Redactor:
                 self._known.add(data)
                 self._compile()
 
-    def learn_headers(self, headers: Iterable[tuple[str, str]]) -> None:
-        """Learn the credentials of these headers without redacting anything yet (an import
-        learns every entry's headers before it writes the first record)."""
-        if self.enabled:
-            self.headers(headers)
-
     def headers(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         """Headers with the values of credential headers replaced by markers."""
         out = []
