@@ -226,3 +226,13 @@ def test_tui_command_refuses_bad_input_in_one_line(tmp_path: Path):
     assert_clean_error(run_tracer("tui", str(bad)))
     assert_clean_error(run_tracer("tui", str(tmp_path / "missing.trace")))
     assert_clean_error(run_tracer("tui", str(RECONNECT), "--against", str(bad)))
+
+
+def test_the_docs_show_what_the_inspector_prints():
+    """docs/tui.md's sample screen is lines of the 80x24 snapshot, which the test above
+    holds to the real app: the docs cannot drift from the tool."""
+    doc = (ROOT / "docs" / "tui.md").read_text()
+    sample = doc.split("```\n 15 turns", 1)[1].split("```", 1)[0]
+    screen = {line.rstrip() for line in (SNAPSHOTS / "main_80x24.txt").read_text().splitlines()}
+    lines = [" 15 turns" + sample.splitlines()[0], *sample.splitlines()[1:]]
+    assert len(lines) >= 3 and all(line.rstrip() in screen for line in lines), lines

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 from pathlib import Path
@@ -94,18 +95,63 @@ def test_the_lists_of_figures_name_fields_of_the_model():
 
 
 def test_one_vocabulary_for_counts():
-    from tracer.views.output import plural, turns_phrase
+    from tracer.vocab import plural, turns_phrase
 
     assert [plural(n, "connection") for n in (0, 1, 2)] == [
         "0 connections", "1 connection", "2 connections"
     ]  # fmt: skip
     assert plural(1, "cache loss") == "1 cache loss" and plural(3, "mismatch") == "3 mismatches"
-    assert turns_phrase(14, 1) == "13 turns + 1 warm-up" and turns_phrase(1, 0) == "1 turn"
+    assert turns_phrase(15, 1) == "15 turns (1 warm-up)" and turns_phrase(1, 0) == "1 turn"
     report = load(ROOT / "traces" / "reconnect.trace").report
     console = Console(width=200, file=io.StringIO(), record=True, color_system=None)
     from tracer.views.inspect import render_inspect
 
     render_inspect(report, console)
     text = console.export_text()
-    assert "2 connections, 14 turns + 1 warm-up" in text
+    assert f"2 connections, {len(report.turns)} turns (1 warm-up)" in text
     assert "1 cache loss," in text and "(es)" not in text and "(s)" not in text
+
+
+_MODEL_CLASSES = ("TurnReport", "Summary", "ConnectionReport", "CacheLoss", "TurnDetail")
+
+
+def _model_fields() -> set[str]:
+    from dataclasses import fields
+
+    import tracer.analysis.diff as diff
+    import tracer.analysis.model as model
+
+    classes = [getattr(model, n) for n in _MODEL_CLASSES] + [diff.TurnDiff, diff.DiffReport]
+    return {f.name for cls in classes for f in fields(cls)}
+
+
+def _operands(node: ast.AST, names: set[str]) -> list[str]:
+    """The report fields an arithmetic operand is made of: ``t.x``, ``(t.x or 0)``,
+    ``len(d.x)``, or arithmetic on those (a field inside a call or an f-string is text)."""
+    if isinstance(node, ast.Attribute):
+        return [node.attr] if node.attr in names else []
+    if isinstance(node, ast.BoolOp):
+        return [n for v in node.values for n in _operands(v, names)]
+    if isinstance(node, ast.BinOp):
+        return _operands(node.left, names) + _operands(node.right, names)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len":
+        return [n for a in node.args for n in _operands(a, names)]
+    return []
+
+
+def test_no_view_derives_a_figure_from_report_fields():
+    """Views scale figures to their medium, but never combine two of them (a sum, a
+    difference): a derived figure is a property of the model, so every view shows the
+    same one. Checked on the source of every view, the TUI and the exports."""
+    names = _model_fields()
+    found = []
+    paths = sorted(
+        p for d in ("views", "tui", "export") for p in (ROOT / "tracer" / d).glob("*.py")
+    )
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+                left, right = _operands(node.left, names), _operands(node.right, names)
+                if left and right:
+                    found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, found

@@ -164,6 +164,8 @@ class Analyser:
                 conversation=acct.conversation.id,
                 resent_reason=acct.reason,
                 vendor_events=t.vendor_events,
+                start_ns=t.t_create,
+                end_ns=t.t_end,
             )
         )
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from tracer.analysis.contents import TurnContent
 from tracer.analysis.model import InspectReport, Summary, TurnReport
+from tracer.vocab import count, size
 
 __all__ = [
     "DiffReport",
@@ -89,9 +90,14 @@ def _changes(ca: TurnContent, cb: TurnContent, ta: TurnReport, tb: TurnReport) -
     removed = [s for h, s in zip(ca.input_hashes, ca.input_summaries, strict=True) if h not in sb]
     if added or removed:
         example = f": +{added[0]}" if added else f": -{removed[0]}"
+        parts = []
+        if added:
+            parts.append(f"{len(added)} of B's not in A")
+        if removed:
+            parts.append(f"{len(removed)} of A's not in B")
         out.append(
             f"input items {len(ca.input_hashes)} → {len(cb.input_hashes)} "
-            f"(+{len(added)} only in B, -{len(removed)} only in A){example[:90]}"
+            f"({', '.join(parts)}){example[:90]}"
         )
     if ta.previous_response_id and not tb.previous_response_id:
         out.append("B does not chain with previous_response_id")
@@ -158,7 +164,8 @@ def diff_sessions(
     deltas = {m: _delta(totals_a[m], totals_b[m]) for m in TOTAL_METRICS}
     transports_a = {t.transport for t in a.turns}
     transports_b = {t.transport for t in b.turns}
-    headline = _headline(totals_a, totals_b, rows, transports_a, transports_b)
+    warmups = {t.index for t in a.turns if t.warmup}, {t.index for t in b.turns if t.warmup}
+    headline = _headline(totals_a, totals_b, rows, transports_a, transports_b, warmups)
     identical = all(r.kind == "same" and not r.changes for r in rows) and not headline
     return DiffReport(
         a=a_name,
@@ -221,7 +228,10 @@ def _row(
         kind = "same" if ca.key == cb.key else "changed"
         deltas = {m: _delta(va[m], vb[m]) for m in PAIR_METRICS}
     else:
-        changes = ["only in B"] if cb else ["only in A"]
+        one = tb if cb else ta
+        changes = ["only in B" if cb else "only in A"]
+        if one is not None and one.warmup:
+            changes[0] += " (a warm-up)"
         kind = "added" if cb else "removed"
         deltas = {}
     return TurnDiff(
@@ -237,22 +247,13 @@ def _row(
     )
 
 
-def _count(n: int | None) -> str:
-    return "unknown" if n is None else f"{n:,}"
+def _abs_size(n: float) -> str:
+    return size(abs(n))
 
 
 def _significant(a: float, b: float, rel: float, absolute: float) -> bool:
     d = abs(b - a)
     return d >= absolute and d >= rel * max(abs(a), 1e-9)
-
-
-def _size(n: float) -> str:
-    n = abs(n)
-    if n >= 1e6:
-        return f"{n / 1e6:.1f} MB"
-    if n >= 1e3:
-        return f"{n / 1e3:.1f} kB"
-    return f"{n:.0f} B"
 
 
 def _headline(
@@ -261,7 +262,10 @@ def _headline(
     rows: list[TurnDiff],
     transports_a: set[str],
     transports_b: set[str],
+    warmups: tuple[set[int], set[int]] = (set(), set()),
 ) -> list[str]:
+    """The changes worth a line, in plain words; one-sided turns are named as turns or
+    warm-ups (``warmups``: the warm-up indices of A and of B)."""
     out: list[str] = []
     if transports_a != transports_b:
         out.append(
@@ -269,15 +273,19 @@ def _headline(
             f"B uses {'/'.join(sorted(transports_b)) or 'nothing'}; "
             f"connections {ta['connections']} → {tb['connections']}"
         )
-    added = sum(r.kind == "added" for r in rows)
-    removed = sum(r.kind == "removed" for r in rows)
     changed = sum(r.kind == "changed" for r in rows)
-    if added or removed or changed:
+    one_sided = [
+        (side, sum(r.kind == kind and (r.b if side == "B" else r.a) not in warm for r in rows),
+         sum(r.kind == kind and (r.b if side == "B" else r.a) in warm for r in rows))
+        for side, kind, warm in (("B", "added", warmups[1]), ("A", "removed", warmups[0]))
+    ]  # fmt: skip
+    if changed or any(n or w for _, n, w in one_sided):
         parts = []
-        if added:
-            parts.append(f"{added} {'turn' if added == 1 else 'turns'} only in B")
-        if removed:
-            parts.append(f"{removed} only in A")
+        for side, n, w in one_sided:
+            if n:
+                parts.append(f"{n} {'turn' if n == 1 else 'turns'} only in {side}")
+            if w:
+                parts.append(f"{w} {'warm-up' if w == 1 else 'warm-ups'} only in {side}")
         if changed:
             parts.append(f"{changed} answered differently")
         out.append(f"turns {ta['turns']} → {tb['turns']}: " + ", ".join(parts))
@@ -290,11 +298,11 @@ def _headline(
         a, b = ta[metric], tb[metric]
         if _significant(a, b, BYTES_REL, BYTES_ABS):
             word = "more" if b > a else "less"
-            out.append(f"B {label} {_size(b - a)} {word} ({_size(a)} → {_size(b)})")
+            out.append(f"B {label} {_abs_size(b - a)} {word} ({_abs_size(a)} → {_abs_size(b)})")
     for metric, label in [("cached_tokens", "cached tokens"), ("input_tokens", "input tokens")]:
         a, b = ta[metric], tb[metric]
         if (a is None) != (b is None):  # one side's server reported no usage
-            out.append(f"{label} {_count(a)} → {_count(b)}")
+            out.append(f"{label} {count(a)} → {count(b)}")
         elif a is not None and b is not None and _significant(a, b, TOKENS_REL, TOKENS_ABS):
             out.append(f"{label} {a:,} → {b:,} ({b - a:+,})")
     for metric, label in [

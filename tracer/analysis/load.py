@@ -11,13 +11,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from tracer.analysis.diff import DiffReport, diff_sessions
-from tracer.analysis.model import InspectReport
+from tracer.analysis.model import FullTurn, InspectReport, TraceStats, TurnDetail
 from tracer.analysis.session import FRAME_BUDGET, Session
 from tracer.trace.caps import frames_cap
+from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace
 from tracer.trace.records import Frame, Record
 
-__all__ = ["Loaded", "batches", "diff_files", "load"]
+__all__ = ["Loaded", "NoSuchTurn", "batches", "diff_files", "load", "load_turn", "stats_row"]
 
 _BATCH = 4096  # records per Session.feed call at most
 _BATCH_BYTES = 4 * 1024 * 1024  # and payload bytes: a batch of huge frames stays small
@@ -50,6 +51,47 @@ def load(
         truncated = bool(reader.truncated)
     report = session.finish()
     return Loaded(str(path), report, session, truncated)
+
+
+def stats_row(path: str) -> TraceStats:
+    """One trace's ``tracer stats`` row: its summary, or the one-line reason it failed."""
+    try:
+        loaded = load(path)
+    except TraceError as exc:
+        return TraceStats(path, str(exc), False, None)
+    return TraceStats(path, None, loaded.truncated, loaded.report.summary)
+
+
+class NoSuchTurn(LookupError):
+    """A turn index the trace does not have."""
+
+    def __init__(self, path: str, index: int, turns: int) -> None:
+        self.path, self.index, self.turns = path, index, turns
+        held = f"{turns} turns (0 to {turns - 1})" if turns else "no turns"
+        super().__init__(f"{path} has {held}; there is no turn {index}")
+
+
+def load_turn(
+    path: str | os.PathLike[str], index: int, *, everything: bool = False
+) -> tuple[FullTurn, bool]:
+    """Turn ``index`` in full, read in one pass that stops once the turn has ended (the
+    first ``DETAIL_ITEMS`` input items and ``TEXT_LIMIT`` characters of text, or
+    ``everything``); and whether the file is truncated. Raises ``NoSuchTurn``."""
+    session = Session(details=True, everything=everything)
+    found = None
+    with open_trace(path, max_frames=frames_cap()) as reader:
+        for batch in batches(reader, 256):
+            found = next((t for t in session.feed(batch) if t.index == index), None)
+            if found is not None:
+                break  # stop reading once the turn has ended
+        truncated = bool(reader.truncated)
+    report = session.finish()
+    if found is None:
+        found = next((t for t in report.turns if t.index == index), None)
+    if found is None:
+        raise NoSuchTurn(str(path), index, len(report.turns))
+    detail = session.detail(index) or TurnDetail(index=index, input=[], request_fields={})
+    return FullTurn(found, detail), truncated
 
 
 def batches(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tracer.vocab import size
+
 __all__ = ["METRICS", "Metric", "judge", "label", "with_unit"]
 
 
@@ -79,11 +81,7 @@ def with_unit(name: str, value: float | None, *, signed: bool = False) -> str:
     if unit == "ms":
         return f"{sign}{v:,.0f} ms"
     if unit == "B":
-        if v >= 1e6:
-            return f"{sign}{v / 1e6:.1f} MB"
-        if v >= 1e3:
-            return f"{sign}{v / 1e3:.1f} kB"
-        return f"{sign}{v:,.0f} B"
+        return sign + size(v)
     if unit == "tok":
         return f"{sign}{v:,.0f} tok"
     return f"{sign}{v:,.0f}" if float(v).is_integer() else f"{sign}{v:,.1f}"

@@ -6,6 +6,7 @@ a turn's phases, a total over many traces) is a method or property here, never r
 by a view. Summary fields that add up across traces say so in their field metadata.
 """
 
+# Over 400 lines: the one place that lists every figure of a session and derives the rest.
 from __future__ import annotations
 
 import math
@@ -16,18 +17,24 @@ from typing import Any
 from tracer.trace.records import Frame
 
 __all__ = [
+    "CUT_SHORT_STATUSES",
+    "FAILED_STATUSES",
     "RESENT_REASONS",
     "SCHEMA_VERSION",
     "CacheLoss",
     "ConnectionReport",
+    "FullTurn",
     "InspectReport",
     "Summary",
+    "TraceStats",
     "TurnDetail",
     "TurnReport",
     "percentile",
 ]
 
 SCHEMA_VERSION = 2
+FAILED_STATUSES = frozenset(["error", "failed"])
+CUT_SHORT_STATUSES = frozenset(["incomplete", "cancelled", "unfinished"])
 RESENT_REASONS = ("chain", "cache_loss", "transport")
 """Why a turn resent items: waste on a live chain (``chain``), the price of a lost cache
 (``cache_loss``), the price of HTTP without ``previous_response_id`` (``transport``)."""
@@ -82,6 +89,8 @@ class TurnReport:
     conversation: int = 0  # which conversation of the trace the turn belongs to
     resent_reason: str | None = None  # one of RESENT_REASONS when resent_items > 0
     vendor_events: int = 0  # events before response.created that are not the protocol's
+    start_ns: int = 0  # when the create was sent: ns after the trace header's anchor
+    end_ns: int | None = None  # when the turn ended (None: it never did)
 
     COMPARED = (
         "request_bytes",
@@ -112,7 +121,26 @@ class TurnReport:
 
     @property
     def failed(self) -> bool:
-        return self.status in ("error", "failed")
+        """The server said the turn failed (``error`` or ``failed``)."""
+        return self.status in FAILED_STATUSES
+
+    @property
+    def cut_short(self) -> bool:
+        """The turn did not run to its end: incomplete, cancelled, or unfinished when the
+        trace ended."""
+        return self.status in CUT_SHORT_STATUSES
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    def times_ms(self, t0_ns: int) -> tuple[float, float, float]:
+        """Where the turn lies on the session's time axis, in ms after ``t0_ns``: where its
+        client time (and a first turn's handshake) began, where the create was sent, and
+        where it ended (where it started, if it never ended)."""
+        start = (self.start_ns - t0_ns) / 1e6
+        end = ((self.end_ns if self.end_ns is not None else self.start_ns) - t0_ns) / 1e6
+        return start - (self.client_ms or 0.0) - (self.handshake_ms or 0.0), start, end
 
     def phases(self) -> list[tuple[str, float]]:
         """The turn's own timeline in ms, in order: the client's time before it, the
@@ -148,6 +176,16 @@ class TurnDetail:
     t_create_ns: int = 0
     t_end_ns: int | None = None
 
+    @property
+    def input_omitted(self) -> int:
+        """Input items of the create that ``input`` does not describe."""
+        return max(0, self.input_total - len(self.input))
+
+    @property
+    def text_omitted(self) -> int:
+        """Characters of the output text that ``text`` does not hold."""
+        return max(0, self.text_chars - len(self.text))
+
     def to_json(self) -> dict[str, Any]:
         """The ``tracer turn --json`` fields (frames are left out)."""
         return {
@@ -163,6 +201,17 @@ class TurnDetail:
             "event_types": self.event_types,
             "error_message": self.error_message,
         }
+
+
+@dataclass(slots=True)
+class FullTurn:
+    """One turn in full (``tracer turn``): its figures and what it said."""
+
+    turn: TurnReport
+    detail: TurnDetail
+
+    def to_json(self) -> dict[str, Any]:
+        return {"turn": asdict(self.turn), **self.detail.to_json()}
 
 
 @dataclass(slots=True)
@@ -270,6 +319,25 @@ class Summary:
         "cache_losses",
     )  # fmt: skip
 
+    TIME_BUCKETS = ("handshake", "ttfe", "token_wait", "generation", "client")
+    """The phases ``tracer latency`` sums over the session (``TurnReport.phases`` names)."""
+
+    @property
+    def saved_bytes(self) -> int:
+        """What a fully incremental client would not have sent: resent items plus repeated
+        request fields (``bytes_sent - incremental_bytes``)."""
+        return self.bytes_sent - self.incremental_bytes
+
+    def time_buckets(self) -> list[tuple[str, float, float | None]]:
+        """Where the time went: per phase of ``TIME_BUCKETS``, its total over the turns in
+        ms and its share of the wall time (None when the trace spans no time: a share of
+        nothing is not a figure). Side-by-side lanes can add up to more than the wall."""
+        values = {"handshake": self.handshake_ms, "ttfe": self.ttfe_ms,
+                  "token_wait": self.token_wait_ms, "generation": self.generation_ms,
+                  "client": self.client_ms}  # fmt: skip
+        wall = self.wall_ms
+        return [(k, values[k], values[k] / wall if wall > 0 else None) for k in self.TIME_BUCKETS]
+
     def progress(self) -> dict[str, Any]:
         """The running totals ``tracer watch --json`` prints while a trace grows."""
         return {k: getattr(self, k) for k in self.PROGRESS_FIELDS}
@@ -338,6 +406,39 @@ class InspectReport:
     def latency_json(self) -> dict[str, Any]:
         """The ``tracer latency --json`` projection."""
         return self._projection(self.LATENCY_FIELDS)
+
+
+@dataclass(slots=True)
+class TraceStats:
+    """One row of ``tracer stats``: a trace's summary, or why it could not be read. The
+    total row (``totals``) holds only the summary fields that add up across traces."""
+
+    trace: str
+    error: str | None
+    truncated: bool
+    summary: Summary | None
+    total: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        summary: dict[str, Any] | None = None
+        if self.summary is not None:
+            summary = asdict(self.summary)
+            if self.total:
+                summary = {k: summary[k] for k in Summary.summed_fields()}
+        return {"trace": self.trace, "error": self.error, "truncated": self.truncated,
+                "summary": summary}  # fmt: skip
+
+    @staticmethod
+    def totals(rows: list[TraceStats]) -> TraceStats:
+        failed = sum(1 for r in rows if r.error)
+        summed = Summary.total(asdict(r.summary) for r in rows if r.summary is not None)
+        return TraceStats(
+            trace="total",
+            error=f"{failed} of {len(rows)} failed" if failed else None,
+            truncated=any(r.truncated for r in rows),
+            summary=Summary(**summed),
+            total=True,
+        )
 
 
 def percentile(values: list[float], p: float) -> float | None:

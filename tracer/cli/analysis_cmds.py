@@ -7,16 +7,14 @@ import sys
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from tracer.analysis import InspectReport, Summary, load
-from tracer.analysis.detail import turn_detail
+from tracer.analysis import InspectReport, load
+from tracer.analysis.load import NoSuchTurn, load_turn, stats_row
+from tracer.analysis.model import TraceStats
 from tracer.cli.app import CLIError, app
-from tracer.trace.caps import frames_cap
-from tracer.trace.format import TraceError
-from tracer.trace.reader import open_trace
 from tracer.views.inspect import (
     render_cache,
     render_inspect,
@@ -95,25 +93,16 @@ def turn(
     ] = False,
 ) -> int:
     """One turn in full: its request items, its output reassembled, its timings."""
-    report = load_report(file, quiet=True)
-    if not 0 <= n < len(report.turns):
-        raise CLIError(f"{file} has {len(report.turns)} turns (0 to {len(report.turns) - 1})")
-    with open_trace(file, max_frames=frames_cap()) as reader:
-        detail = turn_detail(reader, n, report, everything=everything)
-    if json:
-        emit_json(detail)
-    else:
-        render_turn(detail, stdout_console())
-    return 0
-
-
-def _stats_row(path: str) -> dict[str, Any]:
     try:
-        loaded = load(path)
-    except TraceError as exc:
-        return {"trace": path, "error": str(exc), "summary": None, "truncated": False}
-    summary = dict(loaded.report.to_json()["summary"])
-    return {"trace": path, "error": None, "truncated": loaded.truncated, "summary": summary}
+        full, truncated = load_turn(file, n, everything=everything)
+    except NoSuchTurn as exc:
+        raise CLIError(str(exc)) from None
+    warn_truncated(file, truncated, quiet=json)
+    if json:
+        emit_json(full.to_json())
+    else:
+        render_turn(full, stdout_console())
+    return 0
 
 
 @app.command()
@@ -126,28 +115,21 @@ def stats(
 ) -> int:
     """One summary row per trace and a total, over many files, in parallel."""
     paths = [str(f) for f in files]
-    rows: list[dict[str, Any]] = []
+    rows: list[TraceStats] = []
     show_progress = not json and len(paths) > 4 and sys.stderr.isatty()
     if jobs == 1 or len(paths) == 1:
-        rows = [_stats_row(p) for p in paths]
+        rows = [stats_row(p) for p in paths]
     else:
         with ProcessPoolExecutor(max_workers=min(jobs, len(paths))) as pool:
-            results: Iterable[dict[str, Any]] = pool.map(_stats_row, paths)
+            results: Iterable[TraceStats] = pool.map(stats_row, paths)
             if show_progress:
                 from rich.progress import track
 
                 results = track(results, total=len(paths), console=stderr_console())
             rows = list(results)
-    failed = sum(1 for r in rows if r["error"])
-    total: dict[str, Any] = {
-        "trace": "total",
-        "error": f"{failed} of {len(rows)} failed" if failed else None,
-        "truncated": any(r["truncated"] for r in rows),
-    }
-    good = [r["summary"] for r in rows if r["summary"]]
-    total["summary"] = Summary.total(good)
+    total = TraceStats.totals(rows)
     if json:
-        emit_json({"traces": rows, "total": total})
+        emit_json({"traces": [r.to_json() for r in rows], "total": total.to_json()})
     else:
         render_stats(rows, total, stdout_console())
-    return 1 if any(r["error"] for r in rows) else 0
+    return 1 if total.error else 0

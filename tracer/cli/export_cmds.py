@@ -44,8 +44,9 @@ from tracer.trace.caps import frames_cap
 from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace
 from tracer.trace.writer import create_trace
-from tracer.views.output import emit_json, plural, stderr_console, stdout_console
+from tracer.views.output import emit_json, stderr_console, stdout_console
 from tracer.views.query import render_query
+from tracer.vocab import plural
 
 FORMATS = ("jsonl", "har", "perfetto", "otlp", "parquet")
 _SUFFIX = {"jsonl": ".jsonl", "har": ".har", "perfetto": ".perfetto.json", "otlp": ".otlp.json"}

@@ -16,7 +16,8 @@ from tracer.replay.recorded import MODES, Ignore, load_connections, load_request
 from tracer.replay.server import DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, ReplayServer
 from tracer.trace.caps import frames_cap
 from tracer.trace.reader import open_trace
-from tracer.views.output import emit_json, emit_json_line, plural, stderr_console
+from tracer.views.output import emit_json, emit_json_line, stderr_console
+from tracer.vocab import plural
 
 
 # Over 60 lines: a typer command: its signature is the CLI.

@@ -18,8 +18,9 @@ from tracer.trace.reader import open_trace
 from tracer.trace.records import Direction, Frame, Record
 from tracer.trace.verify import verify_trace
 from tracer.views.frames import frame_json, frame_line
-from tracer.views.output import emit_json, emit_json_line, plural, stderr_console, stdout_console
+from tracer.views.output import emit_json, emit_json_line, stderr_console, stdout_console
 from tracer.views.verify import render_integrity
+from tracer.vocab import plural
 
 TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]

@@ -15,7 +15,8 @@ from tracer.cli.app import CLIError, app
 from tracer.files import atomic_write
 from tracer.live import check_followable, follow
 from tracer.trace.records import Record
-from tracer.views.output import emit_json, emit_json_line, plural, stderr_console, warn_truncated
+from tracer.views.output import emit_json, emit_json_line, stderr_console, warn_truncated
+from tracer.vocab import plural
 
 TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
 

@@ -221,8 +221,9 @@ def demo(
         emit_json(
             {
                 "trace": str(output),
-                "turns": run.turns + run.warmups,  # as the analysis counts them
-                "warmups": run.warmups,
+                # as every command counts them: the trace's turns, failed creates included
+                "turns": report.summary.turns if report else run.creates,
+                "warmups": report.summary.warmups if report else run.warmups,
                 "connections": run.connections,
                 "errors": run.errors,
                 "cache_losses": run.cache_losses,
@@ -232,7 +233,7 @@ def demo(
         )
     else:
         console = stdout_console()
-        render_demo(str(output), run, integrity, console)
+        render_demo(str(output), run, integrity, report, console)
         if report is not None:
             console.print()
             render_inspect(report, console)

@@ -93,6 +93,11 @@ class AgentRun:
     connections: int = 0
     final_text: str = ""
 
+    @property
+    def creates(self) -> int:
+        """Every create the agent sent: its turns and its warm-ups."""
+        return self.turns + self.warmups
+
 
 def run_tool(name: str, arguments: str) -> str:
     """A deterministic stand-in for running a tool: output depends only on the call."""

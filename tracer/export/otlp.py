@@ -96,7 +96,7 @@ def _turn_attributes(t: TurnReport) -> dict[str, Any]:
         "gen_ai.response.time_to_first_chunk": (
             round(t.ttft_ms / 1e3, 6) if t.ttft_ms is not None else None
         ),
-        "error.type": t.error_code if t.status in ("error", "failed") else None,
+        "error.type": t.error_code if t.failed else None,
         "tracer.turn.index": t.index,
         "tracer.connection.id": t.conn,
         "tracer.transport": t.transport,
@@ -127,16 +127,17 @@ def export_otlp(
 ) -> dict[str, Any]:
     """The OTLP/JSON ``ExportTraceServiceRequest`` of a session report."""
     ids = _Ids(header)
-    t0 = header.anchor_unix_ns + report.summary.t0_ns
+    anchor = header.anchor_unix_ns
+    t0 = anchor + report.summary.t0_ns
     root = ids.span("session")
     spans: list[dict[str, Any]] = []
     end_all = t0
     for t in report.turns:
-        start = t0 + round(t.t_start_s * 1e9)
-        end = start + round((t.duration_ms or 0.0) * 1e6)
+        start = anchor + t.start_ns
+        end = anchor + (t.end_ns if t.end_ns is not None else t.start_ns)
         end_all = max(end_all, end)
         sid = ids.span("turn", t.index)
-        failed = t.status in ("error", "failed")
+        failed = t.failed
         events = []
         if t.cache_loss:
             events.append(

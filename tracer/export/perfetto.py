@@ -49,7 +49,7 @@ def export_perfetto(report: InspectReport, *, title: str = "tracer") -> dict[str
                 {"ph": "M", "name": "thread_sort_index", "pid": _PID, "tid": tid,
                  "args": {"sort_index": tid}}
             )  # fmt: skip
-        start = round(t.t_start_s * 1e6, 3)
+        start = round(t.times_ms(report.summary.t0_ns)[1] * 1e3, 3)  # µs since it began
         dur = round((t.duration_ms or 0.0) * 1e3, 3)
         base = {"pid": _PID, "tid": tid}
         if t.client_ms:
@@ -102,7 +102,7 @@ def export_perfetto(report: InspectReport, *, title: str = "tracer") -> dict[str
                  "name": f"cache lost ({t.cache_loss})",
                  "args": {"previous_response_id": t.previous_response_id}}
             )  # fmt: skip
-        if t.status in ("error", "failed"):
+        if t.failed:
             events.append(
                 {**base, "ph": "i", "s": "t", "cat": "error", "ts": round(start + dur, 3),
                  "name": f"error {t.error_code or t.status}"}

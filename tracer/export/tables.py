@@ -71,11 +71,10 @@ def trace_id(header: Header) -> str:
 
 def turn_rows(report: InspectReport, header: Header, trace: str) -> list[dict[str, Any]]:
     tid = trace_id(header)
-    t0 = header.anchor_unix_ns + report.summary.t0_ns
     rows = []
     for t in report.turns:
         row: dict[str, Any] = {"trace": trace, "trace_id": tid}
-        row["started_unix_ns"] = t0 + round(t.t_start_s * 1e9)
+        row["started_unix_ns"] = header.anchor_unix_ns + t.start_ns
         row.update(dataclasses.asdict(t))
         rows.append(row)
     return rows

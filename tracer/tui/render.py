@@ -13,7 +13,19 @@ from tracer.analysis.diff import TurnDiff
 from tracer.analysis.metrics import judge, label, with_unit
 from tracer.analysis.model import InspectReport, Summary, TurnDetail, TurnReport
 from tracer.trace.records import Direction, Frame
-from tracer.views.output import RESENT_STYLE, plural, resent_label
+from tracer.views.output import resent_label
+from tracer.vocab import (
+    BEFORE_CREATE,
+    DIFF_KINDS,
+    FAILED,
+    JUDGED,
+    PHASES,
+    RESENT,
+    STATUS,
+    kb,
+    ms,
+    plural,
+)
 
 __all__ = [
     "TURN_COLUMNS",
@@ -26,31 +38,14 @@ __all__ = [
     "waterfall",
 ]
 
-STATUS_STYLE = {
-    "completed": "green",
-    "error": "bold red",
-    "failed": "red",
-    "incomplete": "yellow",
-    "unfinished": "magenta",
-}
 TURN_COLUMNS = ("#", "status", "sent", "resent", "cached", "ttft", "total", "client")
-
-
-def kb(n: int | float | None) -> str:
-    if n is None:
-        return "-"
-    return f"{n / 1000:,.1f}k" if abs(n) >= 1000 else str(n)
-
-
-def ms(v: float | None) -> str:
-    return "-" if v is None else (f"{v / 1000:.2f}s" if abs(v) >= 1000 else f"{v:.0f}ms")
 
 
 def status_label(t: TurnReport) -> Text:
     label = "loss" if t.cache_loss else t.status
     if t.warmup:
         label = "warm-up"
-    return Text(label, style=STATUS_STYLE.get(t.status, ""))
+    return Text(label, style=STATUS.get(t.status, ""))
 
 
 def turn_cells(t: TurnReport) -> list[Text | str]:
@@ -75,7 +70,7 @@ def summary_text(report: InspectReport, *, in_flight: int = 0, live: str | None 
     t = Text()
     if live:
         t.append(f"{live} ", style="bold magenta")
-    t.append(plural(s.turns, "turn"), style="bold")
+    t.append(plural(s.turns, "turn"), style="bold")  # as every command counts them
     t.append(f", {s.connections} conn, {s.wall_ms / 1000:.1f}s")
     if in_flight:
         t.append(f", {in_flight} in flight", style="magenta")
@@ -99,16 +94,6 @@ def summary_text(report: InspectReport, *, in_flight: int = 0, live: str | None 
     return t
 
 
-_SEGMENTS = {  # TurnReport.phases() name: label, glyph, style
-    "client": ("client", "·", "blue"),
-    "handshake": ("handshake", "▓", "magenta"),
-    "ttfe": ("create → first event", "░", "dim"),
-    "token_wait": ("→ first token", "▒", "yellow"),
-    "generation": ("generation", "█", "green"),
-    "finish": ("→ end, no tokens", "╌", "dim"),
-}
-
-
 def waterfall(t: TurnReport, width: int) -> Text:
     """A bar of the turn's phases scaled to ``width`` cells, and a legend with each phase's
     own length (+N ms), then the cumulative figures the turn table shows (ttft, total)."""
@@ -117,14 +102,15 @@ def waterfall(t: TurnReport, width: int) -> Text:
     bar = Text()
     legend = Text()
     for name, value in parts:
-        label, char, style = _SEGMENTS[name]
+        phase = PHASES[name]
         cells = max(1, round(value / total * width))
-        if name in ("generation", "finish") and t.status != "completed":
-            style = "red"
-        bar.append(char * cells, style=style)
-        legend.append(char, style=style)
-        legend.append(f" {label} +{ms(value)}  ")
-    legend.append(f"(ttft {ms(t.ttft_ms)}, total {ms(t.duration_ms)})", style="dim")
+        style = phase.style
+        if name not in BEFORE_CREATE and not t.completed:
+            style = FAILED.style
+        bar.append(phase.glyph * cells, style=style)
+        legend.append(phase.glyph, style=style)
+        legend.append(f" {phase.short} +{ms(value)}  ")
+    legend.append(f"\n(ttft {ms(t.ttft_ms)}, total {ms(t.duration_ms)})", style="dim")
     bar.truncate(width)
     return Text("\n").join([bar, legend])
 
@@ -134,7 +120,7 @@ def turn_text(t: TurnReport, d: TurnDetail | None, width: int = 60) -> Renderabl
     head = Text()
     head.append(f"turn {t.index}", style="bold")
     head.append(f" conn {t.conn}" + (f" lane {t.stream_id}" if t.stream_id else "") + ": ")
-    head.append_text(Text(t.status, style=STATUS_STYLE.get(t.status, "")))
+    head.append_text(Text(t.status, style=STATUS.get(t.status, "")))
     if t.error_code:
         head.append(f" ({t.error_code})", style="red")
     if t.cache_loss:
@@ -146,7 +132,7 @@ def turn_text(t: TurnReport, d: TurnDetail | None, width: int = 60) -> Renderabl
     ctx.append(f"{kb(t.request_bytes)}B: {t.input_items} input items, ")
     ctx.append(
         f"{t.resent_items} {resent_label(t.resent_reason)} ({kb(t.resent_bytes)}B)",
-        style=RESENT_STYLE.get(t.resent_reason or "", "bold red") if t.resent_items else "dim",
+        style=_resent_style(t.resent_reason) if t.resent_items else "dim",
     )
     if t.resent_fields:
         ctx.append(f"; fields repeated: {', '.join(t.resent_fields)}", style="dim")
@@ -164,7 +150,7 @@ def turn_text(t: TurnReport, d: TurnDetail | None, width: int = 60) -> Renderabl
             line = Text("  ")
             if item["resent"]:
                 reason = str(item.get("reason") or "chain")
-                line.append(f"{resent_label(reason)} ", style=RESENT_STYLE.get(reason, "bold red"))
+                line.append(f"{resent_label(reason)} ", style=_resent_style(reason))
             else:
                 line.append("new    ", style="green")
             line.append(str(item["summary"]))
@@ -236,10 +222,8 @@ def diff_text(row: TurnDiff | None, a: str, b: str) -> RenderableType:
     head.append(f"{a} turn {row.a if row.a is not None else '-'}", style="bold")
     head.append("  vs  ")
     head.append(f"{b} turn {row.b if row.b is not None else '-'}", style="bold")
-    words = {"same": "same answer", "added": "only in B", "removed": "only in A"}
-    head.append(
-        f": {words.get(row.kind, row.kind)}", style="yellow" if row.kind != "same" else "green"
-    )
+    kind = DIFF_KINDS.get(row.kind)
+    head.append(f": {kind.words if kind else row.kind}", style=kind.style if kind else "")
     lines: list[RenderableType] = [head]
     for change in row.changes:
         lines.append(Text(f"  • {change}"))
@@ -248,7 +232,7 @@ def diff_text(row: TurnDiff | None, a: str, b: str) -> RenderableType:
         for name, delta in row.deltas.items():
             va: Any = row.a_values.get(name)
             vb: Any = row.b_values.get(name)
-            style = _JUDGED.get(judge(name, va, vb), "")  # better or worse, not the sign
+            style = JUDGED.get(judge(name, va, vb), "")  # better or worse, not the sign
             lines.append(
                 Text(
                     f"{label(name):<20}{with_unit(name, va):>11}{with_unit(name, vb):>11}"
@@ -259,12 +243,5 @@ def diff_text(row: TurnDiff | None, a: str, b: str) -> RenderableType:
     return Group(*lines)
 
 
-_JUDGED = {"better": "green", "worse": "red", "changed": "yellow"}
-
-
-def _num(v: Any, *, sign: bool = False) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:+.1f}" if sign else f"{v:.1f}"
-    return f"{v:+d}" if sign else str(v)
+def _resent_style(reason: str | None) -> str:
+    return RESENT[reason].style if reason in RESENT else "bold red"

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from tracer.analysis.model import InspectReport
 from tracer.trace.verify import Integrity
-from tracer.views.output import plural, turns_phrase
+from tracer.vocab import plural, turns_phrase
 
 if TYPE_CHECKING:
     from tracer.demo.agent import AgentRun
@@ -15,8 +16,16 @@ if TYPE_CHECKING:
 __all__ = ["render_demo"]
 
 
-def render_demo(path: str, run: AgentRun, integrity: Integrity, console: Console) -> None:
-    ran = turns_phrase(run.turns + run.warmups, run.warmups)
+def render_demo(
+    path: str, run: AgentRun, integrity: Integrity, report: InspectReport | None, console: Console
+) -> None:
+    """The run in the words every command uses: its turns as the trace counts them (a
+    create the server refused is a turn), falling back on the agent's own count when the
+    trace could not be read."""
+    if report is not None:
+        ran = turns_phrase(report.summary.turns, report.summary.warmups)
+    else:
+        ran = turns_phrase(run.creates, run.warmups)
     console.print(
         f"[bold]tracer demo[/bold]: the demo agent ran {ran} over "
         f"{plural(run.connections, 'connection')} against the scripted upstream"

@@ -12,13 +12,10 @@ from tracer.analysis.diff import DiffReport, TurnDiff
 from tracer.analysis.metrics import judge, label, with_unit
 from tracer.views.fit import Column, fit_table
 from tracer.views.output import elided, omitted_note
+from tracer.vocab import DIFF_KINDS, JUDGED
 
 __all__ = ["render_diff"]
 
-_KIND_STYLE = {"same": "", "changed": "yellow", "added": "green", "removed": "red"}
-_KIND_WORDS = {"same": "same answer", "changed": "changed", "added": "only in B",
-               "removed": "only in A"}  # fmt: skip
-_JUDGED = {"better": "bold green", "worse": "bold red", "changed": "yellow"}
 _ROW_METRICS = ("request_bytes", "resent_bytes", "cached_tokens", "ttft_ms", "duration_ms",
                 "client_ms")  # fmt: skip
 _STACK_BELOW = 100  # columns: narrower terminals get one block per row instead of a table
@@ -35,8 +32,8 @@ def _pair(name: str, a: Any, b: Any) -> Text:
     """ "A → B" with units, coloured by whether B is better or worse on this metric."""
     text = Text(f"{with_unit(name, a)} → {with_unit(name, b)}")
     verdict = judge(name, a, b)
-    if verdict in _JUDGED:
-        text.stylize(_JUDGED[verdict])
+    if verdict in JUDGED:
+        text.stylize(JUDGED[verdict])
     return text
 
 
@@ -61,7 +58,7 @@ def render_diff(report: DiffReport, console: Console) -> None:
                 [
                     "-" if row.a is None else str(row.a),
                     "-" if row.b is None else str(row.b),
-                    Text(_KIND_WORDS[row.kind], style=_KIND_STYLE[row.kind]),
+                    Text(DIFF_KINDS[row.kind].words, style=DIFF_KINDS[row.kind].style),
                     *(_pair(m, a.get(m), b.get(m)) for m in _ROW_METRICS),
                     "; ".join(c for c in row.changes if c),
                 ]
@@ -97,7 +94,7 @@ def _stacked(rows: list[TurnDiff | None], console: Console, omitted: int) -> Non
             " ↔ ",
             ("B " + ("-" if row.b is None else f"#{row.b}"), "bold"),
             "  ",
-            (_KIND_WORDS[row.kind], _KIND_STYLE[row.kind]),
+            (DIFF_KINDS[row.kind].words, DIFF_KINDS[row.kind].style),
         )
         console.print(title)
         figures = Text("  ")

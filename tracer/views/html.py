@@ -16,8 +16,19 @@ from typing import Any
 from tracer.analysis.diff import DiffReport
 from tracer.analysis.metrics import judge, label, with_unit
 from tracer.analysis.model import InspectReport, TurnReport
-from tracer.views.output import RESENT_WORDS, count, elided
+from tracer.views.output import elided
 from tracer.views.timeline import round_step
+from tracer.vocab import (
+    BEFORE_CREATE,
+    DIFF_KINDS,
+    FAILED,
+    PHASES,
+    RESENT,
+    count,
+    duration,
+    size,
+    turns_phrase,
+)
 
 __all__ = ["render_html"]
 
@@ -75,32 +86,8 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 document.body.dataset.ready = String(document.querySelectorAll('#turns tbody tr').length);
 """
 
-_RESENT_FILL = {
-    None: "var(--resent)",
-    "chain": "var(--resent)",
-    "cache_loss": "var(--resent-loss)",
-    "transport": "var(--resent-http)",
-}
-_PHASES = {  # TurnReport.phases() name: CSS class, colour, what it is
-    "client": ("client", "var(--client)", "client time before the turn"),
-    "handshake": ("handshake", "var(--hs)", "handshake"),
-    "ttfe": ("ttfe", "var(--ttfe)", "create → first event"),
-    "token_wait": ("wait", "var(--wait)", "first event → first token"),
-    "generation": ("gen", "var(--gen)", "generation"),
-    "finish": ("finish", "var(--other)", "first event → end, no tokens"),
-}
-
-
-def _kb(n: float | None) -> str:
-    if n is None:
-        return "-"
-    if abs(n) >= 1_000_000:
-        return f"{n / 1e6:.2f} MB"
-    return f"{n / 1000:.1f} kB" if abs(n) >= 1000 else f"{n:.0f} B"
-
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else (f"{v / 1000:.2f} s" if abs(v) >= 1000 else f"{v:.0f} ms")
+_kb = size
+_ms = duration
 
 
 def _card(label: str, value: str, bad: bool = False) -> str:
@@ -112,7 +99,7 @@ def _summary(report: InspectReport) -> str:
     s = report.summary
     share = "-" if s.referenced_share is None else f"{s.referenced_share:.0%}"
     cards = [
-        _card("turns", str(s.turns)),
+        _card(turns_phrase(s.turns, s.warmups).split(" ", 1)[1], f"{s.turns:,}"),
         _card("connections", str(s.connections)),
         _card("wall time", _ms(s.wall_ms)),
         _card("bytes sent", _kb(s.bytes_sent)),
@@ -168,8 +155,9 @@ def _waterfall(report: InspectReport, ident: str = "waterfall") -> str:
     a failed turn ends in the failed colour, a warm-up says so."""
     turns, omitted = _shown(report.turns)
     row, label_w, width = 16, 86, 1000
-    starts = [t.t_start_s * 1000 - (t.client_ms or 0) - (t.handshake_ms or 0) for t in turns]
-    ends = [t.t_start_s * 1000 + (t.duration_ms or 0) for t in turns]
+    times = [t.times_ms(report.summary.t0_ns) for t in turns]  # ms since the session began
+    starts = [lead for lead, _, _ in times]
+    ends = [end for _, _, end in times]
     lo = min([0.0, *starts])
     hi = max([report.summary.wall_ms, *ends])
     span = (hi - lo) or 1.0
@@ -178,8 +166,8 @@ def _waterfall(report: InspectReport, ident: str = "waterfall") -> str:
     out = [_svg(ident, width, height)]
     for i, (t, start) in enumerate(zip(turns, starts, strict=True)):
         y = i * row + 4
-        failed = t.status not in ("completed", "unfinished") or t.cache_loss
-        color = "var(--bad)" if failed else "var(--muted)"
+        bad = t.failed or t.cut_short or t.cache_loss
+        color = FAILED.colour if bad else "var(--muted)"
         name = f"#{t.index}" + (" warm-up" if t.warmup else "")
         out.append(
             f'<text class="turn-label" x="{label_w - 6}" y="{y + 10}" text-anchor="end" '
@@ -189,22 +177,23 @@ def _waterfall(report: InspectReport, ident: str = "waterfall") -> str:
         for phase, value in t.phases():
             if value <= 0:
                 continue
-            cls, fill, title = _PHASES[phase]
+            p = PHASES[phase]
+            cls, fill, title = p.css, p.colour, p.label
             w = max(1.0, value * scale)
-            if phase in ("generation", "finish") and t.status != "completed":
-                fill = "var(--bad)"
+            if phase not in BEFORE_CREATE and not t.completed:
+                fill = FAILED.colour
             out.append(
                 f'<rect class="seg {cls}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 5}" '
                 f'fill="{fill}"><title>turn {t.index}: {title} {_ms(value)}</title></rect>'
             )
             x += value * scale
-        if t.status in ("error", "failed", "incomplete"):  # the end of a failed turn
+        if t.failed or (t.cut_short and t.status != "unfinished"):  # the end it met
             out.append(
                 f'<rect class="seg failed" x="{x:.1f}" y="{y}" width="3" height="{row - 5}" '
                 f'fill="var(--bad)"><title>turn {t.index}: {escape(t.status)}</title></rect>'
             )
             x += 3
-        if t.cache_loss or t.status in ("error", "failed"):
+        if t.cache_loss or t.failed:
             what = f"cache lost ({t.cache_loss})" if t.cache_loss else (t.error_code or t.status)
             out.append(
                 f'<text class="mark" x="{x + 4:.1f}" y="{y + 10}" style="fill:var(--bad)">'
@@ -221,7 +210,7 @@ def _waterfall(report: InspectReport, ident: str = "waterfall") -> str:
         f'y="{axis_y + 18}" text-anchor="middle">time since the session started</text></svg>'
     )
     legend = _legend(
-        [(title, fill) for _, fill, title in _PHASES.values()] + [("failed", "var(--bad)")]
+        [(p.label, p.colour) for p in PHASES.values()] + [(FAILED.label, FAILED.colour)]
     )
     return legend + f'<div class="chart">{"".join(out)}</div>' + _omitted(omitted)
 
@@ -259,9 +248,10 @@ def _bytes_chart(report: InspectReport, ident: str = "bytes") -> str:
     for i, (t, (new, resent, fields, other, ref)) in enumerate(zip(turns, values, strict=True)):
         x = left + i * (bar + gap)
         y = float(top + height)
+        reason = t.resent_reason or "chain"
         for name, value, fill in (
             ("new", new, "var(--new)"),
-            (f"resent {t.resent_reason or 'chain'}", resent, _RESENT_FILL[t.resent_reason]),
+            (f"resent {reason}", resent, RESENT[reason].colour),
             ("fields", fields, "var(--fields)"),
             ("other", other, "var(--other)"),
             ("referenced", ref, "var(--ref)"),
@@ -295,9 +285,7 @@ def _bytes_chart(report: InspectReport, ident: str = "bytes") -> str:
     legend = _legend(
         [
             ("new context sent", "var(--new)"),
-            (RESENT_WORDS["chain"][1], "var(--resent)"),
-            (RESENT_WORDS["cache_loss"][1], "var(--resent-loss)"),
-            (RESENT_WORDS["transport"][1], "var(--resent-http)"),
+            *((r.legend, r.colour) for r in RESENT.values()),
             ("request fields repeated (tools, instructions, ...)", "var(--fields)"),
             ("rest of the request", "var(--other)"),
             ("context referenced (previous_response_id), not sent", "var(--ref)"),
@@ -389,10 +377,6 @@ def _signed(name: str, a: float | None, b: float | None) -> tuple[str, str]:
     return with_unit(name, b - a, signed=True), verdict if verdict != "same" else ""
 
 
-_KIND_WORDS = {"same": "same answer", "changed": "changed", "added": "only in B",
-               "removed": "only in A"}  # fmt: skip
-
-
 def _diff(diff: DiffReport) -> str:
     head = "".join(f"<li>{escape(line)}</li>" for line in diff.headline) or (
         "<li>no significant change</li>"
@@ -415,7 +399,7 @@ def _diff(diff: DiffReport) -> str:
         rows.append(
             f'<tr class="pair {escape(r.kind)}"><td>{"-" if r.a is None else r.a}</td>'
             f"<td>{'-' if r.b is None else r.b}</td>"
-            f'<td class="l">{escape(_KIND_WORDS[r.kind])}</td>'
+            f'<td class="l">{escape(DIFF_KINDS[r.kind].words)}</td>'
             f'<td class="l">{escape(r.status_a or "-")} → {escape(r.status_b or "-")}</td>'
             + "".join(metrics)
             + f'<td class="wrap">{escape("; ".join(r.changes))}</td></tr>'

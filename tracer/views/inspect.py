@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tracer.analysis.model import InspectReport, Summary, TurnReport
+from tracer.analysis.model import FullTurn, InspectReport, Summary, TraceStats, TurnReport
 from tracer.views.fit import GAP, Column, fit_table, middle, natural_width
 from tracer.views.output import (
-    RESENT_STYLE,
-    RESENT_WORDS,
     elided,
     omitted_count,
     omitted_note,
-    plural,
     resent_label,
     tokens_phrase,
-    turns_phrase,
 )
 from tracer.views.timeline import bar, time_axis, timeline_legend
-from tracer.views.timeline import ms as _ms
+from tracer.vocab import PHASES, RESENT, STATUS, kb, plural, turns_phrase
+from tracer.vocab import ms as _ms
 
 __all__ = [
     "render_cache",
@@ -33,27 +28,13 @@ __all__ = [
     "render_turn",
 ]
 
-_STATUS_STYLE = {
-    "completed": "green",
-    "error": "bold red",
-    "failed": "red",
-    "incomplete": "yellow",
-    "unfinished": "magenta",
-}
-
-
-def _kb(n: int | None) -> str:
-    if n is None:
-        return "-"
-    return f"{n / 1000:,.1f}k" if n >= 1000 else str(n)
-
-
-def _short(rid: str | None) -> str:
-    return "-" if not rid else (rid[:14] + "…" if len(rid) > 15 else rid)
+_kb = kb
 
 
 def _resent_style(t: TurnReport) -> str:
-    return RESENT_STYLE.get(t.resent_reason or "", "bold red") if t.resent_bytes else "dim"
+    if not t.resent_bytes:
+        return "dim"
+    return RESENT[t.resent_reason].style if t.resent_reason in RESENT else "bold red"
 
 
 def _summary_lines(s: Summary) -> Text:
@@ -71,7 +52,7 @@ def _summary_lines(s: Summary) -> Text:
     t.append(f", input items {_kb(s.input_bytes)}B, ")
     t.append(f"resent {_kb(s.resent_bytes)}B", style="bold red" if s.resent_bytes else "")
     reasons = [
-        f"{_kb(n)}B {RESENT_WORDS[r][1].split(':')[0].removeprefix('resent ')}"
+        f"{_kb(n)}B {RESENT[r].legend.split(':')[0].removeprefix('resent ')}"
         for r, n in (("cache_loss", s.resent_cache_loss_bytes),
                      ("transport", s.resent_transport_bytes))
         if n
@@ -145,7 +126,7 @@ def turn_rows(report: InspectReport) -> list[list[str | Text]]:
                 _ms(t.ttft_ms),
                 Text(_ms(t.duration_ms), style="bold yellow" if t.index in slow else ""),
                 _ms(t.client_ms),
-                Text(status, style=_STATUS_STYLE.get(t.status, "")),
+                Text(status, style=STATUS.get(t.status, "")),
             ]
         )
     return rows
@@ -275,10 +256,10 @@ def render_cache(report: InspectReport, console: Console) -> None:
             f"[bold red]cache loss[/bold red] at turn {loss.turn} (connection {loss.conn}, "
             f"{loss.kind}): {cost}"
         )
-    saved = s.bytes_sent - s.incremental_bytes
     console.print(
         f"savings: the client sent {_kb(s.bytes_sent)}B; sending only new context would have "
-        f"been {_kb(s.incremental_bytes)}B ({_kb(saved)}B resent)"
+        f"been {_kb(s.incremental_bytes)}B, {_kb(s.saved_bytes)}B less (resent items "
+        f"{_kb(s.resent_bytes)}B, repeated request fields {_kb(s.resent_field_bytes)}B)"
     )
 
 
@@ -288,16 +269,9 @@ def render_latency(report: InspectReport, console: Console) -> None:
     table.add_column("bucket")
     table.add_column("total", justify="right")
     table.add_column("share of wall", justify="right")
-    wall = s.wall_ms or 1.0
-    for name, value in [
-        ("handshake", s.handshake_ms),
-        ("create → first event", s.ttfe_ms),
-        ("first event → first token", s.token_wait_ms),
-        ("generation", s.generation_ms),
-        ("client (tools, agent)", s.client_ms),
-    ]:
-        table.add_row(name, _ms(value), f"{value / wall:.0%}")
-    table.add_row("wall", _ms(s.wall_ms), "100%")
+    for name, value, share in s.time_buckets():
+        table.add_row(PHASES[name].label, _ms(value), "-" if share is None else f"{share:.0%}")
+    table.add_row("wall", _ms(s.wall_ms), "100%" if s.wall_ms > 0 else "-")
     console.print(table)
     console.print(
         f"time to first token: p50 {_ms(s.ttft_p50_ms)}  p90 {_ms(s.ttft_p90_ms)}  "
@@ -335,43 +309,48 @@ def render_latency(report: InspectReport, console: Console) -> None:
         console.print(time_axis(s.wall_ms, width, 14), style="dim", markup=False)
 
 
-def render_turn(detail: dict[str, Any], console: Console) -> None:
-    t = detail["turn"]
+def render_turn(full: FullTurn, console: Console) -> None:
+    t, d = full.turn, full.detail
     console.print(
-        f"[bold]turn {t['index']}[/bold] on connection {t['conn']}"
-        + (f", lane {t['stream_id']}" if t["stream_id"] else "")
-        + f": {t['status']}"
-        + (f" ({t['error_code']})" if t["error_code"] else "")
+        f"[bold]turn {t.index}[/bold] on connection {t.conn}"
+        + (f", lane {escape(t.stream_id)}" if t.stream_id else "")
+        + f": {t.status}"
+        + (f" ({escape(t.error_code)})" if t.error_code else ""),
+        highlight=False,
     )
     console.print(
-        f"response {t['response_id'] or '-'}, continues {t['previous_response_id'] or '-'}"
+        f"response {t.response_id or '-'}, continues {t.previous_response_id or '-'}",
+        markup=False,
     )
     console.print(
-        f"sent {t['request_bytes']} bytes: {t['input_items']} input items "
-        f"({t['resent_items']} {resent_label(t['resent_reason'])}, {t['resent_bytes']} bytes), "
-        f"{t['referenced_items']} items referenced; repeated fields: "
-        f"{', '.join(t['resent_fields']) or 'none'}"
+        f"sent {t.request_bytes} bytes: {t.input_items} input items "
+        f"({t.resent_items} {resent_label(t.resent_reason)}, {t.resent_bytes} bytes), "
+        f"{t.referenced_items} items referenced; repeated fields: "
+        f"{', '.join(t.resent_fields) or 'none'}",
+        markup=False,
     )
     console.print(
-        f"first event {_ms(t['ttfe_ms'])}, first token {_ms(t['ttft_ms'])}, "
-        f"generation {_ms(t['generation_ms'])}, total {_ms(t['duration_ms'])}, "
-        f"client time before {_ms(t['client_ms'])}"
+        f"first event {_ms(t.ttfe_ms)}, first token {_ms(t.ttft_ms)}, "
+        f"generation {_ms(t.generation_ms)}, total {_ms(t.duration_ms)}, "
+        f"client time before {_ms(t.client_ms)}"
     )
     console.print("[bold]input[/bold]")
-    for item in detail["input"]:
+    for item in d.input:
         mark = f"[red]{resent_label(item.get('reason'))}[/red] " if item.get("resent") else ""
         console.print(f"  {mark}{escape(item['summary'])}", highlight=False)
-    more = detail.get("input_total", 0) - len(detail["input"])
+    more = d.input_omitted
     if more > 0:
         console.print(f"  [dim]… {more:,} more input items (--all lists them)[/dim]")
     console.print("[bold]output[/bold]")
-    if detail["text"]:
-        console.print(Group(Text("  " + detail["text"])))
-    cut = detail.get("text_chars", 0) - len(detail["text"])
+    if d.text:
+        console.print(Group(Text("  " + d.text)))
+    cut = d.text_omitted
     if cut > 0:
         console.print(f"  [dim]… {cut:,} more characters of text (--all shows them)[/dim]")
-    for call in detail["calls"]:
+    for call in d.calls:
         console.print(f"  call {escape(str(call['name']))}({escape(str(call['arguments']))})")
+    if d.error_message:
+        console.print(f"  [red]error[/red]: {escape(d.error_message)}")
 
 
 STATS_COLUMNS = [
@@ -388,24 +367,19 @@ STATS_COLUMNS = [
 ]
 
 
-def render_stats(rows: list[dict[str, Any]], total: dict[str, Any], console: Console) -> None:
+def render_stats(rows: list[TraceStats], total: TraceStats, console: Console) -> None:
     cells: list[list[str | Text]] = []
     for row in [*rows, total]:
-        s = row.get("summary") or {}
-        cells.append(
-            [
-                row["trace"],
-                str(s.get("connections", "-")),
-                str(s.get("turns", "-")),
-                _kb(s.get("bytes_sent")),
-                _kb(s.get("resent_bytes")),
-                _kb(s.get("referenced_bytes")),
-                _kb(s.get("cached_tokens")),
-                str(s.get("cache_losses", "-")),
-                _ms(s.get("ttft_p50_ms")),
-                row.get("error") or ("truncated" if row.get("truncated") else "ok"),
-            ]
-        )
+        s = row.summary
+        status = "failed" if row.error else ("truncated" if row.truncated else "ok")
+        if row is total and row.error:
+            status = row.error
+        figures = ["-"] * 8
+        if s is not None:
+            figures = [str(s.connections), str(s.turns), _kb(s.bytes_sent), _kb(s.resent_bytes),
+                       _kb(s.referenced_bytes), _kb(s.cached_tokens), str(s.cache_losses),
+                       _ms(s.ttft_p50_ms)]  # fmt: skip
+        cells.append([row.trace, *figures, status])
     table, _ = fit_table(STATS_COLUMNS, cells, console.width)
     console.print(table)
     console.print(
@@ -414,3 +388,6 @@ def render_stats(rows: list[dict[str, Any]], total: dict[str, Any], console: Con
         style="dim",
         markup=False,
     )
+    for row in rows:  # the reasons in full, whatever the width
+        if row.error:
+            console.print(f"{row.trace}: {row.error}", style="red", markup=False)

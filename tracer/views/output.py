@@ -8,6 +8,8 @@ from typing import Any
 
 from rich.console import Console
 
+from tracer.vocab import RESENT, count
+
 __all__ = [
     "MAX_ROWS",
     "elided",
@@ -26,7 +28,9 @@ def stdout_console() -> Console:
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    """A console on stderr; its lines are not wrapped when stderr is not a terminal (a log
+    keeps each status line whole)."""
+    return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 
 
 def emit_json(obj: Any) -> None:
@@ -69,11 +73,6 @@ def warn_truncated(path: object, truncated: bool, *, quiet: bool = False) -> Non
         )
 
 
-def count(n: int | None) -> str:
-    """A count with thousands separators; "unknown" for None (never 0)."""
-    return "unknown" if n is None else f"{n:,}"
-
-
 def tokens_phrase(s: Any) -> str:
     """A summary's token totals in words: unknown when no turn reported usage, and over
     how many turns when only some did (``s`` is a ``Summary``)."""
@@ -88,34 +87,6 @@ def tokens_phrase(s: Any) -> str:
     return text
 
 
-RESENT_WORDS = {
-    "chain": ("resent", "resent on a live chain: waste"),
-    "cache_loss": ("resent after cache loss", "resent after a cache loss: the price of the loss"),
-    "transport": ("resent over HTTP", "resent over HTTP without previous_response_id"),
-}
-"""Per resent reason (``TurnReport.resent_reason``): a short label and a legend's words."""
-RESENT_STYLE = {"chain": "bold red", "cache_loss": "bold magenta", "transport": "bold yellow"}
-
-
 def resent_label(reason: str | None) -> str:
     """The short label of resent items with this reason."""
-    return RESENT_WORDS.get(reason or "chain", RESENT_WORDS["chain"])[0]
-
-
-_PLURALS = {"loss": "losses", "cache loss": "cache losses", "mismatch": "mismatches",
-            "turn": "turns"}  # fmt: skip
-
-
-def plural(n: int, word: str) -> str:
-    """``n`` and ``word`` in the right number: "1 connection", "2 connections", "1 cache
-    loss", "3 mismatches"."""
-    if n == 1:
-        return f"1 {word}"
-    return f"{n:,} {_PLURALS.get(word, word + 's')}"
-
-
-def turns_phrase(turns: int, warmups: int) -> str:
-    """Turns counted the one way every view counts them: "13 turns + 1 warm-up"."""
-    real = turns - warmups
-    text = plural(real, "turn")
-    return text + (f" + {plural(warmups, 'warm-up')}" if warmups else "")
+    return RESENT.get(reason or "chain", RESENT["chain"]).label

@@ -9,7 +9,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
-from tracer.views.output import plural
+from tracer.vocab import plural
 
 if TYPE_CHECKING:
     from tracer.capture.recorder import RecorderStats

@@ -8,35 +8,17 @@ import math
 from rich.text import Text
 
 from tracer.analysis.model import TurnReport
+from tracer.vocab import BEFORE_CREATE, FAILED, PHASES, ms
 
-__all__ = ["bar", "ms", "round_step", "time_axis", "timeline_legend"]
-
-
-def ms(v: float | None) -> str:
-    """A time for the terminal views: "34ms", "1.02s", "-" when unknown."""
-    return "-" if v is None else (f"{v / 1000:.2f}s" if v >= 1000 else f"{v:.0f}ms")
-
-
-_BAR_CELLS = {  # TurnReport.phases() name: glyph, style
-    "client": ("·", "blue"),
-    "handshake": ("▓", "magenta"),
-    "ttfe": ("░", "dim"),
-    "token_wait": ("▒", "yellow"),
-    "finish": ("╌", "dim"),
-    "generation": ("█", "green"),
-}
-_BEFORE_CREATE = ("client", "handshake")  # phases that end where the create is sent
-_PHASE_NAMES = {"client": "client time", "handshake": "handshake", "ttfe": "to first event",
-                "token_wait": "to first token", "generation": "generation",
-                "finish": "the rest, no tokens"}  # fmt: skip
+__all__ = ["bar", "round_step", "time_axis", "timeline_legend"]
 
 
 def timeline_legend() -> Text:
     """What each glyph of a waterfall stands for (distinct glyphs: readable without colour)."""
     parts: list[str | tuple[str, str]] = [("timeline: ", "bold")]
-    for name, (char, style) in _BAR_CELLS.items():
-        parts += [(char, style), f" {_PHASE_NAMES[name]}  "]
-    parts += [("█", "red"), " failed or cut short"]
+    for phase in PHASES.values():
+        parts += [(phase.glyph, phase.style), f" {phase.short}  "]
+    parts += [(FAILED.glyph, FAILED.style), f" {FAILED.label}"]
     return Text.assemble(*parts)
 
 
@@ -67,19 +49,22 @@ def round_step(raw: float) -> float:
 
 def bar(t: TurnReport, start_s: float, scale: float, width: int) -> Text:
     """A turn's waterfall on a shared time axis: its phases (``TurnReport.phases``), the
-    client time and handshake ending where the create was sent."""
+    client time and handshake ending where the create was sent. A turn too short for a cell
+    of its own still gets one, so a failure of under a cell's time shows."""
     bar = Text()
     phases = [(name, value / 1000) for name, value in t.phases()]
     begin = round(t.t_start_s / scale) if scale else 0
-    before = sum(round(v / scale) for n, v in phases if n in _BEFORE_CREATE) if scale else 0
+    before = sum(round(v / scale) for n, v in phases if n in BEFORE_CREATE) if scale else 0
     bar.append(" " * min(max(0, begin - before), width))
+    ended = t.completed
+    drawn = 0
     for name, seconds in phases:
-        char, style = _BAR_CELLS[name]
-        if name in ("generation", "finish") and t.status != "completed":
-            style = "red"
+        phase = PHASES[name]
+        style = phase.style if ended or name in BEFORE_CREATE else FAILED.style
         n = round(seconds / scale) if scale else 0
-        bar.append(char * n, style=style)
-    if not t.duration_ms:
-        bar.append("▏", style="red")
+        bar.append(phase.glyph * n, style=style)
+        drawn += n if name not in BEFORE_CREATE else 0
+    if not drawn:
+        bar.append("▏" if ended else FAILED.glyph, style="dim" if ended else FAILED.style)
     bar.truncate(width)
     return bar

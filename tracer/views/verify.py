@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from tracer.trace.verify import Integrity
-from tracer.views.output import plural
+from tracer.vocab import plural
 
 __all__ = ["render_integrity"]
 

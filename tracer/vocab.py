@@ -1,0 +1,202 @@
+"""One vocabulary for every view: units, phase names and glyphs, status and diff words, and
+their colours (no I/O).
+
+The terminal views, the TUI and the HTML report map these to their medium (a rich style, a
+CSS class or variable); none of them keeps a table of its own. Two spellings of each unit:
+``kb``/``ms`` are compact, for terminal columns ("1.6k", "34ms"); ``size``/``duration`` are
+spaced, for prose, diffs and the HTML report ("1.6 kB", "34 ms").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DIFF_KINDS",
+    "FAILED",
+    "JUDGED",
+    "PHASES",
+    "RESENT",
+    "STATUS",
+    "DiffKind",
+    "Phase",
+    "Resent",
+    "count",
+    "duration",
+    "kb",
+    "ms",
+    "plural",
+    "signed",
+    "size",
+    "turns_phrase",
+]
+
+
+# Units -------------------------------------------------------------------------------------
+
+
+def kb(n: float | None) -> str:
+    """Bytes or tokens in a terminal column: "136.7k" (k = 1,000), "812", "-" if unknown."""
+    if n is None:
+        return "-"
+    return f"{n / 1000:,.1f}k" if abs(n) >= 1000 else f"{n:.0f}"
+
+
+def ms(v: float | None) -> str:
+    """A time in a terminal column: "34ms", "1.02s", "-" when unknown."""
+    if v is None:
+        return "-"
+    return f"{v / 1000:.2f}s" if abs(v) >= 1000 else f"{v:.0f}ms"
+
+
+def size(n: float | None, *, sign: bool = False) -> str:
+    """Bytes in prose and on the page: "1.6 kB", "2.4 MB", "812 B", "-" if unknown."""
+    if n is None:
+        return "-"
+    mark = _sign(n, sign)
+    v = abs(n)
+    if v >= 1e6:
+        return f"{mark}{v / 1e6:.1f} MB"
+    if v >= 1e3:
+        return f"{mark}{v / 1e3:.1f} kB"
+    return f"{mark}{v:,.0f} B"
+
+
+def duration(v: float | None, *, sign: bool = False) -> str:
+    """A time in ms in prose and on the page: "34 ms", "1.02 s", "-" if unknown."""
+    if v is None:
+        return "-"
+    mark = _sign(v, sign)
+    a = abs(v)
+    return f"{mark}{a / 1000:.2f} s" if a >= 1000 else f"{mark}{a:,.0f} ms"
+
+
+def signed(v: float, *, decimals: int = 0) -> str:
+    """A plain number with its sign: "+3", "-12", "+1.5"."""
+    return f"{v:+,.{decimals}f}"
+
+
+def _sign(v: float, sign: bool) -> str:
+    if v < 0:
+        return "-"
+    return "+" if sign and v > 0 else ""
+
+
+def count(n: int | None) -> str:
+    """A count with thousands separators; "unknown" for None (never 0)."""
+    return "unknown" if n is None else f"{n:,}"
+
+
+_PLURALS = {"loss": "losses", "cache loss": "cache losses", "mismatch": "mismatches",
+            "turn": "turns"}  # fmt: skip
+
+
+def plural(n: int, word: str) -> str:
+    """``n`` and ``word`` in the right number: "1 connection", "2 connections", "1 cache
+    loss", "3 mismatches"."""
+    if n == 1:
+        return f"1 {word}"
+    return f"{n:,} {_PLURALS.get(word, word + 's')}"
+
+
+def turns_phrase(turns: int, warmups: int) -> str:
+    """Turns counted the one way every command counts them (``Summary.turns``, warm-ups
+    included, which are named): "15 turns (1 warm-up)"."""
+    text = plural(turns, "turn")
+    return text + (f" ({plural(warmups, 'warm-up')})" if warmups else "")
+
+
+# Phases of a turn --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    label: str  # what it is, in words
+    short: str  # the same in a legend beside a narrow bar
+    glyph: str  # its cell in a terminal waterfall (distinct: readable without colour)
+    style: str  # rich style
+    css: str  # CSS class in the HTML report
+    colour: str  # CSS colour (a variable of the report's palette)
+
+
+PHASES: dict[str, Phase] = {  # TurnReport.phases() names, in order
+    "client": Phase(
+        "client time before the turn", "client time", "·", "blue", "client", "var(--client)"
+    ),
+    "handshake": Phase("handshake", "handshake", "▓", "magenta", "handshake", "var(--hs)"),
+    "ttfe": Phase("create → first event", "to first event", "░", "dim", "ttfe", "var(--ttfe)"),
+    "token_wait": Phase(
+        "first event → first token", "to first token", "▒", "yellow", "wait", "var(--wait)"
+    ),
+    "generation": Phase("generation", "generation", "█", "green", "gen", "var(--gen)"),
+    "finish": Phase(
+        "first event → end, no tokens",
+        "to end, no tokens",
+        "╌",
+        "dim",
+        "finish",
+        "var(--other)",
+    ),
+}
+BEFORE_CREATE = ("client", "handshake")  # phases that end where the create is sent
+FAILED = Phase("failed or cut short", "failed", "█", "red", "failed", "var(--bad)")
+"""How the end of a failed or cut-short turn is drawn, in every medium."""
+
+
+# Turn status -------------------------------------------------------------------------------
+
+STATUS = {  # TurnReport.status: rich style (the HTML marks failed and cut-short rows)
+    "completed": "green",
+    "error": "bold red",
+    "failed": "red",
+    "incomplete": "yellow",
+    "cancelled": "yellow",
+    "unfinished": "magenta",
+}
+
+
+# Resent context ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Resent:
+    label: str  # short label
+    legend: str  # a legend's words
+    style: str  # rich style
+    colour: str  # CSS colour
+
+
+RESENT = {  # TurnReport.resent_reason
+    "chain": Resent("resent", "resent on a live chain: waste", "bold red", "var(--resent)"),
+    "cache_loss": Resent(
+        "resent after cache loss",
+        "resent after a cache loss: the price of the loss",
+        "bold magenta",
+        "var(--resent-loss)",
+    ),
+    "transport": Resent(
+        "resent over HTTP",
+        "resent over HTTP without previous_response_id",
+        "bold yellow",
+        "var(--resent-http)",
+    ),
+}
+
+
+# Diffs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DiffKind:
+    words: str  # in a row
+    style: str  # rich style
+
+
+DIFF_KINDS = {  # TurnDiff.kind
+    "same": DiffKind("same answer", ""),
+    "changed": DiffKind("changed", "yellow"),
+    "added": DiffKind("only in B", "green"),
+    "removed": DiffKind("only in A", "red"),
+}
+JUDGED = {"better": "bold green", "worse": "bold red", "changed": "yellow"}
+"""A metric's change (``metrics.judge``): its rich style; the HTML uses the word as a class."""
