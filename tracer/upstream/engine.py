@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from tracer.responses.errors import error_event
 from tracer.upstream.events import EventBuilder, Step, copy_response
 from tracer.upstream.request import Cached, Request, response_object
 from tracer.upstream.script import Call, Fault, Script
@@ -64,26 +65,6 @@ class Admission:
     queue: bool = False
     lane: str | None = None
     reply: dict[str, Any] | None = None
-
-
-def error_event(
-    code: str,
-    message: str,
-    *,
-    status: int = 400,
-    param: str | None = None,
-    kind: str = "invalid_request_error",
-    stream_id: str | None = None,
-) -> dict[str, Any]:
-    """An ``error`` server event in the WebSocket mode's shape."""
-    ev: dict[str, Any] = {
-        "type": "error",
-        "status": status,
-        "error": {"type": kind, "code": code, "message": message, "param": param},
-    }
-    if stream_id is not None:
-        ev["stream_id"] = stream_id
-    return ev
 
 
 class Engine:

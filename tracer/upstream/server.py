@@ -12,6 +12,7 @@ from typing import Any
 
 from websockets.frames import Opcode
 
+from tracer.responses.errors import error_body
 from tracer.upstream.engine import (
     DEFAULT_MAX_PENDING,
     MAX_IN_FLIGHT,
@@ -283,12 +284,19 @@ class _Session:
 
 
 def _json_error(writer: asyncio.StreamWriter, status: int, code: str, message: str) -> None:
-    body = {"error": {"type": "invalid_request_error", "code": code, "message": message}}
-    write_response(writer, status, [("Content-Type", "application/json")], _dumps(body).encode())
+    write_response(
+        writer, status, [("Content-Type", "application/json")], error_body(code, message)
+    )
 
 
 def _write_error_event(writer: asyncio.StreamWriter, event: dict[str, Any]) -> None:
-    body = _dumps({"error": event.get("error", {})}).encode()
+    error = event.get("error", {})
+    body = error_body(
+        error.get("code", ""),
+        error.get("message", ""),
+        kind=error.get("type", "invalid_request_error"),
+        param=error.get("param"),
+    )
     status = int(event.get("status", 400))
     write_response(writer, status, [("Content-Type", "application/json")], body)
 

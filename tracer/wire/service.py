@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import resource
 import ssl
 from collections.abc import Callable
 from typing import Any
 
+from tracer.responses.errors import error_body
 from tracer.wire.guard import Guard
 from tracer.wire.http import RequestHead, read_request_head, write_response
 
@@ -124,9 +124,9 @@ class TCPService:
         if why is None:
             return False
         self.log(f"refused {head.method} {head.path[:100]}: {why}")
-        body = {"error": {"type": "forbidden", "code": "forbidden", "message": f"tracer: {why}"}}
+        body = error_body("forbidden", f"tracer: {why}", kind="forbidden")
         headers = [("Content-Type", "application/json"), ("Connection", "close")]
-        write_response(writer, 403, headers, json.dumps(body).encode())
+        write_response(writer, 403, headers, body)
         await writer.drain()
         return True
 
@@ -162,11 +162,11 @@ class TCPService:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 1.0)
         why = "tracer: too many connections at once"
-        body = json.dumps({"error": {"type": "server_busy", "code": "server_busy", "message": why}})
+        body = error_body("server_busy", why, kind="server_busy")
         headers = [("Content-Type", "application/json"), ("Connection", "close"),
                    ("Retry-After", "1")]  # fmt: skip
         with contextlib.suppress(Exception):
-            write_response(writer, 503, headers, body.encode())
+            write_response(writer, 503, headers, body)
             await writer.drain()
         with contextlib.suppress(Exception):
             writer.close()
