@@ -10,63 +10,59 @@ matches nothing gets a 400 whose JSON error says where it differed, as an SDK ra
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import orjson
 
-from tracer.replay.recorded import Mismatch, RecordedRequest, match, payload_of
+from tracer.replay.engine import Plan, Refusal, ReplayEngine
+from tracer.replay.recorded import payload_of
+from tracer.responses.errors import error_body
 from tracer.wire.http import RequestHead, read_body, request_head, write_response
-
-if TYPE_CHECKING:
-    from tracer.replay.server import ReplayServer
 
 __all__ = ["serve_http"]
 
 MAX_BODY = 64 * 1024 * 1024
+_JSON = [("Content-Type", "application/json")]
 
 
 async def serve_http(
-    server: ReplayServer,
+    engine: ReplayEngine,
     head: RequestHead,
+    path: str,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
+    *,
+    log: Callable[[str], None],
+    fallback: str | None = None,
 ) -> bool:
-    """Answer one request; True when the connection may carry another."""
+    """Answer one request on ``path`` (its query and any token part removed) as the engine
+    plans it; True when the connection may carry another."""
     body = await read_body(reader, head, MAX_BODY)
     arrived = asyncio.get_running_loop().time()
-    path = server.guard.strip_token_path(head.target).split("?", 1)[0]
-    candidates = [r for r in server.requests if r.path.split("?", 1)[0] == path]
     keep = (head.header("Connection") or "").lower() != "close"
-    if server.fallback is not None and (head.method != "POST" or not candidates):
-        return await _forward(server, head, body, reader, writer)
-    if head.method != "POST" or not candidates:
-        message = f"tracer replay: no recorded request for {head.method} {path}"
-        server.log(message.removeprefix("tracer replay: "))
-        _error(writer, 404, "not_found", message)
+    outcome = engine.request(head.method, path, body)
+    if isinstance(outcome, Refusal):
+        if outcome.log:
+            log(outcome.log)
+        write_response(writer, outcome.status, _JSON, outcome.body())
         await writer.drain()
         return keep
-    chosen, problem = _choose(server, candidates, body)
-    if chosen is None and server.fallback is not None:
-        return await _forward(server, head, body, reader, writer)
-    if chosen is None:
-        await _mismatch(server, writer, candidates[0], problem)
-        return keep
-    server.stats.turns += 1
-    served = server.stats.served
-    served[chosen.conn] = served.get(chosen.conn, 0) + 1
-    if chosen.streamed:
-        await _stream(server, writer, chosen, arrived)
+    if not isinstance(outcome, Plan):
+        assert fallback is not None
+        return await _forward(engine, fallback, head, body, reader, writer)
+    if outcome.streamed:
+        await _stream(writer, outcome, arrived)
     else:
-        data = b"".join(payload_of(f) for f in chosen.answer)
-        write_response(writer, chosen.status, [("Content-Type", "application/json")], data)
+        data = b"".join(payload_of(f) for _, f in outcome.steps)
+        write_response(writer, outcome.status, _JSON, data)
         await writer.drain()
     return keep
 
 
 async def _forward(
-    server: ReplayServer,
+    engine: ReplayEngine,
+    fallback: str,
     head: RequestHead,
     body: bytes,
     reader: asyncio.StreamReader,
@@ -74,15 +70,15 @@ async def _forward(
 ) -> bool:
     """Send a request that matches nothing to the fallback (a new episode, recorded there)
     and its answer back as it comes; the connection then closes."""
-    assert server.fallback is not None
-    where = urlsplit(server.fallback)
+    where = urlsplit(fallback)
     try:
         up_reader, up_writer = await asyncio.open_connection(where.hostname, where.port)
     except OSError as exc:
-        _error(writer, 502, "fallback_unreachable", f"tracer replay: fallback: {exc}")
+        message = f"tracer replay: fallback: {exc}"
+        write_response(writer, 502, _JSON, error_body("fallback_unreachable", message))
         await writer.drain()
         return False
-    server.stats.forwarded += 1
+    engine.forwarded()
     skip = {"content-length", "transfer-encoding", "connection"}
     sent = [(k, v) for k, v in head.headers if k.lower() not in skip]
     sent += [("Content-Length", str(len(body))), ("Connection", "close")]
@@ -97,51 +93,17 @@ async def _forward(
     return False
 
 
-def _choose(
-    server: ReplayServer, candidates: list[RecordedRequest], body: bytes
-) -> tuple[RecordedRequest | None, Mismatch | None]:
-    """The least-served recorded request (earliest first) that ``body`` matches, or the
-    first one's mismatch."""
-    served = server.stats.served
-    first_problem: Mismatch | None = None
-    fitting = []
-    for req in candidates:
-        problem = match(body, req.body, server.mode, server.ignore)
-        if problem is None:
-            fitting.append(req)
-        elif first_problem is None:
-            first_problem = problem
-    if not fitting:
-        return None, first_problem
-    return min(fitting, key=lambda r: (served.get(r.conn, 0), r.t_request)), None
-
-
-async def _mismatch(
-    server: ReplayServer,
-    writer: asyncio.StreamWriter,
-    closest: RecordedRequest,
-    problem: Mismatch | None,
-) -> None:
-    what = f"no recorded request matches; the closest is recorded connection {closest.conn}"
-    told = server.note_mismatch(what, problem)
-    _error(writer, 400, "replay_mismatch", f"tracer replay: {told}", "tracer_replay_mismatch")
-    await writer.drain()
-
-
-async def _stream(
-    server: ReplayServer, writer: asyncio.StreamWriter, req: RecordedRequest, arrived: float
-) -> None:
-    """The recorded events as server-sent events, each at its recorded time after the
-    request (scaled by the server's speed), in chunked encoding."""
+async def _stream(writer: asyncio.StreamWriter, plan: Plan, arrived: float) -> None:
+    """The recorded events as server-sent events, each when the plan says, in chunked
+    encoding."""
     headers = [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-cache"),
                ("Transfer-Encoding", "chunked")]  # fmt: skip
-    write_response(writer, req.status, headers)
+    write_response(writer, plan.status, headers)
     loop = asyncio.get_running_loop()
-    for frame in req.answer:
-        if server.speed > 0:
-            delay = arrived + (frame.t_ns - req.t_request) / 1e9 / server.speed - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+    for delay, frame in plan.steps:
+        wait = arrived + delay - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
         payload = payload_of(frame)
         event = f"event: {_event_type(payload)}\ndata: ".encode() + payload + b"\n\n"
         writer.write(b"%x\r\n%s\r\n" % (len(event), event))
@@ -157,16 +119,3 @@ def _event_type(payload: bytes) -> str:
         return "message"
     kind = event.get("type") if isinstance(event, dict) else None
     return kind if isinstance(kind, str) and "\n" not in kind else "message"
-
-
-def _error(
-    writer: asyncio.StreamWriter,
-    status: int,
-    code: str,
-    message: str,
-    kind: str = "invalid_request_error",
-) -> None:
-    body = {"error": {"type": kind, "code": code, "message": message, "param": None}}
-    write_response(
-        writer, status, [("Content-Type", "application/json")], json.dumps(body).encode()
-    )
