@@ -70,7 +70,7 @@ def test_a_stalled_request_body_gets_408_and_a_probe_is_still_served(tmp_path: P
     with serving(UpstreamServer()) as upstream:
         recorder = Recorder(tmp_path / "t.trace")
         proxy = RecordingProxy(f"ws://127.0.0.1:{upstream.port}", recorder)
-        proxy.body_timeout = 0.5
+        proxy.http.body_timeout = 0.5
         with serving(proxy):
             stalled = []
             for _ in range(20):

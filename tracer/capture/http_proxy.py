@@ -15,12 +15,15 @@ import os
 import socket
 import ssl
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from tracer.capture.recorder import Recorder
+from tracer.capture.upstream import Upstream
 from tracer.responses.sse import SSEDecoder
 from tracer.trace.records import Direction, Opcode
 from tracer.wire.http import (
+    BODY_TIMEOUT,
     HTTPError,
     RequestHead,
     UpstreamGone,
@@ -33,10 +36,44 @@ from tracer.wire.http import (
     write_response,
 )
 
-if TYPE_CHECKING:
-    from tracer.capture.proxy import RecordingProxy, Upstream
+__all__ = ["HttpPolicy", "proxy_http"]
 
-__all__ = ["proxy_http"]
+
+class HttpPolicy:
+    """What the plain-HTTP half needs from the proxy it serves, and no more: where to
+    record, the limits and timeouts, the headers not forwarded, the log, and the budget of
+    request-body bytes held for the recorder at once (over all requests in flight)."""
+
+    def __init__(
+        self,
+        recorder: Recorder | None,
+        *,
+        max_size: int | None,
+        dropped: frozenset[str],
+        upstream_timeout: float,
+        log: Callable[[str], None],
+        max_body_bytes: int,
+    ) -> None:
+        self.recorder = recorder
+        self.max_size = max_size  # a recorded body's limit (None: _MAX_RECORDED_BODY)
+        self.dropped = dropped
+        self.upstream_timeout = upstream_timeout  # an upstream's silence: 502 past it
+        self.body_timeout = BODY_TIMEOUT  # a request body's pause between reads: 408 past it
+        self.max_body_bytes = max_body_bytes
+        self.log = log
+        self._held = 0
+
+    def hold_body_bytes(self, n: int) -> bool:
+        """Take ``n`` bytes of the budget of bodies held for recording; False when that
+        would pass ``max_body_bytes`` (the request is then refused with 503)."""
+        if self._held + n > self.max_body_bytes:
+            return False
+        self._held += n
+        return True
+
+    def release_body_bytes(self, n: int) -> None:
+        self._held -= n
+
 
 _HOP = frozenset(
     ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
@@ -70,7 +107,7 @@ def _keep_alive(head: RequestHead) -> bool:
 
 # Over 60 lines: one request's forward-and-record lifecycle, its failure paths in order.
 async def proxy_http(
-    proxy: RecordingProxy,
+    proxy: HttpPolicy,
     head: RequestHead,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -209,7 +246,7 @@ async def proxy_http(
 
 
 async def _relay_body(
-    proxy: RecordingProxy,
+    proxy: HttpPolicy,
     up: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     head: RequestHead,

@@ -15,14 +15,13 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from websockets.frames import Close as CloseFrame
 from websockets.frames import Opcode as WsOpcode
 
-from tracer.capture.http_proxy import proxy_http
+from tracer.capture.http_proxy import HttpPolicy, proxy_http
 from tracer.capture.recorder import Recorder
+from tracer.capture.upstream import MAX_BODY_BYTES, UPSTREAM_TIMEOUT, Upstream, upstream_ws_base
 from tracer.trace.records import Direction, Opcode
 from tracer.wire import (
     ConnectError,
@@ -34,52 +33,12 @@ from tracer.wire import (
     write_response,
 )
 from tracer.wire.guard import FORWARD_DROPPED, Guard
-from tracer.wire.http import BODY_TIMEOUT
 from tracer.wire.service import TCPService
 from tracer.wire.websocket import DEFAULT_MAX_SIZE, HOP_HEADERS
 
-__all__ = ["RecordingProxy", "Upstream", "upstream_ws_base"]
+__all__ = ["UPSTREAM_TIMEOUT", "RecordingProxy", "Upstream", "upstream_ws_base"]
 
 _OPCODES = {int(op): op for op in Opcode}
-
-
-def upstream_ws_base(url: str) -> str:
-    """The WebSocket origin and path prefix of ``--upstream`` (http(s) becomes ws(s))."""
-    parts = urlsplit(url)
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
-    if "@" in parts.netloc:  # never echo it: it holds a credential
-        raise ValueError(
-            "--upstream must not hold credentials (user:password@host): the client's own "
-            "Authorization header reaches the upstream"
-        )
-    if scheme is None or not parts.netloc:
-        raise ValueError(
-            f"--upstream must be a ws://, wss://, http:// or https:// URL, not {url!r}"
-        )
-    return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-
-
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    """Where one client connection's requests go: an origin and path prefix, how TLS to it
-    is verified, and (``--connect-to``) another address to reach it at."""
-
-    ws_base: str  # ws(s)://host[:port][/prefix]
-    ssl: ssl.SSLContext | None = None  # None: the default context (for wss and https)
-    address: tuple[str, int] | None = None  # connect here; TLS name and Host stay ws_base's
-    record: bool = True  # False: forwarded only (a forward proxy's host not intercepted)
-
-    @property
-    def http_base(self) -> str:
-        return "http" + self.ws_base.removeprefix("ws")  # ws -> http, wss -> https
-
-
-UPSTREAM_TIMEOUT = 600.0
-"""Seconds an HTTP upstream may stay silent (before its answer, or inside it) before the
-client gets 502 (nginx: proxy_read_timeout). A reasoning model's non-streamed answer can
-take minutes before its first byte."""
-MAX_BODY_BYTES = 256 * 1024 * 1024
-"""Request bytes the proxy holds for the recorder at once, over all requests in flight."""
 
 
 class RecordingProxy(TCPService):
@@ -103,14 +62,14 @@ class RecordingProxy(TCPService):
         log: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(host, port, guard=Guard.of(host, allow_origins), log=log)
-        self.upstream_timeout = upstream_timeout  # an HTTP upstream's silence: 502 past it
-        self.body_timeout = BODY_TIMEOUT  # a request body's pause between reads: 408 past it
-        self.max_body_bytes = MAX_BODY_BYTES  # bodies held for the recorder at once
-        self._body_bytes = 0
         # Not forwarded upstream: hop-by-hop headers, and a browser's or a proxy's own.
         self.dropped = (HOP_HEADERS | FORWARD_DROPPED) - {h.lower() for h in keep_headers}
         self.recorder = recorder
         self.max_size = max_size
+        # What the plain-HTTP half needs, and no more (its timeouts, the body budget).
+        self.http = HttpPolicy(recorder, max_size=max_size, dropped=self.dropped,
+                               upstream_timeout=upstream_timeout, log=self.log,
+                               max_body_bytes=MAX_BODY_BYTES)  # fmt: skip
         self._ssl: ssl.SSLContext | None = None
         if insecure:
             self._ssl = ssl.create_default_context()
@@ -118,17 +77,6 @@ class RecordingProxy(TCPService):
             self._ssl.verify_mode = ssl.CERT_NONE
         self.target = Upstream(upstream_ws_base(upstream), self._ssl) if upstream else None
         self._sessions: set[_Session] = set()
-
-    def hold_body_bytes(self, n: int) -> bool:
-        """Take ``n`` bytes of the budget of request bodies held for recording; False when
-        that would pass ``max_body_bytes`` (the request is then refused with 503)."""
-        if self._body_bytes + n > self.max_body_bytes:
-            return False
-        self._body_bytes += n
-        return True
-
-    def release_body_bytes(self, n: int) -> None:
-        self._body_bytes -= n
 
     @property
     def base_url(self) -> str:
@@ -169,7 +117,7 @@ class RecordingProxy(TCPService):
             # Plain HTTP requests (keep-alive: several on one connection) until an upgrade.
             while head is not None and not head.is_websocket_upgrade:
                 if await self.refused(head, writer, guard) or not await proxy_http(
-                    self, head, reader, writer, upstream
+                    self.http, head, reader, writer, upstream
                 ):
                     return
                 head = await self.read_head(reader, writer)
