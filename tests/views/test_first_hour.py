@@ -130,3 +130,28 @@ def test_diff_names_a_warm_up_on_one_side():
     )
     changes = [c for row in text["turns"] for c in row["changes"] if c.startswith("input items")]
     assert changes and not any("only in" in c for c in changes), changes
+
+
+def test_export_to_a_parquet_file_name_is_refused(tmp_path: Path):
+    """`-o out.parquet` made a directory called out.parquet; Parquet writes one table per
+    directory, so a file name is refused before anything is written."""
+    out = tmp_path / "out.parquet"
+    proc = run_tracer("export", str(TRACES / "http.trace"), "-f", "parquet", "-o", str(out))
+    assert proc.returncode == 2 and "give -o DIR" in proc.stderr, proc.stderr
+    assert not out.exists()
+
+
+def test_every_export_format_is_one_registry_entry(tmp_path: Path):
+    """The formats `tracer export -f` offers are the library's registry, and each entry
+    exports a sample trace through the library call the CLI makes."""
+    from tracer.export import FORMATS, ExportFormat, export_trace
+
+    assert set(FORMATS) == {str(f) for f in ExportFormat}
+    help_text = run_tracer("export", "--help", env_extra={"COLUMNS": "200"}).stdout
+    assert all(name in help_text for name in FORMATS)
+    for name, exporter in FORMATS.items():
+        if name == "parquet":
+            continue  # needs the parquet extra; tests/export covers it
+        out = tmp_path / f"x{exporter.suffix}"
+        result = export_trace(str(TRACES / "http.trace"), name, str(out), None)
+        assert result["format"] == name and out.stat().st_size > 0, result

@@ -1,7 +1,9 @@
 """Loading trace files into reports: the one door from a file to its figures.
 
-Everything that shows a trace (the CLI, the TUI, the HTML report, the exports) calls
-``load`` or ``diff_files``; nothing else opens a trace to analyse it.
+Everything that shows a trace (the CLI, the TUI, the HTML report, ``tracer query``) calls
+``load``, ``load_turn``, ``stats_row`` or ``diff_files``; the exports stream a trace
+through ``export.registry.export_trace``; replay reads it with
+``replay.recorded.read_recording``. No command opens a trace to analyse it itself.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from tracer.analysis.session import FRAME_BUDGET, Session
 from tracer.trace.caps import frames_cap
 from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace
-from tracer.trace.records import Frame, Record
+from tracer.trace.records import Frame, Header, Record
 
 __all__ = ["Loaded", "NoSuchTurn", "batches", "diff_files", "load", "load_turn", "stats_row"]
 
@@ -32,6 +34,7 @@ class Loaded:
     report: InspectReport
     session: Session
     truncated: bool  # the file ends mid-record (a crash): analysed up to the cut
+    header: Header | None = None  # the trace's header (its anchor, metadata)
 
 
 def load(
@@ -49,8 +52,9 @@ def load(
         for batch in batches(reader):
             session.feed(batch)
         truncated = bool(reader.truncated)
+        header = reader.header
     report = session.finish()
-    return Loaded(str(path), report, session, truncated)
+    return Loaded(str(path), report, session, truncated, header)
 
 
 def stats_row(path: str) -> TraceStats:

@@ -5,9 +5,7 @@
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,40 +14,25 @@ import orjson
 import typer
 
 from tracer.analysis.model import Summary
-from tracer.analysis.session import analyse
 from tracer.cli.app import CLIError, app
-from tracer.export.har import import_har, write_har
-from tracer.export.jsonl import jsonl_lines
-from tracer.export.otlp import export_otlp
+from tracer.export.har import import_har
 from tracer.export.parquet import (
     MissingExtra,
     arrow_table,
-    parquet_rows,
     require_pyarrow,
-    write_parquet,
 )
-from tracer.export.perfetto import export_perfetto
+from tracer.export.registry import FORMATS, ExportFormat, export_trace
 from tracer.export.tables import (
     CONNECTION_COLUMNS,
-    FRAME_COLUMNS,
     TURN_COLUMNS,
-    FrameTee,
     columns_of,
-    connection_rows,
-    trace_id,
-    turn_rows,
+    query_tables,
 )
-from tracer.files import atomic_write
-from tracer.trace.caps import frames_cap
 from tracer.trace.format import TraceError
-from tracer.trace.reader import open_trace
 from tracer.trace.writer import create_trace
 from tracer.views.output import emit_json, stderr_console, stdout_console
 from tracer.views.query import render_query
 from tracer.vocab import plural
-
-FORMATS = ("jsonl", "har", "perfetto", "otlp", "parquet")
-_SUFFIX = {"jsonl": ".jsonl", "har": ".har", "perfetto": ".perfetto.json", "otlp": ".otlp.json"}
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 JobsOpt = Annotated[
@@ -58,83 +41,6 @@ JobsOpt = Annotated[
         "--jobs", "-j", min=1, help="Traces processed in parallel.", show_default="one per CPU"
     ),
 ]
-
-
-def _write_json(obj: Any, out: Path | None) -> int:
-    data = orjson.dumps(obj) + b"\n"
-    if out is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    else:
-        with atomic_write(out) as f:  # 0600, and whole or not at all
-            f.write(data)
-    return len(data)
-
-
-def export_one(path: str, fmt: str, out: str | None, payload: bool | None) -> dict[str, Any]:
-    """Export one trace; ``out`` None means stdout. Returns what was written (for --json)."""
-    src = Path(path)
-    dest = Path(out) if out is not None else None
-    result: dict[str, Any] = {"trace": path, "format": fmt, "output": out or "-"}
-    in_memory = fmt in ("har", "parquet")  # these hold every frame until they write
-    with open_trace(src, max_frames=frames_cap(in_memory=in_memory)) as reader:
-        header = reader.header
-        if fmt == "jsonl":
-            frames = 0
-            with contextlib.ExitStack() as stack:
-                sink = (
-                    sys.stdout.buffer if dest is None else stack.enter_context(atomic_write(dest))
-                )
-                for line in jsonl_lines(reader, payload=payload is not False):
-                    sink.write(line)
-                    frames += 1
-                sink.flush()
-            result["frames"] = frames
-        elif fmt == "har":  # streamed: payloads are spilled, never held together
-            with contextlib.ExitStack() as stack:
-                sink = (
-                    sys.stdout.buffer if dest is None else stack.enter_context(atomic_write(dest))
-                )
-                written = write_har(header, reader, sink)
-                sink.flush()
-            result["entries"], result["bytes"] = written.entries, written.bytes
-        elif fmt in ("perfetto", "otlp"):
-            report = analyse(reader)
-            if fmt == "perfetto":
-                doc = export_perfetto(report, title=f"tracer: {src.name}")
-                result["events"] = len(doc["traceEvents"])
-            else:
-                source = header.metadata.get("source")
-                doc = export_otlp(report, header, service_name=_service(source))
-                result["spans"] = len(doc["resourceSpans"][0]["scopeSpans"][0]["spans"])
-            result["turns"] = report.summary.turns
-            result["bytes"] = _write_json(doc, dest)
-        else:  # parquet: OUT/{turns,connections,frames}/<name>.parquet
-            assert dest is not None
-            name = f"{src.name.removesuffix('.trace')}.parquet"
-            frame_cols = FRAME_COLUMNS + ([("payload", "bytes")] if payload else [])
-            # The frames table is written as the trace is read, in row groups: its payloads
-            # are never held together.
-            with parquet_rows(dest / "frames" / name, frame_cols) as put:
-                tee = FrameTee(header, path, bool(payload), put)
-                report = analyse(tee.records(reader))
-            result["frames"] = tee.rows
-            tables = {
-                "turns": arrow_table(turn_rows(report, header, path), TURN_COLUMNS),
-                "connections": arrow_table(
-                    connection_rows(report, header, path), CONNECTION_COLUMNS
-                ),
-            }
-            for table_name, table in tables.items():
-                write_parquet(table, dest / table_name / name)
-                result[table_name] = table.num_rows
-        if reader.truncated:
-            result["truncated"] = True
-    return result
-
-
-def _service(source: Any) -> str:
-    return source if isinstance(source, str) and source else "agent"
 
 
 def _run_many(
@@ -180,9 +86,14 @@ def _run_many(
 
 
 def _outputs(files: list[Path], fmt: str, output: str) -> list[str | None]:
-    if fmt == "parquet":
-        if output == "-":
-            raise CLIError("--format parquet writes a directory: give -o DIR", exit_code=2)
+    exporter = FORMATS[fmt]
+    if exporter.directory:
+        if output == "-" or output.endswith(".parquet") or Path(output).is_file():
+            raise CLIError(
+                f"--format {fmt} writes a directory of tables (turns/, connections/, "
+                f"frames/): give -o DIR, not {'stdout' if output == '-' else repr(output)}",
+                exit_code=2,
+            )
         return [output] * len(files)
     if len(files) == 1:
         return [None if output == "-" else output]
@@ -198,7 +109,7 @@ def _outputs(files: list[Path], fmt: str, output: str) -> list[str | None]:
         stem = f.name.removesuffix(".trace")
         k = seen[stem] = seen.get(stem, 0) + 1
         name = stem if k == 1 else f"{stem}-{k}"
-        outs.append(str(out_dir / f"{name}{_SUFFIX[fmt]}"))
+        outs.append(str(out_dir / f"{name}{exporter.suffix}"))
     return outs
 
 
@@ -206,8 +117,8 @@ def _outputs(files: list[Path], fmt: str, output: str) -> list[str | None]:
 def export(
     files: Annotated[list[Path], typer.Argument(help="Trace files.", show_default=False)],
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help=f"One of: {', '.join(FORMATS)}.")
-    ] = "jsonl",
+        ExportFormat, typer.Option("--format", "-f", help="The format to write.")
+    ] = ExportFormat.JSONL,
     output: Annotated[
         str,
         typer.Option(
@@ -227,9 +138,7 @@ def export(
     json: JsonFlag = False,
 ) -> int:
     """Export traces as JSON Lines, HAR, Perfetto trace events, OTLP JSON spans or Parquet."""
-    if fmt not in FORMATS:
-        raise CLIError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}", exit_code=2)
-    if fmt == "parquet":
+    if fmt is ExportFormat.PARQUET:
         try:
             require_pyarrow()
         except MissingExtra as exc:
@@ -245,13 +154,13 @@ def export(
     outs = _outputs(files, fmt, output)
     if json and None in outs:
         raise CLIError("--json prints a summary on stdout: give -o FILE for the export", 2)
-    job_args = [(str(f), fmt, out, payload) for f, out in zip(files, outs, strict=True)]
+    job_args = [(str(f), str(fmt), out, payload) for f, out in zip(files, outs, strict=True)]
     try:
-        results = _run_many(export_one, job_args, jobs, "exporting", not json)
+        results = _run_many(export_trace, job_args, jobs, "exporting", not json)
     except (TraceError, MissingExtra) as exc:
         raise CLIError(str(exc)) from None
     if json:
-        emit_json({"format": fmt, "exports": results})
+        emit_json({"format": str(fmt), "exports": results})
     elif None not in outs:
         console = stderr_console()
         for r in results:
@@ -307,25 +216,6 @@ def import_(
     return 0
 
 
-def load_tables(path: str) -> dict[str, Any]:
-    """The turns, connections and traces rows of one trace (runs in a worker process)."""
-    with open_trace(path, max_frames=frames_cap()) as reader:
-        header = reader.header
-        report = analyse(reader)
-        truncated = bool(reader.truncated)
-    summary: dict[str, Any] = {"trace": path, "trace_id": trace_id(header)}
-    summary["started_unix_ns"] = header.anchor_unix_ns + report.summary.t0_ns
-    summary["truncated"] = truncated
-    for name, value in report.to_json()["summary"].items():
-        summary[name] = value
-    return {
-        "trace": path,
-        "turns": turn_rows(report, header, path),
-        "connections": connection_rows(report, header, path),
-        "traces": [summary],
-    }
-
-
 _TRACE_COLUMNS = columns_of(
     Summary, [("trace", "str"), ("trace_id", "str"), ("started_unix_ns", "int"),
               ("truncated", "bool")]
@@ -368,7 +258,7 @@ def query(
         raise CLIError(str(exc)) from None
     files = _trace_files(traces)
     try:
-        loaded = _run_many(load_tables, [(str(f),) for f in files], jobs, "loading", not json)
+        loaded = _run_many(query_tables, [(str(f),) for f in files], jobs, "loading", not json)
     except TraceError as exc:
         raise CLIError(str(exc)) from None
     con = duckdb.connect(":memory:")

@@ -12,10 +12,9 @@ import typer
 
 from tracer.cli.app import AllowOrigin, CLIError, app
 from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
-from tracer.replay.recorded import MODES, Ignore, load_connections, load_requests
+from tracer.replay.recorded import MODES, Ignore, read_recording
 from tracer.replay.server import DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, ReplayServer
 from tracer.trace.caps import frames_cap
-from tracer.trace.reader import open_trace
 from tracer.views.output import emit_json, emit_json_line, stderr_console
 from tracer.vocab import plural
 
@@ -86,11 +85,8 @@ def replay(
         skipped = Ignore(ignore or [])
     except ValueError as exc:
         raise CLIError(f"--ignore: {exc}", exit_code=2) from None
-    # Two streaming passes: no list of every record.
-    with open_trace(file, max_frames=frames_cap()) as reader:
-        recorded = load_connections(reader)
-    with open_trace(file, max_frames=frames_cap()) as reader:
-        requests = load_requests(reader)
+    recording = read_recording(file, max_frames=frames_cap())  # one streaming pass
+    recorded, requests = recording.connections, recording.requests
     if not recorded and not requests:
         raise CLIError(f"{file} holds no WebSocket connection or HTTP request to replay")
     err = stderr_console()
@@ -200,10 +196,8 @@ def rerun(
         base = upstream_ws_base(upstream)
     except ValueError as exc:
         raise CLIError(str(exc), exit_code=2) from None
-    with open_trace(file, max_frames=frames_cap()) as reader:
-        recorded = load_connections(reader)
-    with open_trace(file, max_frames=frames_cap()) as reader:
-        requests = load_requests(reader)
+    recording = read_recording(file, max_frames=frames_cap())
+    recorded, requests = recording.connections, recording.requests
     if not recorded and not requests:
         raise CLIError(f"{file} holds no WebSocket connection or HTTP request to re-send")
     key = os.environ.get(api_key_env)

@@ -11,12 +11,11 @@ from typing import Annotated
 
 import typer
 
-from tracer.analysis.session import analyse
+from tracer.analysis.load import load
 from tracer.capture.recorder import Recorder
 from tracer.cli.app import AllowOrigin, CLIError, app
 from tracer.cli.running import LOOPBACK, run_until_signal
 from tracer.demo.agent import AgentConfig, AgentError, AgentRun, run_agent
-from tracer.trace.reader import open_trace
 from tracer.trace.verify import Integrity, verify_trace
 from tracer.upstream.engine import DEFAULT_MAX_PENDING
 from tracer.upstream.script import PROFILES, Script, ScriptError, default_script, parse_profile
@@ -215,8 +214,7 @@ def demo(
     run, integrity = run_until_signal(main)
     report = None
     if integrity.ok:
-        with open_trace(output) as reader:
-            report = analyse(reader)
+        report = load(output).report
     if json:
         emit_json(
             {

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from tracer.analysis.load import load
 from tracer.analysis.model import ConnectionReport, InspectReport, TurnReport
 from tracer.trace.records import Frame, Header, Record
 
@@ -25,6 +26,7 @@ __all__ = [
     "columns_of",
     "connection_rows",
     "frame_rows",
+    "query_tables",
     "turn_rows",
 ]
 
@@ -160,3 +162,21 @@ class FrameTee:
         )
         self.put(rows)
         self.rows += len(rows)
+
+
+def query_tables(path: str) -> dict[str, Any]:
+    """The turns, connections and traces rows of one trace (runs in a worker process)."""
+    loaded = load(path)
+    header, report, truncated = loaded.header, loaded.report, loaded.truncated
+    assert header is not None
+    summary: dict[str, Any] = {"trace": path, "trace_id": trace_id(header)}
+    summary["started_unix_ns"] = header.anchor_unix_ns + report.summary.t0_ns
+    summary["truncated"] = truncated
+    for name, value in report.to_json()["summary"].items():
+        summary[name] = value
+    return {
+        "trace": path,
+        "turns": turn_rows(report, header, path),
+        "connections": connection_rows(report, header, path),
+        "traces": [summary],
+    }

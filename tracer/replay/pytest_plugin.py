@@ -37,7 +37,7 @@ import pytest
 
 from tracer.capture.session import RecordingSession
 from tracer.files import atomic_write
-from tracer.replay.recorded import MODES, Ignore, load_connections, load_requests
+from tracer.replay.recorded import MODES, Ignore, read_recording
 from tracer.replay.server import ReplayServer
 from tracer.trace.merge import append_trace
 from tracer.trace.reader import open_trace
@@ -175,10 +175,8 @@ def tracer_replay(request: pytest.FixtureRequest) -> Iterator[Cassette]:
             loop.run(session.start())
             cassette = Cassette(path, "record", session.base_url)
         else:
-            with open_trace(path) as reader:
-                recorded = load_connections(reader)
-            with open_trace(path) as reader:
-                requests = load_requests(reader)
+            recording = read_recording(path)
+            recorded, requests = recording.connections, recording.requests
             fallback = None
             if record_mode == "new_episodes":  # what matches nothing is recorded aside
                 fd, scratch = tempfile.mkstemp(suffix=".trace", dir=path.parent)

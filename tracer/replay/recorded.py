@@ -15,6 +15,7 @@ recorded, in one of three modes:
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,10 +35,13 @@ __all__ = [
     "Mismatch",
     "RecordedConnection",
     "RecordedRequest",
+    "Recording",
     "load_connections",
+    "load_recording",
     "load_requests",
     "match",
     "payload_of",
+    "read_recording",
 ]
 
 SPILL_AT = 64 * 1024
@@ -178,9 +182,27 @@ class RecordedRequest:
         return self.content_type.startswith("text/event-stream") or len(self.answer) > 1
 
 
-def load_requests(records: Iterable[Record]) -> list[RecordedRequest]:
-    """The trace's recorded HTTP requests, in the order they were made; large answer
-    payloads are spilled (``payload_of`` reads one)."""
+@dataclass(slots=True)
+class Recording:
+    """What a trace holds for replay: its WebSocket connections and its HTTP requests."""
+
+    connections: list[RecordedConnection]
+    requests: list[RecordedRequest]
+
+
+def read_recording(path: str | os.PathLike[str], *, max_frames: int | None = None) -> Recording:
+    """A trace file's recording, read in one pass."""
+    from tracer.trace.reader import open_trace
+
+    with open_trace(path, max_frames=max_frames) as reader:
+        return load_recording(reader)
+
+
+def load_recording(records: Iterable[Record]) -> Recording:
+    """Group a trace's records, in one pass, into recorded WebSocket connections (in the
+    order they opened) and HTTP requests (in the order they were made) that got an answer;
+    large server payloads are spilled (``payload_of`` reads one)."""
+    conns: dict[int, RecordedConnection] = {}
     requests: dict[int, RecordedRequest] = {}
     keep = _Keeper()
     for r in records:
@@ -192,56 +214,52 @@ def load_requests(records: Iterable[Record]) -> list[RecordedRequest]:
                 requests[r.conn] = RecordedRequest(
                     r.conn, _path_of(r.url), r.status, ctype, b"", r.t_ns
                 )
+            elif r.transport == "websocket" and r.status == 101:
+                conns[r.conn] = RecordedConnection(r.conn, _path_of(r.url),
+                                                   [Exchange(None, None, r.t_ns)],
+                                                   subprotocol=r.subprotocol)  # fmt: skip
         elif kind is Frame:
             assert isinstance(r, Frame)
-            req = requests.get(r.conn)
-            if req is None or r.opcode is not Opcode.TEXT:
-                continue
-            if r.direction is Direction.CLIENT:
-                req.body += r.payload
-                req.t_request = r.t_ns
+            if (c := conns.get(r.conn)) is not None:
+                _connection_frame(c, r, keep)
+            elif (req := requests.get(r.conn)) is not None and r.opcode is Opcode.TEXT:
+                if r.direction is Direction.CLIENT:
+                    req.body += r.payload
+                    req.t_request = r.t_ns
+                else:
+                    req.answer.append(keep(r))
+        elif kind is Close:
+            assert isinstance(r, Close)
+            if (c := conns.get(r.conn)) is not None:
+                c.close_code, c.close_reason, c.closed_by = r.code, r.reason, r.by
+    return Recording(list(conns.values()), [r for r in requests.values() if r.answer])
+
+
+def _connection_frame(c: RecordedConnection, r: Frame, keep: _Keeper) -> None:
+    if r.opcode in (Opcode.PING, Opcode.PONG):
+        return  # pings are the protocol's business, answered live
+    if r.direction is Direction.CLIENT:
+        if r.opcode in (Opcode.TEXT, Opcode.BINARY) and r.fin:
+            c.exchanges.append(Exchange(r.payload, r.opcode, r.t_ns))
+        elif r.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            # A fragmented client message: replay compares whole messages.
+            last = c.exchanges[-1]
+            if r.opcode is Opcode.CONT and last.client is not None and not last.server:
+                last.client += r.payload
             else:
-                req.answer.append(keep(r))
-    return [r for r in requests.values() if r.answer]
+                c.exchanges.append(Exchange(r.payload, r.opcode, r.t_ns))
+    elif r.opcode is not Opcode.CLOSE:
+        c.exchanges[-1].server.append(keep(r))
+
+
+def load_requests(records: Iterable[Record]) -> list[RecordedRequest]:
+    """The trace's recorded HTTP requests (``load_recording``)."""
+    return load_recording(records).requests
 
 
 def load_connections(records: Iterable[Record]) -> list[RecordedConnection]:
-    """Group a trace's records into recorded connections, in the order they opened; large
-    server payloads are spilled (``payload_of`` reads one)."""
-    conns: dict[int, RecordedConnection] = {}
-    keep = _Keeper()
-    for r in records:
-        kind = type(r)
-        if kind is Open:
-            assert isinstance(r, Open)
-            if r.transport != "websocket" or r.status != 101:
-                continue
-            conns[r.conn] = RecordedConnection(
-                r.conn, _path_of(r.url), [Exchange(None, None, r.t_ns)], subprotocol=r.subprotocol
-            )
-        elif kind is Frame:
-            assert isinstance(r, Frame)
-            c = conns.get(r.conn)
-            if c is None or r.opcode in (Opcode.PING, Opcode.PONG):
-                continue  # pings are the protocol's business, answered live
-            if r.direction is Direction.CLIENT:
-                if r.opcode in (Opcode.TEXT, Opcode.BINARY) and r.fin:
-                    c.exchanges.append(Exchange(r.payload, r.opcode, r.t_ns))
-                elif r.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-                    # A fragmented client message: replay compares whole messages.
-                    last = c.exchanges[-1]
-                    if r.opcode is Opcode.CONT and last.client is not None and not last.server:
-                        last.client += r.payload
-                    else:
-                        c.exchanges.append(Exchange(r.payload, r.opcode, r.t_ns))
-            elif r.opcode is not Opcode.CLOSE:
-                c.exchanges[-1].server.append(keep(r))
-        elif kind is Close:
-            assert isinstance(r, Close)
-            c = conns.get(r.conn)
-            if c is not None:
-                c.close_code, c.close_reason, c.closed_by = r.code, r.reason, r.by
-    return list(conns.values())
+    """The trace's recorded WebSocket connections (``load_recording``)."""
+    return load_recording(records).connections
 
 
 def _path_of(url: str) -> str:

@@ -1,0 +1,162 @@
+"""The export formats, one entry each: what ``tracer export -f NAME`` and the library run.
+
+``FORMATS`` maps a format's name to an ``Exporter``: its file suffix, whether it writes a
+directory (Parquet: one table per directory) or holds every frame until it writes, and the
+function that exports one trace. ``export_trace`` opens the trace (streamed, once), runs
+the exporter and says what it wrote; the CLI only picks the paths and prints the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from tracer.analysis.session import analyse
+from tracer.export.har_write import write_har
+from tracer.export.jsonl import jsonl_lines
+from tracer.export.otlp import export_otlp
+from tracer.export.perfetto import export_perfetto
+from tracer.files import atomic_write
+from tracer.trace.caps import frames_cap
+from tracer.trace.reader import TraceReader, open_trace
+
+__all__ = ["FORMATS", "ExportFormat", "Exporter", "export_trace"]
+
+
+class ExportFormat(StrEnum):
+    """The names ``tracer export -f`` takes."""
+
+    JSONL = "jsonl"
+    HAR = "har"
+    PERFETTO = "perfetto"
+    OTLP = "otlp"
+    PARQUET = "parquet"
+
+
+@dataclass(frozen=True, slots=True)
+class Exporter:
+    """One export format."""
+
+    name: str
+    suffix: str  # of the file written for a trace in an output directory
+    run: Callable[[TraceReader, Path | None, str, bool | None], dict[str, Any]]
+    directory: bool = False  # -o names a directory of tables, never a file
+    in_memory: bool = False  # holds every frame until it writes (a frames cap applies)
+
+
+@contextlib.contextmanager
+def _sink(dest: Path | None) -> Iterator[IO[bytes]]:
+    """Where an export goes: stdout, or a file written whole or not at all (0600)."""
+    if dest is None:
+        yield sys.stdout.buffer
+        sys.stdout.flush()
+        return
+    with atomic_write(dest) as f:
+        yield f
+
+
+def _jsonl(
+    reader: TraceReader, dest: Path | None, path: str, payload: bool | None
+) -> dict[str, Any]:
+    frames = 0
+    with _sink(dest) as sink:
+        for line in jsonl_lines(reader, payload=payload is not False):
+            sink.write(line)
+            frames += 1
+    return {"frames": frames}
+
+
+def _har(reader: TraceReader, dest: Path | None, path: str, payload: bool | None) -> dict[str, Any]:
+    with _sink(dest) as sink:  # streamed: payloads are spilled, never held together
+        written = write_har(reader.header, reader, sink)
+    return {"entries": written.entries, "bytes": written.bytes}
+
+
+def _json_doc(doc: Any, dest: Path | None) -> int:
+    data = orjson.dumps(doc) + b"\n"
+    with _sink(dest) as sink:
+        sink.write(data)
+    return len(data)
+
+
+def _perfetto(reader: TraceReader, dest: Path | None, path: str, _: bool | None) -> dict[str, Any]:
+    report = analyse(reader)
+    doc = export_perfetto(report, title=f"tracer: {Path(path).name}")
+    return {"events": len(doc["traceEvents"]), "turns": report.summary.turns,
+            "bytes": _json_doc(doc, dest)}  # fmt: skip
+
+
+def _otlp(reader: TraceReader, dest: Path | None, path: str, _: bool | None) -> dict[str, Any]:
+    report = analyse(reader)
+    source = reader.header.metadata.get("source")
+    service = source if isinstance(source, str) and source else "agent"
+    doc = export_otlp(report, reader.header, service_name=service)
+    spans = len(doc["resourceSpans"][0]["scopeSpans"][0]["spans"])
+    return {"spans": spans, "turns": report.summary.turns, "bytes": _json_doc(doc, dest)}
+
+
+def _parquet(
+    reader: TraceReader, dest: Path | None, path: str, payload: bool | None
+) -> dict[str, Any]:
+    """OUT/{turns,connections,frames}/<name>.parquet; the frames table is written as the
+    trace is read, in row groups: its payloads are never held together."""
+    from tracer.export.parquet import arrow_table, parquet_rows, write_parquet
+    from tracer.export.tables import (
+        CONNECTION_COLUMNS,
+        FRAME_COLUMNS,
+        TURN_COLUMNS,
+        FrameTee,
+        connection_rows,
+        turn_rows,
+    )
+
+    assert dest is not None
+    name = f"{Path(path).name.removesuffix('.trace')}.parquet"
+    frame_cols = FRAME_COLUMNS + ([("payload", "bytes")] if payload else [])
+    header = reader.header
+    with parquet_rows(dest / "frames" / name, frame_cols) as put:
+        tee = FrameTee(header, path, bool(payload), put)
+        report = analyse(tee.records(reader))
+    result: dict[str, Any] = {"frames": tee.rows}
+    tables = {
+        "turns": arrow_table(turn_rows(report, header, path), TURN_COLUMNS),
+        "connections": arrow_table(connection_rows(report, header, path), CONNECTION_COLUMNS),
+    }
+    for table_name, table in tables.items():
+        write_parquet(table, dest / table_name / name)
+        result[table_name] = table.num_rows
+    return result
+
+
+FORMATS: dict[str, Exporter] = {
+    e.name: e
+    for e in (
+        Exporter(ExportFormat.JSONL, ".jsonl", _jsonl),
+        Exporter(ExportFormat.HAR, ".har", _har, in_memory=True),
+        Exporter(ExportFormat.PERFETTO, ".perfetto.json", _perfetto),
+        Exporter(ExportFormat.OTLP, ".otlp.json", _otlp),
+        Exporter(ExportFormat.PARQUET, "", _parquet, directory=True, in_memory=True),
+    )
+}
+assert set(FORMATS) == set(ExportFormat)
+
+
+def export_trace(path: str, fmt: str, out: str | None, payload: bool | None) -> dict[str, Any]:
+    """Export one trace in format ``fmt`` to ``out`` (None: stdout); what was written.
+    Raises ``TraceError`` for a file that is not a trace, ``KeyError`` for an unknown
+    format."""
+    exporter = FORMATS[fmt]
+    dest = Path(out) if out is not None else None
+    result: dict[str, Any] = {"trace": path, "format": fmt, "output": out or "-"}
+    with open_trace(path, max_frames=frames_cap(in_memory=exporter.in_memory)) as reader:
+        result.update(exporter.run(reader, dest, path, payload))
+        if reader.truncated:
+            result["truncated"] = True
+    return result
