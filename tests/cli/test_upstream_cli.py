@@ -15,7 +15,7 @@ from tracer.trace import Frame, open_trace
 
 def test_upstream_serves_and_stops_cleanly_on_sigterm():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tracer", "upstream", "--port", "0", "--json"],
+        [sys.executable, "-m", "tracer", "upstream", "--listen", "127.0.0.1:0", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -24,8 +24,7 @@ MAX_FRAME = 1024 * 1024
 def serve(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tracer", *args, *(["--port", str(port)] if args[0] == "upstream"
-                                                  else ["--listen", f"127.0.0.1:{port}"])],
+        [sys.executable, "-m", "tracer", *args, "--listen", f"127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

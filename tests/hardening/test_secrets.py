@@ -233,7 +233,8 @@ def test_listening_beyond_loopback_needs_a_flag(tmp_path: Path):
     for args in (
         ["record", "--upstream", "ws://127.0.0.1:9", "-o", str(tmp_path / "t"),
          "--listen", "0.0.0.0:0"],
-        ["upstream", "--host", "0.0.0.0", "--port", "0"],
+        ["upstream", "--listen", "0.0.0.0:0"],
+        ["upstream", "--host", "0.0.0.0", "--port", "0"],  # the old spelling, still checked
         ["replay", str(Path(__file__).parents[2] / "traces" / "incremental.trace"),
          "--listen", "0.0.0.0:0"],
     ):  # fmt: skip

@@ -80,7 +80,7 @@ def test_a_flood_past_the_file_descriptor_limit_leaves_room_for_a_new_client():
         resource.setrlimit(resource.RLIMIT_NOFILE, (400, 400))
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tracer", "upstream", "--port", "0", "--json"],
+        [sys.executable, "-m", "tracer", "upstream", "--listen", "127.0.0.1:0", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limit,
     )  # fmt: skip
     try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from tracer.analysis.diff import DiffReport, diff_sessions
 from tracer.analysis.model import FullTurn, InspectReport, TraceStats, TurnDetail
 from tracer.analysis.session import FRAME_BUDGET, Session
+from tracer.errors import TracerError
 from tracer.trace.caps import frames_cap
 from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace
@@ -66,8 +67,8 @@ def stats_row(path: str) -> TraceStats:
     return TraceStats(path, None, loaded.truncated, loaded.report.summary)
 
 
-class NoSuchTurn(LookupError):
-    """A turn index the trace does not have."""
+class NoSuchTurn(TracerError, LookupError):
+    """A turn index the trace does not have (``path``, ``index``, ``turns``)."""
 
     def __init__(self, path: str, index: int, turns: int) -> None:
         self.path, self.index, self.turns = path, index, turns

@@ -30,7 +30,15 @@ from tracer.trace.redact import Redactor
 from tracer.trace.verify import Integrity, verify_trace
 from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
-__all__ = ["COMPACT_LIMIT", "Finished", "ForwardMode", "RecordingSession", "wait_for_child"]
+__all__ = [
+    "COMPACT_LIMIT",
+    "Finished",
+    "ForwardMode",
+    "ProxyOptions",
+    "RecordingSession",
+    "TraceWriting",
+    "wait_for_child",
+]
 
 COMPACT_LIMIT = 256 * 1024 * 1024
 """Payload bytes up to which a trace is recompressed on exit (level 19 takes ~0.2 s a MB)."""
@@ -55,6 +63,32 @@ class ForwardMode:
     upstream_ca: str | None = None  # another CA to trust for the real hosts (--upstream-ca)
 
 
+@dataclass(frozen=True, slots=True)
+class TraceWriting:
+    """How a recording is written: what is redacted, the header's metadata, how often it
+    is flushed, the unit of its times, and who hears of a write error."""
+
+    redactor: Redactor | None = None  # None: the default redaction
+    metadata: dict[str, Any] | None = None
+    flush_interval: float = 0.1
+    time_unit_ns: int = RECORDER_TIME_UNIT_NS
+    on_write_error: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyOptions:
+    """How the recording proxy listens and forwards."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_frame: int = DEFAULT_MAX_SIZE
+    insecure: bool = False  # skip TLS verification of the upstream
+    allow_origins: Sequence[str] = ()
+    keep_headers: Sequence[str] = ()
+    upstream_timeout: float = UPSTREAM_TIMEOUT
+    log: Callable[[str], None] | None = None
+
+
 class RecordingSession:
     """One recording through the proxy in front of ``upstream`` into ``output`` (with
     ``forward``: a forward proxy, whose CA lives as long as the session)."""
@@ -64,36 +98,25 @@ class RecordingSession:
         upstream: str | None,
         output: str | os.PathLike[str],
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        redactor: Redactor | None = None,
-        metadata: dict[str, Any] | None = None,
-        flush_interval: float = 0.1,
-        time_unit_ns: int = RECORDER_TIME_UNIT_NS,
-        max_frame: int = DEFAULT_MAX_SIZE,
-        insecure: bool = False,
-        on_write_error: Callable[[str], None] | None = None,
-        allow_origins: Sequence[str] = (),
-        keep_headers: Sequence[str] = (),
-        upstream_timeout: float = UPSTREAM_TIMEOUT,
-        log: Callable[[str], None] | None = None,
+        writing: TraceWriting = TraceWriting(),
+        proxy: ProxyOptions = ProxyOptions(),
         forward: ForwardMode | None = None,
     ) -> None:
         """Creates the trace file at once (``OSError`` when it cannot be)."""
         self.output = Path(output)
-        self.redactor = redactor or Redactor()
+        self.redactor = writing.redactor or Redactor()
         self.recorder = Recorder(
             self.output,
-            metadata=metadata,
+            metadata=writing.metadata,
             redactor=self.redactor,
-            flush_interval=flush_interval,
-            time_unit_ns=time_unit_ns,
-            on_write_error=on_write_error,
+            flush_interval=writing.flush_interval,
+            time_unit_ns=writing.time_unit_ns,
+            on_write_error=writing.on_write_error,
         )
         options: dict[str, Any] = dict(
-            host=host, port=port, insecure=insecure, max_size=max_frame,
-            allow_origins=allow_origins, keep_headers=keep_headers,
-            upstream_timeout=upstream_timeout, log=log,
+            host=proxy.host, port=proxy.port, insecure=proxy.insecure, max_size=proxy.max_frame,
+            allow_origins=proxy.allow_origins, keep_headers=proxy.keep_headers,
+            upstream_timeout=proxy.upstream_timeout, log=proxy.log,
         )  # fmt: skip
         self.ca: RunCA | None = None
         self.proxy: RecordingProxy

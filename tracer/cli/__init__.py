@@ -6,8 +6,8 @@ import sys
 
 import typer
 
-from tracer.cli.app import CLIError, app
-from tracer.trace.format import TraceError
+from tracer.cli.app import app
+from tracer.errors import TracerError
 from tracer.trace.redact import Redactor
 
 __all__ = ["app", "main"]
@@ -91,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as exc:
         return exc.exit_code
-    except (TraceError, CLIError) as exc:
+    except TracerError as exc:  # what a user can act on: its one line, its exit code
         _error(str(exc))
-        return getattr(exc, "exit_code", 1)
+        return exc.exit_code
     except BrokenPipeError:
         return 0  # `tracer frames big.trace | head` is not an error
     except OSError as exc:

@@ -12,9 +12,10 @@ from typing import Annotated
 import typer
 
 from tracer.analysis import InspectReport, load
-from tracer.analysis.load import NoSuchTurn, load_turn, stats_row
+from tracer.analysis.load import load_turn, stats_row
 from tracer.analysis.model import TraceStats
-from tracer.cli.app import CLIError, app
+from tracer.cli.app import app
+from tracer.cli.options import JsonFlag, TraceFile
 from tracer.views.inspect import (
     render_cache,
     render_inspect,
@@ -23,9 +24,6 @@ from tracer.views.inspect import (
     render_turn,
 )
 from tracer.views.output import emit_json, stderr_console, stdout_console, warn_truncated
-
-TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 
 
 def load_report(path: Path, *, quiet: bool = False) -> InspectReport:
@@ -93,10 +91,7 @@ def turn(
     ] = False,
 ) -> int:
     """One turn in full: its request items, its output reassembled, its timings."""
-    try:
-        full, truncated = load_turn(file, n, everything=everything)
-    except NoSuchTurn as exc:
-        raise CLIError(str(exc)) from None
+    full, truncated = load_turn(file, n, everything=everything)  # NoSuchTurn: one line
     warn_truncated(file, truncated, quiet=json)
     if json:
         emit_json(full.to_json())

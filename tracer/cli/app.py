@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from tracer.errors import TracerError
+
 __all__ = ["AllowOrigin", "CLIError", "TimeResolution", "app"]
 
 
@@ -23,7 +25,7 @@ class TimeResolution(enum.StrEnum):
         return {"ns": 1, "us": 1_000, "ms": 1_000_000}[self.value]
 
 
-class CLIError(Exception):
+class CLIError(TracerError):
     """A command cannot do what was asked; printed as one line, exit code 1 unless set."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:

@@ -16,9 +16,10 @@ import typer
 from tracer.capture.forward import DEFAULT_INTERCEPT, ForwardProxy
 from tracer.capture.launch import FORWARD_PRESETS, PRESETS, plan_launch
 from tracer.capture.proxy import UPSTREAM_TIMEOUT
-from tracer.capture.session import RecordingSession
+from tracer.capture.session import ProxyOptions, RecordingSession, TraceWriting
 from tracer.capture.stats import RecorderStats
 from tracer.cli.app import AllowOrigin, CLIError, TimeResolution, app
+from tracer.cli.options import AllowRemote, JsonFlag, Listen
 from tracer.cli.record_options import check_options, forward_mode
 from tracer.cli.running import Stop, record_with_tui, run_child, run_until_signal
 from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE
@@ -59,10 +60,8 @@ def record(
         list[str] | None,
         typer.Argument(help="After --: a command to run with its clients pointed at the proxy."),
     ] = None,
-    listen: Annotated[
-        str, typer.Option(help="HOST:PORT to listen on (port 0: any free port).")
-    ] = "127.0.0.1:8787",
-    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback --listen.")] = False,
+    listen: Listen = "127.0.0.1:8787",
+    allow_remote: AllowRemote = False,
     insecure: Annotated[
         bool, typer.Option(help="Skip TLS certificate verification of the upstream.")
     ] = False,
@@ -158,7 +157,7 @@ def record(
             help="With --forward, also trust these PEM CAs when verifying the real hosts.",
         ),
     ] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
+    json: JsonFlag = False,
 ) -> int:
     """Record WebSocket sessions through a local proxy in front of UPSTREAM.
 
@@ -177,11 +176,7 @@ def record(
         upstream, listen, allow_remote, redact or [], no_redact, json, launched=bool(command)
     )
     try:
-        session = RecordingSession(
-            upstream,
-            output,
-            host=host,
-            port=port,
+        writing = TraceWriting(
             redactor=redactor,
             # Only the program: an argument may be a secret that the redactor learns only
             # later, from a header; the whole command line is annotated at the end.
@@ -192,13 +187,23 @@ def record(
             },
             flush_interval=flush_interval,
             time_unit_ns=time_resolution.unit_ns,
+            on_write_error=None if tui else _report_write_error,
+        )
+        options = ProxyOptions(
+            host=host,
+            port=port,
             max_frame=max_frame,
             insecure=insecure,
-            on_write_error=None if tui else _report_write_error,
             allow_origins=allow_origin or [],
             keep_headers=keep_header or [],
             upstream_timeout=upstream_timeout,
             log=None if (tui or json) else _log_refusal,
+        )
+        session = RecordingSession(
+            upstream,
+            output,
+            writing=writing,
+            proxy=options,
             forward=mode,
         )
     except ssl.SSLError as exc:

@@ -10,6 +10,7 @@ import typer
 from tracer.analysis import diff_files
 from tracer.analysis.diff import parse_fail_on
 from tracer.cli.app import CLIError, app
+from tracer.cli.options import JsonFlag
 from tracer.views.diff import render_diff
 from tracer.views.output import emit_json, stderr_console, stdout_console, warn_truncated
 
@@ -27,7 +28,7 @@ def diff(
             help="METRIC>T or METRIC<T (T: a number, N% or Nms): exit 3 when B is worse.",
         ),
     ] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
+    json: JsonFlag = False,
 ) -> int:
     """Align two sessions' turns and show what changed: context, cache, latency, content."""
     try:

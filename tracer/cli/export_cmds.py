@@ -15,6 +15,7 @@ import typer
 
 from tracer.analysis.model import Summary
 from tracer.cli.app import CLIError, app
+from tracer.cli.options import JsonFlag
 from tracer.export.har import import_har
 from tracer.export.parquet import (
     MissingExtra,
@@ -34,7 +35,6 @@ from tracer.views.output import emit_json, stderr_console, stdout_console
 from tracer.views.query import render_query
 from tracer.vocab import plural
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 JobsOpt = Annotated[
     int | None,
     typer.Option(

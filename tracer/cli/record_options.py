@@ -8,7 +8,7 @@ from tracer.capture.forward import DEFAULT_INTERCEPT, parse_connect_to
 from tracer.capture.proxy import upstream_ws_base
 from tracer.capture.session import ForwardMode
 from tracer.cli.app import CLIError
-from tracer.cli.running import LOOPBACK, parse_listen
+from tracer.cli.options import ListenAt
 from tracer.trace.redact import Redactor
 from tracer.views.output import stderr_console
 
@@ -63,18 +63,13 @@ def check_options(
             upstream_ws_base(upstream)
     except ValueError as exc:
         raise CLIError(str(exc), exit_code=2) from None
-    host, port = parse_listen(listen)
+    at = ListenAt.of(listen, allow_remote=allow_remote, why=": the proxy sees API keys")
+    host, port = at.host, at.port
     if launched and listen == "127.0.0.1:8787":
         port = 0  # a launched command learns the port from its environment
     warn = stderr_console()
-    if host not in LOOPBACK:
-        if not allow_remote:
-            raise CLIError(
-                f"refusing to listen on {host}: the proxy sees API keys; add --allow-remote",
-                exit_code=2,
-            )
-        if not json:
-            warn.print(f"tracer: warning: listening on {host}, reachable from other machines")
+    if not at.loopback and not json:
+        warn.print(f"tracer: warning: listening on {host}, reachable from other machines")
     try:
         redactor = Redactor(redact, enabled=not no_redact)
     except Exception as exc:  # re.error for a bad --redact pattern

@@ -11,9 +11,18 @@ from typing import Annotated
 import typer
 
 from tracer.cli.app import AllowOrigin, CLIError, app
-from tracer.cli.running import LOOPBACK, parse_listen, run_until_signal
-from tracer.replay.recorded import MODES, Ignore, read_recording
-from tracer.replay.server import DEFAULT_MAX_FRAME, DEFAULT_MAX_QUEUE, ReplayServer
+from tracer.cli.options import (
+    DEFAULT_MAX_FRAME,
+    AllowRemote,
+    JsonFlag,
+    Listen,
+    ListenAt,
+    MaxFrame,
+    TraceFile,
+)
+from tracer.cli.running import run_until_signal
+from tracer.replay.recorded import Ignore, MatchMode, read_recording
+from tracer.replay.server import DEFAULT_MAX_QUEUE, ReplayServer
 from tracer.trace.caps import frames_cap
 from tracer.views.output import emit_json, emit_json_line, stderr_console
 from tracer.vocab import plural
@@ -22,29 +31,20 @@ from tracer.vocab import plural
 # Over 60 lines: a typer command: its signature is the CLI.
 @app.command()
 def replay(
-    file: Annotated[Path, typer.Argument(help="A trace file.", show_default=False)],
-    listen: Annotated[
-        str, typer.Option(help="HOST:PORT to listen on (tracer upstream takes 8765).")
-    ] = "127.0.0.1:8766",
+    file: TraceFile,
+    listen: Listen = "127.0.0.1:8766",
     speed: Annotated[
         float, typer.Option(min=0.0, help="1: the recorded gaps; 2: twice as fast; 0: no waits.")
     ] = 1.0,
     match_mode: Annotated[
-        str, typer.Option("--match", help="tolerant (default), strict or sequence.")
-    ] = "tolerant",
+        MatchMode, typer.Option("--match", help="How a live message must match the recorded.")
+    ] = MatchMode.TOLERANT,
     once: Annotated[
         bool,
         typer.Option(help="Exit once every recorded connection was served; exit 1 on mismatch."),
     ] = False,
-    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback --listen.")] = False,
-    max_frame: Annotated[
-        int,
-        typer.Option(
-            min=1024,
-            help="Largest client message in bytes (larger: close 1009).",
-            show_default="64 MiB",
-        ),
-    ] = DEFAULT_MAX_FRAME,
+    allow_remote: AllowRemote = False,
+    max_frame: MaxFrame = DEFAULT_MAX_FRAME,
     max_queue: Annotated[
         int, typer.Option(min=1, help="Client messages held per connection before reading pauses.")
     ] = DEFAULT_MAX_QUEUE,
@@ -73,14 +73,10 @@ def replay(
             "(recorded data reaches whoever connects).",
         ),
     ] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
+    json: JsonFlag = False,
 ) -> int:
     """Play the recorded server side of FILE to clients that connect (no network, no key)."""
-    if match_mode not in MODES:
-        raise CLIError(f"--match takes {', '.join(MODES)}, not {match_mode!r}", exit_code=2)
-    host, port = parse_listen(listen)
-    if host not in LOOPBACK and not allow_remote:
-        raise CLIError(f"refusing to listen on {host}: add --allow-remote", exit_code=2)
+    host, port = (at := ListenAt.of(listen, allow_remote=allow_remote)).host, at.port
     try:
         skipped = Ignore(ignore or [])
     except ValueError as exc:
@@ -101,7 +97,7 @@ def replay(
         host=host,
         port=port,
         speed=speed,
-        mode=match_mode,
+        mode=str(match_mode),
         log=log,
         max_frame=max_frame,
         max_queue=max_queue,
@@ -168,7 +164,7 @@ def replay(
 # Over 60 lines: a typer command: its signature is the CLI.
 @app.command()
 def rerun(
-    file: Annotated[Path, typer.Argument(help="A trace file.", show_default=False)],
+    file: TraceFile,
     upstream: Annotated[str, typer.Option(help="The live server, e.g. wss://api.openai.com.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Trace file for the new run.")],
     keep_client_time: Annotated[
@@ -181,7 +177,7 @@ def rerun(
     api_key_env: Annotated[
         str, typer.Option(help="Environment variable with the key for Authorization: Bearer.")
     ] = "OPENAI_API_KEY",
-    json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
+    json: JsonFlag = False,
 ) -> int:
     """Re-send FILE's client side to a live server (chains rewritten) and record the new run."""
     import os

@@ -17,9 +17,8 @@ from tracer.capture.children import Reaper, die_with_parent, signal_group
 from tracer.capture.session import wait_for_child
 from tracer.cli.app import CLIError
 
-__all__ = ["LOOPBACK", "Stop", "parse_listen", "record_with_tui", "run_until_signal"]
+__all__ = ["Stop", "record_with_tui", "run_until_signal"]
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 T = TypeVar("T")
 
@@ -50,20 +49,6 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
                 loop.remove_signal_handler(sig)
 
     return asyncio.run(runner())
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """HOST:PORT from a --listen option; a one-line error for anything else."""
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        host, port = value, "0"
-    try:
-        number = int(port)
-        if not 0 <= number <= 65535:
-            raise ValueError
-    except ValueError:
-        raise CLIError(f"--listen takes HOST:PORT, not {value!r}", exit_code=2) from None
-    return host.strip("[]") or "127.0.0.1", number
 
 
 def record_with_tui(

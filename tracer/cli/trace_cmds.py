@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from tracer.cli.app import CLIError, TimeResolution, app
+from tracer.cli.options import JsonFlag, TraceFile
 from tracer.files import atomic_write
 from tracer.trace.caps import frames_cap
 from tracer.trace.compact import compact_trace
@@ -21,9 +22,6 @@ from tracer.views.frames import frame_json, frame_line
 from tracer.views.output import emit_json, emit_json_line, stderr_console, stdout_console
 from tracer.views.verify import render_integrity
 from tracer.vocab import plural
-
-TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 
 
 @app.command()

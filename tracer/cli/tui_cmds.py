@@ -12,13 +12,12 @@ import typer
 
 from tracer.analysis import Session, diff_files, load
 from tracer.cli.app import CLIError, app
+from tracer.cli.options import JsonFlag, TraceFile
 from tracer.files import atomic_write
 from tracer.live import check_followable, follow
 from tracer.trace.records import Record
 from tracer.views.output import emit_json, emit_json_line, stderr_console, warn_truncated
 from tracer.vocab import plural
-
-TraceFile = Annotated[Path, typer.Argument(help="A trace file.", show_default=False)]
 
 
 def run_inspector(file: Path, against: Path | None) -> int:
@@ -126,7 +125,7 @@ def report(
         Path | None,
         typer.Option("--output", "-o", help="The HTML file to write (default: FILE.html)."),
     ] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
+    json: JsonFlag = False,
 ) -> int:
     """Write one self-contained HTML page: summary, waterfall, bytes per turn, turn table.
 

@@ -14,17 +14,24 @@ import typer
 from tracer.analysis.load import load
 from tracer.capture.recorder import Recorder
 from tracer.cli.app import AllowOrigin, CLIError, app
-from tracer.cli.running import LOOPBACK, run_until_signal
-from tracer.demo.agent import AgentConfig, AgentError, AgentRun, run_agent
+from tracer.cli.options import (
+    DEFAULT_MAX_FRAME,
+    AllowRemote,
+    JsonFlag,
+    Listen,
+    ListenAt,
+    MaxFrame,
+)
+from tracer.cli.running import run_until_signal
+from tracer.demo.agent import AgentConfig, AgentRun, run_agent
 from tracer.trace.verify import Integrity, verify_trace
 from tracer.upstream.engine import DEFAULT_MAX_PENDING
 from tracer.upstream.script import PROFILES, Script, ScriptError, default_script, parse_profile
-from tracer.upstream.server import DEFAULT_MAX_FRAME, UpstreamServer
+from tracer.upstream.server import UpstreamServer
 from tracer.views.demo import render_demo
 from tracer.views.inspect import render_inspect
 from tracer.views.output import emit_json, emit_json_line, stderr_console, stdout_console
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
 ScriptOpt = Annotated[
     Path | None,
     typer.Option("--script", help="A script file (.json or .toml); default: a coding-agent loop."),
@@ -80,22 +87,16 @@ def _log_upstream(line: str) -> None:
 def upstream(
     script: ScriptOpt = None,
     profile: ProfileOpt = None,
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8765,
-    host: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback needs --allow-remote.")
-    ] = "127.0.0.1",
-    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback --host.")] = False,
+    listen: Listen = "127.0.0.1:8765",
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, hidden=True, help="Old spelling of --listen.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(hidden=True, help="Old spelling of --listen.")] = None,
+    allow_remote: AllowRemote = False,
     single_flight: Annotated[
         bool, typer.Option(help="Reject a second create in flight (response_already_in_flight).")
     ] = False,
-    max_frame: Annotated[
-        int,
-        typer.Option(
-            min=1024,
-            help="Largest client message in bytes (larger: close 1009).",
-            show_default="16 MiB",
-        ),
-    ] = DEFAULT_MAX_FRAME,
+    max_frame: MaxFrame = DEFAULT_MAX_FRAME,
     max_pending: Annotated[
         int, typer.Option(min=1, help="Creates queued per connection; more get an error event.")
     ] = DEFAULT_MAX_PENDING,
@@ -115,8 +116,11 @@ def upstream(
     json: JsonFlag = False,
 ) -> int:
     """Run the scripted Responses-compatible server (WebSocket mode and HTTP SSE)."""
-    if host not in LOOPBACK and not allow_remote:
-        raise CLIError(f"refusing to listen on {host}: add --allow-remote", exit_code=2)
+    if host is not None or port is not None:  # --host/--port: kept for old scripts
+        base_host, _, base_port = listen.rpartition(":")
+        listen = f"{host or base_host}:{base_port if port is None else port}"
+    at = ListenAt.of(listen, allow_remote=allow_remote)
+    host, port = at.host, at.port
     if tls_key is not None and tls_cert is None:
         raise CLIError("--tls-key needs --tls-cert", exit_code=2)
     tls, names = _tls(tls_cert, tls_key) if tls_cert is not None else (None, [])
@@ -201,9 +205,7 @@ def demo(
             if not agent.done():
                 agent.cancel()
                 raise CLIError("interrupted; the trace holds what was recorded", exit_code=130)
-            run = agent.result()
-        except AgentError as exc:
-            raise CLIError(str(exc)) from None
+            run = agent.result()  # AgentError: one line, as every TracerError
         finally:
             recorder.close()
             await server.close()

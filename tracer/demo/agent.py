@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from tracer.capture.recorder import Recorder
 from tracer.capture.tap import tap_websocket
+from tracer.errors import TracerError
 from tracer.responses.model import dict_items
 from tracer.responses.sse import SSEDecoder
 from tracer.responses.turns import output_text
@@ -60,7 +61,7 @@ TOOLS: list[dict[str, Any]] = [
 ]
 
 
-class AgentError(Exception):
+class AgentError(TracerError):
     """The demo agent could not run (no server, a refused connection)."""
 
 

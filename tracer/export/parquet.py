@@ -7,12 +7,13 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tracer.errors import TracerError
 from tracer.files import atomic_write
 
 __all__ = ["MissingExtra", "arrow_table", "parquet_rows", "require_pyarrow", "write_parquet"]
 
 
-class MissingExtra(Exception):
+class MissingExtra(TracerError):
     """An optional dependency is not installed; the message says how to install it."""
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from tracer.capture.session import RecordingSession
+from tracer.capture.session import RecordingSession, TraceWriting
 from tracer.files import atomic_write
 from tracer.replay.recorded import MODES, Ignore, read_recording
 from tracer.replay.server import ReplayServer
@@ -171,7 +171,7 @@ def tracer_replay(request: pytest.FixtureRequest) -> Iterator[Cassette]:
     try:
         if record:
             path.parent.mkdir(parents=True, exist_ok=True)
-            session = RecordingSession(upstream, path, metadata=metadata)
+            session = RecordingSession(upstream, path, writing=TraceWriting(metadata=metadata))
             loop.run(session.start())
             cassette = Cassette(path, "record", session.base_url)
         else:
@@ -181,7 +181,9 @@ def tracer_replay(request: pytest.FixtureRequest) -> Iterator[Cassette]:
             if record_mode == "new_episodes":  # what matches nothing is recorded aside
                 fd, scratch = tempfile.mkstemp(suffix=".trace", dir=path.parent)
                 os.close(fd)
-                session = RecordingSession(upstream, scratch, metadata=metadata)
+                session = RecordingSession(
+                    upstream, scratch, writing=TraceWriting(metadata=metadata)
+                )
                 loop.run(session.start())
                 fallback = session.base_url.removesuffix("/v1")
             server = ReplayServer(

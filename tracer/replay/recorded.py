@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +33,7 @@ __all__ = [
     "MODES",
     "Exchange",
     "Ignore",
+    "MatchMode",
     "Mismatch",
     "RecordedConnection",
     "RecordedRequest",
@@ -83,7 +85,15 @@ class _Keeper:
         return frame._replace(payload=spilled)
 
 
-MODES = ("tolerant", "strict", "sequence")
+class MatchMode(StrEnum):
+    """How a live message is matched against the recorded one (``--match``)."""
+
+    TOLERANT = "tolerant"
+    STRICT = "strict"
+    SEQUENCE = "sequence"
+
+
+MODES = tuple(m.value for m in MatchMode)
 
 _MARKER = re.compile(rb"\[REDACTED:[0-9a-f]{10}\]")
 _UUID = re.compile(  # a UUID, maybe behind a short prefix: Codex's item ids are msg_<uuid>

@@ -16,8 +16,9 @@ from tracer.replay.websocket import ReplaySession
 from tracer.wire import HTTPError, accept_websocket, write_response
 from tracer.wire.guard import Guard
 from tracer.wire.service import TCPService
+from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
-DEFAULT_MAX_FRAME = 64 * 1024 * 1024
+DEFAULT_MAX_FRAME = DEFAULT_MAX_SIZE  # a larger message closes the connection with 1009
 DEFAULT_MAX_QUEUE = 256
 __all__ = ["MAX_MISMATCHES_KEPT", "ReplayServer", "ReplayStats"]
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from tracer.errors import TracerError
+
 __all__ = ["LimitExceeded", "TraceDamaged", "TraceError", "TraceTruncated"]
 
 
-class TraceError(Exception):
+class TraceError(TracerError):
     """A trace file is not a trace, is damaged, or is of a version this tracer cannot read."""
 
 

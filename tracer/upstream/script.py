@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tracer.errors import TracerError
+
 __all__ = [
     "PROFILES",
     "Call",
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 
-class ScriptError(ValueError):
+class ScriptError(TracerError, ValueError):
     """A script file that cannot be used; the message says what is wrong and where."""
 
 

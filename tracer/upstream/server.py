@@ -32,11 +32,12 @@ from tracer.wire import (
 )
 from tracer.wire.guard import Guard
 from tracer.wire.service import TCPService
+from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
 __all__ = ["UpstreamServer", "running_upstream"]
 
 MAX_BODY = 64 * 1024 * 1024
-DEFAULT_MAX_FRAME = 16 * 1024 * 1024  # a larger message closes the connection with 1009
+DEFAULT_MAX_FRAME = DEFAULT_MAX_SIZE  # a larger message closes the connection with 1009
 
 
 def _dumps(event: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from tracer.wire.http import RequestHead
 
-__all__ = ["LOCAL_NAMES", "Guard"]
+__all__ = ["LOCAL_NAMES", "Guard", "is_loopback"]
 
 LOCAL_NAMES = frozenset(["localhost", "127.0.0.1", "::1"])
 FORWARD_DROPPED = frozenset(["cookie", "origin", "proxy-authorization", "x-tracer-token"])
@@ -35,7 +35,8 @@ def _host_name(host: str) -> str:
     return host.rstrip(".")
 
 
-def _is_loopback(name: str) -> bool:
+def is_loopback(name: str) -> bool:
+    """A name or address that stays on this machine (localhost, 127.0.0.0/8, ::1)."""
     if name in LOCAL_NAMES or name.endswith(".localhost"):
         return True
     try:
@@ -76,7 +77,7 @@ class Guard:
         host = head.header("Host")
         if host is not None:
             name = _host_name(host)
-            if not (_is_loopback(name) or name == self.listen_host or name in self.names):
+            if not (is_loopback(name) or name == self.listen_host or name in self.names):
                 return f"Host {host[:100]!r} is not this machine (a web page's request?)"
         why = self.refuse_origin(head)
         if why is not None:

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
+from tracer.errors import TracerError
+
 __all__ = [
     "BODY_TIMEOUT",
     "HTTPError",
@@ -26,7 +28,7 @@ MAX_HEAD = 64 * 1024
 _PIECE = 64 * 1024
 
 
-class UpstreamGone(Exception):
+class UpstreamGone(TracerError):
     """An upstream's HTTP answer did not come, broke off or did not parse (the message
     says which): the client gets a 502, or a dropped connection mid-answer."""
 

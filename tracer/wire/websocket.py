@@ -28,6 +28,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from tracer.errors import TracerError
 from tracer.wire.http import HTTPError, RequestHead
 
 __all__ = [
@@ -73,7 +74,7 @@ HOP_HEADERS = frozenset(
 )
 
 
-class ConnectError(Exception):
+class ConnectError(TracerError):
     """Opening a WebSocket failed; ``status`` is set when the server refused the upgrade."""
 
     def __init__(
