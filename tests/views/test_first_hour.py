@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 from tests.conftest import ROOT, run_tracer
@@ -155,3 +156,17 @@ def test_every_export_format_is_one_registry_entry(tmp_path: Path):
         out = tmp_path / f"x{exporter.suffix}"
         result = export_trace(str(TRACES / "http.trace"), name, str(out), None)
         assert result["format"] == name and out.stat().st_size > 0, result
+
+
+def test_record_says_a_launched_agent_failed_before_connecting(tmp_path: Path):
+    """An agent that crashes at start: record said its client "may take its endpoint from
+    somewhere tracer does not set"; it says the command's exit code now, and exits with it."""
+    crash = [sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"]
+    proc = run_tracer("record", "--upstream", "ws://127.0.0.1:9", "-o", str(tmp_path / "t.trace"),
+                      "--", *crash)  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    assert "exited 3 before making any connection" in proc.stderr
+    assert "endpoint" not in proc.stderr and "boom" in proc.stderr
+    quiet = run_tracer("record", "--upstream", "ws://127.0.0.1:9", "-o",
+                       str(tmp_path / "u.trace"), "--json", "--", *crash)  # fmt: skip
+    assert "exited 3" in json.loads(quiet.stdout)["warning"]

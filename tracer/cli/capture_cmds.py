@@ -360,6 +360,11 @@ def _finish(
             markup=False,
         )
     nothing = NOTHING_FORWARDED if session.ca is not None else NOTHING_RECORDED
+    if exit_code:  # it failed before it could connect: that, not the endpoint, is the news
+        nothing = (
+            f"the command exited {exit_code} before making any connection through the proxy "
+            "(its own output says why)"
+        )
     if session.launched and stats.connections == 0 and not json:
         warn.print(f"tracer record: warning: {nothing}", markup=False)
     summary = RecordSummary(
