@@ -48,8 +48,9 @@ class FramesScreen(Screen[None]):
     """The raw frames of one turn: a list, the selected frame pretty-printed, and search."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "back", "Back"),
+        Binding("escape", "back", "Back"),
         Binding("slash", "search", "Search"),
+        Binding("q", "app.quit", "Quit"),  # as everywhere in the app: never "back"
     ]
 
     def __init__(self, title: str, frames: list[Frame], t0_ns: int) -> None:
@@ -123,7 +124,10 @@ class FramesScreen(Screen[None]):
 
 
 class DiffScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,d", "dismiss", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,d", "dismiss", "Close"),
+        Binding("q", "app.quit", "Quit"),
+    ]
 
     def __init__(self, row: TurnDiff | None, a: str, b: str) -> None:
         super().__init__()

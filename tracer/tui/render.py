@@ -210,8 +210,10 @@ def frame_body(frame: Frame) -> RenderableType:
     try:
         orjson.loads(frame.payload)
     except orjson.JSONDecodeError:
-        return Text(text or "(empty)")
-    return JSON(text, indent=2)
+        return Text(text or "(empty)", overflow="fold")
+    pretty = JSON(text, indent=2).text  # rich's JSON does not wrap: a long message was cut
+    pretty.no_wrap, pretty.overflow = False, "fold"
+    return pretty
 
 
 def diff_text(row: TurnDiff | None, a: str, b: str) -> RenderableType:
