@@ -111,3 +111,68 @@ def test_the_diff_page_shows_both_sides(browser: Browser, tmp_path: Path, width:
     if width >= 1400:
         assert tops[0] == tops[1]  # side by side
     browser.screenshot(tmp_path / f"diff-{width}.png")
+
+
+_SMALLEST_TEXT = """
+(function () {
+  var out = [];
+  document.querySelectorAll('svg text').forEach(function (t) {
+    var box = t.getBoundingClientRect();
+    if (!box.height || !t.textContent.trim()) return;
+    var svg = t.ownerSVGElement, vb = svg.viewBox.baseVal;
+    var scale = vb && vb.width ? svg.getBoundingClientRect().width / vb.width : 1;
+    out.push([t.textContent, parseFloat(getComputedStyle(t).fontSize) * scale]);
+  });
+  document.querySelectorAll('body *').forEach(function (e) {
+    if (e.closest('svg')) return;
+    var own = Array.from(e.childNodes).some(function (n) {
+      return n.nodeType === 3 && n.textContent.trim();
+    });
+    if (own && e.getBoundingClientRect().height) {
+      out.push([e.textContent.slice(0, 40), parseFloat(getComputedStyle(e).fontSize)]);
+    }
+  });
+  return out;
+})()
+"""
+_PAGE_WIDTH = "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+
+
+def _rgb(colour: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", colour)[:3])
+
+
+@pytest.mark.parametrize("width", [700, 1400])
+@pytest.mark.parametrize("traces", [(RECONNECT,), (RECONNECT, INCREMENTAL)], ids=["report", "diff"])
+def test_no_sideways_page_and_no_tiny_text(
+    browser: Browser, tmp_path: Path, width: int, traces: tuple[Path, ...]
+):
+    """At 700 px the tables pushed the page sideways and the waterfall's labels shrank to
+    about 7 px; at 1400 px the bytes chart stayed 400 px wide in a wide card."""
+    page, _ = make_report(tmp_path, *traces)
+    _at(browser, width)
+    open_page(browser, page)
+    scroll, client = browser.evaluate(_PAGE_WIDTH)
+    assert scroll <= client, f"the page scrolls sideways: {scroll} > {client}"
+    small = [(text, round(px, 1)) for text, px in browser.evaluate(_SMALLEST_TEXT) if px < 11]
+    assert not small, small[:10]
+    cards = browser.evaluate(_FITS)
+    for ident, svg_w, card_w, _ in cards:
+        assert svg_w >= min(card_w - 30, 900), (ident, svg_w, card_w)  # fills its card
+
+
+def test_the_legend_colours_are_told_apart(browser: Browser, tmp_path: Path):
+    """Every two swatches of a legend differ clearly (two near-identical oranges sat side
+    by side in the bytes chart's)."""
+    page, _ = make_report(tmp_path, RECONNECT)
+    open_page(browser, page)
+    legends = browser.evaluate(
+        "Array.from(document.querySelectorAll('.legend')).map(l => Array.from("
+        "l.querySelectorAll('i')).map(i => getComputedStyle(i).backgroundColor))"
+    )
+    assert legends
+    for swatches in legends:
+        colours = [_rgb(c) for c in swatches]
+        for i, a in enumerate(colours):
+            for b in colours[i + 1 :]:
+                assert math.dist(a, b) > 60, (swatches, a, b)

@@ -34,9 +34,9 @@ __all__ = ["render_html"]
 
 _CSS = """
 :root { --fg:#1d2430; --muted:#6b7280; --line:#e5e7eb; --bg:#fff; --panel:#f8fafc;
-  --new:#2563eb; --resent:#dc2626; --ref:#16a34a; --fields:#f97316; --other:#cbd5e1;
+  --new:#2563eb; --resent:#dc2626; --ref:#16a34a; --fields:#475569; --other:#cbd5e1;
   --client:#93c5fd; --hs:#a855f7; --resent-loss:#9333ea; --resent-http:#d97706;
-  --ttfe:#cbd5e1; --wait:#facc15; --gen:#22c55e; --bad:#ef4444; }
+  --ttfe:#94a3b8; --wait:#facc15; --gen:#22c55e; --bad:#7f1d1d; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg);
   background: var(--bg); margin: 0 auto; max-width: 1200px; padding: 24px; }
@@ -49,6 +49,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 .legend { display: flex; flex-wrap: wrap; gap: 14px; color: var(--muted); font-size: 12px;
   margin: 6px 0; } .legend i { display: inline-block; width: 12px; height: 10px;
   margin-right: 4px; vertical-align: middle; border-radius: 2px; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
 .chart { overflow-x: auto; border: 1px solid var(--line); border-radius: 8px; padding: 6px; }
 svg text { font: 11px system-ui, sans-serif; fill: var(--muted); }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
@@ -146,15 +147,22 @@ def _svg(ident: str, width: int, height: int) -> str:
     """An SVG that scales to its card (viewBox), never wider than it."""
     return (
         f'<svg id="{ident}" viewBox="0 0 {width} {height}" width="100%" '
-        f'preserveAspectRatio="xMinYMin meet" role="img" style="max-width:{width}px">'
+        f'preserveAspectRatio="xMinYMin meet" role="img" style="max-width:{width * 1.6:.0f}px">'
     )
 
 
-def _waterfall(report: InspectReport, ident: str = "waterfall") -> str:
+CHART_WIDTH = 600
+"""A chart's width in SVG units. It scales to its card, up to 1.6 times (at 700 px the card
+is about 620 px wide, so an 11 px label stays at least 11 px; a wide window makes the chart
+larger, not smaller). A diff's side-by-side charts are ``SIDE_WIDTH`` wide."""
+SIDE_WIDTH = 500
+
+
+def _waterfall(report: InspectReport, ident: str = "waterfall", width: int = CHART_WIDTH) -> str:
     """Every turn on the session's time axis: client time, handshake, waits, generation;
     a failed turn ends in the failed colour, a warm-up says so."""
     turns, omitted = _shown(report.turns)
-    row, label_w, width = 16, 86, 1000
+    row, label_w = 16, 86
     times = [t.times_ms(report.summary.t0_ns) for t in turns]  # ms since the session began
     starts = [lead for lead, _, _ in times]
     ends = [end for _, _, end in times]
@@ -230,11 +238,16 @@ def _y_axis(
     return out
 
 
-def _bytes_chart(report: InspectReport, ident: str = "bytes") -> str:
+def _bytes_chart(report: InspectReport, ident: str = "bytes", width: int = CHART_WIDTH) -> str:
     """Bytes per turn: new context sent, context resent, request fields repeated, the rest
-    of the request, and the context referenced instead; a y axis with round ticks."""
+    of the request, and the context referenced instead; a y axis with round ticks. The
+    bars share the chart's width; every k-th turn is labelled, k round, so labels never
+    overlap."""
     turns, omitted = _shown(report.turns)
-    bar, gap, height, top, left = 14, 4, 180, 18, 58
+    height, top, left = 180, 18, 58
+    pitch = (width - left - 10) / max(1, len(turns))  # one bar and its gap
+    bar = min(28.0, pitch * 0.78)
+    every = int(round_step(max(1.0, 30 / pitch)))  # a label needs ~30 units
     values = [
         (t.new_bytes, t.resent_bytes, t.resent_field_bytes, t.other_request_bytes,
          t.referenced_bytes)
@@ -243,10 +256,9 @@ def _bytes_chart(report: InspectReport, ident: str = "bytes") -> str:
     most = max([sum(v) for v in values] + [1])
     ticks = _ticks(0, most, 4)
     peak = max(most, ticks[-1]) or 1
-    width = max(400, len(turns) * (bar + gap) + left + 10)
     out = [_svg(ident, width, height + top + 40), *_y_axis(ticks, peak, left, top, height, width)]
     for i, (t, (new, resent, fields, other, ref)) in enumerate(zip(turns, values, strict=True)):
-        x = left + i * (bar + gap)
+        x = left + i * pitch
         y = float(top + height)
         reason = t.resent_reason or "chain"
         for name, value, fill in (
@@ -262,19 +274,21 @@ def _bytes_chart(report: InspectReport, ident: str = "bytes") -> str:
             y -= h
             opacity = ' fill-opacity="0.45"' if name == "referenced" else ""
             out.append(
-                f'<rect class="bar {name}" x="{x}" y="{y:.1f}" width="{bar}" height="{h:.1f}" '
+                f'<rect class="bar {name}" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" '
+                f'height="{h:.1f}" '
                 f'fill="{fill}"{opacity}><title>turn {t.index}: {name} {_kb(value)}</title></rect>'
             )
         if t.cache_loss:
             out.append(
-                f'<text class="loss-mark" x="{x + bar / 2}" y="{y - 3:.1f}" text-anchor="middle" '
+                f'<text class="loss-mark" x="{x + bar / 2:.1f}" y="{y - 3:.1f}" '
+                f'text-anchor="middle" '
                 f'style="fill:var(--bad)">✕<title>turn {t.index}: cache lost '
                 f"({escape(t.cache_loss)})</title></text>"
             )
-        if len(turns) <= 60 or t.index % 10 == 0:
+        if t.index % every == 0 or (every > 1 and t.warmup):
             label = "w" if t.warmup else str(t.index)  # w: the warm-up
             out.append(
-                f'<text x="{x + bar / 2}" y="{top + height + 14}" '
+                f'<text x="{x + bar / 2:.1f}" y="{top + height + 14}" '
                 f'text-anchor="middle">{label}</text>'
             )
     out.append(
@@ -332,8 +346,8 @@ def _turn_table(report: InspectReport) -> str:
     head = "".join(f'<th class="{"l" if h in ("status", "model", "response") else ""}">'
                    f"{escape(h)}</th>" for h in heads)  # fmt: skip
     return (
-        f'<table id="turns" class="sortable"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>" + _omitted(omitted)
+        f'<div class="table-wrap"><table id="turns" class="sortable"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>" + _omitted(omitted)
     )
 
 
@@ -363,8 +377,9 @@ def _connections(report: InspectReport) -> str:
     left = ("url", "transport", "closed")  # aligned as their cells are
     head = "".join(f'<th class="{"l" if h in left else ""}">{escape(h)}</th>' for h in heads)
     return (
-        f'<table id="connections" class="sortable"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        '<div class="table-wrap"><table id="connections" class="sortable">'
+        f"<thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
         + (f"<p class='muted'>{omitted:,} connections left out.</p>" if omitted else "")
     )
 
@@ -408,12 +423,14 @@ def _diff(diff: DiffReport) -> str:
         f'<h2>Diff: <span class="muted">{escape(diff.a)}</span> → '
         f'<span class="muted">{escape(diff.b)}</span></h2>'
         f'<ul class="headline">{head}</ul>'
-        '<table id="diff-totals"><thead><tr><th class="l">metric</th><th>A</th><th>B</th>'
-        f"<th>B - A</th></tr></thead><tbody>{''.join(totals)}</tbody></table>"
-        '<h2>Aligned turns</h2><table id="diff-turns" class="sortable"><thead><tr>'
+        '<div class="table-wrap"><table id="diff-totals"><thead><tr><th class="l">metric</th>'
+        "<th>A</th><th>B</th>"
+        f"<th>B - A</th></tr></thead><tbody>{''.join(totals)}</tbody></table></div>"
+        '<h2>Aligned turns</h2><div class="table-wrap">'
+        '<table id="diff-turns" class="sortable"><thead><tr>'
         '<th>A #</th><th>B #</th><th class="l">kind</th><th class="l">status</th>'
         "<th>Δ sent</th><th>Δ resent</th><th>Δ cached</th><th>Δ ttft</th><th>Δ total</th>"
-        f'<th class="l">what changed</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        f'<th class="l">what changed</th></tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
         + (f"<p class='muted'>{omitted:,} aligned rows left out.</p>" if omitted else "")
     )
 
@@ -425,8 +442,8 @@ def _sides(diff: DiffReport, a: InspectReport, b: InspectReport) -> str:
         cols.append(
             f'<div class="side" id="side-{side}"><p><b>{side.upper()}</b> '
             f'<span class="muted">{escape(name)}</span></p>'
-            + _waterfall(report, f"waterfall-{side}")
-            + _bytes_chart(report, f"bytes-{side}")
+            + _waterfall(report, f"waterfall-{side}", SIDE_WIDTH)
+            + _bytes_chart(report, f"bytes-{side}", SIDE_WIDTH)
             + "</div>"
         )
     return f"<h2>A and B side by side</h2><div class='sides'>{''.join(cols)}</div>"
