@@ -117,6 +117,14 @@ def encode_preamble(version: int = FORMAT_VERSION) -> bytes:
     return _PREAMBLE.pack(_SKIPPABLE_MAGIC, _PREAMBLE.size - 8, _TAG, version)
 
 
+def _what_it_looks_like(head: bytes) -> str:
+    """A hint for a file that is not a trace but one ``tracer import`` reads."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith((b"{", b"[")):
+        return " (it looks like JSON: a HAR file? `tracer import FILE -o FILE.trace` converts one)"
+    return ""
+
+
 def parse_preamble(data: bytes) -> int:
     """Check a file's first bytes and return its format version."""
     if len(data) < PREAMBLE_SIZE:
@@ -127,7 +135,10 @@ def parse_preamble(data: bytes) -> int:
         raise TraceError(f"not a tracer trace: the file is only {len(data)} bytes long")
     magic, size, tag, version = _PREAMBLE.unpack_from(data)
     if magic != _SKIPPABLE_MAGIC or size != _PREAMBLE.size - 8 or tag != _TAG:
-        raise TraceError("not a tracer trace: the file does not start with the tracer preamble")
+        raise TraceError(
+            "not a tracer trace: the file does not start with the tracer preamble"
+            + _what_it_looks_like(data)
+        )
     if version < 1 or version > FORMAT_VERSION:
         raise TraceError(
             f"trace format version {version} is not supported by this tracer "
