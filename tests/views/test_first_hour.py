@@ -54,7 +54,7 @@ def test_latency_of_a_trace_cut_after_the_handshake_shows_no_share(tmp_path: Pat
 def test_turn_of_a_trace_without_turns_says_so(tmp_path: Path):
     proc = run_tracer("turn", str(_cut(tmp_path)), "0")
     assert proc.returncode != 0
-    assert "has no turns; there is no turn 0" in proc.stderr and "-1" not in proc.stderr
+    assert "has no turns; there is no turn 0" in proc.stderr and "to -1" not in proc.stderr
     proc = run_tracer("turn", str(TRACES / "error.trace"), "99")
     assert proc.returncode != 0 and "(0 to " in proc.stderr and "there is no turn 99" in proc.stderr
 

@@ -25,6 +25,7 @@ from tracer.cli.running import Stop, record_with_tui, run_child, run_until_signa
 from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE
 from tracer.views.output import emit_json, stderr_console
 from tracer.views.record import RecordSummary, live_status, render_summary, title_status
+from tracer.vocab import size
 from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
 MAX_RECORDABLE_FRAME = DEFAULT_MAX_RECORD_SIZE - 64 * 1024
@@ -349,7 +350,7 @@ def _finish(
     warn = stderr_console()
     if done.compact_skipped and not json:
         warn.print(
-            f"tracer record: {stats.bytes / 1e6:,.0f} MB recorded; not recompressing "
+            f"tracer record: {size(stats.bytes)} recorded; not recompressing "
             f"on exit (run `tracer compact {session.output}` when convenient)",
             markup=False,
         )

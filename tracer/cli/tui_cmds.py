@@ -17,7 +17,7 @@ from tracer.files import atomic_write
 from tracer.live import check_followable, follow
 from tracer.trace.records import Record
 from tracer.views.output import emit_json, emit_json_line, stderr_console, warn_truncated
-from tracer.vocab import plural
+from tracer.vocab import plural, size
 
 
 def run_inspector(file: Path, against: Path | None) -> int:
@@ -155,7 +155,7 @@ def report(
         emit_json(info)
     else:
         stderr_console().print(
-            f"wrote {target} ({len(page) / 1000:.1f} kB, {plural(len(result.turns), 'turn')})",
+            f"wrote {target} ({size(len(page))}, {plural(len(result.turns), 'turn')})",
             markup=False,
         )
     return 0

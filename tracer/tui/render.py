@@ -71,7 +71,7 @@ def summary_text(report: InspectReport, *, in_flight: int = 0, live: str | None 
     if live:
         t.append(f"{live} ", style="bold magenta")
     t.append(plural(s.turns, "turn"), style="bold")  # as every command counts them
-    t.append(f", {s.connections} conn, {s.wall_ms / 1000:.1f}s")
+    t.append(f", {s.connections} conn, {ms(s.wall_ms)}")
     if in_flight:
         t.append(f", {in_flight} in flight", style="magenta")
     t.append(f" | sent {kb(s.bytes_sent)}B, resent ")

@@ -17,7 +17,7 @@ from tracer.views.output import (
     tokens_phrase,
 )
 from tracer.views.timeline import bar, time_axis, timeline_legend
-from tracer.vocab import PHASES, RESENT, STATUS, kb, plural, turns_phrase
+from tracer.vocab import PHASES, RESENT, STATUS, duration, kb, plural, turns_phrase
 from tracer.vocab import ms as _ms
 
 __all__ = [
@@ -43,7 +43,7 @@ def _summary_lines(s: Summary) -> Text:
         f"{plural(s.connections, 'connection')}, {turns_phrase(s.turns, s.warmups)}",
         style="bold",
     )
-    t.append(f", {s.wall_ms / 1000:.2f}s wall\n")
+    t.append(f", {duration(s.wall_ms)} wall\n")
     if not s.responses_api:
         t.append("No Responses API turns: generic WebSocket traffic (see connections).\n")
         return t

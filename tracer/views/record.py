@@ -9,7 +9,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
-from tracer.vocab import plural
+from tracer.vocab import plural, size
 
 if TYPE_CHECKING:
     from tracer.capture.recorder import RecorderStats
@@ -59,7 +59,7 @@ class _StatusLine:
             (f"{s.open_connections}", "bold"),
             f" open / {plural(s.connections, 'connection')}  ",
             (f"{s.frames:,}", "bold"),
-            f" frames  {s.bytes / 1e6:.2f} MB  ",
+            f" frames  {size(s.bytes)}  ",
             (f"{s.creates}", "bold"),
             " turns",
         )
