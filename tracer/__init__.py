@@ -16,8 +16,9 @@ The recording names load their modules (and ``websockets``) on first use only.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tracer._lazy import lazy_exports
 from tracer._version import __version__
 from tracer.analysis import (
     CacheLoss,
@@ -71,18 +72,10 @@ def read_trace(path: str | os.PathLike[str]) -> Iterator[Record]:
         yield from reader
 
 
-_LAZY = {
+_LAZY = {  # the capture layer (asyncio, websockets) loads on first use
     "Recorder": "tracer.capture.recorder",
     "recording_connection_class": "tracer.capture.tap",
     "tap_protocol": "tracer.capture.tap",
     "tapping": "tracer.capture.tap",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tracer._lazy import lazy_exports
 from tracer.replay.recorded import MODES, RecordedConnection, load_connections, match
 
 if TYPE_CHECKING:
@@ -18,12 +19,6 @@ __all__ = [
     "match",
 ]
 
-_LAZY = {"ReplayServer", "ReplayStats"}  # the asyncio shell loads on first use
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from tracer.replay import server
-
-        return getattr(server, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_LAZY = {name: "tracer.replay.server" for name in ("ReplayServer", "ReplayStats")}
+"""The asyncio shell loads on first use."""
+__getattr__ = lazy_exports(__name__, _LAZY)

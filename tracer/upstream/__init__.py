@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tracer._lazy import lazy_exports
 from tracer.upstream.engine import Connection, Engine, Plan, Step, error_event
 from tracer.upstream.script import (
     Call,
@@ -35,12 +36,6 @@ __all__ = [
     "running_upstream",
 ]
 
-_LAZY = {"UpstreamServer", "running_upstream"}  # the asyncio shell loads on first use
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from tracer.upstream import server
-
-        return getattr(server, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_LAZY = {name: "tracer.upstream.server" for name in ("UpstreamServer", "running_upstream")}
+"""The asyncio shell loads on first use."""
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -238,6 +238,19 @@ def _y_axis(
     return out
 
 
+def _bytes_legend() -> str:
+    return _legend(
+        [
+            ("new context sent", "var(--new)"),
+            *((r.legend, r.colour) for r in RESENT.values()),
+            ("request fields repeated (tools, instructions, ...)", "var(--fields)"),
+            ("rest of the request", "var(--other)"),
+            ("context referenced (previous_response_id), not sent", "var(--ref)"),
+            ("✕ cache lost", "var(--bad)"),
+        ]
+    )
+
+
 def _bytes_chart(report: InspectReport, ident: str = "bytes", width: int = CHART_WIDTH) -> str:
     """Bytes per turn: new context sent, context resent, request fields repeated, the rest
     of the request, and the context referenced instead; a y axis with round ticks. The
@@ -296,16 +309,7 @@ def _bytes_chart(report: InspectReport, ident: str = "bytes", width: int = CHART
         f'text-anchor="middle">turn (w: the warm-up)</text>'
         f'<text class="axis-title" x="0" y="{top - 6}">bytes</text></svg>'
     )
-    legend = _legend(
-        [
-            ("new context sent", "var(--new)"),
-            *((r.legend, r.colour) for r in RESENT.values()),
-            ("request fields repeated (tools, instructions, ...)", "var(--fields)"),
-            ("rest of the request", "var(--other)"),
-            ("context referenced (previous_response_id), not sent", "var(--ref)"),
-            ("✕ cache lost", "var(--bad)"),
-        ]
-    )
+    legend = _bytes_legend()
     return legend + f'<div class="chart">{"".join(out)}</div>' + _omitted(omitted)
 
 
