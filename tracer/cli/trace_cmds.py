@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,13 @@ from tracer.views.frames import frame_json, frame_line
 from tracer.views.output import emit_json, emit_json_line, stderr_console, stdout_console
 from tracer.views.verify import render_integrity
 from tracer.vocab import plural
+
+
+class Sender(enum.StrEnum):
+    """Who sent a frame (``--from``)."""
+
+    CLIENT = "client"
+    SERVER = "server"
 
 
 @app.command()
@@ -52,7 +60,7 @@ def frames(
     payload: Annotated[bool, typer.Option(help="With --json, include each payload.")] = False,
     conn: Annotated[int | None, typer.Option(help="Only this connection id.")] = None,
     sender: Annotated[
-        str | None, typer.Option("--from", help="Only frames sent by 'client' or 'server'.")
+        Sender | None, typer.Option("--from", help="Only frames sent by this side.")
     ] = None,
     limit: Annotated[
         int,
@@ -68,9 +76,7 @@ def frames(
     ] = PAYLOAD_LIMIT,
 ) -> int:
     """List frames, one line each: time, connection, direction, opcode, size, preview."""
-    if sender not in (None, "client", "server"):
-        raise CLIError(f"--from takes 'client' or 'server', not {sender!r}", exit_code=2)
-    want_dir = None if sender is None else Direction[sender.upper()]
+    want_dir = None if sender is None else Direction[sender.name]
     console = None if json else stdout_console()
     markup = console is not None and console.is_terminal
     shown = 0
