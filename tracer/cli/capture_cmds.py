@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import ssl
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -16,11 +15,11 @@ import typer
 from tracer.capture.forward import DEFAULT_INTERCEPT, ForwardProxy
 from tracer.capture.launch import FORWARD_PRESETS, PRESETS, plan_launch
 from tracer.capture.proxy import UPSTREAM_TIMEOUT
-from tracer.capture.session import ProxyOptions, RecordingSession, TraceWriting
+from tracer.capture.session import ProxyOptions, RecordingSession
 from tracer.capture.stats import RecorderStats
 from tracer.cli.app import AllowOrigin, CLIError, TimeResolution, app
 from tracer.cli.options import AllowRemote, JsonFlag, Listen
-from tracer.cli.record_options import check_options, forward_mode
+from tracer.cli.record_options import check_options, forward_mode, open_session
 from tracer.cli.running import Stop, record_with_tui, run_child, run_until_signal
 from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE
 from tracer.views.output import emit_json, stderr_console
@@ -176,43 +175,14 @@ def record(
     host, port, redactor = check_options(
         upstream, listen, allow_remote, redact or [], no_redact, json, launched=bool(command)
     )
-    try:
-        writing = TraceWriting(
-            redactor=redactor,
-            # Only the program: an argument may be a secret that the redactor learns only
-            # later, from a header; the whole command line is annotated at the end.
-            metadata={
-                "source": "tracer record",
-                "upstream": redactor.url(upstream) if upstream else "forward proxy",
-                "command": [Path(command[0]).name] if command else [],
-            },
-            flush_interval=flush_interval,
-            time_unit_ns=time_resolution.unit_ns,
-            on_write_error=None if tui else _report_write_error,
-        )
-        options = ProxyOptions(
-            host=host,
-            port=port,
-            max_frame=max_frame,
-            insecure=insecure,
-            allow_origins=allow_origin or [],
-            keep_headers=keep_header or [],
-            upstream_timeout=upstream_timeout,
-            log=None if (tui or json) else _log_refusal,
-        )
-        session = RecordingSession(
-            upstream,
-            output,
-            writing=writing,
-            proxy=options,
-            forward=mode,
-        )
-    except ssl.SSLError as exc:
-        raise CLIError(f"cannot use --upstream-ca: {exc}", exit_code=2) from None
-    except OSError as exc:
-        raise CLIError(f"cannot create {str(output)!r}: {exc.strerror}") from None
-    session.command = command
-    session.launched = bool(command)
+    options = ProxyOptions(
+        host=host, port=port, max_frame=max_frame, insecure=insecure,
+        allow_origins=allow_origin or [], keep_headers=keep_header or [],
+        upstream_timeout=upstream_timeout, log=None if (tui or json) else _log_refusal,
+    )  # fmt: skip
+    session = open_session(upstream, output, command, redactor, options, mode,
+                            flush_interval=flush_interval, time_resolution=time_resolution,
+                            quiet_errors=tui)  # fmt: skip
     log_path = output.with_name(output.name + ".log") if tui and command else None
     listening = threading.Event()
     main = _serve(
@@ -398,12 +368,3 @@ def _finish(
 
 def _log_refusal(line: str) -> None:
     stderr_console().print(f"tracer record: {line}", markup=False, soft_wrap=True)
-
-
-def _report_write_error(message: str) -> None:
-    """Said the moment writing fails (from the writer thread); the proxy keeps forwarding."""
-    sys.stderr.write(
-        f"tracer record: cannot write the trace: {message}; still forwarding traffic, but "
-        "from now on frames are not recorded (the summary lists them)\n"
-    )
-    sys.stderr.flush()

@@ -1,18 +1,21 @@
-"""The options of ``tracer record`` that must go together, checked before anything runs."""
+"""The options of ``tracer record`` that must go together, checked before anything runs,
+and the recording session they make."""
 
 from __future__ import annotations
 
+import ssl
+import sys
 from pathlib import Path
 
 from tracer.capture.forward import DEFAULT_INTERCEPT, parse_connect_to
 from tracer.capture.proxy import upstream_ws_base
-from tracer.capture.session import ForwardMode
-from tracer.cli.app import CLIError
+from tracer.capture.session import ForwardMode, ProxyOptions, RecordingSession, TraceWriting
+from tracer.cli.app import CLIError, TimeResolution
 from tracer.cli.options import ListenAt
 from tracer.trace.redact import Redactor
 from tracer.views.output import stderr_console
 
-__all__ = ["check_options", "forward_mode"]
+__all__ = ["check_options", "forward_mode", "open_session"]
 
 
 def forward_mode(
@@ -77,3 +80,49 @@ def check_options(
     if no_redact and not json:
         warn.print("tracer: warning: --no-redact: API keys will be written into the trace")
     return host, port, redactor
+
+
+def open_session(
+    upstream: str | None,
+    output: Path,
+    command: list[str] | None,
+    redactor: Redactor,
+    options: ProxyOptions,
+    mode: ForwardMode | None,
+    *,
+    flush_interval: float,
+    time_resolution: TimeResolution,
+    quiet_errors: bool,
+) -> RecordingSession:
+    """The recording session: the trace file created, the proxy ready to listen."""
+    writing = TraceWriting(
+        redactor=redactor,
+        # Only the program: an argument may be a secret that the redactor learns only
+        # later, from a header; the whole command line is annotated at the end.
+        metadata={
+            "source": "tracer record",
+            "upstream": redactor.url(upstream) if upstream else "forward proxy",
+            "command": [Path(command[0]).name] if command else [],
+        },
+        flush_interval=flush_interval,
+        time_unit_ns=time_resolution.unit_ns,
+        on_write_error=None if quiet_errors else _report_write_error,
+    )
+    try:
+        session = RecordingSession(upstream, output, writing=writing, proxy=options, forward=mode)
+    except ssl.SSLError as exc:
+        raise CLIError(f"cannot use --upstream-ca: {exc}", exit_code=2) from None
+    except OSError as exc:
+        raise CLIError(f"cannot create {str(output)!r}: {exc.strerror}") from None
+    session.command = command
+    session.launched = bool(command)
+    return session
+
+
+def _report_write_error(message: str) -> None:
+    """Said the moment writing fails (from the writer thread); the proxy keeps forwarding."""
+    sys.stderr.write(
+        f"tracer record: cannot write the trace: {message}; still forwarding traffic, but "
+        "from now on frames are not recorded (the summary lists them)\n"
+    )
+    sys.stderr.flush()
