@@ -307,3 +307,26 @@ def test_timing_knobs_are_honoured():
     # 6 tokens at 50/s: five more gaps of 20 ms after the first token, then the end.
     generation = stamps["response.completed"] - stamps["response.output_text.delta"]
     assert 0.1 <= generation < 0.3
+
+
+def test_one_http_framing_layer():
+    """Heads, chunks and server-sent events are framed in one place each
+    (tracer.wire.http, tracer.responses.sse): no other module writes them by hand."""
+    import re
+
+    from tests.conftest import ROOT
+    from tracer.responses.sse import SSEDecoder, encode_event
+    from tracer.wire.http import LAST_CHUNK, chunk, response_head
+
+    assert response_head(404, [("A", "b")]) == b"HTTP/1.1 404 Not Found\r\nA: b\r\n\r\n"
+    assert response_head(200, reason="Connection Established").startswith(
+        b"HTTP/1.1 200 Connection Established\r\n"
+    )
+    assert chunk(b"hello") + LAST_CHUNK == b"5\r\nhello\r\n0\r\n\r\n"
+    assert SSEDecoder().feed(encode_event(b'{"a":1}', "x")) == [b'{"a":1}']
+    by_hand = re.compile(r'HTTP/1\.1 \{|b"HTTP/1\.1 |%x\\r\\n|0\\r\\n\\r\\n|"event: |"data: ')
+    framing = {"wire/http.py", "responses/sse.py"}
+    found = [str(p.relative_to(ROOT / "tracer")) for p in (ROOT / "tracer").rglob("*.py")
+             if str(p.relative_to(ROOT / "tracer")) not in framing
+             and by_hand.search(p.read_text())]  # fmt: skip
+    assert found == [], found

@@ -41,6 +41,7 @@ from tracer.capture.proxy import UPSTREAM_TIMEOUT, RecordingProxy, Upstream
 from tracer.capture.recorder import Recorder
 from tracer.wire import RequestHead, write_response
 from tracer.wire.guard import Guard
+from tracer.wire.http import response_head
 from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
 __all__ = [
@@ -311,7 +312,7 @@ class ForwardProxy(RecordingProxy):
             return
         # No await between the answer and start_tls: the client's TLS hello, sent once it
         # reads the answer, must reach the TLS layer, not the plain reader's buffer.
-        writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        writer.write(response_head(200, reason="Connection Established"))
         try:
             await writer.start_tls(self.ca.server_context(host), ssl_handshake_timeout=_TLS_TIMEOUT)
         except (ssl.SSLError, OSError, TimeoutError) as exc:
@@ -367,7 +368,7 @@ class ForwardProxy(RecordingProxy):
             await writer.drain()
             return
         self.tunnelled += 1
-        writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        writer.write(response_head(200, reason="Connection Established"))
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:

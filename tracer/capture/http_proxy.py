@@ -24,15 +24,18 @@ from tracer.responses.sse import SSEDecoder
 from tracer.trace.records import Direction, Opcode
 from tracer.wire.http import (
     BODY_TIMEOUT,
+    LAST_CHUNK,
     HTTPError,
     RequestHead,
     UpstreamGone,
     body_length,
     body_pieces,
+    chunk,
     read_body,
     read_response_head,
     request_head,
     response_body,
+    response_head,
     write_response,
 )
 
@@ -189,10 +192,10 @@ async def proxy_http(
                     raise HTTPError(503, "too many request bytes in flight; try again")
                 held += len(piece)
                 body += piece
-            up_writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            up_writer.write(chunk(piece) if chunked else piece)
             await up_writer.drain()
         if chunked:
-            up_writer.write(b"0\r\n\r\n")
+            up_writer.write(LAST_CHUNK)
         await up_writer.drain()
         status, reason, resp_headers = await read_response_head(up_reader, proxy.upstream_timeout)
         if recorder is not None and body is not None:
@@ -264,14 +267,13 @@ async def _relay_body(
     if not no_body:
         out.append(("Transfer-Encoding", "chunked"))
     out.append(("Connection", "keep-alive" if keep else "close"))
-    lines = [f"HTTP/1.1 {status} {reason}".rstrip(), *(f"{k}: {v}" for k, v in out)]
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    writer.write(response_head(status, out, reason=reason))
     if no_body:
         await writer.drain()
         return
     whole = bytearray()
     async for data in response_body(up, headers, proxy.upstream_timeout):
-        writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+        writer.write(chunk(data))
         await writer.drain()
         if recorder is None or conn is None:
             continue
@@ -285,7 +287,7 @@ async def _relay_body(
                 recorder.frame(conn, Direction.SERVER, Opcode.TEXT, event, True, t)
         elif len(whole) + len(data) <= _MAX_RECORDED_BODY:
             whole += data
-    writer.write(b"0\r\n\r\n")
+    writer.write(LAST_CHUNK)
     await writer.drain()
     if recorder is not None and conn is not None:
         if decoder is not None:

@@ -23,6 +23,7 @@ import orjson
 from tracer._version import __version__
 from tracer.export.jsonl import payload_text
 from tracer.files import Spill
+from tracer.responses.sse import encode_event
 from tracer.trace.records import Close, Direction, Frame, Header, Opcode, Open, Record
 
 __all__ = ["HarWritten", "sse_text", "write_har"]
@@ -60,16 +61,14 @@ class _Conn:
 
 def sse_data_text(data: bytes) -> str:
     """One event of an event stream as the server sent it: ``event:`` and ``data:`` lines."""
-    text = data.decode("utf-8", errors="replace")
     kind = None
-    if text.startswith("{"):
+    if data.startswith(b"{"):
         try:
             obj = orjson.loads(data)
             kind = obj.get("type") if isinstance(obj, dict) else None
         except orjson.JSONDecodeError:
             kind = None
-    lines = "".join(f"data: {line}\n" for line in text.split("\n"))
-    return (f"event: {kind}\n" if isinstance(kind, str) else "") + lines + "\n"
+    return encode_event(data, kind if isinstance(kind, str) else None).decode("utf-8", "replace")
 
 
 def sse_text(events: Iterable[bytes]) -> str:

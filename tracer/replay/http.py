@@ -18,7 +18,8 @@ import orjson
 from tracer.replay.engine import Plan, Refusal, ReplayEngine
 from tracer.replay.recorded import payload_of
 from tracer.responses.errors import error_body
-from tracer.wire.http import RequestHead, read_body, request_head, write_response
+from tracer.responses.sse import encode_event
+from tracer.wire.http import LAST_CHUNK, RequestHead, chunk, read_body, request_head, write_response
 
 __all__ = ["serve_http"]
 
@@ -105,10 +106,9 @@ async def _stream(writer: asyncio.StreamWriter, plan: Plan, arrived: float) -> N
         if wait > 0:
             await asyncio.sleep(wait)
         payload = payload_of(frame)
-        event = f"event: {_event_type(payload)}\ndata: ".encode() + payload + b"\n\n"
-        writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+        writer.write(chunk(encode_event(payload, _event_type(payload))))
         await writer.drain()
-    writer.write(b"0\r\n\r\n")
+    writer.write(LAST_CHUNK)
     await writer.drain()
 
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["SSEDecoder"]
+__all__ = ["SSEDecoder", "encode_event"]
+
+
+def encode_event(data: bytes, event_type: str | None = None) -> bytes:
+    """One server-sent event: an ``event:`` line (when given), a ``data:`` line per line
+    of ``data`` (one for compact JSON), then the blank line."""
+    head = f"event: {event_type}\n".encode() if event_type is not None else b""
+    return head + b"".join(b"data: " + line + b"\n" for line in data.split(b"\n")) + b"\n"
 
 
 class SSEDecoder:

@@ -13,6 +13,7 @@ from typing import Any
 from websockets.frames import Opcode
 
 from tracer.responses.errors import error_body
+from tracer.responses.sse import encode_event
 from tracer.upstream.engine import (
     DEFAULT_MAX_PENDING,
     MAX_IN_FLIGHT,
@@ -173,7 +174,7 @@ class UpstreamServer(TCPService):
                 if step.delay:
                     await asyncio.sleep(step.delay)
                 event = step.event
-                writer.write(f"event: {event['type']}\ndata: {_dumps(event)}\n\n".encode())
+                writer.write(encode_event(_dumps(event).encode(), event["type"]))
                 await writer.drain()
             if plan.fault is not None:
                 writer.transport.abort()

@@ -11,16 +11,19 @@ from tracer.errors import TracerError
 
 __all__ = [
     "BODY_TIMEOUT",
+    "LAST_CHUNK",
     "HTTPError",
     "RequestHead",
     "UpstreamGone",
     "body_length",
     "body_pieces",
+    "chunk",
     "read_body",
     "read_request_head",
     "read_response_head",
     "request_head",
     "response_body",
+    "response_head",
     "write_response",
 ]
 
@@ -262,6 +265,29 @@ def request_head(method: str, target: str, headers: Iterable[tuple[str, str]]) -
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+def response_head(
+    status: int, headers: Iterable[tuple[str, str]] = (), *, reason: str | None = None
+) -> bytes:
+    """An HTTP/1.1 response head: the status line (the standard reason phrase unless
+    ``reason``), ``headers`` as given, the blank line."""
+    if reason is None:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Unknown"
+    lines = [f"HTTP/1.1 {status} {reason}".rstrip(), *(f"{k}: {v}" for k, v in headers)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a ``Transfer-Encoding: chunked`` body (never empty: that ends it)."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+"""The end of a chunked body (no trailers)."""
+
+
 def write_response(
     writer: asyncio.StreamWriter,
     status: int,
@@ -269,13 +295,7 @@ def write_response(
     body: bytes | None = None,
 ) -> None:
     """Write a response head (and body, with its Content-Length when given)."""
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = "Unknown"
-    lines = [f"HTTP/1.1 {status} {reason}"]
-    for name, value in headers or []:
-        lines.append(f"{name}: {value}")
+    sent = list(headers or [])
     if body is not None:
-        lines.append(f"Content-Length: {len(body)}")
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        sent.append(("Content-Length", str(len(body))))
+    writer.write(response_head(status, sent) + (body or b""))
