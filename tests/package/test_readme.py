@@ -30,10 +30,32 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert second in (ROOT / ".ci" / "run").read_text()
 
 
+def _stock_python(where: Path) -> Path:
+    """A copy of this Python as Debian ships one: pip present, no other package, and the
+    PEP 668 marker that makes pip refuse to install outside a virtual environment."""
+    import sysconfig
+
+    base = Path(sys.base_prefix)
+    stdlib = Path(sysconfig.get_path("stdlib"))
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        if folder.endswith("site-packages"):
+            return [n for n in names if not n.startswith("pip")]
+        if Path(folder) == stdlib:
+            return [n for n in names if n in ("test", "idlelib", "tkinter", "__pycache__")]
+        return []
+
+    shutil.copytree(base, where, symlinks=True, ignore=ignore)
+    marker = where / stdlib.relative_to(base) / "EXTERNALLY-MANAGED"
+    marker.write_text("[externally-managed]\nError=Use apt install python3-xyz, or a venv.\n")
+    return where / "bin"
+
+
 def test_the_first_command_works_as_written(tmp_path: Path):
-    """The README's first command, verbatim, in a copy of the repository: it makes its own
-    venv (so a Python that refuses pip outside one, as Debian's does, is not asked to),
-    installs tracer and runs the demo, which writes a trace in the current directory."""
+    """The README's first command, verbatim, in a copy of the repository and with a Python
+    that refuses pip outside a venv, as Debian's and Ubuntu's do (the command the README
+    gave before fails there): it makes its own venv, installs tracer and runs the demo,
+    which writes a trace in the current directory."""
     first = _blocks("Set-up")[0].strip()
     copy = tmp_path / "tracer"
     skip = shutil.ignore_patterns(".venv", ".tools", "build", "node_modules", ".git", "*.trace",
@@ -41,7 +63,10 @@ def test_the_first_command_works_as_written(tmp_path: Path):
     shutil.copytree(ROOT, copy, ignore=skip)
     shutil.copytree(ROOT / "traces", copy / "traces", dirs_exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # python3: this Python
+    env["PATH"] = f"{_stock_python(tmp_path / 'python')}:{env['PATH']}"  # python3: the stock one
+    old = subprocess.run(["bash", "-c", "python3 -m pip install ."], cwd=copy, env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert old.returncode != 0 and "externally-managed-environment" in old.stdout + old.stderr
     proc = subprocess.run(["bash", "-c", first], cwd=copy, env=env, capture_output=True,
                           text=True, timeout=900)  # fmt: skip
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
