@@ -1,5 +1,9 @@
 """Small hostile traces cannot cost gigabytes and minutes: past a documented cap (turns,
-connections) a command stops with one line naming the cap and how to raise it."""
+connections) a command stops with one line naming the cap and how to raise it.
+
+What is bounded does not depend on the machine's speed: each command's own peak memory,
+and that it stopped at the cap (its message says which). Time is only a hang guard (the
+subprocess timeout); `bench/` measures speed."""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -41,17 +44,15 @@ _MEASURE = (
 
 def _run(
     *args: str, env_extra: dict[str, str] | None = None
-) -> tuple[subprocess.CompletedProcess[str], float, float]:
-    """The command's result, its wall time and its own peak RSS in MB."""
-    t0 = time.perf_counter()
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """The command's result and its own peak RSS in MB (a hang fails at the timeout)."""
     wrapper = subprocess.run(
         [sys.executable, "-c", _MEASURE, sys.executable, "-m", "tracer", *args],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **(env_extra or {})},
+        capture_output=True, text=True, timeout=300, env={**os.environ, **(env_extra or {})},
     )  # fmt: skip
-    elapsed = time.perf_counter() - t0
     m = json.loads(wrapper.stdout)
     proc = subprocess.CompletedProcess(args, m["rc"], m["out"], m["err"])
-    return proc, elapsed, m["kb"] / 1024
+    return proc, m["kb"] / 1024
 
 
 @pytest.mark.parametrize(
@@ -64,8 +65,8 @@ def test_a_trace_past_a_cap_stops_with_one_line(tmp_path: Path, kind, make, n, c
     make(path, n)
     assert path.stat().st_size < 2_000_000  # small on disk, huge in what it claims
     for command in (["inspect", "--json"], ["cache"], ["report"], ["stats", "--json"]):
-        proc, elapsed, peak_mb = _run(*command[:1], str(path), *command[1:])
-        assert elapsed < 20 and peak_mb < 300, (command, elapsed, peak_mb)
+        proc, peak_mb = _run(*command[:1], str(path), *command[1:])
+        assert peak_mb < 300, (command, peak_mb)
         if command[0] == "stats":  # one row per trace: the row says why
             (row,) = json.loads(proc.stdout)["traces"]
             assert proc.returncode == 1 and f"{kind} cap" in row["error"], row
@@ -89,7 +90,7 @@ def _empty_frames(path: Path, n: int) -> None:
      ["compact", "-o", "{tmp}/c.trace"], ["export", "-f", "har", "-o", "{tmp}/e.har"],
      ["export", "-f", "jsonl", "-o", "{tmp}/e.jsonl"]],
 )  # fmt: skip
-def test_sixty_five_million_empty_frames_cost_seconds(tmp_path: Path, command):
+def test_sixty_five_million_empty_frames_stop_at_the_cap(tmp_path: Path, command):
     """40 KB that claim 65M frames: verify counts them all at the reader's pace; the
     rest stop at the frames cap (or at frames' row limit) with one line."""
     path = tmp_path / "empty-frames.trace"
@@ -97,8 +98,8 @@ def test_sixty_five_million_empty_frames_cost_seconds(tmp_path: Path, command):
         _empty_frames(path, 65_000_000)
     assert path.stat().st_size < 100_000
     args = [a.replace("{tmp}", str(tmp_path)) for a in command[1:]]
-    proc, elapsed, peak_mb = _run(command[0], str(path), *args)
-    assert elapsed < 20 and peak_mb < 300, (command, elapsed, peak_mb)
+    proc, peak_mb = _run(command[0], str(path), *args)
+    assert peak_mb < 300, (command, peak_mb)
     if command[0] == "verify":
         assert proc.returncode == 1 and "truncated" in proc.stdout  # it has no footer
         assert "64946176 frames" in proc.stdout.replace(",", ""), proc.stdout
@@ -113,7 +114,7 @@ def test_sixty_five_million_empty_frames_cost_seconds(tmp_path: Path, command):
 def test_a_cap_can_be_raised(tmp_path: Path):
     path = tmp_path / "turns.trace"
     _many_turns(path, 1_000)
-    proc, _, _ = _run("inspect", "--json", str(path), env_extra={"TRACER_MAX_TURNS": "500"})
+    proc, _ = _run("inspect", "--json", str(path), env_extra={"TRACER_MAX_TURNS": "500"})
     assert_clean_error(proc)
-    proc, _, _ = _run("inspect", "--json", str(path), env_extra={"TRACER_MAX_TURNS": "5000"})
+    proc, _ = _run("inspect", "--json", str(path), env_extra={"TRACER_MAX_TURNS": "5000"})
     assert proc.returncode == 0, proc.stderr
