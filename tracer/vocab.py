@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "CONNECTION_STARTS",
     "DIFF_KINDS",
     "FAILED",
     "JUDGED",
@@ -180,6 +181,14 @@ RESENT = {  # TurnReport.resent_reason
         "bold yellow",
         "var(--resent-http)",
     ),
+}
+
+
+# Connections -------------------------------------------------------------------------------
+
+CONNECTION_STARTS = {  # InspectReport.connection_starts()
+    "reconnect": "reconnect: the same conversation",
+    "new": "a new session",
 }
 
 

@@ -181,3 +181,46 @@ def test_a_har_file_given_as_a_trace_points_at_import(tmp_path: Path):
     binary = tmp_path / "noise.trace"
     binary.write_bytes(bytes(range(64)))
     assert "tracer import" not in run_tracer("inspect", str(binary)).stderr
+
+
+def _two_sessions(path: Path, *, chained: bool) -> None:
+    """Two WebSocket connections of one turn each: the second continues the first's
+    conversation (``chained``: it names the first's response, as a client that reconnects
+    does) or starts its own."""
+    from tracer.trace.records import Close, Direction, Frame, Opcode, Open
+    from tracer.trace.writer import create_trace
+
+    def events(rid: str) -> list[bytes]:
+        response = {"id": rid, "status": "completed", "output": []}
+        return [json.dumps({"type": t, "response": response}).encode()
+                for t in ("response.created", "response.completed")]  # fmt: skip
+
+    first = [{"type": "message", "role": "user", "content": "list the files"}]
+    second = [{"type": "message", "role": "user", "content": "and the tests?"}]
+    with create_trace(path) as w:
+        for conn, (items, rid) in enumerate(((first, "resp_1"), (second, "resp_2")), 1):
+            t = conn * 100_000_000
+            w.write(Open(conn, t, "ws://127.0.0.1:1/v1/responses"))
+            create = {"type": "response.create", "model": "m", "input": items}
+            if chained and conn == 2:
+                create["previous_response_id"] = "resp_1"
+            payload = json.dumps(create).encode()
+            w.write(Frame(conn, t + 1000, Direction.CLIENT, Opcode.TEXT, payload))
+            for k, event in enumerate(events(rid)):
+                w.write(Frame(conn, t + 2000 + k, Direction.SERVER, Opcode.TEXT, event))
+            w.write(Close(conn, t + 5000, 1000, "", "client"))
+
+
+def test_latency_calls_a_new_connection_a_reconnect_only_when_it_is_one(tmp_path: Path):
+    """Every new connection was labelled "reconnect", also an independent session's."""
+    for chained, word in ((True, "reconnect"), (False, "a new session")):
+        path = tmp_path / f"{word}.trace"
+        _two_sessions(path, chained=chained)
+        report = load(path).report
+        assert len({t.conversation for t in report.turns}) == (1 if chained else 2)
+        proc = run_tracer("latency", str(path))
+        assert proc.returncode == 0, proc.stderr
+        (line,) = [x for x in proc.stdout.splitlines() if "── connection 2" in x]
+        assert word in line and ("reconnect" in line) == chained, line
+    http = run_tracer("latency", str(TRACES / "http.trace"))
+    assert "── connection" not in http.stdout  # one request a connection: no news

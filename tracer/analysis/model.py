@@ -399,6 +399,23 @@ class InspectReport:
         out.update((name, data[name]) for name in extra)
         return out
 
+    def connection_starts(self) -> dict[int, str]:
+        """How each connection after the first begins, by its first turn: ``reconnect``
+        when that turn continues a conversation begun on an earlier connection, ``new``
+        when it starts a conversation of its own (an independent session). HTTP
+        connections are left out: one request a connection is how that transport works."""
+        begun: dict[int, int] = {}  # conversation -> the connection it began on
+        out: dict[int, str] = {}
+        seen: set[int] = set()
+        for t in self.turns:
+            if t.conn not in seen:
+                seen.add(t.conn)
+                if len(seen) > 1 and t.transport != "http":
+                    earlier = begun.get(t.conversation, t.conn)
+                    out[t.conn] = "reconnect" if earlier != t.conn else "new"
+            begun.setdefault(t.conversation, t.conn)
+        return out
+
     def cache_json(self) -> dict[str, Any]:
         """The ``tracer cache --json`` projection."""
         return self._projection(self.CACHE_FIELDS, "cache_losses")

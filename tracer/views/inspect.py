@@ -17,7 +17,16 @@ from tracer.views.output import (
     tokens_phrase,
 )
 from tracer.views.timeline import bar, time_axis, timeline_legend
-from tracer.vocab import PHASES, RESENT, STATUS, duration, kb, plural, turns_phrase
+from tracer.vocab import (
+    CONNECTION_STARTS,
+    PHASES,
+    RESENT,
+    STATUS,
+    duration,
+    kb,
+    plural,
+    turns_phrase,
+)
 from tracer.vocab import ms as _ms
 
 __all__ = [
@@ -290,14 +299,14 @@ def render_latency(report: InspectReport, console: Console) -> None:
         console.print(timeline_legend())
         console.print(f"{'#':>4} {'total':>8}  (each row on one time axis, 0 to {_ms(s.wall_ms)})")
         head, omitted, tail = elided(report.turns)
-        conn = None
+        starts = report.connection_starts()
         for t in [*head, None, *tail] if omitted else head:
             if t is None:
                 console.print(omitted_note(omitted, "turns"), style="dim")
                 continue
-            if conn is not None and t.conn != conn:
-                console.print(f"{'':>14}── connection {t.conn} (reconnect) ──", style="bold")
-            conn = t.conn
+            if t.conn in starts:
+                word = CONNECTION_STARTS[starts.pop(t.conn)]
+                console.print(f"{'':>14}── connection {t.conn} ({word}) ──", style="bold")
             mark = " cache lost" if t.cache_loss else ""
             console.print(
                 Text.assemble(
