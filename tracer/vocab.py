@@ -27,7 +27,6 @@ __all__ = [
     "kb",
     "ms",
     "plural",
-    "signed",
     "size",
     "turns_phrase",
 ]
@@ -50,11 +49,11 @@ def ms(v: float | None) -> str:
     return f"{v / 1000:.2f}s" if abs(v) >= 1000 else f"{v:.0f}ms"
 
 
-def size(n: float | None, *, sign: bool = False) -> str:
+def size(n: float | None) -> str:
     """Bytes in prose and on the page: "1.6 kB", "2.4 MB", "812 B", "-" if unknown."""
     if n is None:
         return "-"
-    mark = _sign(n, sign)
+    mark = "-" if n < 0 else ""
     v = abs(n)
     if v >= 1e6:
         return f"{mark}{v / 1e6:.1f} MB"
@@ -63,24 +62,13 @@ def size(n: float | None, *, sign: bool = False) -> str:
     return f"{mark}{v:,.0f} B"
 
 
-def duration(v: float | None, *, sign: bool = False) -> str:
+def duration(v: float | None) -> str:
     """A time in ms in prose and on the page: "34 ms", "1.02 s", "-" if unknown."""
     if v is None:
         return "-"
-    mark = _sign(v, sign)
+    mark = "-" if v < 0 else ""
     a = abs(v)
     return f"{mark}{a / 1000:.2f} s" if a >= 1000 else f"{mark}{a:,.0f} ms"
-
-
-def signed(v: float, *, decimals: int = 0) -> str:
-    """A plain number with its sign: "+3", "-12", "+1.5"."""
-    return f"{v:+,.{decimals}f}"
-
-
-def _sign(v: float, sign: bool) -> str:
-    if v < 0:
-        return "-"
-    return "+" if sign and v > 0 else ""
 
 
 def count(n: int | None) -> str:

@@ -87,9 +87,6 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 document.body.dataset.ready = String(document.querySelectorAll('#turns tbody tr').length);
 """
 
-_kb = size
-_ms = duration
-
 
 def _card(label: str, value: str, bad: bool = False) -> str:
     cls = "card bad" if bad else "card"
@@ -102,16 +99,19 @@ def _summary(report: InspectReport) -> str:
     cards = [
         _card(turns_phrase(s.turns, s.warmups).split(" ", 1)[1], f"{s.turns:,}"),
         _card("connections", str(s.connections)),
-        _card("wall time", _ms(s.wall_ms)),
-        _card("bytes sent", _kb(s.bytes_sent)),
-        _card("resent context", _kb(s.resent_bytes), bad=s.resent_bytes > 0),
-        _card("referenced context", _kb(s.referenced_bytes)),
+        _card("wall time", duration(s.wall_ms)),
+        _card("bytes sent", size(s.bytes_sent)),
+        _card("resent context", size(s.resent_bytes), bad=s.resent_bytes > 0),
+        _card("referenced context", size(s.referenced_bytes)),
         _card("context referenced, not resent", share),
         _card("input tokens (cached)", f"{count(s.input_tokens)} ({count(s.cached_tokens)})"),
         _card("cache losses", str(s.cache_losses), bad=s.cache_losses > 0),
         _card("errors", str(s.errors), bad=s.errors > 0),
-        _card("time to first token p50 / p90", f"{_ms(s.ttft_p50_ms)} / {_ms(s.ttft_p90_ms)}"),
-        _card("client time", _ms(s.client_ms)),
+        _card(
+            "time to first token p50 / p90",
+            f"{duration(s.ttft_p50_ms)} / {duration(s.ttft_p90_ms)}",
+        ),
+        _card("client time", duration(s.client_ms)),
     ]
     return f'<div class="cards">{"".join(cards)}</div>'
 
@@ -192,7 +192,7 @@ def _waterfall(report: InspectReport, ident: str = "waterfall", width: int = CHA
                 fill = FAILED.colour
             out.append(
                 f'<rect class="seg {cls}" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 5}" '
-                f'fill="{fill}"><title>turn {t.index}: {title} {_ms(value)}</title></rect>'
+                f'fill="{fill}"><title>turn {t.index}: {title} {duration(value)}</title></rect>'
             )
             x += value * scale
         if t.failed or (t.cut_short and t.status != "unfinished"):  # the end it met
@@ -211,7 +211,7 @@ def _waterfall(report: InspectReport, ident: str = "waterfall", width: int = CHA
     for ms in _ticks(lo, hi):
         out.append(
             f'<text class="tick" x="{label_w + (ms - lo) * scale:.1f}" y="{axis_y}" '
-            f'text-anchor="middle">{_ms(ms)}</text>'
+            f'text-anchor="middle">{duration(ms)}</text>'
         )
     out.append(
         f'<text class="axis-title" x="{label_w + (width - label_w - 40) / 2:.0f}" '
@@ -233,7 +233,7 @@ def _y_axis(
         out.append(
             f'<rect class="grid" x="{left - 4}" y="{y:.1f}" width="{width - left + 4}" '
             f'height="1" fill="var(--line)"/><text class="tick" x="{left - 6}" y="{y + 4:.1f}" '
-            f'text-anchor="end">{_kb(value)}</text>'
+            f'text-anchor="end">{size(value)}</text>'
         )
     return out
 
@@ -289,7 +289,7 @@ def _bytes_chart(report: InspectReport, ident: str = "bytes", width: int = CHART
             out.append(
                 f'<rect class="bar {name}" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" '
                 f'height="{h:.1f}" '
-                f'fill="{fill}"{opacity}><title>turn {t.index}: {name} {_kb(value)}</title></rect>'
+                f'fill="{fill}"{opacity}><title>turn {t.index}: {name} {size(value)}</title></rect>'
             )
         if t.cache_loss:
             out.append(
@@ -336,14 +336,14 @@ def _turn_table(report: InspectReport) -> str:
             + _cell(t.conn)
             + _cell(status, cls="l status")
             + _cell(t.model or "-", cls="l")
-            + _cell(t.request_bytes, _kb(t.request_bytes))
-            + _cell(t.resent_bytes, _kb(t.resent_bytes), "resent" if t.resent_bytes else "")
-            + _cell(t.referenced_bytes, f"{t.referenced_items} / {_kb(t.referenced_bytes)}")
+            + _cell(t.request_bytes, size(t.request_bytes))
+            + _cell(t.resent_bytes, size(t.resent_bytes), "resent" if t.resent_bytes else "")
+            + _cell(t.referenced_bytes, f"{t.referenced_items} / {size(t.referenced_bytes)}")
             + _cell(t.cached_tokens, "-" if t.cached_tokens is None else f"{t.cached_tokens:,}")
-            + _cell(t.ttfe_ms, _ms(t.ttfe_ms))
-            + _cell(t.ttft_ms, _ms(t.ttft_ms))
-            + _cell(t.duration_ms, _ms(t.duration_ms))
-            + _cell(t.client_ms, _ms(t.client_ms))
+            + _cell(t.ttfe_ms, duration(t.ttfe_ms))
+            + _cell(t.ttft_ms, duration(t.ttft_ms))
+            + _cell(t.duration_ms, duration(t.duration_ms))
+            + _cell(t.client_ms, duration(t.client_ms))
             + _cell(t.response_id or "-", cls="l muted id")
             + "</tr>"
         )
@@ -369,10 +369,10 @@ def _connections(report: InspectReport) -> str:
             + _cell(c.transport, cls="l")
             + _cell(c.turns)
             + _cell(c.client_frames)
-            + _cell(c.client_bytes, _kb(c.client_bytes))
+            + _cell(c.client_bytes, size(c.client_bytes))
             + _cell(c.server_frames)
-            + _cell(c.server_bytes, _kb(c.server_bytes))
-            + _cell(c.handshake_ms, _ms(c.handshake_ms))
+            + _cell(c.server_bytes, size(c.server_bytes))
+            + _cell(c.handshake_ms, duration(c.handshake_ms))
             + _cell(close, cls="l")
             + "</tr>"
         )

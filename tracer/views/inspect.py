@@ -37,8 +37,6 @@ __all__ = [
     "render_turn",
 ]
 
-_kb = kb
-
 
 def _resent_style(t: TurnReport) -> str:
     if not t.resent_bytes:
@@ -56,20 +54,20 @@ def _summary_lines(s: Summary) -> Text:
     if not s.responses_api:
         t.append("No Responses API turns: generic WebSocket traffic (see connections).\n")
         return t
-    t.append(f"sent {_kb(s.bytes_sent)}B")
-    t.append(f" (a fully incremental client: {_kb(s.incremental_bytes)}B)")
-    t.append(f", input items {_kb(s.input_bytes)}B, ")
-    t.append(f"resent {_kb(s.resent_bytes)}B", style="bold red" if s.resent_bytes else "")
+    t.append(f"sent {kb(s.bytes_sent)}B")
+    t.append(f" (a fully incremental client: {kb(s.incremental_bytes)}B)")
+    t.append(f", input items {kb(s.input_bytes)}B, ")
+    t.append(f"resent {kb(s.resent_bytes)}B", style="bold red" if s.resent_bytes else "")
     reasons = [
-        f"{_kb(n)}B {RESENT[r].legend.split(':')[0].removeprefix('resent ')}"
+        f"{kb(n)}B {RESENT[r].legend.split(':')[0].removeprefix('resent ')}"
         for r, n in (("cache_loss", s.resent_cache_loss_bytes),
                      ("transport", s.resent_transport_bytes))
         if n
     ]  # fmt: skip
     if reasons:
         t.append(f" ({', '.join(reasons)})")
-    t.append(f", repeated request fields {_kb(s.resent_field_bytes)}B, ")
-    t.append(f"referenced {_kb(s.referenced_bytes)}B", style="bold green")
+    t.append(f", repeated request fields {kb(s.resent_field_bytes)}B, ")
+    t.append(f"referenced {kb(s.referenced_bytes)}B", style="bold green")
     if s.referenced_share is not None:
         t.append(f" ({s.referenced_share:.0%} of the context was referenced, not resent)")
     t.append("\n")
@@ -128,10 +126,10 @@ def turn_rows(report: InspectReport) -> list[list[str | Text]]:
                 t.stream_id or "",
                 middle(t.response_id or "-", 16),
                 str(t.input_items),
-                _kb(t.request_bytes),
-                Text(_kb(t.resent_bytes), style="bold red" if t.resent_bytes else "dim"),
+                kb(t.request_bytes),
+                Text(kb(t.resent_bytes), style="bold red" if t.resent_bytes else "dim"),
                 str(t.referenced_items),
-                _kb(t.cached_tokens),
+                kb(t.cached_tokens),
                 _ms(t.ttft_ms),
                 Text(_ms(t.duration_ms), style="bold yellow" if t.index in slow else ""),
                 _ms(t.client_ms),
@@ -197,9 +195,9 @@ def render_connections(report: InspectReport, console: Console) -> None:
             str(c.conn),
             c.url,
             str(c.client_frames),
-            _kb(c.client_bytes),
+            kb(c.client_bytes),
             str(c.server_frames),
-            _kb(c.server_bytes),
+            kb(c.server_bytes),
             kinds,
         )
     console.print(table)
@@ -241,12 +239,12 @@ def render_cache(report: InspectReport, console: Console) -> None:
             [
                 str(t.index),
                 str(t.conn),
-                _kb(t.new_bytes),
-                Text(_kb(t.resent_bytes), style=_resent_style(t)),
-                _kb(t.resent_field_bytes),
+                kb(t.new_bytes),
+                Text(kb(t.resent_bytes), style=_resent_style(t)),
+                kb(t.resent_field_bytes),
                 Text(str(t.referenced_items), style="green"),
-                Text(_kb(t.referenced_bytes), style="green"),
-                _kb(t.cached_tokens),
+                Text(kb(t.referenced_bytes), style="green"),
+                kb(t.cached_tokens),
                 note,
             ]
         )
@@ -256,8 +254,8 @@ def render_cache(report: InspectReport, console: Console) -> None:
     console.print(CACHE_LEGEND, style="dim", markup=False)
     for loss in report.cache_losses:
         cost = (
-            f"recovered at turn {loss.recovery_turn} by sending {_kb(loss.recovery_input_bytes)}B, "
-            f"{_kb(loss.recovery_resent_bytes)}B of it resent (the price of the loss)"
+            f"recovered at turn {loss.recovery_turn} by sending {kb(loss.recovery_input_bytes)}B, "
+            f"{kb(loss.recovery_resent_bytes)}B of it resent (the price of the loss)"
             if loss.recovery_turn is not None
             else "never recovered"
         )
@@ -266,9 +264,9 @@ def render_cache(report: InspectReport, console: Console) -> None:
             f"{loss.kind}): {cost}"
         )
     console.print(
-        f"savings: the client sent {_kb(s.bytes_sent)}B; sending only new context would have "
-        f"been {_kb(s.incremental_bytes)}B, {_kb(s.saved_bytes)}B less (resent items "
-        f"{_kb(s.resent_bytes)}B, repeated request fields {_kb(s.resent_field_bytes)}B)"
+        f"savings: the client sent {kb(s.bytes_sent)}B; sending only new context would have "
+        f"been {kb(s.incremental_bytes)}B, {kb(s.saved_bytes)}B less (resent items "
+        f"{kb(s.resent_bytes)}B, repeated request fields {kb(s.resent_field_bytes)}B)"
     )
 
 
@@ -385,8 +383,8 @@ def render_stats(rows: list[TraceStats], total: TraceStats, console: Console) ->
             status = row.error
         figures = ["-"] * 8
         if s is not None:
-            figures = [str(s.connections), str(s.turns), _kb(s.bytes_sent), _kb(s.resent_bytes),
-                       _kb(s.referenced_bytes), _kb(s.cached_tokens), str(s.cache_losses),
+            figures = [str(s.connections), str(s.turns), kb(s.bytes_sent), kb(s.resent_bytes),
+                       kb(s.referenced_bytes), kb(s.cached_tokens), str(s.cache_losses),
                        _ms(s.ttft_p50_ms)]  # fmt: skip
         cells.append([row.trace, *figures, status])
     table, _ = fit_table(STATS_COLUMNS, cells, console.width)
