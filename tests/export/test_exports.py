@@ -234,7 +234,10 @@ def test_parquet_tables_and_query_over_several_traces(tmp_path: Path):
     assert len(turns) == sum(len(r.turns) for r in reports.values())
     inspect_fields = set(json.loads(run_tracer("inspect", str(samples[0]), "--json").stdout)[
         "turns"][0])  # fmt: skip
-    assert inspect_fields <= set(turns[0])
+    # Every turn field is a column; a nested part (voice) is one column per field of it.
+    assert inspect_fields - {"voice"} <= set(turns[0])
+    assert {"voice_voice_latency_ms", "voice_input_audio_s", "voice_interrupted"} <= set(turns[0])
+    assert "voice" not in turns[0] and turns[0]["voice_voice_latency_ms"] is None
     frames = pq.read_table(tmp_path / "pq" / "frames")
     assert frames.num_rows == sum(len(_frames(p)) for p in samples)
     # Owner-only (with --payload they hold every payload), and written whole: no temp left.

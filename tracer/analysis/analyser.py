@@ -16,9 +16,11 @@ from typing import Any
 from tracer.analysis.contents import TurnContent, content_of
 from tracer.analysis.context import Account, ContextModel
 from tracer.analysis.items import json_bytes, summarise_item
-from tracer.analysis.model import CacheLoss, TurnDetail, TurnReport, span_ms
-from tracer.responses.model import TEXT_LIMIT, Connection, Turn
-from tracer.responses.turns import output_text
+from tracer.analysis.model import CacheLoss, TurnDetail, TurnReport, VoiceReport, span_ms
+from tracer.protocols.base import Tokens
+from tracer.protocols.registry import protocol_named
+from tracer.protocols.turns import TEXT_LIMIT, Connection, Turn
+from tracer.responses.model import output_text
 
 __all__ = ["DETAIL_ITEMS", "Analyser"]
 
@@ -88,7 +90,7 @@ class Analyser:
         }
         resent_fields = sorted(k for k, v in fields.items() if conv.last_fields.get(k) == v)
         conv.last_fields = fields
-        model = t.request.get("model")
+        model = t.request.get("model", t.model)
         self._started[t.index] = _Start(
             account=account,
             resent_fields=resent_fields,
@@ -117,7 +119,9 @@ class Analyser:
         chain_items, chain_bytes = acct.chain or (0, 0)
         referenced_items = max(0, chain_items - acct.resent_items)
         referenced_bytes = max(0, chain_bytes - acct.resent_bytes)
-        if t.error_code == "previous_response_not_found":
+        if t.error_code == "previous_response_not_found" or (
+            t.continues and t.response_id is None  # refused before it started
+        ):
             referenced_items = referenced_bytes = 0  # the server held nothing to refer to
         cache_loss = self._cache_loss(t, acct)  # before context.end learns this response
         out_items = self.context.end(t, acct, t.output, t.copies)
@@ -125,7 +129,8 @@ class Analyser:
             self._detail(t)
         if self.contents is not None and t.index in self.contents:
             self.contents[t.index].answered(t.output)
-        usage = t.usage
+        protocol = protocol_named(t.protocol)
+        tokens = protocol.tokens(t.usage) if protocol is not None else Tokens()
         self.reports.append(
             TurnReport(
                 index=t.index,
@@ -148,9 +153,9 @@ class Analyser:
                 referenced_bytes=referenced_bytes,
                 resent_field_bytes=started.resent_field_bytes,
                 resent_fields=started.resent_fields,
-                input_tokens=_usage(usage, "input_tokens"),
-                cached_tokens=_usage(usage, "input_tokens_details", "cached_tokens"),
-                output_tokens=_usage(usage, "output_tokens"),
+                input_tokens=tokens.input,
+                cached_tokens=tokens.cached,
+                output_tokens=tokens.output,
                 output_items=out_items,
                 handshake_ms=self._handshake_ms(t, connections),
                 ttfe_ms=span_ms(t.t_create, t.t_first_event),
@@ -166,6 +171,11 @@ class Analyser:
                 vendor_events=t.vendor_events,
                 start_ns=t.t_create,
                 end_ns=t.t_end,
+                protocol=t.protocol,
+                trigger=t.trigger,
+                input_audio_tokens=tokens.input_audio,
+                output_audio_tokens=tokens.output_audio,
+                voice=_voice(t),
             )
         )
 
@@ -228,12 +238,27 @@ class Analyser:
         t.frames = []
 
 
-def _usage(usage: dict[str, Any] | None, *path: str) -> int | None:
-    """A token count from ``usage``, or None when the server did not report it."""
-    value: Any = usage
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _voice(t: Turn) -> VoiceReport | None:
+    """The voice figures of a Realtime turn, from the moments and byte counts it kept."""
+    v = t.voice
+    if v is None:
+        return None
+    latency = span_ms(v.t_speech_stopped, v.t_first_audio)
+    return VoiceReport(
+        input_audio_s=v.seconds(v.input_audio_bytes, v.input_rate),
+        output_audio_s=v.seconds(v.output_audio_bytes, v.output_rate),
+        ttfa_ms=span_ms(t.t_create, v.t_first_audio),
+        voice_latency_ms=latency,
+        perceived_latency_ms=(
+            round(latency + v.silence_ms, 3)
+            if latency is not None and v.silence_ms is not None
+            else None
+        ),
+        transcription_delay_ms=span_ms(v.t_speech_stopped, v.t_transcribed),
+        interrupted=v.interrupted,
+        output_audio_cut_s=v.seconds(v.cut_bytes, v.output_rate) if v.interrupted else None,
+        silence_ms=v.silence_ms,
+    )
 
 
 def _cut(value: Any, limit: int | None) -> Any:

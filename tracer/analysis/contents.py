@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracer.analysis.items import identity, json_bytes, summarise_item
-from tracer.responses.model import Turn
-from tracer.responses.turns import output_text
+from tracer.protocols.turns import Turn
+from tracer.responses.model import output_text
 
 __all__ = ["TurnContent", "content_of", "digest"]
 

@@ -6,7 +6,9 @@ every request is a connection of its own. A turn joins a conversation, in this o
 
 1. the conversation of the response its ``previous_response_id`` names, when tracer saw it;
 2. on WebSocket, the conversation its connection and lane already carry, unless the turn
-   shares no item with it (a fresh conversation on the same socket);
+   shares no item with it (a fresh conversation on the same socket); a turn of a protocol
+   whose server holds the connection's conversation (Realtime: ``Turn.continues``) always
+   joins it, and refers to all of it;
 3. the conversation that *received* the most of the turn's input items (an agent resending
    its history after a reconnect, or over HTTP, resends what the model answered it); an
    item that several conversations received (the same answer to independent agents) does
@@ -27,7 +29,7 @@ from typing import Any
 
 from tracer.analysis.items import ItemHashes, item_hash, json_bytes
 from tracer.analysis.model import CacheLoss
-from tracer.responses.model import Turn
+from tracer.protocols.turns import Turn
 
 __all__ = ["Account", "ContextModel", "Conversation"]
 
@@ -89,6 +91,7 @@ class ContextModel:
         self._received: dict[int, Conversation | None] = {}
         self._ended: dict[str, int] = {}  # response id -> when its turn ended
         self._hashes = ItemHashes()
+        self._held: dict[int, tuple[int, int]] = {}  # conn -> items, bytes its server holds
 
     def start(self, turn: Turn) -> Account:
         """Classify a create's input items, in the order creates were sent."""
@@ -119,11 +122,15 @@ class ContextModel:
             conv.ws_conns.add(turn.conn)
             self._by_lane[(turn.conn, turn.stream_id)] = conv
         chain = (prev.items, prev.bytes) if prev is not None else None
+        if turn.continues:
+            chain = self._held.get(turn.conn)
         return Account(conv, hashes, sizes, resent, reason, chain, reconnect)
 
     def _join(self, turn: Turn, hashes: list[int], prev: _Response | None) -> Conversation:
         if prev is not None:
             return prev.conversation
+        if turn.continues and (turn.conn, turn.stream_id) in self._by_lane:
+            return self._by_lane[(turn.conn, turn.stream_id)]
         if turn.transport == "websocket":
             conv = self._by_lane.get((turn.conn, turn.stream_id))
             if conv is not None and (not hashes or any(h in conv.seen for h in hashes)):
@@ -159,7 +166,13 @@ class ContextModel:
             conv.seen.add(h)
             owner = received.get(h, conv)
             received[h] = conv if owner is conv else None
-        if turn.response_id and turn.status == "completed":
+        if turn.continues:  # the server keeps what it was sent and what it answered
+            held_items, held_bytes = self._held.get(turn.conn, (0, 0))
+            self._held[turn.conn] = (
+                held_items + len(account.hashes) + len(outputs),
+                held_bytes + account.input_bytes + out_bytes,
+            )
+        elif turn.response_id and turn.status == "completed":
             chain_items, chain_bytes = account.chain or (0, 0)
             self._responses[turn.response_id] = _Response(
                 conv,

@@ -14,12 +14,12 @@ from typing import Any
 
 import orjson
 
-from tracer.responses.model import dict_items
+from tracer.protocols.turns import dict_items
 
 __all__ = ["ItemHashes", "identity", "item_hash", "json_bytes", "summarise_item"]
 
 # Assigned by the server, or padding it adds: never part of an item's identity.
-_SERVER_KEYS = frozenset(["id", "status", "phase", "obfuscation"])
+_SERVER_KEYS = frozenset(["id", "status", "phase", "obfuscation", "object"])
 _EMPTY_NOISE = frozenset(["annotations", "logprobs"])
 # The text part type of a message's plain-string content, by role.
 _TEXT_PART = {"assistant": "output_text"}
@@ -102,7 +102,10 @@ def summarise_item(item: Any, width: int = 160) -> str:
         if kind == "message":
             content = item.get("content")
             if isinstance(content, list):
-                content = " ".join(str(p.get("text", "")) for p in dict_items(content))
+                content = " ".join(
+                    str(p["text"] if "text" in p else p.get("transcript") or "")
+                    for p in dict_items(content)
+                )
             text = f"{item.get('role', '?')}: {content}"
         elif kind == "function_call":
             text = f"function_call {item.get('name')}({item.get('arguments')})"

@@ -29,6 +29,7 @@ __all__ = [
     "TraceStats",
     "TurnDetail",
     "TurnReport",
+    "VoiceReport",
     "percentile",
 ]
 
@@ -47,6 +48,21 @@ def span_ms(a: int | None, b: int | None) -> float | None:
     if a is None or b is None:
         return None
     return round((b - a) / 1e6, 3)
+
+
+@dataclass(slots=True)
+class VoiceReport:
+    """The voice part of a turn (the Realtime API): audio each way and voice latency."""
+
+    input_audio_s: float | None  # seconds of audio appended for the turn
+    output_audio_s: float | None  # seconds of audio streamed in the turn
+    ttfa_ms: float | None  # turn start -> first output audio
+    voice_latency_ms: float | None  # the server's speech_stopped -> first output audio
+    perceived_latency_ms: float | None  # voice latency + the detection's silence duration
+    transcription_delay_ms: float | None  # speech_stopped -> input transcript completed
+    interrupted: bool  # talked over, cancelled, or its audio truncated by the client
+    output_audio_cut_s: float | None  # seconds of streamed audio the client did not play
+    silence_ms: int | None = None  # the turn detection's silence_duration_ms
 
 
 @dataclass(slots=True)
@@ -91,6 +107,11 @@ class TurnReport:
     vendor_events: int = 0  # events before response.created that are not the protocol's
     start_ns: int = 0  # when the create was sent: ns after the trace header's anchor
     end_ns: int | None = None  # when the turn ended (None: it never did)
+    protocol: str = "responses"  # the protocol whose turn this is (``tracer.protocols``)
+    trigger: str = "client"  # "client" (a create), "vad" (speech end), "server"
+    input_audio_tokens: int | None = None
+    output_audio_tokens: int | None = None
+    voice: VoiceReport | None = None  # Realtime turns: audio and voice latency
 
     COMPARED = (
         "request_bytes",
@@ -245,6 +266,7 @@ class ConnectionReport:
     close_by: str | None
     close_error: str | None
     message_types: dict[str, int]
+    protocol: str | None = None  # the protocol that claimed it; None: not understood
 
 
 @dataclass(slots=True)
@@ -256,6 +278,8 @@ class Summary:
     warmups: int = field(default=0, metadata=_SUM)  # of the turns, warm-ups (generate: false)
     conversations: int = field(default=0, metadata=_SUM)
     responses_api: bool = False  # False: no Responses turns were found (generic traffic)
+    protocols: dict[str, int] = field(default_factory=dict)  # connections per protocol
+    unknown_connections: int = field(default=0, metadata=_SUM)  # claimed by no protocol
     bytes_sent: int = field(default=0, metadata=_SUM)  # client payload bytes
     bytes_received: int = field(default=0, metadata=_SUM)
     input_bytes: int = field(default=0, metadata=_SUM)
@@ -287,6 +311,16 @@ class Summary:
     duration_p90_ms: float | None = None
     duration_p99_ms: float | None = None
     slowest_turns: list[int] = field(default_factory=list)
+    # Voice sessions (Realtime): audio each way, interruptions, voice latency percentiles.
+    input_audio_s: float | None = field(default=None, metadata=_NULLABLE_SUM)
+    output_audio_s: float | None = field(default=None, metadata=_NULLABLE_SUM)
+    voice_turns: int = field(default=0, metadata=_SUM)  # turns of a voice protocol
+    interruptions: int = field(default=0, metadata=_SUM)
+    voice_latency_p50_ms: float | None = None
+    voice_latency_p90_ms: float | None = None
+    voice_latency_p99_ms: float | None = None
+    perceived_latency_p50_ms: float | None = None  # voice latency + the detection's silence
+    perceived_latency_p90_ms: float | None = None
     t0_ns: int = 0  # trace time (ns after the header's anchor) that turns' t_start_s count from
 
     COMPARED = (

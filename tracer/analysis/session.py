@@ -17,7 +17,9 @@ from tracer.analysis.model import (
     percentile,
     span_ms,
 )
-from tracer.responses.model import TEXT_LIMIT, Connection, TurnSegmenter
+from tracer.protocols.events import TurnStarted
+from tracer.protocols.segmenter import Segmenter
+from tracer.protocols.turns import TEXT_LIMIT, Connection
 from tracer.trace.caps import MAX_CONNECTIONS, MAX_TURNS, cap, frames_cap
 from tracer.trace.records import Frame, Record
 
@@ -50,7 +52,7 @@ class Session:
     ) -> None:
         # ``everything``: the details describe every input item and keep the whole output
         # text, not the first DETAIL_ITEMS items and TEXT_LIMIT characters.
-        self._segmenter = TurnSegmenter(
+        self._segmenter = Segmenter(
             collect_text=details,
             text_limit=sys.maxsize if everything else TEXT_LIMIT,
             keep_frames=details,
@@ -77,13 +79,13 @@ class Session:
             self.records += len(records)
         else:
             records = self._count(records)
-        for kind, turn in segmenter.feed(records):
+        for event in segmenter.feed(records):
             if self._t0 is None:
                 self._t0 = segmenter.t_first or 0
-            if kind == "start":
-                analyser.start(turn)
+            if type(event) is TurnStarted:
+                analyser.start(event.turn)
             else:
-                analyser.end(turn, segmenter.connections, self._t0)
+                analyser.end(event.turn, segmenter.connections, self._t0)
         return analyser.reports[done:]
 
     def _count(self, records: Iterable[Record]) -> Iterable[Record]:
@@ -94,8 +96,7 @@ class Session:
     @property
     def in_flight(self) -> int:
         """Turns whose create was sent and whose end has not arrived yet."""
-        lanes = (q for c in self._segmenter.connections.values() for q in c.lanes.values())
-        return sum(len(q) for q in lanes)
+        return self._segmenter.in_flight()
 
     def report(self) -> InspectReport:
         """The session so far."""
@@ -103,8 +104,8 @@ class Session:
 
     def finish(self) -> InspectReport:
         """End the turns still in flight (``unfinished``) and give the final report."""
-        for _, turn in self._segmenter.finish():
-            self._analyser.end(turn, self._segmenter.connections, self._t0_or_first())
+        for event in self._segmenter.finish():
+            self._analyser.end(event.turn, self._segmenter.connections, self._t0_or_first())
         return self.report()
 
     def detail(self, index: int) -> TurnDetail | None:
@@ -144,10 +145,13 @@ def analyse(records: Iterable[Record]) -> InspectReport:
     return session.finish()
 
 
-def _summarise(analyser: Analyser, segmenter: TurnSegmenter, t0: int) -> InspectReport:
+def _summarise(analyser: Analyser, segmenter: Segmenter, t0: int) -> InspectReport:
     turns = sorted(analyser.reports, key=lambda r: r.index)
     conns = segmenter.connections
-    s = Summary(connections=len(conns), turns=len(turns), responses_api=bool(turns), t0_ns=t0)
+    s = Summary(connections=len(conns), turns=len(turns), t0_ns=t0)
+    s.responses_api = any(t.protocol == "responses" for t in turns)
+    s.protocols = dict(Counter(c.protocol for c in conns.values() if c.protocol).most_common())
+    s.unknown_connections = sum(c.protocol is None for c in conns.values())
     s.conversations = len({t.conversation for t in turns})
     s.bytes_sent = sum(c.client_bytes for c in conns.values())
     s.bytes_received = sum(c.server_bytes for c in conns.values())
@@ -194,10 +198,31 @@ def _summarise(analyser: Analyser, segmenter: TurnSegmenter, t0: int) -> Inspect
         (t for t in turns if t.duration_ms is not None), key=lambda t: -(t.duration_ms or 0)
     )
     s.slowest_turns = [t.index for t in slowest[:3]]
+    _voice_summary(s, turns)
     connections = _connection_reports(conns)
     return InspectReport(
         summary=s, turns=turns, connections=connections, cache_losses=analyser.losses
     )
+
+
+def _voice_summary(s: Summary, turns: list[TurnReport]) -> None:
+    """Audio each way, interruptions and voice latency percentiles of the voice turns."""
+    voiced = [t.voice for t in turns if t.voice is not None]
+    if not voiced:
+        return
+    ins = [v.input_audio_s for v in voiced if v.input_audio_s is not None]
+    outs = [v.output_audio_s for v in voiced if v.output_audio_s is not None]
+    s.input_audio_s = round(sum(ins), 3) if ins else None
+    s.output_audio_s = round(sum(outs), 3) if outs else None
+    s.voice_turns = len(voiced)
+    s.interruptions = sum(v.interrupted for v in voiced)
+    latency = [v.voice_latency_ms for v in voiced if v.voice_latency_ms is not None]
+    s.voice_latency_p50_ms, s.voice_latency_p90_ms, s.voice_latency_p99_ms = (
+        percentile(latency, p) for p in (50, 90, 99)
+    )
+    perceived = [v.perceived_latency_ms for v in voiced if v.perceived_latency_ms is not None]
+    s.perceived_latency_p50_ms = percentile(perceived, 50)
+    s.perceived_latency_p90_ms = percentile(perceived, 90)
 
 
 def _connection_reports(conns: dict[int, Connection]) -> list[ConnectionReport]:
@@ -217,6 +242,7 @@ def _connection_reports(conns: dict[int, Connection]) -> list[ConnectionReport]:
             close_by=c.close_by,
             close_error=c.close_error,
             message_types=dict(Counter(c.message_types).most_common()),
+            protocol=c.protocol,
         )
         for c in sorted(conns.values(), key=lambda c: c.conn)
     ]

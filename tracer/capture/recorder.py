@@ -19,9 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from tracer.capture.stats import RecorderStats, Unrecorded
+from tracer.protocols.base import Protocol
+from tracer.protocols.registry import claim_open
+from tracer.responses.model import RESPONSES
 from tracer.trace.format import RECORDER_TIME_UNIT_NS, TraceError
 from tracer.trace.reader import TraceReader
 from tracer.trace.records import Annotation, Close, Direction, Frame, Opcode, Open
@@ -69,6 +70,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._next_conn = 0
         self._http: set[int] = set()  # connections of transport http (a request body each)
+        self._protocols: dict[int, Protocol] = {}  # the protocol each connection's upgrade settled
         self._interval = flush_interval
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)
@@ -114,6 +116,9 @@ class Recorder:
         self.stats.open_connections += 1
         if transport == "http":
             self._http.add(conn)
+        protocol = claim_open(url, transport, subprotocol)
+        if protocol is not None:
+            self._protocols[conn] = protocol
         record = Open(
             conn=conn,
             t_ns=self.now_ns() if t_ns is None else t_ns,
@@ -144,10 +149,11 @@ class Recorder:
         size = len(payload)
         stats = self.stats
         create = (
-            direction is Direction.CLIENT
-            and opcode is Opcode.TEXT
+            opcode is Opcode.TEXT
             and fin
-            and _is_create(payload, conn in self._http)
+            and self._protocols.get(conn, RESPONSES).starts_turn(
+                direction is Direction.CLIENT, payload, conn in self._http
+            )
         )
         with self._lock:  # producers may run on several threads (a sync client's reader)
             seq = self._seq[conn] = self._seq.get(conn, 0) + 1
@@ -359,18 +365,3 @@ class Recorder:
                     self.on_write_error(self.stats.write_error)
             return True
         return False
-
-
-def _is_create(payload: bytes, http: bool) -> bool:
-    """Whether a client message is a ``response.create`` (for the live turn count): over
-    HTTP every recorded request body is one; over WebSocket, its JSON ``type`` says so,
-    wherever the client put it. Most client messages are, so the cheap test comes first."""
-    if http:
-        return True
-    if b"response.create" not in payload:
-        return False
-    try:
-        message = orjson.loads(payload)
-    except ValueError:
-        return False
-    return isinstance(message, dict) and message.get("type") == "response.create"

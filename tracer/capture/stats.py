@@ -59,7 +59,7 @@ class RecorderStats:
     open_connections: int = 0
     frames: int = 0
     bytes: int = 0
-    creates: int = 0  # client frames that look like a response.create
+    creates: int = 0  # messages that start a turn, by their protocol (a response.create)
     dropped_frames: int = 0
     write_error: str | None = None
     unrecorded: dict[int, Unrecorded] = field(default_factory=dict)  # conn -> frames lost

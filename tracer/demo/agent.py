@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 from tracer.capture.recorder import Recorder
 from tracer.capture.tap import tap_websocket
 from tracer.errors import TracerError
-from tracer.responses.model import dict_items
+from tracer.protocols.turns import dict_items
+from tracer.responses.model import output_text
 from tracer.responses.sse import SSEDecoder
-from tracer.responses.turns import output_text
 from tracer.trace.records import Direction, Opcode
 from tracer.wire.websocket import WebSocket, connect_websocket
 

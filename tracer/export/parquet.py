@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from tracer.errors import TracerError
 from tracer.files import atomic_write
 
@@ -41,10 +43,18 @@ def _arrow_type(pa: Any, kind: str) -> Any:
 
 
 def arrow_table(rows: Iterable[dict[str, Any]], columns: list[tuple[str, str]]) -> Any:
-    """A ``pyarrow.Table`` with exactly ``columns`` (name, kind), typed even when empty."""
+    """A ``pyarrow.Table`` with exactly ``columns`` (name, kind), typed even when empty. A
+    ``json`` column's values that are not text yet are written as JSON text."""
     pa = require_pyarrow()
     schema = pa.schema([(name, _arrow_type(pa, kind)) for name, kind in columns])
-    return pa.Table.from_pylist(list(rows), schema=schema)
+    as_json = [name for name, kind in columns if kind == "json"]
+    table = list(rows)
+    for row in table:
+        for name in as_json:
+            value = row.get(name)
+            if value is not None and not isinstance(value, str):
+                row[name] = orjson.dumps(value).decode()
+    return pa.Table.from_pylist(table, schema=schema)
 
 
 def write_parquet(table: Any, path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from tracer.analysis.load import load
-from tracer.analysis.model import ConnectionReport, InspectReport, TurnReport
+from tracer.analysis.model import ConnectionReport, InspectReport, TurnReport, VoiceReport
 from tracer.trace.records import Frame, Header, Record
 
 __all__ = [
@@ -31,8 +31,10 @@ __all__ = [
 ]
 
 
-def columns_of(cls: type, extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(name, type) pairs: type is one of int, float, str, bool, list[str], json."""
+def columns_of(cls: type, extra: list[tuple[str, str]], prefix: str = "") -> list[tuple[str, str]]:
+    """(name, type) pairs: type is one of int, float, str, bool, list[str], json. A part
+    that is itself a report dataclass (a turn's ``voice``) becomes its own columns, each
+    named ``part_field``: null where the turn has no such part."""
     hints = typing.get_type_hints(cls)
     cols = list(extra)
     for f in dataclasses.fields(cls):
@@ -40,14 +42,24 @@ def columns_of(cls: type, extra: list[tuple[str, str]]) -> list[tuple[str, str]]
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
             hint = args[0]
+        if dataclasses.is_dataclass(hint):
+            cols += columns_of(hint, [], f"{prefix}{f.name}_")  # type: ignore[arg-type]
+            continue
         if hint in (int, float, str, bool):
             kind = hint.__name__
         elif typing.get_origin(hint) is list:
             kind = "list[str]" if typing.get_args(hint) == (str,) else "list[int]"
         else:
             kind = "json"
-        cols.append((f.name, kind))
+        cols.append((prefix + f.name, kind))
     return cols
+
+
+def _flatten(row: dict[str, Any], part: str, cls: type) -> None:
+    """A nested part's fields as ``part_field`` columns of the row."""
+    value = row.pop(part, None) or {}
+    for f in dataclasses.fields(cls):
+        row[f"{part}_{f.name}"] = value.get(f.name)
 
 
 _TRACE_COLUMNS = [("trace", "str"), ("trace_id", "str")]
@@ -78,6 +90,7 @@ def turn_rows(report: InspectReport, header: Header, trace: str) -> list[dict[st
         row: dict[str, Any] = {"trace": trace, "trace_id": tid}
         row["started_unix_ns"] = header.anchor_unix_ns + t.start_ns
         row.update(dataclasses.asdict(t))
+        _flatten(row, "voice", VoiceReport)
         rows.append(row)
     return rows
 

@@ -16,8 +16,8 @@ from websockets.frames import Opcode as WsOpcode
 from tracer.analysis.items import identity
 from tracer.capture.recorder import Recorder
 from tracer.capture.tap import tap_websocket
+from tracer.protocols.turns import dict_items, loads
 from tracer.replay.recorded import Exchange, RecordedConnection, RecordedRequest, payload_of
-from tracer.responses.model import dict_items, loads
 from tracer.responses.sse import SSEDecoder
 from tracer.trace.records import Direction, Opcode
 from tracer.wire import WebSocket, connect_websocket

@@ -1,7 +1,7 @@
-"""The Responses protocol model: frames -> events -> turns (sans-I/O)."""
+"""The Responses protocol model: frames -> turn events (sans-I/O)."""
 
 from __future__ import annotations
 
-from tracer.responses.model import Connection, Turn, TurnSegmenter, loads
+from tracer.responses.model import RESPONSES, ResponsesProtocol, ResponsesReader, output_text
 
-__all__ = ["Connection", "Turn", "TurnSegmenter", "loads"]
+__all__ = ["RESPONSES", "ResponsesProtocol", "ResponsesReader", "output_text"]

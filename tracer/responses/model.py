@@ -1,30 +1,28 @@
-"""The Responses protocol model: frames -> events -> turns (no I/O).
+"""The Responses protocol model: a connection's frames -> turn events (no I/O).
 
-``TurnSegmenter`` is fed trace records in order and yields ``Turn`` objects as they end. It
-keeps per connection the turns in flight, one queue per lane (``stream_id``), so events of
-lanes that interleave on the wire go to the right turn. Streaming output deltas, the bulk of
-any session, are recognised by a byte search and never JSON-decoded.
+``RESPONSES`` claims ``/responses`` connections and HTTP requests, and any connection whose
+client sends ``response.create`` first. Its ``ResponsesReader`` keeps per connection the
+turns in flight, one queue per lane (``stream_id``), so events of lanes that interleave on
+the wire go to the right turn. Streaming output deltas, the bulk of any session, are
+recognised by a byte search and never JSON-decoded.
 """
 
 from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tracer.responses.turns import (
-    TEXT_LIMIT,
-    Connection,
-    Turn,
-    dict_items,
-    loads,
-)
-from tracer.trace.caps import frames_exceeded
-from tracer.trace.errors import LimitExceeded
-from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
+from tracer.protocols.base import Protocol, Reader, Tokens, json_type_is, token_count
+from tracer.protocols.events import Event, TurnEnded, TurnStarted
+from tracer.protocols.turns import Connection, Turn, dict_items, loads
+from tracer.trace.records import Close, Frame
 
-__all__ = ["TEXT_LIMIT", "Connection", "Turn", "TurnSegmenter", "dict_items", "loads"]
+if TYPE_CHECKING:
+    from tracer.protocols.segmenter import Segmenter
+
+__all__ = ["RESPONSES", "ResponsesProtocol", "ResponsesReader", "dict_items", "loads",
+           "output_text"]  # fmt: skip
 
 TERMINAL = {
     "response.completed": "completed",
@@ -42,139 +40,85 @@ _TOKEN_TYPES = (
     b"response.custom_tool_call_input.delta",
 )
 _DELTA_MARK = b'.delta"'
-_CLIENT, _TEXT = Direction.CLIENT, Opcode.TEXT
 _OBJECT = re.compile(rb"[ \t\r\n]*\{")  # how a JSON object starts: cheaper than a parse
 
 
-class TurnSegmenter:
-    """Feeds on records; yields turns when they end (or when the input ends)."""
+def output_text(output: Any) -> str:
+    """The text of a response's output: its messages' text parts, joined."""
+    return "".join(
+        str(part.get("text", ""))
+        for item in dict_items(output)
+        if item.get("type", "message") == "message"
+        for part in dict_items(item.get("content"))
+    )
 
-    def __init__(
-        self,
-        *,
-        collect_text: bool = False,
-        text_limit: int = TEXT_LIMIT,
-        keep_frames: bool = False,
-        frame_budget: int = 64 * 1024 * 1024,
-        max_turns: int | None = None,
-        max_connections: int | None = None,
-        max_frames: int | None = None,
-    ) -> None:
-        self.connections: dict[int, Connection] = {}
-        # Caps (None: none): past them, LimitExceeded, rather than memory without bound.
-        self.max_turns = max_turns
-        self.max_connections = max_connections
-        self.max_frames = max_frames
-        self._frame_cap = max_frames if max_frames is not None else float("inf")
-        self.frames = 0
-        self._collect_text = collect_text
-        self._text_limit = text_limit  # characters of output text kept per turn
-        self._keep_frames = keep_frames  # each turn keeps its create, steers and events
-        self._frame_budget = frame_budget  # payload bytes of frames one turn keeps at most
-        self._next_index = 0
-        self.t_first: int | None = None
-        self.t_last: int = 0
 
-    def feed(self, records: Iterable[Record]) -> Iterator[tuple[str, Turn]]:
-        """Process records in trace order, yielding ``("start", turn)`` when a create is
-        seen and ``("end", turn)`` when its turn has ended."""
-        frame_type = Frame
-        on_frame = self._frame
-        for record in records:
-            kind = type(record)
-            if kind is frame_type:
-                # Plain calls, not generators: most frames start or end nothing.
-                events = on_frame(record)  # type: ignore[arg-type]
-                if events:
-                    yield from events
-            elif kind is Open:
-                self._open(record)  # type: ignore[arg-type]
-            elif kind is Close:
-                yield from self._close(record)  # type: ignore[arg-type]
+class ResponsesProtocol(Protocol):
+    """The Responses API, over WebSocket (``/v1/responses``) and HTTP."""
 
-    def finish(self) -> Iterator[tuple[str, Turn]]:
-        """Turns still in flight when the trace ended: status ``unfinished``."""
-        pending = [t for c in self.connections.values() for q in c.lanes.values() for t in q]
-        for c in self.connections.values():
-            c.lanes.clear()
-        for turn in sorted(pending, key=lambda t: t.index):
-            yield "end", turn
+    name = "responses"
 
-    def _connection(self, conn: int, t_ns: int) -> Connection:
-        c = self.connections.get(conn)
-        if c is None:  # frames of a connection whose open record is missing
-            self._check_connections(conn)
-            c = self.connections[conn] = Connection(conn=conn, t_open=t_ns)
-        return c
+    def claims_open(self, path: str, transport: str, subprotocol: str | None) -> bool:
+        # Every recorded HTTP request body is read as a create (a gateway's own paths too).
+        return transport == "http" or path.rstrip("/").endswith("/responses")
 
-    def _check_connections(self, conn: int) -> None:
-        cap = self.max_connections
-        if cap is not None and len(self.connections) >= cap and conn not in self.connections:
-            raise LimitExceeded(
-                f"the trace holds more than {cap:,} connections (the connections cap; "
-                "raise it with TRACER_MAX_CONNECTIONS=N)"
-            )
+    def claims_message(self, client: bool, kind: str) -> bool:
+        return client and kind == "response.create"
 
-    def _open(self, record: Open) -> None:
-        self._check_connections(record.conn)
-        self.connections[record.conn] = Connection(
-            conn=record.conn,
-            url=record.url,
-            transport=record.transport,
-            t_open=record.t_ns,
-            handshake_ns=record.handshake_ns,
-            status=record.status,
+    def reader(self, segmenter: Segmenter, connection: Connection) -> ResponsesReader:
+        return ResponsesReader(segmenter, connection)
+
+    def starts_turn(self, client: bool, payload: bytes, http: bool) -> bool:
+        # Over HTTP every recorded request body is a create; over WebSocket its type says.
+        if not client:
+            return False
+        return http or (b"response.create" in payload and json_type_is(payload, "response.create"))
+
+    def tokens(self, usage: Any) -> Tokens:
+        return Tokens(
+            input=token_count(usage, "input_tokens"),
+            cached=token_count(usage, "input_tokens_details", "cached_tokens"),
+            output=token_count(usage, "output_tokens"),
         )
-        self._stamp(record.t_ns)
 
-    def _close(self, record: Close) -> Iterator[tuple[str, Turn]]:
-        c = self._connection(record.conn, record.t_ns)
-        c.t_close = record.t_ns
-        c.close_code, c.close_by, c.close_error = record.code, record.by, record.error
-        self._stamp(record.t_ns)
-        pending = sorted((t for q in c.lanes.values() for t in q), key=lambda t: t.index)
-        c.lanes.clear()
-        failure = _close_failure(record)
+
+RESPONSES = ResponsesProtocol()
+
+
+class ResponsesReader(Reader):
+    """One connection's Responses frames -> turn events."""
+
+    def __init__(self, segmenter: Segmenter, connection: Connection) -> None:
+        self.seg = segmenter
+        self.c = connection
+        self.named_lanes = False  # a create with a stream_id was seen
+        self.lanes: dict[str | None, deque[Turn]] = {}
+
+    def client(self, frame: Frame) -> list[Event] | None:
+        return self._client_message(self.c, frame)
+
+    def server(self, frame: Frame) -> list[Event] | None:
+        return self._server_message(self.c, frame)
+
+    def pending(self) -> list[Turn]:
+        return sorted((t for q in self.lanes.values() for t in q), key=lambda t: t.index)
+
+    def finish(self) -> list[Turn]:
+        pending = self.pending()
+        self.lanes.clear()
+        return pending
+
+    def close(self, record: Close, failure: str | None) -> list[Event]:
+        pending = self.finish()
         for turn in pending:
             if failure is not None:  # the close cut the turn short
                 turn.status, turn.error_code = "error", failure
                 turn.error_message = record.error or record.reason or None
                 turn.t_end = record.t_ns
                 _finish_output(turn, None)
-            yield "end", turn
+        return [TurnEnded(turn) for turn in pending]
 
-    def _stamp(self, t: int) -> None:
-        if self.t_first is None:
-            self.t_first = t
-        if t > self.t_last:
-            self.t_last = t
-
-    def _frame(self, frame: Frame) -> list[tuple[str, Turn]] | None:
-        conn, t, direction, opcode, payload, fin = frame  # unpacked: the hottest path
-        c = self.connections.get(conn) or self._connection(conn, t)
-        self.frames += 1
-        if self.frames > self._frame_cap:
-            raise LimitExceeded(frames_exceeded(self.max_frames or 0))
-        if t > self.t_last:
-            self.t_last = t
-        if self.t_first is None:
-            self.t_first = t
-        client = direction is _CLIENT
-        if client:
-            c.client_frames += 1
-            c.client_bytes += len(payload)
-        else:
-            c.server_frames += 1
-            c.server_bytes += len(payload)
-        if opcode is not _TEXT or not fin:
-            if opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-                c.message_types[f"{direction.label}:<{opcode.label}>"] += 1
-            return None
-        if client:
-            return self._client_message(c, frame)
-        return self._server_message(c, frame)
-
-    def _client_message(self, c: Connection, frame: Frame) -> list[tuple[str, Turn]] | None:
+    def _client_message(self, c: Connection, frame: Frame) -> list[Event] | None:
         body = loads(frame.payload) if _OBJECT.match(frame.payload) else None
         if not isinstance(body, dict):
             c.message_types["client:<non-json>"] += 1
@@ -184,16 +128,11 @@ class TurnSegmenter:
             kind = "response.create"  # an HTTP request body is a create without its type
         c.message_types[f"client:{kind}"] += 1
         if kind == "response.create":
-            if self.max_turns is not None and self._next_index >= self.max_turns:
-                raise LimitExceeded(
-                    f"the trace holds more than {self.max_turns:,} turns (the turns cap; "
-                    "raise it with TRACER_MAX_TURNS=N)"
-                )
             request = {k: v for k, v in body.items() if k != "type"}
             lane = request.get("stream_id") if isinstance(request.get("stream_id"), str) else None
             prev = request.get("previous_response_id")
             turn = Turn(
-                index=self._next_index,
+                index=self.seg.next_index(c),
                 conn=c.conn,
                 stream_id=lane,
                 t_create=frame.t_ns,
@@ -202,26 +141,22 @@ class TurnSegmenter:
                 transport=c.transport,
                 previous_response_id=prev if isinstance(prev, str) else None,
             )
-            if self._keep_frames:
-                self._keep(turn, frame)
-            self._next_index += 1
-            c.turns += 1
-            c.named_lanes = c.named_lanes or lane is not None
-            c.lanes.setdefault(lane, deque()).append(turn)
-            return [("start", turn)]
+            self.seg.keep(turn, frame)
+            self.named_lanes = self.named_lanes or lane is not None
+            self.lanes.setdefault(lane, deque()).append(turn)
+            return [TurnStarted(turn)]
         elif kind == "response.steer":
             lane = body.get("stream_id") if isinstance(body.get("stream_id"), str) else None
-            queue = c.lanes.get(lane)
+            queue = self.lanes.get(lane)
             if queue:
                 queue[0].steers += 1
-                if self._keep_frames:
-                    self._keep(queue[0], frame)
+                self.seg.keep(queue[0], frame)
         return None
 
-    def _server_message(self, c: Connection, frame: Frame) -> list[tuple[str, Turn]] | None:
+    def _server_message(self, c: Connection, frame: Frame) -> list[Event] | None:
         payload = frame.payload
         head = payload[:96]
-        if _DELTA_MARK in head and (not c.named_lanes or b'"stream_id"' not in payload):
+        if _DELTA_MARK in head and (not self.named_lanes or b'"stream_id"' not in payload):
             self._delta(c, frame, head)  # the common case, with no JSON parsing
             return None
         event = loads(payload) if _OBJECT.match(payload) else None
@@ -231,7 +166,7 @@ class TurnSegmenter:
         kind = str(event.get("type"))
         c.message_types[f"server:{kind}"] += 1
         lane = event.get("stream_id") if isinstance(event.get("stream_id"), str) else None
-        queue = c.lanes.get(lane)
+        queue = self.lanes.get(lane)
         if not queue:
             c.orphan_events += 1
             return None
@@ -246,8 +181,12 @@ class TurnSegmenter:
         if turn.t_first_token is None and kind.encode() in _TOKEN_TYPES:
             turn.t_first_token = frame.t_ns
         delta = event.get("delta")
-        if self._collect_text and kind == "response.output_text.delta" and isinstance(delta, str):
-            turn.add_text(delta, self._text_limit)
+        if (
+            self.seg.collect_text
+            and kind == "response.output_text.delta"
+            and isinstance(delta, str)
+        ):
+            turn.add_text(delta, self.seg.text_limit)
         response = event.get("response")
         if (
             isinstance(response, dict)
@@ -272,23 +211,13 @@ class TurnSegmenter:
         else:
             _finish_output(turn, None)
         queue.popleft()
-        return [("end", turn)]
-
-    def _keep(self, turn: Turn, frame: Frame) -> None:
-        """Keep a frame for the turn's frame view, within the turn's budget."""
-        if turn.frames_dropped:
-            return
-        turn.frames_bytes += len(frame.payload)
-        if turn.frames_bytes > self._frame_budget:
-            turn.frames, turn.frames_dropped = [], True  # read them again when asked
-        else:
-            turn.frames.append(frame)
+        return [TurnEnded(turn)]
 
     def _delta(self, c: Connection, frame: Frame, head: bytes) -> None:
         """A streaming delta on the default lane, recognised from its first bytes."""
         kind, key, is_token = _kind_of(head)
         c.message_types[key] += 1
-        queue = c.lanes.get(None)
+        queue = self.lanes.get(None)
         if not queue:
             c.orphan_events += 1
             return
@@ -296,18 +225,17 @@ class TurnSegmenter:
         turn.events += 1
         turn.event_bytes += len(frame.payload)
         turn.event_types[kind] += 1
-        if self._keep_frames:
-            self._keep(turn, frame)
+        self.seg.keep(turn, frame)
         if is_token and turn.t_first_token is None:
             turn.t_first_token = frame.t_ns
-        if self._collect_text and kind == "response.output_text.delta":
+        if self.seg.collect_text and kind == "response.output_text.delta":
             event = loads(frame.payload)
             if isinstance(event, dict) and isinstance(event.get("delta"), str):
-                turn.add_text(event["delta"], self._text_limit)
+                turn.add_text(event["delta"], self.seg.text_limit)
 
     def _error(
         self, frame: Frame, event: dict[str, Any], kind: str, turn: Turn, queue: deque[Turn]
-    ) -> list[tuple[str, Turn]]:
+    ) -> list[Event]:
         """An error event ends its turn. An error for a create that never started belongs to
         the newest such create (a gateway refusing a second create in flight), otherwise
         to the running one."""
@@ -323,7 +251,7 @@ class TurnSegmenter:
         self._attribute(turn, frame, kind)
         turn.t_end = frame.t_ns
         queue.remove(turn)
-        return [("end", turn)]
+        return [TurnEnded(turn)]
 
     def _http_body(
         self,
@@ -332,7 +260,7 @@ class TurnSegmenter:
         body: dict[str, Any],
         turn: Turn,
         queue: deque[Turn],
-    ) -> list[tuple[str, Turn]]:
+    ) -> list[Event]:
         """A non-streamed HTTP answer: one Response object, a whole turn in one frame."""
         self._attribute(turn, frame, "response")
         if isinstance(body.get("id"), str):
@@ -342,7 +270,7 @@ class TurnSegmenter:
         turn.status = status if status in _BODY_STATUS else "unfinished"
         self._take_response(turn, body)
         queue.remove(turn)
-        return [("end", turn)]
+        return [TurnEnded(turn)]
 
     @staticmethod
     def _take_response(turn: Turn, response: dict[str, Any]) -> None:
@@ -358,8 +286,7 @@ class TurnSegmenter:
         turn.events += 1
         turn.event_bytes += len(frame.payload)
         turn.event_types[kind] += 1
-        if self._keep_frames:
-            self._keep(turn, frame)
+        self.seg.keep(turn, frame)
 
 
 _ITEM_EVENTS = frozenset(["response.output_item.added", "response.output_item.done"])
@@ -384,15 +311,6 @@ def _finish_output(turn: Turn, output: Any) -> None:
     if turn.copies:  # the other copies of reasoning items (added, done) than the output's
         kept = {id(o) for o in turn.output}
         turn.copies = [o for o in turn.copies if id(o) not in kept]
-
-
-def _close_failure(record: Close) -> str | None:
-    """The error code of turns a close cut short, or None for a normal close."""
-    if record.code is None:
-        return "connection_dropped" if record.error else None
-    if record.code in (1000, 1005):
-        return None
-    return f"websocket_close_{record.code}"
 
 
 _KINDS: dict[bytes, tuple[str, str, bool]] = {}

@@ -1,9 +1,15 @@
-"""What the protocol model knows of a turn and of a connection (plain data, no I/O)."""
+"""What every protocol model knows of a turn and of a connection (plain data, no I/O).
+
+The protocol-neutral core: a ``Turn`` is one request of the client (or one answer the
+server started on its own) and what answered it; a ``Connection`` is one connection of the
+trace with its byte and frame counts and the protocol that claimed it. What only one
+protocol knows sits in the turn's ``voice`` part (Realtime) or in its protocol's reader.
+"""
 
 from __future__ import annotations
 
 import json
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,22 +24,12 @@ try:  # a faster JSON parser when installed (see bench/bench_analysis.py)
 except ImportError:  # pragma: no cover - orjson is a declared dependency
     _loads = json.loads
 
-__all__ = ["TEXT_LIMIT", "Connection", "Turn", "dict_items", "loads", "output_text"]
+__all__ = ["TEXT_LIMIT", "Connection", "Turn", "VoiceTurn", "dict_items", "loads"]
 
 
 def dict_items(value: Any) -> list[dict[str, Any]]:
     """The dict elements of ``value`` when it is a list; nothing otherwise (hostile input)."""
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def output_text(output: Any) -> str:
-    """The text of a response's output: its messages' text parts, joined."""
-    return "".join(
-        str(part.get("text", ""))
-        for item in dict_items(output)
-        if item.get("type", "message") == "message"
-        for part in dict_items(item.get("content"))
-    )
 
 
 TEXT_LIMIT = 256 * 1024
@@ -56,8 +52,33 @@ def loads(data: bytes) -> Any:
 
 
 @dataclass(slots=True)
+class VoiceTurn:
+    """What a voice protocol (Realtime) knows of a turn besides the core: audio in and out
+    and the moments voice latency is measured between (ns; None: never seen)."""
+
+    input_audio_bytes: int = 0  # PCM bytes appended for the turn (decoded from base64)
+    output_audio_bytes: int = 0  # PCM bytes of output audio streamed in the turn
+    input_rate: int = 0  # bytes per second of the input audio format (0: unknown)
+    output_rate: int = 0
+    t_speech_stopped: int | None = None  # the server's speech_stopped that led to the turn
+    t_first_audio: int | None = None  # the first output audio delta
+    t_transcribed: int | None = None  # the input transcript completed
+    silence_ms: int | None = None  # the turn detection's silence_duration_ms
+    interrupted: bool = False
+    cut_bytes: int = 0  # output audio bytes the client truncated (played no further)
+    played: dict[str, int] = field(default_factory=dict)  # truncated item -> bytes played
+    items: list[str] = field(default_factory=list)  # output item ids
+    audio_item: str | None = None  # the user audio item that started the turn
+    text: bool = False  # the turn's output was text (no audio expected)
+
+    def seconds(self, n: int, rate: int) -> float | None:
+        return round(n / rate, 3) if rate else None
+
+
+@dataclass(slots=True)
 class Turn:
-    """One request and what answered it: a ``response.create`` up to its end."""
+    """One request and what answered it: a ``response.create`` up to its end, or a
+    response the server started on its own (Realtime voice activity detection)."""
 
     index: int  # order in which turns started, from 0
     conn: int
@@ -88,6 +109,11 @@ class Turn:
     done_items: list[dict[str, Any]] = field(default_factory=list)  # output_item.done items
     copies: list[dict[str, Any]] = field(default_factory=list)  # other copies of reasoning
     vendor_events: int = 0  # events that are not the protocol's, before response.created
+    protocol: str = "responses"  # the protocol's name (``tracer.protocols``)
+    trigger: str = "client"  # "client" (a create) or "vad" (the server heard speech end)
+    continues: bool = False  # the server holds the connection's conversation (Realtime)
+    voice: VoiceTurn | None = None  # the voice part (Realtime)
+    model: str | None = None  # the session's model, where the request does not name one
 
     @property
     def warmup(self) -> bool:
@@ -134,5 +160,7 @@ class Connection:
     message_types: Counter[str] = field(default_factory=Counter)  # "client:type" -> count
     orphan_events: int = 0  # server events that belong to no turn
     turns: int = 0
-    named_lanes: bool = False  # a create with a stream_id was seen
-    lanes: dict[str | None, deque[Turn]] = field(default_factory=dict)
+    subprotocol: str | None = None
+    protocol: str | None = None  # the protocol that claimed it; None: none (yet)
+    reader: Any = None  # the claiming protocol's reader of this connection
+    sniffed: int = 0  # messages looked at before a protocol claimed it

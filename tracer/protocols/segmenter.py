@@ -1,0 +1,216 @@
+"""The segmenter: a trace's records in, typed turn events out, each connection read by the
+protocol that claimed it (no I/O).
+
+The segmenter keeps what every protocol shares: the connections with their frame and byte
+counts, the caps, the turn numbering and the frames kept for the detail views. Which
+protocol a connection speaks is the registry's decision (``tracer.protocols.registry``):
+from its upgrade first, else from its first messages. A connection no protocol claims keeps
+its connection figures, ``protocol`` None, and no turns: tracer never invents them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from tracer.protocols.base import Reader
+from tracer.protocols.events import Event, TurnEnded
+from tracer.protocols.registry import claim_message, claim_open
+from tracer.protocols.turns import TEXT_LIMIT, Connection, Turn, loads
+from tracer.trace.caps import frames_exceeded
+from tracer.trace.errors import LimitExceeded
+from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
+
+__all__ = ["SNIFF_MESSAGES", "Segmenter"]
+
+SNIFF_MESSAGES = 64
+"""Messages of a connection its upgrade did not settle that are looked at for a protocol's
+claim; past them the connection is of no protocol tracer knows."""
+
+_CLIENT, _TEXT = Direction.CLIENT, Opcode.TEXT
+_OBJECT = re.compile(rb"[ \t\r\n]*\{")  # how a JSON object starts: cheaper than a parse
+_DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+
+
+class Segmenter:
+    """Feeds on records; yields ``TurnStarted`` and ``TurnEnded`` events as turns start and
+    end (or when the input ends)."""
+
+    def __init__(
+        self,
+        *,
+        collect_text: bool = False,
+        text_limit: int = TEXT_LIMIT,
+        keep_frames: bool = False,
+        frame_budget: int = 64 * 1024 * 1024,
+        max_turns: int | None = None,
+        max_connections: int | None = None,
+        max_frames: int | None = None,
+    ) -> None:
+        self.connections: dict[int, Connection] = {}
+        # Caps (None: none): past them, LimitExceeded, rather than memory without bound.
+        self.max_turns = max_turns
+        self.max_connections = max_connections
+        self.max_frames = max_frames
+        self._frame_cap = max_frames if max_frames is not None else float("inf")
+        self.frames = 0
+        self.collect_text = collect_text
+        self.text_limit = text_limit  # characters of output text kept per turn
+        self.keep_frames = keep_frames  # each turn keeps its create, steers and events
+        self.frame_budget = frame_budget  # payload bytes of frames one turn keeps at most
+        self._next_index = 0
+        self.t_first: int | None = None
+        self.t_last: int = 0
+
+    # -- what readers ask of the segmenter -------------------------------------------------
+
+    def next_index(self, c: Connection) -> int:
+        """The number of a new turn on ``c``; ``LimitExceeded`` past the turns cap."""
+        if self.max_turns is not None and self._next_index >= self.max_turns:
+            raise LimitExceeded(
+                f"the trace holds more than {self.max_turns:,} turns (the turns cap; "
+                "raise it with TRACER_MAX_TURNS=N)"
+            )
+        index = self._next_index
+        self._next_index += 1
+        c.turns += 1
+        return index
+
+    def keep(self, turn: Turn, frame: Frame) -> None:
+        """Keep a frame for the turn's frame view, within the turn's budget."""
+        if not self.keep_frames or turn.frames_dropped:
+            return
+        turn.frames_bytes += len(frame.payload)
+        if turn.frames_bytes > self.frame_budget:
+            turn.frames, turn.frames_dropped = [], True  # read them again when asked
+        else:
+            turn.frames.append(frame)
+
+    # -- records in, events out ------------------------------------------------------------
+
+    def feed(self, records: Iterable[Record]) -> Iterator[Event]:
+        """Process records in trace order, yielding the events they caused."""
+        frame_type = Frame
+        on_frame = self._frame
+        for record in records:
+            kind = type(record)
+            if kind is frame_type:
+                # Plain calls, not generators: most frames start or end nothing.
+                events = on_frame(record)  # type: ignore[arg-type]
+                if events:
+                    yield from events
+            elif kind is Open:
+                self._open(record)  # type: ignore[arg-type]
+            elif kind is Close:
+                yield from self._close(record)  # type: ignore[arg-type]
+
+    def finish(self) -> Iterator[TurnEnded]:
+        """Turns still in flight when the trace ended: status ``unfinished``."""
+        pending = [t for c in self.connections.values() if c.reader for t in c.reader.finish()]
+        for turn in sorted(pending, key=lambda t: t.index):
+            yield TurnEnded(turn)
+
+    def in_flight(self) -> int:
+        """Turns started and not ended yet."""
+        return sum(len(c.reader.pending()) for c in self.connections.values() if c.reader)
+
+    def _connection(self, conn: int, t_ns: int) -> Connection:
+        c = self.connections.get(conn)
+        if c is None:  # frames of a connection whose open record is missing
+            self._check_connections(conn)
+            c = self.connections[conn] = Connection(conn=conn, t_open=t_ns)
+        return c
+
+    def _check_connections(self, conn: int) -> None:
+        cap = self.max_connections
+        if cap is not None and len(self.connections) >= cap and conn not in self.connections:
+            raise LimitExceeded(
+                f"the trace holds more than {cap:,} connections (the connections cap; "
+                "raise it with TRACER_MAX_CONNECTIONS=N)"
+            )
+
+    def _open(self, record: Open) -> None:
+        self._check_connections(record.conn)
+        c = self.connections[record.conn] = Connection(
+            conn=record.conn,
+            url=record.url,
+            transport=record.transport,
+            t_open=record.t_ns,
+            handshake_ns=record.handshake_ns,
+            status=record.status,
+            subprotocol=record.subprotocol,
+        )
+        protocol = claim_open(record.url, record.transport, record.subprotocol)
+        if protocol is not None:
+            c.protocol, c.reader = protocol.name, protocol.reader(self, c)
+        self._stamp(record.t_ns)
+
+    def _close(self, record: Close) -> list[Event]:
+        c = self._connection(record.conn, record.t_ns)
+        c.t_close = record.t_ns
+        c.close_code, c.close_by, c.close_error = record.code, record.by, record.error
+        self._stamp(record.t_ns)
+        reader: Reader | None = c.reader
+        if reader is None:
+            return []
+        return reader.close(record, _close_failure(record))
+
+    def _stamp(self, t: int) -> None:
+        if self.t_first is None:
+            self.t_first = t
+        if t > self.t_last:
+            self.t_last = t
+
+    def _frame(self, frame: Frame) -> list[Event] | None:
+        conn, t, direction, opcode, payload, fin = frame  # unpacked: the hottest path
+        c = self.connections.get(conn) or self._connection(conn, t)
+        self.frames += 1
+        if self.frames > self._frame_cap:
+            raise LimitExceeded(frames_exceeded(self.max_frames or 0))
+        if t > self.t_last:
+            self.t_last = t
+        if self.t_first is None:
+            self.t_first = t
+        client = direction is _CLIENT
+        if client:
+            c.client_frames += 1
+            c.client_bytes += len(payload)
+        else:
+            c.server_frames += 1
+            c.server_bytes += len(payload)
+        if opcode is not _TEXT or not fin:
+            if opcode in _DATA:
+                c.message_types[f"{direction.label}:<{opcode.label}>"] += 1
+            return None
+        reader: Reader | None = c.reader
+        if reader is not None:
+            return reader.client(frame) if client else reader.server(frame)
+        return self._sniff(c, frame, client)
+
+    def _sniff(self, c: Connection, frame: Frame, client: bool) -> list[Event] | None:
+        """A message of a connection no protocol has claimed yet: its type may settle it."""
+        side = "client" if client else "server"
+        body = loads(frame.payload) if _OBJECT.match(frame.payload) else None
+        kind = body.get("type") if isinstance(body, dict) else None
+        if c.sniffed < SNIFF_MESSAGES and (isinstance(kind, str) or c.transport == "http"):
+            c.sniffed += 1
+            protocol = claim_message(client, kind if isinstance(kind, str) else "")
+            if protocol is not None:
+                reader = protocol.reader(self, c)
+                c.protocol, c.reader = protocol.name, reader
+                return reader.client(frame) if client else reader.server(frame)
+        if not isinstance(body, dict):
+            c.message_types[f"{side}:<non-json>"] += 1
+        else:
+            c.message_types[f"{side}:{kind}"] += 1
+            c.orphan_events += not client
+        return None
+
+
+def _close_failure(record: Close) -> str | None:
+    """The error code of turns a close cut short, or None for a normal close."""
+    if record.code is None:
+        return "connection_dropped" if record.error else None
+    if record.code in (1000, 1005):
+        return None
+    return f"websocket_close_{record.code}"
