@@ -9,6 +9,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 from websockets.frames import Opcode
 
@@ -22,6 +23,8 @@ from tracer.upstream.engine import (
     Plan,
     error_event,
 )
+from tracer.upstream.realtime import RealtimeEngine, RealtimeScript
+from tracer.upstream.realtime_ws import serve_realtime
 from tracer.upstream.script import Script, default_script
 from tracer.wire import (
     HTTPError,
@@ -62,9 +65,10 @@ class UpstreamServer(TCPService):
         log: Callable[[str], None] | None = None,
         tls: ssl.SSLContext | None = None,
         names: Sequence[str] = (),
+        realtime: RealtimeScript | None = None,
     ) -> None:
         """``tls``: serve https and wss; ``names``: the host names it answers as (its
-        certificate's), besides this machine's."""
+        certificate's), besides this machine's; ``realtime``: how ``/v1/realtime`` plays."""
         guard = Guard.of(host, allow_origins, names=names)
         super().__init__(host, port, guard=guard, log=log)
         self.ssl = tls
@@ -72,6 +76,7 @@ class UpstreamServer(TCPService):
         self.engine = Engine(
             script or default_script(), single_flight=single_flight, max_pending=max_pending
         )
+        self.realtime = RealtimeEngine(realtime)
         # Called with each accepted WebSocket, e.g. to tap the server's own view of it.
         self.on_connect = on_connect
         self.connections = 0
@@ -92,7 +97,11 @@ class UpstreamServer(TCPService):
                 head = await self.read_head(reader, writer)
                 if head is None or await self.refused(head, writer):
                     return
-                if not head.path.rstrip("/").endswith("/responses"):
+                path = head.path.split("?", 1)[0].rstrip("/")
+                if path.endswith("/realtime") and head.is_websocket_upgrade:
+                    await self._realtime(reader, writer, head)
+                    return
+                if not path.endswith("/responses"):
                     _json_error(writer, 404, "not_found", f"No route for {head.path}.")
                 elif head.is_websocket_upgrade:
                     self.connections += 1
@@ -129,6 +138,19 @@ class UpstreamServer(TCPService):
         self._turn_states += 1
         return [("x-codex-turn-state", f"ts_{script.seed}_{self._turn_states}"),
                 ("openai-model", script.model)]  # fmt: skip
+
+    async def _realtime(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: RequestHead
+    ) -> None:
+        self.connections += 1
+        ws = await accept_websocket(reader, writer, head, max_size=self.max_frame)
+        if self.on_connect is not None:
+            self.on_connect(ws, head)
+        query = parse_qs(head.path.partition("?")[2])
+        model = query.get("model", [None])[0]
+        await serve_realtime(self.realtime.connection(model), ws)
+        if not ws.closed:
+            await ws.close(1000, "", timeout=2.0)
 
     # WebSocket mode
 
@@ -310,11 +332,14 @@ def running_upstream(
     single_flight: bool = False,
     tls: ssl.SSLContext | None = None,
     names: Sequence[str] = (),
+    realtime: RealtimeScript | None = None,
 ) -> Iterator[UpstreamServer]:
     """Run an upstream on 127.0.0.1 in a background thread (for sync code and tests)."""
     ready = threading.Event()
     loop = asyncio.new_event_loop()
-    server = UpstreamServer(script, single_flight=single_flight, tls=tls, names=names)
+    server = UpstreamServer(
+        script, single_flight=single_flight, tls=tls, names=names, realtime=realtime
+    )
     failure: list[BaseException] = []
 
     def main() -> None:

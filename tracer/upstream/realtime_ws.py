@@ -1,0 +1,96 @@
+"""The scripted upstream's Realtime WebSocket: the asyncio shell around ``realtime.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from websockets.frames import Opcode
+
+from tracer.upstream.realtime import RealtimeConnection, Reply, Response
+from tracer.wire import WebSocket
+
+__all__ = ["serve_realtime"]
+
+
+def _dumps(event: dict[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+async def serve_realtime(conn: RealtimeConnection, ws: WebSocket) -> None:
+    """Serve one Realtime connection until the client or a scripted fault ends it."""
+    later: set[asyncio.Task[None]] = set()
+    running: asyncio.Task[None] | None = None
+
+    async def send(replies: list[Reply]) -> None:
+        for reply in replies:
+            if reply.delay:
+                await asyncio.sleep(reply.delay / 1000)
+            await ws.send_text(_dumps(reply.event))
+            kind = reply.event["type"]
+            if kind == "input_audio_buffer.speech_stopped":
+                conn.stopped_ns = time.monotonic_ns()  # the log's voice latency starts here
+            elif kind.endswith("input_audio_transcription.completed") and conn.stopped_ns:
+                conn.engine.transcripts.append(
+                    {
+                        "item_id": reply.event.get("item_id"),
+                        "delay_ms": (time.monotonic_ns() - conn.stopped_ns) / 1e6,
+                    }
+                )
+
+    async def respond(response: Response) -> None:
+        for reply in response.steps:
+            if response.cancelled:
+                break
+            if reply.delay:
+                await asyncio.sleep(reply.delay / 1000)
+            if response.cancelled:
+                break
+            await ws.send_text(_dumps(reply.event))
+            if reply.event["type"] == "response.output_audio.delta":
+                response.sent_audio_bytes += len(reply.event["delta"]) * 3 // 4
+                if response.first_audio_ns is None:
+                    response.first_audio_ns = time.monotonic_ns()
+        if response.close is not None and not response.cancelled:
+            conn.dropped(response)
+            await ws.close(response.close, "scripted failure")
+            return
+        await ws.send_text(_dumps(response.finish()))
+
+    try:
+        await send(conn.opening())
+        while True:
+            message = await ws.recv_message()
+            if message is None:
+                return
+            opcode, data = message
+            try:
+                event = json.loads(data) if opcode is Opcode.TEXT else None
+            except (ValueError, RecursionError):
+                event = None
+            if not isinstance(event, dict):
+                event = {"type": "<not json>"}
+            replies, response = conn.receive(event)
+            now = [r for r in replies if not r.delay]
+            await send(now)
+            if len(now) < len(replies):  # a transcript later: it must not hold the answer
+                task = asyncio.create_task(send([r for r in replies if r.delay]))
+                later.add(task)
+                task.add_done_callback(later.discard)
+            if response is not None:
+                if response.trigger == "vad":
+                    response.stopped_ns = conn.stopped_ns
+                running = asyncio.create_task(respond(response))
+            if ws.closed:
+                return
+    finally:
+        tasks = [*later, *([running] if running is not None else [])]
+        for task in tasks:
+            if not task.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(task), 5.0)
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
