@@ -71,6 +71,11 @@ def duration(v: float | None) -> str:
     return f"{mark}{a / 1000:.2f} s" if a >= 1000 else f"{mark}{a:,.0f} ms"
 
 
+def audio_seconds(v: float | None) -> str:
+    """Seconds of audio: "0.72 s", "-" if unknown."""
+    return "-" if v is None else f"{v:,.2f} s"
+
+
 def count(n: int | None) -> str:
     """A count with thousands separators; "unknown" for None (never 0)."""
     return "unknown" if n is None else f"{n:,}"
@@ -178,6 +183,23 @@ CONNECTION_STARTS = {  # InspectReport.connection_starts()
     "reconnect": "reconnect: the same conversation",
     "new": "a new session",
 }
+
+PROTOCOLS = {  # ConnectionReport.protocol, TurnReport.protocol
+    "responses": "Responses API",
+    "realtime": "Realtime API",
+}
+NOT_UNDERSTOOD = "not understood"  # a connection no protocol claimed (protocol null)
+
+TRIGGERS = {  # TurnReport.trigger
+    "client": "the client asked (a create)",
+    "vad": "the server heard the speaker stop (voice activity detection)",
+    "server": "the server started it on its own",
+}
+
+
+def protocol_label(name: str | None) -> str:
+    """How the views name a connection's protocol."""
+    return PROTOCOLS.get(name or "", NOT_UNDERSTOOD)
 
 
 # Diffs -------------------------------------------------------------------------------------

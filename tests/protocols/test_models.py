@@ -441,3 +441,47 @@ def test_an_unknown_protocol_gets_connection_figures_and_no_turns():
     (c,) = report.connections
     assert (c.protocol, c.turns, c.client_frames, c.server_frames) == (None, 0, 2, 2)
     assert report.summary.unknown_connections == 1 and report.summary.protocols == {}
+
+
+# -- two voice sessions compared --------------------------------------------------------------
+
+
+def _spoken(first_audio_ms: int) -> list[Record]:
+    """One spoken turn whose first audio comes ``first_audio_ms`` after the speech end."""
+    at = 100 + first_audio_ms
+    return script(
+        "wss://h/v1/realtime",
+        [
+            (0, S, SESSION),
+            (1, C, rt("input_audio_buffer.append", audio=pcm(600))),
+            (100, S, rt("input_audio_buffer.speech_stopped", audio_end_ms=500, item_id="u1")),
+            (101, S, rt("input_audio_buffer.committed", item_id="u1")),
+            (102, S, rt("response.created", response={"id": "r1"})),
+            (
+                at,
+                S,
+                rt("response.output_audio.delta", response_id="r1", item_id="a", delta=pcm(300)),
+            ),
+            (at + 5, S, done("r1")),
+        ],
+        close=(at + 10, 1000),
+    )
+
+
+def test_a_diff_of_two_voice_sessions_names_the_voice_latency():
+    from tracer.analysis.diff import diff_sessions
+    from tracer.analysis.session import Session
+
+    def run(records: list[Record]) -> tuple[Any, Any]:
+        session = Session(contents=True)
+        session.feed(records)
+        return session.finish(), session.contents()
+
+    (a, ca), (b, cb) = run(_spoken(300)), run(_spoken(120))
+    d = diff_sessions("a", a, ca, "b", b, cb)
+    (row,) = d.turns
+    assert row.deltas["voice_latency_ms"] == -180.0
+    assert (
+        d.totals_a["voice_latency_p50_ms"] == 300.0 and d.totals_b["voice_latency_p50_ms"] == 120.0
+    )
+    assert "voice latency p50 -180 ms (300 → 120 ms)" in d.headline

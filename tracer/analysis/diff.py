@@ -309,11 +309,16 @@ def _headline(
         ("ttft_p50_ms", "time to first token p50"),
         ("duration_p50_ms", "turn p50"),
         ("client_ms", "client time"),
+        ("voice_latency_p50_ms", "voice latency p50"),
     ]:
         a, b = ta[metric], tb[metric]
         if a is not None and b is not None and _significant(a, b, MS_REL, MS_ABS):
             out.append(f"{label} {b - a:+.0f} ms ({a:.0f} → {b:.0f} ms)")
-    for metric, label in [("cache_losses", "cache losses"), ("errors", "errors")]:
+    for metric, label in [
+        ("cache_losses", "cache losses"),
+        ("errors", "errors"),
+        ("interruptions", "interruptions"),
+    ]:
         if ta[metric] != tb[metric]:
             out.append(f"{label} {ta[metric]} → {tb[metric]}")
     return out

@@ -93,6 +93,11 @@ def _strip(value: Any) -> Any:
     return value
 
 
+def _audio(part: dict[str, Any]) -> str:
+    """An audio part with no transcript: say it is audio rather than nothing."""
+    return "(audio)" if "audio" in str(part.get("type")) else ""
+
+
 def summarise_item(item: Any, width: int = 160) -> str:
     """A one-line description of an input or output item."""
     if not isinstance(item, dict):
@@ -103,7 +108,7 @@ def summarise_item(item: Any, width: int = 160) -> str:
             content = item.get("content")
             if isinstance(content, list):
                 content = " ".join(
-                    str(p["text"] if "text" in p else p.get("transcript") or "")
+                    str(p["text"] if "text" in p else p.get("transcript") or _audio(p))
                     for p in dict_items(content)
                 )
             text = f"{item.get('role', '?')}: {content}"

@@ -17,7 +17,7 @@ __all__ = ["METRICS", "Metric", "judge", "label", "with_unit"]
 @dataclass(frozen=True, slots=True)
 class Metric:
     label: str  # the human name
-    unit: str  # "B" (bytes), "tok", "ms", "" (a count)
+    unit: str  # "B" (bytes), "tok", "ms", "s" (seconds of audio), "" (a count)
     better: int  # +1: more is better, -1: less is better, 0: neither
 
 
@@ -47,6 +47,12 @@ METRICS: dict[str, Metric] = {
     "duration_p50_ms": Metric("turn time p50", "ms", -1),
     "duration_p90_ms": Metric("turn time p90", "ms", -1),
     "wall_ms": Metric("wall time", "ms", 0),
+    "voice_latency_ms": Metric("voice latency", "ms", -1),
+    "voice_latency_p50_ms": Metric("voice latency p50", "ms", -1),
+    "voice_latency_p90_ms": Metric("voice latency p90", "ms", -1),
+    "input_audio_s": Metric("audio in", "s", 0),
+    "output_audio_s": Metric("audio out", "s", 0),
+    "interruptions": Metric("interruptions", "", 0),
 }
 
 
@@ -84,4 +90,6 @@ def with_unit(name: str, value: float | None, *, signed: bool = False) -> str:
         return sign + size(v)
     if unit == "tok":
         return f"{sign}{v:,.0f} tok"
+    if unit == "s":
+        return f"{sign}{v:,.2f} s"
     return f"{sign}{v:,.0f}" if float(v).is_integer() else f"{sign}{v:,.1f}"

@@ -126,8 +126,14 @@ class TurnReport:
         "generation_ms",
         "duration_ms",
         "client_ms",
+        "voice_latency_ms",
     )
     """The figures ``tracer diff`` compares per aligned pair of turns (B - A)."""
+
+    @property
+    def voice_latency_ms(self) -> float | None:
+        """A voice turn's speech end to first audio (None for other turns)."""
+        return self.voice.voice_latency_ms if self.voice is not None else None
 
     @property
     def new_bytes(self) -> int:
@@ -345,6 +351,11 @@ class Summary:
         "duration_p50_ms",
         "duration_p90_ms",
         "wall_ms",
+        "input_audio_s",
+        "output_audio_s",
+        "interruptions",
+        "voice_latency_p50_ms",
+        "voice_latency_p90_ms",
     )
     """The totals ``tracer diff`` compares (B - A)."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
+from urllib.parse import urlsplit
 
 from tracer._version import __version__
 from tracer.analysis.model import InspectReport, TurnReport
@@ -84,10 +85,44 @@ def _span(
     return span
 
 
-def _turn_attributes(t: TurnReport) -> dict[str, Any]:
+def _provider(url: str) -> str:
+    """The semantic conventions' provider name, from the host the connection went to: the
+    APIs tracer understands are OpenAI's, also served by Azure OpenAI and xAI."""
+    try:
+        host = (urlsplit(url).hostname or "") if "://" in url else ""
+    except ValueError:  # a hostile trace's URL
+        host = ""
+    if host.endswith(".openai.azure.com") or host.endswith(".services.ai.azure.com"):
+        return "azure.ai.openai"
+    if host == "api.x.ai":
+        return "x_ai"
+    return "openai"
+
+
+def _voice_attributes(t: TurnReport) -> dict[str, Any]:
+    """A voice turn's figures (the Realtime API): audio, voice latency, interruption."""
+    v = t.voice
+    if v is None:
+        return {}
+    return {
+        "tracer.trigger": t.trigger,
+        "tracer.usage.input_audio_tokens": t.input_audio_tokens,
+        "tracer.usage.output_audio_tokens": t.output_audio_tokens,
+        "tracer.voice.input_audio_s": v.input_audio_s,
+        "tracer.voice.output_audio_s": v.output_audio_s,
+        "tracer.voice.ttfa_ms": v.ttfa_ms,
+        "tracer.voice.latency_ms": v.voice_latency_ms,
+        "tracer.voice.perceived_latency_ms": v.perceived_latency_ms,
+        "tracer.voice.transcription_delay_ms": v.transcription_delay_ms,
+        "tracer.voice.interrupted": v.interrupted,
+        "tracer.voice.output_audio_cut_s": v.output_audio_cut_s,
+    }
+
+
+def _turn_attributes(t: TurnReport, url: str = "") -> dict[str, Any]:
     return {
         "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "openai",
+        "gen_ai.provider.name": _provider(url),
         "gen_ai.request.model": t.model,
         "gen_ai.response.id": t.response_id,
         "gen_ai.usage.input_tokens": t.input_tokens,
@@ -118,6 +153,8 @@ def _turn_attributes(t: TurnReport) -> dict[str, Any]:
         "tracer.ttfe_ms": t.ttfe_ms,
         "tracer.ttft_ms": t.ttft_ms,
         "tracer.client_ms": t.client_ms,
+        "tracer.protocol": t.protocol,
+        **_voice_attributes(t),
     }
 
 
@@ -132,6 +169,7 @@ def export_otlp(
     root = ids.span("session")
     spans: list[dict[str, Any]] = []
     end_all = t0
+    urls = {c.conn: c.url for c in report.connections}
     for t in report.turns:
         start = anchor + t.start_ns
         end = anchor + (t.end_ns if t.end_ns is not None else t.start_ns)
@@ -154,7 +192,7 @@ def export_otlp(
             _span(
                 ids, sid, root, f"chat {t.model}" if t.model else "chat", start, end,
                 kind=_KIND_CLIENT,
-                attributes=_turn_attributes(t),
+                attributes=_turn_attributes(t, urls.get(t.conn, "")),
                 status=(_STATUS_ERROR, t.error_code or t.status) if failed else (_STATUS_OK, ""),
                 events=events,
             )

@@ -24,8 +24,10 @@ from tracer.vocab import (
     FAILED,
     PHASES,
     RESENT,
+    audio_seconds,
     count,
     duration,
+    protocol_label,
     size,
     turns_phrase,
 )
@@ -113,6 +115,19 @@ def _summary(report: InspectReport) -> str:
         ),
         _card("client time", duration(s.client_ms)),
     ]
+    if s.voice_turns:
+        cards += [
+            _card(
+                "audio in / out",
+                f"{audio_seconds(s.input_audio_s)} / {audio_seconds(s.output_audio_s)}",
+            ),
+            _card(
+                "voice latency p50 / p90",
+                f"{duration(s.voice_latency_p50_ms)} / {duration(s.voice_latency_p90_ms)}",
+            ),
+            _card("the speaker waits p50", duration(s.perceived_latency_p50_ms)),
+            _card("interruptions", str(s.interruptions)),
+        ]
     return f'<div class="cards">{"".join(cards)}</div>'
 
 
@@ -355,6 +370,41 @@ def _turn_table(report: InspectReport) -> str:
     )
 
 
+def _voice_table(report: InspectReport) -> str:
+    """The voice turns (Realtime): trigger, audio each way, first audio, voice latency."""
+    heads = ["#", "conn", "trigger", "status", "audio in", "audio out", "ttfa",
+             "voice latency", "speaker waits", "transcript", "audio cut", "response"]  # fmt: skip
+    rows = []
+    turns, omitted = _shown([t for t in report.turns if t.voice is not None])
+    for t in turns:
+        v = t.voice
+        assert v is not None
+        status = t.status + (f" ({t.error_code})" if t.error_code else "")
+        status += " (interrupted)" if v.interrupted and t.status == "completed" else ""
+        rows.append(
+            f'<tr class="turn {escape(t.status)}">'
+            + _cell(t.index)
+            + _cell(t.conn)
+            + _cell(t.trigger, cls="l")
+            + _cell(status, cls="l status")
+            + _cell(v.input_audio_s, audio_seconds(v.input_audio_s))
+            + _cell(v.output_audio_s, audio_seconds(v.output_audio_s))
+            + _cell(v.ttfa_ms, duration(v.ttfa_ms))
+            + _cell(v.voice_latency_ms, duration(v.voice_latency_ms))
+            + _cell(v.perceived_latency_ms, duration(v.perceived_latency_ms))
+            + _cell(v.transcription_delay_ms, duration(v.transcription_delay_ms))
+            + _cell(v.output_audio_cut_s, audio_seconds(v.output_audio_cut_s))
+            + _cell(t.response_id or "-", cls="l muted id")
+            + "</tr>"
+        )
+    left = ("trigger", "status", "response")
+    head = "".join(f'<th class="{"l" if h in left else ""}">{escape(h)}</th>' for h in heads)
+    return (
+        f'<div class="table-wrap"><table id="voice" class="sortable"><thead><tr>{head}</tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table></div>" + _omitted(omitted)
+    )
+
+
 def _connections(report: InspectReport) -> str:
     rows = []
     head_c, omitted, tail_c = elided(report.connections)
@@ -367,6 +417,7 @@ def _connections(report: InspectReport) -> str:
             + _cell(c.conn)
             + _cell(c.url, cls="l")
             + _cell(c.transport, cls="l")
+            + _cell(protocol_label(c.protocol), cls="l")
             + _cell(c.turns)
             + _cell(c.client_frames)
             + _cell(c.client_bytes, size(c.client_bytes))
@@ -376,9 +427,9 @@ def _connections(report: InspectReport) -> str:
             + _cell(close, cls="l")
             + "</tr>"
         )
-    heads = ["conn", "url", "transport", "turns", "frames C→S", "bytes C→S", "frames S→C",
-             "bytes S→C", "handshake", "closed"]  # fmt: skip
-    left = ("url", "transport", "closed")  # aligned as their cells are
+    heads = ["conn", "url", "transport", "protocol", "turns", "frames C→S", "bytes C→S",
+             "frames S→C", "bytes S→C", "handshake", "closed"]  # fmt: skip
+    left = ("url", "transport", "protocol", "closed")  # aligned as their cells are
     head = "".join(f'<th class="{"l" if h in left else ""}">{escape(h)}</th>' for h in heads)
     return (
         '<div class="table-wrap"><table id="connections" class="sortable">'
@@ -403,6 +454,8 @@ def _diff(diff: DiffReport) -> str:
     totals = []
     for name in diff.deltas:
         a, b = diff.totals_a.get(name), diff.totals_b.get(name)
+        if a is None and b is None:  # a figure neither session has (voice, for text agents)
+            continue
         text, cls = _signed(name, a, b)
         totals.append(
             f'<tr><td class="l">{escape(label(name))}</td><td>{escape(with_unit(name, a))}</td>'
@@ -477,8 +530,15 @@ def render_html(
             "<h2>Turns</h2>",
             _turn_table(report),
         ]
+        if report.summary.voice_turns:
+            body += ["<h2>Voice</h2>", _voice_table(report)]
+    elif report.summary.unknown_connections:
+        body.append(
+            "<p>No turns: this trace's connections speak a protocol tracer does not "
+            "understand (protocol null); their frames and bytes are below.</p>"
+        )
     else:
-        body.append("<p>No Responses API turns in this trace: generic WebSocket traffic.</p>")
+        body.append("<p>No turns in this trace.</p>")
     body += ["<h2>Connections</h2>", _connections(report)]
     if diff is not None:
         body.append(_diff(diff))

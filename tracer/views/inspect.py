@@ -19,12 +19,16 @@ from tracer.views.output import (
 from tracer.views.timeline import bar, time_axis, timeline_legend
 from tracer.vocab import (
     CONNECTION_STARTS,
+    NOT_UNDERSTOOD,
     PHASES,
     RESENT,
     STATUS,
+    TRIGGERS,
+    audio_seconds,
     duration,
     kb,
     plural,
+    protocol_label,
     turns_phrase,
 )
 from tracer.vocab import ms as _ms
@@ -44,16 +48,50 @@ def _resent_style(t: TurnReport) -> str:
     return RESENT[t.resent_reason].style if t.resent_reason in RESENT else "bold red"
 
 
+def _protocols_phrase(s: Summary) -> str:
+    """Which protocols the connections speak: `` (Realtime API)``, or a count of each."""
+    kinds = {protocol_label(name): n for name, n in s.protocols.items()}
+    if s.unknown_connections:
+        kinds[NOT_UNDERSTOOD] = s.unknown_connections
+    if len(kinds) == 1:
+        return f" ({next(iter(kinds))})"
+    return " (" + ", ".join(f"{n} {label}" for label, n in kinds.items()) + ")"
+
+
+def _voice_line(s: Summary) -> Text:
+    audio_in, audio_out = audio_seconds(s.input_audio_s), audio_seconds(s.output_audio_s)
+    t = Text(f"voice: {audio_in} of audio in, {audio_out} out")
+    t.append(
+        f"; voice latency (speech end to first audio) p50 {_ms(s.voice_latency_p50_ms)} "
+        f"p90 {_ms(s.voice_latency_p90_ms)}"
+    )
+    if s.perceived_latency_p50_ms is not None:
+        t.append(f", what the speaker waits p50 {_ms(s.perceived_latency_p50_ms)}")
+    if s.interruptions:
+        t.append(f"; {plural(s.interruptions, 'interruption')}", style="yellow")
+    t.append("\n")
+    return t
+
+
 def _summary_lines(s: Summary) -> Text:
     t = Text()
     t.append(
-        f"{plural(s.connections, 'connection')}, {turns_phrase(s.turns, s.warmups)}",
+        f"{plural(s.connections, 'connection')}{_protocols_phrase(s)}, "
+        f"{turns_phrase(s.turns, s.warmups)}",
         style="bold",
     )
     t.append(f", {duration(s.wall_ms)} wall\n")
-    if not s.responses_api:
-        t.append("No Responses API turns: generic WebSocket traffic (see connections).\n")
+    if not s.turns:
+        if s.unknown_connections:
+            t.append(
+                f"No turns: {plural(s.unknown_connections, 'connection')} of a protocol "
+                "tracer does not understand (protocol null); its frames and bytes are below.\n"
+            )
+        else:
+            t.append("No turns.\n")
         return t
+    if s.voice_turns:
+        t.append(_voice_line(s))
     t.append(f"sent {kb(s.bytes_sent)}B")
     t.append(f" (a fully incremental client: {kb(s.incremental_bytes)}B)")
     t.append(f", input items {kb(s.input_bytes)}B, ")
@@ -108,10 +146,62 @@ TURN_LEGEND = (
 _MIN_TIMELINE = 24
 
 
+VOICE_COLUMNS = [
+    Column("#", drop=0),
+    Column("conn", drop=4),
+    Column("trigger", "left", drop=3),
+    Column("response", "left", drop=8, elide=True, least=10),
+    Column("items", drop=5),
+    Column("audio in", drop=2),
+    Column("audio out", drop=2),
+    Column("ttfa", drop=6),
+    Column("voice", drop=0),
+    Column("waits", drop=1),
+    Column("total", drop=0),
+    Column("status", "left", drop=0, elide=True, least=19, cut="end"),
+]
+VOICE_LEGEND = (
+    "trigger: client (a create) or vad (the server heard the speech end); audio: seconds; "
+    "ttfa: turn start to first audio; voice: speech end to first audio; waits: the same plus "
+    "the detection's silence, what the speaker waits"
+)
+
+
+def voice_rows(turns: list[TurnReport]) -> list[list[str | Text]]:
+    rows: list[list[str | Text]] = []
+    head, omitted, tail = elided(turns)
+    for t in [*head, None, *tail] if omitted else head:
+        if t is None:
+            rows.append(["…"])
+            continue
+        v = t.voice
+        assert v is not None
+        status = t.status + (f" {t.error_code}" if t.error_code else "")
+        if v.interrupted and t.status == "completed":
+            status += " (interrupted)"
+        rows.append(
+            [
+                str(t.index),
+                str(t.conn),
+                t.trigger,
+                middle(t.response_id or "-", 16),
+                str(t.input_items),
+                audio_seconds(v.input_audio_s) if v.input_audio_s else "-",
+                audio_seconds(v.output_audio_s) if v.output_audio_s else "-",
+                _ms(v.ttfa_ms),
+                _ms(v.voice_latency_ms),
+                _ms(v.perceived_latency_ms),
+                _ms(t.duration_ms),
+                Text(status, style=STATUS.get(t.status, "")),
+            ]
+        )
+    return rows
+
+
 def turn_rows(report: InspectReport) -> list[list[str | Text]]:
     rows: list[list[str | Text]] = []
     slow = set(report.summary.slowest_turns)
-    head, omitted, tail = elided(report.turns)
+    head, omitted, tail = elided([t for t in report.turns if t.voice is None])
     for t in [*head, None, *tail] if omitted else head:
         if t is None:
             rows.append(["…"])
@@ -170,20 +260,28 @@ def _note_omitted(console: Console, rows: int, what: str) -> None:
 
 def render_inspect(report: InspectReport, console: Console) -> None:
     console.print(_summary_lines(report.summary))
-    if report.turns:
+    voiced = [t for t in report.turns if t.voice is not None]
+    others = len(report.turns) - len(voiced)
+    if others:
         table, timeline = turn_table(report, width=console.width)
         console.print(table)
-        _note_omitted(console, len(report.turns), "turns")
+        _note_omitted(console, others, "turns")
         console.print(TURN_LEGEND, style="dim", markup=False)
         if timeline:
             console.print(timeline_legend())
-    else:
+    if voiced:
+        table, _ = fit_table(VOICE_COLUMNS, voice_rows(voiced), console.width)
+        console.print(table)
+        _note_omitted(console, len(voiced), "voice turns")
+        console.print(VOICE_LEGEND, style="dim", markup=False)
+    if not report.turns:
         render_connections(report, console)
 
 
 def render_connections(report: InspectReport, console: Console) -> None:
     table = Table(box=None, header_style="bold")
-    for name in ("conn", "url", "frames C→S", "bytes C→S", "frames S→C", "bytes S→C", "messages"):
+    for name in ("conn", "url", "protocol", "frames C→S", "bytes C→S", "frames S→C", "bytes S→C",
+                 "messages"):  # fmt: skip
         table.add_column(name)
     head, omitted, tail = elided(report.connections)
     for c in [*head, None, *tail] if omitted else head:
@@ -194,6 +292,7 @@ def render_connections(report: InspectReport, console: Console) -> None:
         table.add_row(
             str(c.conn),
             c.url,
+            protocol_label(c.protocol),
             str(c.client_frames),
             kb(c.client_bytes),
             str(c.server_frames),
@@ -285,6 +384,13 @@ def render_latency(report: InspectReport, console: Console) -> None:
         f"p99 {_ms(s.ttft_p99_ms)};  turn: p50 {_ms(s.duration_p50_ms)}  "
         f"p90 {_ms(s.duration_p90_ms)}  p99 {_ms(s.duration_p99_ms)}"
     )
+    if s.voice_turns:
+        console.print(
+            f"voice latency (speech end to first audio): p50 {_ms(s.voice_latency_p50_ms)}  "
+            f"p90 {_ms(s.voice_latency_p90_ms)}  p99 {_ms(s.voice_latency_p99_ms)};  "
+            f"what the speaker waits (with the detection's silence): "
+            f"p50 {_ms(s.perceived_latency_p50_ms)}  p90 {_ms(s.perceived_latency_p90_ms)}"
+        )
     if s.slowest_turns:
         by_index = {t.index: t for t in report.turns}
         names = ", ".join(
@@ -316,6 +422,33 @@ def render_latency(report: InspectReport, console: Console) -> None:
         console.print(time_axis(s.wall_ms, width, 14), style="dim", markup=False)
 
 
+def _voice_turn_lines(t: TurnReport, console: Console) -> None:
+    v = t.voice
+    assert v is not None
+    console.print(
+        f"{protocol_label(t.protocol)} response {t.response_id or '-'}: {TRIGGERS[t.trigger]}",
+        markup=False,
+    )
+    line = (
+        f"audio {audio_seconds(v.input_audio_s)} in, {audio_seconds(v.output_audio_s)} out; "
+        f"first audio {_ms(v.ttfa_ms)} after the turn began"
+    )
+    if v.voice_latency_ms is not None:
+        line += f"; voice latency {_ms(v.voice_latency_ms)} (speech end to first audio)"
+    if v.perceived_latency_ms is not None:
+        line += f", the speaker waits {_ms(v.perceived_latency_ms)}"
+    if v.transcription_delay_ms is not None:
+        line += f"; input transcript {_ms(v.transcription_delay_ms)} after the speech ended"
+    console.print(line, markup=False)
+    if v.interrupted:
+        cut = (
+            f", {audio_seconds(v.output_audio_cut_s)} of its audio not played"
+            if v.output_audio_cut_s
+            else ""
+        )
+        console.print(f"interrupted{cut}", style="yellow", markup=False)
+
+
 def render_turn(full: FullTurn, console: Console) -> None:
     t, d = full.turn, full.detail
     console.print(
@@ -325,10 +458,13 @@ def render_turn(full: FullTurn, console: Console) -> None:
         + (f" ({escape(t.error_code)})" if t.error_code else ""),
         highlight=False,
     )
-    console.print(
-        f"response {t.response_id or '-'}, continues {t.previous_response_id or '-'}",
-        markup=False,
-    )
+    if t.voice is not None:
+        _voice_turn_lines(t, console)
+    else:
+        console.print(
+            f"response {t.response_id or '-'}, continues {t.previous_response_id or '-'}",
+            markup=False,
+        )
     console.print(
         f"sent {t.request_bytes} bytes: {t.input_items} input items "
         f"({t.resent_items} {resent_label(t.resent_reason)}, {t.resent_bytes} bytes), "
