@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import run_tracer
-from tests.protocols.test_models import C, S, SESSION, done, pcm, rt, script
+from tests.protocols.test_models import SESSION, C, S, done, pcm, rt, script
 from tracer.trace import TraceWriter
 from tracer.trace.records import Record
 
