@@ -90,3 +90,20 @@ def test_a_connection_no_protocol_claims_is_said_to_be_not_understood(tmp_path: 
     report = tmp_path / "r.html"
     run_tracer("report", str(trace), "-o", str(report))
     assert "does not understand" in report.read_text()
+
+
+def test_demo_realtime_records_and_explains_a_voice_session(tmp_path: Path):
+    out = tmp_path / "voice.trace"
+    proc = run_tracer("demo", "--realtime", "-o", str(out), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["verify"]["ok"] and data["errors"] == []
+    s = data["summary"]
+    # The agent's account: three text turns, then it spoke four times, once over an answer,
+    # so the server answered four times on its own (one answer cut short).
+    assert data["spoken_turns"] == 4 and data["turns"] == 3 + 4
+    assert s["voice_turns"] == data["turns"] and s["protocols"] == {"realtime": 1}
+    assert s["interruptions"] == 1 and s["voice_latency_p50_ms"] >= 40
+    text = run_tracer("demo", "--realtime", "-o", str(out), env_extra={"COLUMNS": "160"}).stdout
+    assert "the voice agent ran 7 turns, 4 of them spoken" in text
+    assert "1 connection (Realtime API)" in text

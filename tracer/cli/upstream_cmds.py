@@ -24,11 +24,12 @@ from tracer.cli.options import (
 )
 from tracer.cli.running import run_until_signal
 from tracer.demo.agent import AgentConfig, AgentRun, run_agent
+from tracer.demo.voice import VoiceRun, run_voice_agent
 from tracer.trace.verify import Integrity, verify_trace
 from tracer.upstream.engine import DEFAULT_MAX_PENDING
 from tracer.upstream.script import PROFILES, Script, ScriptError, default_script, parse_profile
 from tracer.upstream.server import UpstreamServer
-from tracer.views.demo import render_demo
+from tracer.views.demo import render_demo, render_voice_demo
 from tracer.views.inspect import render_inspect
 from tracer.views.output import emit_json, emit_json_line, stderr_console, stdout_console
 
@@ -178,9 +179,17 @@ def demo(
     ] = None,
     script: ScriptOpt = None,
     profile: ProfileOpt = None,
+    realtime: Annotated[
+        bool,
+        typer.Option(
+            "--realtime", help="A voice agent on the Realtime API instead (spoken turns)."
+        ),
+    ] = False,
     json: JsonFlag = False,
 ) -> int:
     """Run the demo agent against the scripted upstream, record it, and show the result."""
+    if realtime:
+        return _voice_demo(output, json)
     cfg_script = _load_script(script, profile)
 
     async def main(stop: asyncio.Event) -> tuple[AgentRun, Integrity]:
@@ -234,6 +243,53 @@ def demo(
     else:
         console = stdout_console()
         render_demo(str(output), run, integrity, report, console)
+        if report is not None:
+            console.print()
+            render_inspect(report, console)
+    return 0 if integrity.ok else 1
+
+
+def _voice_demo(output: Path, json: bool) -> int:
+    """``tracer demo --realtime``: the voice agent against the scripted Realtime endpoint."""
+
+    async def main(stop: asyncio.Event) -> tuple[VoiceRun, Integrity]:
+        server = UpstreamServer(port=0)
+        await server.start()
+        recorder = Recorder(
+            output, metadata={"source": "tracer demo --realtime", "upstream": server.base_url}
+        )
+        try:
+            agent = asyncio.create_task(run_voice_agent(server.base_url, recorder))
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({agent, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if not agent.done():
+                agent.cancel()
+                raise CLIError("interrupted; the trace holds what was recorded", exit_code=130)
+            run = agent.result()
+        finally:
+            recorder.close()
+            await server.close()
+        with open(output, "rb") as f:
+            integrity = verify_trace(f)
+        return run, integrity
+
+    run, integrity = run_until_signal(main)
+    report = load(output).report if integrity.ok else None
+    if json:
+        emit_json(
+            {
+                "trace": str(output),
+                "turns": report.summary.turns if report else run.responses,
+                "spoken_turns": run.spoken_turns,
+                "errors": run.errors,
+                "verify": integrity.to_json(),
+                "summary": report.to_json()["summary"] if report else None,
+            }
+        )
+    else:
+        console = stdout_console()
+        render_voice_demo(str(output), run, integrity, report, console)
         if report is not None:
             console.print()
             render_inspect(report, console)

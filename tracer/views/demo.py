@@ -12,8 +12,9 @@ from tracer.vocab import plural, turns_phrase
 
 if TYPE_CHECKING:
     from tracer.demo.agent import AgentRun
+    from tracer.demo.voice import VoiceRun
 
-__all__ = ["render_demo"]
+__all__ = ["render_demo", "render_voice_demo"]
 
 
 def render_demo(
@@ -39,3 +40,20 @@ def render_demo(
         f"into {path} ({state})"
     )
     console.print(f"  next: [cyan]tracer inspect {path}[/cyan]  (or tracer frames {path})")
+
+
+def render_voice_demo(
+    path: str, run: VoiceRun, integrity: Integrity, report: InspectReport | None, console: Console
+) -> None:
+    """``tracer demo --realtime``: the voice agent's run, and where it was recorded."""
+    turns = report.summary.turns if report is not None else run.responses
+    console.print(
+        f"[bold]tracer demo --realtime[/bold]: the voice agent ran {plural(turns, 'turn')}, "
+        f"{run.spoken_turns} of them spoken, against the scripted Realtime endpoint"
+    )
+    state = "[green]ok[/green]" if integrity.ok else "[red]damaged[/red]"
+    console.print(
+        f"  recorded {plural(integrity.frames, 'frame')}, "
+        f"{plural(integrity.payload_bytes, 'payload byte')} into {path} ({state})"
+    )
+    console.print(f"  next: [cyan]tracer latency {path}[/cyan]  (or tracer turn {path} 3)")
