@@ -211,3 +211,24 @@ def test_a_sample_trace_answers_its_own_client_side(name: str):
         plan = _plan(engine.request("POST", req.path.split("?")[0], req.body))
         assert [f for _, f in plan.steps] == req.answer
     assert engine.stats.mismatch_count == 0 and engine.all_served()
+
+
+@pytest.mark.parametrize(
+    ("live_audio", "mode", "matches"),
+    [
+        ("B" * 1280, "tolerant", True),  # other audio, as much of it: its place is kept
+        ("A" * 1276, "tolerant", False),  # less audio
+        ("B" * 1280, "strict", False),  # strict compares the audio too
+        ("A" * 1280, "strict", True),
+    ],
+)
+def test_appended_audio_is_matched_by_length_unless_strict(live_audio, mode, matches):
+    from tracer.replay.recorded import match
+
+    recorded = json.dumps({"type": "input_audio_buffer.append", "audio": "A" * 1280}).encode()
+    live = json.dumps({"type": "input_audio_buffer.append", "audio": live_audio}).encode()
+    assert (match(live, recorded, mode) is None) is matches
+    # Another message's "audio" is content like any other field.
+    kind = (b"input_audio_buffer.append", b"conversation.item.create")
+    other = match(live.replace(*kind), recorded.replace(*kind), "tolerant")
+    assert (other is None) is (live_audio == "A" * 1280)

@@ -346,13 +346,28 @@ def _is_marker(v: Any) -> bool:
     return isinstance(v, str) and bool(_MARKER.search(v.encode()))
 
 
+_AUDIO_FIELDS = {"input_audio_buffer.append": "audio"}
+"""Messages whose audio tolerant matching compares by length, not content: a voice client
+replayed offline speaks from a microphone, or from a file that was re-encoded."""
+
+
 def _compare(recorded: Any, live: Any, path: str, ignore: Ignore) -> Mismatch | None:
     if _is_marker(recorded) and isinstance(live, str):  # a secret the recording redacted
         return None
     if isinstance(recorded, dict) and isinstance(live, dict):
+        audio = _AUDIO_FIELDS.get(str(recorded.get("type"))) if path == "$" else None
         for key in sorted(set(recorded) | set(live)):
             where = f"{path}.{key}"
             if key in _VOLATILE_KEYS or ignore.skips(where):
+                continue
+            if (
+                key == audio
+                and isinstance(recorded.get(key), str)
+                and isinstance(live.get(key), str)
+            ):
+                a, b = len(recorded[key]), len(live[key])
+                if a != b:
+                    return Mismatch(where, f"{a:,} characters of audio", f"{b:,} characters")
                 continue
             if key not in live:
                 return Mismatch(where, _short(recorded[key]), "nothing (key missing)")
