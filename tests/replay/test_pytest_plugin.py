@@ -253,3 +253,37 @@ def test_a_parameter_id_cannot_write_a_cassette_outside_its_folder(pytester, mon
                p.name in ("escaped].trace", "b].trace")]  # fmt: skip
     assert escaped == []
     assert not (pytester.path / "cassettes" / "test_chat[a").exists()
+
+
+def test_a_realtime_session_is_recorded_and_replayed_by_the_plugin(pytester, monkeypatch):
+    seen = pytester.path / "seen.json"
+    monkeypatch.setenv("SEEN_FILE", str(seen))
+    pytester.makepyfile(
+        helpers=CLIENT,
+        test_voice="""
+        import openai
+        from helpers import note
+
+        def test_voice(tracer_replay):
+            client = openai.OpenAI(api_key="sk-test-not-a-real-key",
+                                   base_url=tracer_replay.base_url, max_retries=0)
+            with client.realtime.connect(model="gpt-realtime") as conn:
+                conn.conversation.item.create(item={"type": "message", "role": "user",
+                    "content": [{"type": "input_text", "text": "hi"}]})
+                conn.response.create(response={"output_modalities": ["text"]})
+                for event in conn:
+                    if event.type == "response.done":
+                        r = event.response
+                        note(tracer_replay.mode, [r.id, r.status, r.output[0].content[0].text])
+                        break
+        """,
+    )
+    with running_upstream() as upstream:
+        _run(pytester, upstream.port, "--tracer-record=once").assert_outcomes(passed=1)
+        cassette = pytester.path / "cassettes" / "test_voice.trace"
+        opens = [r for r in read_trace(cassette) if isinstance(r, Open)]
+        assert [o.url.split("?")[0].rsplit("/", 1)[-1] for o in opens] == ["realtime"]
+        port = upstream.port
+    _run(pytester, port, "--tracer-record=once").assert_outcomes(passed=1)
+    answers = json.loads(seen.read_text())
+    assert answers["replay"] == answers["record"] and answers["record"][0][1] == "completed"
