@@ -188,6 +188,10 @@ PROTOCOLS = {  # ConnectionReport.protocol, TurnReport.protocol
     "responses": "Responses API",
     "realtime": "Realtime API",
 }
+REFERENCED_BY = {  # TurnReport.protocol: what its referenced items stood on
+    "responses": "referenced by previous_response_id",
+    "realtime": "held by the connection's conversation",
+}
 NOT_UNDERSTOOD = "not understood"  # a connection no protocol claimed (protocol null)
 
 TRIGGERS = {  # TurnReport.trigger

@@ -107,3 +107,18 @@ def test_demo_realtime_records_and_explains_a_voice_session(tmp_path: Path):
     text = run_tracer("demo", "--realtime", "-o", str(out), env_extra={"COLUMNS": "160"}).stdout
     assert "the voice agent ran 7 turns, 4 of them spoken" in text
     assert "1 connection (Realtime API)" in text
+
+
+def test_the_tui_shows_a_voice_turn_in_its_terms(tmp_path: Path):
+    from rich.console import Console
+
+    from tracer.analysis.load import load
+    from tracer.tui.render import summary_text, turn_text
+
+    report = load(voice_trace(tmp_path)).report
+    console = Console(width=100, record=True)
+    console.print(summary_text(report))
+    console.print(turn_text(report.turns[0], None))
+    text = console.export_text()
+    assert "voice p50 250ms" in text and "voice latency 250ms" in text
+    assert "the speaker waits 650ms" in text and "previous_response_id" not in text

@@ -20,8 +20,11 @@ from tracer.vocab import (
     FAILED,
     JUDGED,
     PHASES,
+    REFERENCED_BY,
     RESENT,
     STATUS,
+    TRIGGERS,
+    audio_seconds,
     kb,
     ms,
     plural,
@@ -87,6 +90,8 @@ def summary_text(report: InspectReport, *, in_flight: int = 0, live: str | None 
             f"{kb(s.output_tokens)} out"
         )
     t.append(f" | ttft p50 {ms(s.ttft_p50_ms)}")
+    if s.voice_turns:
+        t.append(f" | voice p50 {ms(s.voice_latency_p50_ms)}")
     if s.cache_losses:
         t.append(f" | {s.cache_losses} cache lost", style="bold red")
     if s.errors:
@@ -115,6 +120,25 @@ def waterfall(t: TurnReport, width: int) -> Text:
     return Text("\n").join([bar, legend])
 
 
+def _voice_text(t: TurnReport) -> Text:
+    """A voice turn's audio and voice latency, under its heading."""
+    v = t.voice
+    assert v is not None
+    out = Text(
+        f"\naudio {audio_seconds(v.input_audio_s)} in, {audio_seconds(v.output_audio_s)} out; "
+        f"first audio {ms(v.ttfa_ms)}"
+    )
+    if v.voice_latency_ms is not None:
+        out.append(f"\nvoice latency {ms(v.voice_latency_ms)}", style="bold")
+        if v.perceived_latency_ms is not None:
+            out.append(f", the speaker waits {ms(v.perceived_latency_ms)}")
+    if v.interrupted:
+        out.append("\ninterrupted", style="yellow")
+        if v.output_audio_cut_s:
+            out.append(f", {audio_seconds(v.output_audio_cut_s)} not played", style="yellow")
+    return out
+
+
 def turn_text(t: TurnReport, d: TurnDetail | None, width: int = 60) -> RenderableType:
     """The selected turn: what it sent (resent items marked), its waterfall and its output."""
     head = Text()
@@ -125,7 +149,11 @@ def turn_text(t: TurnReport, d: TurnDetail | None, width: int = 60) -> Renderabl
         head.append(f" ({t.error_code})", style="red")
     if t.cache_loss:
         head.append(f" cache lost: {t.cache_loss}", style="bold red")
-    head.append(f"\nresponse {t.response_id or '-'}\ncontinues {t.previous_response_id or '-'}")
+    if t.voice is not None:
+        head.append(f"\nresponse {t.response_id or '-'}: {TRIGGERS[t.trigger]}")
+        head.append_text(_voice_text(t))
+    else:
+        head.append(f"\nresponse {t.response_id or '-'}\ncontinues {t.previous_response_id or '-'}")
     parts: list[RenderableType] = [head, Text(""), waterfall(t, max(10, width)), Text("")]
     ctx = Text()
     ctx.append("request ", style="bold")
@@ -141,7 +169,7 @@ def turn_text(t: TurnReport, d: TurnDetail | None, width: int = 60) -> Renderabl
         parts.append(
             Text(
                 f"  ↳ {t.referenced_items} earlier items ({kb(t.referenced_bytes)}B) "
-                "referenced by previous_response_id, not resent",
+                f"{REFERENCED_BY.get(t.protocol, 'referenced')}, not resent",
                 style="green",
             )
         )

@@ -316,7 +316,8 @@ CACHE_COLUMNS = [
 ]
 CACHE_LEGEND = (
     "new, resent, fields resent, ref bytes: bytes (k = 1,000); ref: what "
-    "previous_response_id stood for; cached tok: input tokens the server had cached"
+    "previous_response_id stood for (Realtime: what the connection's conversation held); "
+    "cached tok: input tokens the server had cached"
 )
 
 
