@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
+
+from tests.analysis.test_report import SCHEMA
 from tests.conftest import run_tracer
 from tests.protocols.test_models import SESSION, C, S, done, pcm, rt, script
 from tracer.trace import TraceWriter
@@ -55,6 +58,7 @@ def test_inspect_speaks_of_a_voice_session_in_its_terms(tmp_path: Path):
     assert "p50 250ms" in out and "what the speaker waits p50 650ms" in out
     assert "vad" in out and "No Responses API turns" not in out
     data = json.loads(run_tracer("inspect", str(trace), "--json").stdout)
+    jsonschema.validate(data, SCHEMA)
     (turn,) = data["turns"]
     assert turn["protocol"] == "realtime" and turn["trigger"] == "vad"
     assert turn["voice"]["voice_latency_ms"] == 250.0
@@ -85,6 +89,7 @@ def test_a_connection_no_protocol_claims_is_said_to_be_not_understood(tmp_path: 
     assert "1 connection (not understood), 0 turns" in out
     assert "a protocol tracer does not understand" in out and "not understood" in out
     data = json.loads(run_tracer("inspect", str(trace), "--json").stdout)
+    jsonschema.validate(data, SCHEMA)
     assert data["turns"] == [] and data["connections"][0]["protocol"] is None
     assert data["summary"]["unknown_connections"] == 1
     report = tmp_path / "r.html"
