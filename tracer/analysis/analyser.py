@@ -116,21 +116,14 @@ class Analyser:
         started = self._started.pop(t.index)
         acct = started.account
         before = self.context.client_since(t, acct)
-        chain_items, chain_bytes = acct.chain or (0, 0)
-        referenced_items = max(0, chain_items - acct.resent_items)
-        referenced_bytes = max(0, chain_bytes - acct.resent_bytes)
-        if t.error_code == "previous_response_not_found" or (
-            t.continues and t.response_id is None  # refused before it started
-        ):
-            referenced_items = referenced_bytes = 0  # the server held nothing to refer to
+        referenced_items, referenced_bytes = _referenced(t, acct)
         cache_loss = self._cache_loss(t, acct)  # before context.end learns this response
         out_items = self.context.end(t, acct, t.output, t.copies)
         if self.details is not None:
             self._detail(t)
         if self.contents is not None and t.index in self.contents:
             self.contents[t.index].answered(t.output)
-        protocol = protocol_named(t.protocol)
-        tokens = protocol.tokens(t.usage) if protocol is not None else Tokens()
+        tokens = _tokens(t)
         self.reports.append(
             TurnReport(
                 index=t.index,
@@ -236,6 +229,23 @@ class Analyser:
         else:
             d.frames_kept = False
         t.frames = []
+
+
+def _referenced(t: Turn, acct: Account) -> tuple[int, int]:
+    """Items and bytes the turn referred to and did not resend (what its chain, or the
+    connection's conversation, stood for)."""
+    if t.error_code == "previous_response_not_found" or (
+        t.continues and t.response_id is None  # refused before it started
+    ):
+        return 0, 0  # the server held nothing to refer to
+    chain_items, chain_bytes = acct.chain or (0, 0)
+    return max(0, chain_items - acct.resent_items), max(0, chain_bytes - acct.resent_bytes)
+
+
+def _tokens(t: Turn) -> Tokens:
+    """The turn's token counts, read from its usage the way its protocol names them."""
+    protocol = protocol_named(t.protocol)
+    return protocol.tokens(t.usage) if protocol is not None else Tokens()
 
 
 def _voice(t: Turn) -> VoiceReport | None:

@@ -314,11 +314,9 @@ def _headline(
         a, b = ta[metric], tb[metric]
         if a is not None and b is not None and _significant(a, b, MS_REL, MS_ABS):
             out.append(f"{label} {b - a:+.0f} ms ({a:.0f} → {b:.0f} ms)")
-    for metric, label in [
-        ("cache_losses", "cache losses"),
-        ("errors", "errors"),
-        ("interruptions", "interruptions"),
-    ]:
+    counts = [("cache_losses", "cache losses"), ("errors", "errors"),
+              ("interruptions", "interruptions")]  # fmt: skip
+    for metric, label in counts:
         if ta[metric] != tb[metric]:
             out.append(f"{label} {ta[metric]} → {tb[metric]}")
     return out

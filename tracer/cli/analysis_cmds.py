@@ -20,10 +20,10 @@ from tracer.views.inspect import (
     render_cache,
     render_inspect,
     render_latency,
-    render_stats,
     render_turn,
 )
 from tracer.views.output import emit_json, stderr_console, stdout_console, warn_truncated
+from tracer.views.stats import render_stats
 
 
 def load_report(path: Path, *, quiet: bool = False) -> InspectReport:

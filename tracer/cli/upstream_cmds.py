@@ -289,7 +289,8 @@ def _voice_demo(output: Path, json: bool) -> int:
         )
     else:
         console = stdout_console()
-        render_voice_demo(str(output), run, integrity, report, console)
+        spoken = (run.responses, run.spoken_turns)
+        render_voice_demo(str(output), spoken, integrity, report, console)
         if report is not None:
             console.print()
             render_inspect(report, console)

@@ -3,18 +3,16 @@ connection it claimed (no I/O)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
 from tracer.protocols.events import Event
-from tracer.protocols.turns import Connection, Turn
+from tracer.protocols.turns import TEXT_LIMIT, Connection, Turn
+from tracer.trace.errors import LimitExceeded
 from tracer.trace.records import Close, Frame
 
-if TYPE_CHECKING:
-    from tracer.protocols.segmenter import Segmenter
-
-__all__ = ["Protocol", "Reader", "Tokens", "json_type_is", "token_count"]
+__all__ = ["Book", "Protocol", "Reader", "Tokens", "json_type_is", "token_count"]
 
 
 class Tokens(NamedTuple):
@@ -42,6 +40,49 @@ def json_type_is(payload: bytes, kind: str) -> bool:
     except ValueError:
         return False
     return isinstance(message, dict) and message.get("type") == kind
+
+
+class Book:
+    """What every reader asks of the segmenter that owns it: numbers for new turns (within
+    the turns cap), and the frames and text each turn keeps for the detail views."""
+
+    def __init__(
+        self,
+        *,
+        collect_text: bool = False,
+        text_limit: int = TEXT_LIMIT,
+        keep_frames: bool = False,
+        frame_budget: int = 64 * 1024 * 1024,
+        max_turns: int | None = None,
+    ) -> None:
+        self.collect_text = collect_text
+        self.text_limit = text_limit  # characters of output text kept per turn
+        self.keep_frames = keep_frames  # each turn keeps its create, steers and events
+        self.frame_budget = frame_budget  # payload bytes of frames one turn keeps at most
+        self.max_turns = max_turns
+        self._next_index = 0
+
+    def next_index(self, c: Connection) -> int:
+        """The number of a new turn on ``c``; ``LimitExceeded`` past the turns cap."""
+        if self.max_turns is not None and self._next_index >= self.max_turns:
+            raise LimitExceeded(
+                f"the trace holds more than {self.max_turns:,} turns (the turns cap; "
+                "raise it with TRACER_MAX_TURNS=N)"
+            )
+        index = self._next_index
+        self._next_index += 1
+        c.turns += 1
+        return index
+
+    def keep(self, turn: Turn, frame: Frame) -> None:
+        """Keep a frame for the turn's frame view, within the turn's budget."""
+        if not self.keep_frames or turn.frames_dropped:
+            return
+        turn.frames_bytes += len(frame.payload)
+        if turn.frames_bytes > self.frame_budget:
+            turn.frames, turn.frames_dropped = [], True  # read them again when asked
+        else:
+            turn.frames.append(frame)
 
 
 class Reader:
@@ -84,7 +125,7 @@ class Protocol:
         ``type`` (sent by the client when ``client``)."""
         return False
 
-    def reader(self, segmenter: Segmenter, connection: Connection) -> Reader:
+    def reader(self, book: Book, connection: Connection) -> Reader:
         raise NotImplementedError
 
     def starts_turn(self, client: bool, payload: bytes, http: bool) -> bool:

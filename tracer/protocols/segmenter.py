@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from tracer.protocols.base import Reader
+from tracer.protocols.base import Book, Reader
 from tracer.protocols.events import Event, TurnEnded
 from tracer.protocols.registry import claim_message, claim_open
-from tracer.protocols.turns import TEXT_LIMIT, Connection, Turn, loads
+from tracer.protocols.turns import TEXT_LIMIT, Connection, loads
 from tracer.trace.caps import frames_exceeded
 from tracer.trace.errors import LimitExceeded
 from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
@@ -32,7 +32,7 @@ _OBJECT = re.compile(rb"[ \t\r\n]*\{")  # how a JSON object starts: cheaper than
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 
 
-class Segmenter:
+class Segmenter(Book):
     """Feeds on records; yields ``TurnStarted`` and ``TurnEnded`` events as turns start and
     end (or when the input ends)."""
 
@@ -47,44 +47,21 @@ class Segmenter:
         max_connections: int | None = None,
         max_frames: int | None = None,
     ) -> None:
+        super().__init__(
+            collect_text=collect_text,
+            text_limit=text_limit,
+            keep_frames=keep_frames,
+            frame_budget=frame_budget,
+            max_turns=max_turns,
+        )
         self.connections: dict[int, Connection] = {}
         # Caps (None: none): past them, LimitExceeded, rather than memory without bound.
-        self.max_turns = max_turns
         self.max_connections = max_connections
         self.max_frames = max_frames
         self._frame_cap = max_frames if max_frames is not None else float("inf")
         self.frames = 0
-        self.collect_text = collect_text
-        self.text_limit = text_limit  # characters of output text kept per turn
-        self.keep_frames = keep_frames  # each turn keeps its create, steers and events
-        self.frame_budget = frame_budget  # payload bytes of frames one turn keeps at most
-        self._next_index = 0
         self.t_first: int | None = None
         self.t_last: int = 0
-
-    # -- what readers ask of the segmenter -------------------------------------------------
-
-    def next_index(self, c: Connection) -> int:
-        """The number of a new turn on ``c``; ``LimitExceeded`` past the turns cap."""
-        if self.max_turns is not None and self._next_index >= self.max_turns:
-            raise LimitExceeded(
-                f"the trace holds more than {self.max_turns:,} turns (the turns cap; "
-                "raise it with TRACER_MAX_TURNS=N)"
-            )
-        index = self._next_index
-        self._next_index += 1
-        c.turns += 1
-        return index
-
-    def keep(self, turn: Turn, frame: Frame) -> None:
-        """Keep a frame for the turn's frame view, within the turn's budget."""
-        if not self.keep_frames or turn.frames_dropped:
-            return
-        turn.frames_bytes += len(frame.payload)
-        if turn.frames_bytes > self.frame_budget:
-            turn.frames, turn.frames_dropped = [], True  # read them again when asked
-        else:
-            turn.frames.append(frame)
 
     # -- records in, events out ------------------------------------------------------------
 

@@ -18,16 +18,13 @@ the times it had. GA event names and the beta names where they differ are both r
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tracer.protocols.base import Protocol, Reader, Tokens, json_type_is, token_count
+from tracer.protocols.base import Book, Protocol, Reader, Tokens, json_type_is, token_count
 from tracer.protocols.events import Event, TurnEnded, TurnStarted
 from tracer.protocols.turns import Connection, Turn, VoiceTurn, dict_items, loads
-from tracer.realtime.audio import DEFAULT_RATE, bytes_per_second, decoded_size
+from tracer.realtime.audio import SessionConfig, decoded_size
 from tracer.trace.records import Close, Frame
-
-if TYPE_CHECKING:
-    from tracer.protocols.segmenter import Segmenter
 
 __all__ = ["REALTIME", "RealtimeProtocol", "RealtimeReader"]
 
@@ -69,8 +66,8 @@ class RealtimeProtocol(Protocol):
     def claims_message(self, client: bool, kind: str) -> bool:
         return kind in _CLIENT_KINDS if client else kind in _SESSION
 
-    def reader(self, segmenter: Segmenter, connection: Connection) -> RealtimeReader:
-        return RealtimeReader(segmenter, connection)
+    def reader(self, book: Book, connection: Connection) -> RealtimeReader:
+        return RealtimeReader(book, connection)
 
     def starts_turn(self, client: bool, payload: bytes, http: bool) -> bool:
         # A turn starts when the server starts a response (asked for or not).
@@ -96,13 +93,10 @@ REALTIME = RealtimeProtocol()
 class RealtimeReader(Reader):
     """One Realtime connection's frames -> turn events."""
 
-    def __init__(self, segmenter: Segmenter, connection: Connection) -> None:
-        self.seg = segmenter
+    def __init__(self, book: Book, connection: Connection) -> None:
+        self.seg = book
         self.c = connection
-        self.model: str | None = None
-        self.input_rate = self.output_rate = DEFAULT_RATE
-        self.silence_ms: int | None = None  # server VAD's silence_duration_ms
-        self.transcribing = False  # the session transcribes the input audio
+        self.session = SessionConfig()
         self.items: list[Any] = []  # what the conversation gained since the last turn
         self.appended = 0  # input audio bytes appended in all (the buffer's timeline)
         self.commit_at = 0  # where in it the last commit ended
@@ -141,7 +135,7 @@ class RealtimeReader(Reader):
         elif kind == "session.update":
             session = body.get("session")
             if isinstance(session, dict):
-                self._configure(session)
+                self.session.update(session)
         elif kind == "response.cancel":
             rid = body.get("response_id")  # without one: the response in progress
             running = list(self.running.values())
@@ -172,7 +166,7 @@ class RealtimeReader(Reader):
             self.audio_item = _str(event.get("item_id")) or self.audio_item
             end_ms = event.get("audio_end_ms")  # counts all audio of the session's buffer
             if isinstance(end_ms, int) and not isinstance(end_ms, bool) and end_ms >= 0:
-                self.stop_at = min(self.appended, end_ms * self.input_rate // 1000)
+                self.stop_at = min(self.appended, end_ms * self.session.input_rate // 1000)
         elif kind == "input_audio_buffer.committed":
             # The detection's commit holds the audio up to the speech's end; the client's
             # own commit, everything it appended (the server reads the client's order).
@@ -198,7 +192,7 @@ class RealtimeReader(Reader):
         elif kind in _SESSION:
             session = event.get("session")
             if isinstance(session, dict):
-                self._configure(session)
+                self.session.update(session)
         elif kind == "error":
             return self._error(frame, event)
         elif kind not in _ITEM_ADDED and not kind.startswith(
@@ -246,10 +240,10 @@ class RealtimeReader(Reader):
     def _turn(self, frame: Frame, trigger: str, t_start: int, request: dict[str, Any]) -> Turn:
         voice = VoiceTurn(
             input_audio_bytes=self.committed,
-            input_rate=self.input_rate,
-            output_rate=self.output_rate,
+            input_rate=self.session.input_rate,
+            output_rate=self.session.output_rate,
             t_speech_stopped=self.t_speech_stopped,
-            silence_ms=self.silence_ms,
+            silence_ms=self.session.silence_ms,
             audio_item=self.audio_item,
             t_transcribed=self.transcribed.pop(self.audio_item or "", None),
         )
@@ -275,7 +269,7 @@ class RealtimeReader(Reader):
             continues=options.get("conversation") != "none",
             voice=voice,
         )
-        turn.model = self.model
+        turn.model = self.session.model
         if options.get("conversation") != "none":
             self.items = []
         self.committed, self.t_speech_stopped, self.audio_item = 0, None, None
@@ -399,31 +393,6 @@ class RealtimeReader(Reader):
 
     # -- what the session and the client said -------------------------------------------------
 
-    def _configure(self, session: dict[str, Any]) -> None:
-        """Take the session's model, audio formats and turn detection (GA or beta shape)."""
-        if isinstance(session.get("model"), str):
-            self.model = session["model"]
-        audio = _dict(session.get("audio"))
-        inp, out = _dict(audio.get("input")), _dict(audio.get("output"))
-        fmt_in = inp.get("format", session.get("input_audio_format"))
-        fmt_out = out.get("format", session.get("output_audio_format"))
-        if fmt_in is not None:
-            self.input_rate = bytes_per_second(fmt_in)
-        if fmt_out is not None:
-            self.output_rate = bytes_per_second(fmt_out)
-        has = "turn_detection" in inp or "turn_detection" in session
-        if has:
-            detection = inp.get("turn_detection", session.get("turn_detection"))
-            silence = detection.get("silence_duration_ms") if isinstance(detection, dict) else None
-            server_vad = isinstance(detection, dict) and detection.get("type") == "server_vad"
-            if not server_vad:
-                self.silence_ms = None  # semantic detection: no silence to add
-            else:  # 500 ms: the API's default
-                self.silence_ms = silence if isinstance(silence, int) else 500
-        if "transcription" in inp or "input_audio_transcription" in session:
-            value = inp.get("transcription", session.get("input_audio_transcription"))
-            self.transcribing = isinstance(value, dict)
-
     def _truncate(self, body: dict[str, Any]) -> None:
         """The client stopped playing an item's audio at ``audio_end_ms``: the rest was cut."""
         item = body.get("item_id")
@@ -443,10 +412,6 @@ class RealtimeReader(Reader):
                 return
         if item is not None and len(self.transcribed) < MAX_ITEMS_TRACKED:
             self.transcribed[item] = frame.t_ns  # before the turn it starts
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _str(value: Any) -> str | None:

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tracer.protocols.base import Protocol, Reader, Tokens, json_type_is, token_count
+from tracer.protocols.base import Book, Protocol, Reader, Tokens, json_type_is, token_count
 from tracer.protocols.events import Event, TurnEnded, TurnStarted
 from tracer.protocols.turns import Connection, Turn, dict_items, loads
 from tracer.trace.records import Close, Frame
-
-if TYPE_CHECKING:
-    from tracer.protocols.segmenter import Segmenter
 
 __all__ = ["RESPONSES", "ResponsesProtocol", "ResponsesReader", "dict_items", "loads",
            "output_text"]  # fmt: skip
@@ -65,8 +62,8 @@ class ResponsesProtocol(Protocol):
     def claims_message(self, client: bool, kind: str) -> bool:
         return client and kind == "response.create"
 
-    def reader(self, segmenter: Segmenter, connection: Connection) -> ResponsesReader:
-        return ResponsesReader(segmenter, connection)
+    def reader(self, book: Book, connection: Connection) -> ResponsesReader:
+        return ResponsesReader(book, connection)
 
     def starts_turn(self, client: bool, payload: bytes, http: bool) -> bool:
         # Over HTTP every recorded request body is a create; over WebSocket its type says.
@@ -88,8 +85,8 @@ RESPONSES = ResponsesProtocol()
 class ResponsesReader(Reader):
     """One connection's Responses frames -> turn events."""
 
-    def __init__(self, segmenter: Segmenter, connection: Connection) -> None:
-        self.seg = segmenter
+    def __init__(self, book: Book, connection: Connection) -> None:
+        self.seg = book
         self.c = connection
         self.named_lanes = False  # a create with a stream_id was seen
         self.lanes: dict[str | None, deque[Turn]] = {}

@@ -69,12 +69,20 @@ class Reply:
 @dataclass(slots=True)
 class Response:
     """A response in progress: its events, sent by the shell with their delays; cancelled
-    by the engine when asked (the shell then sends ``finish()``)."""
+    by the engine when asked (the shell then sends ``RealtimeConnection.finish``)."""
 
     id: str
     trigger: str
     steps: list[Reply]
-    finish: Any  # () -> the response.done event (cancelled when ``cancelled``)
+    audio: bool = False  # spoken, or text only
+    call: tuple[str, str] | None = None  # a function call: name, arguments
+    text: str = ""
+    base: dict[str, Any] = field(default_factory=dict)  # the response object's fields
+    item: dict[str, Any] = field(default_factory=dict)  # its output item
+    in_text: int = 0  # input tokens: text, audio, cached
+    in_audio: int = 0
+    cached: int = 0
+    input_audio_s: float = 0.0
     close: int | None = None  # close the connection after the steps (a scripted fault)
     cancelled: bool = False
     reason: str = "turn_detected"  # why it was cancelled
@@ -345,180 +353,102 @@ class RealtimeConnection:
     # -- responses ----------------------------------------------------------------------------
 
     def _respond(self, trigger: str, options: dict[str, Any]) -> Response:
+        """Plan a response: its events with their delays; ``finish`` ends it."""
         s = self.engine.script
         number = self.engine.responses
         self.engine.responses += 1
-        rid = self._id("resp")
         modalities = options.get("output_modalities") or self.session.get("output_modalities")
         audio = isinstance(modalities, list) and "audio" in modalities
         call = self._call()
-        text = s.answers[number % len(s.answers)] if call is None else ""
-        item_id = self._id("item")
-        base: dict[str, Any] = {
-            "id": rid,
-            "object": "realtime.response",
-            "status": "in_progress",
-            "output": [],
-            "usage": None,
-        }
-        steps = [Reply(self._event("response.created", response=base), delay=s.created_ms)]
-        item: dict[str, Any]
-        if call is not None:
-            item = {
-                "id": item_id,
-                "object": "realtime.item",
-                "type": "function_call",
-                "status": "completed",
-                "name": call[0],
-                "call_id": self._id("call"),
-                "arguments": call[1],
-            }
-            steps += [
-                Reply(
-                    self._event(
-                        "response.output_item.added",
-                        response_id=rid,
-                        output_index=0,
-                        item={**item, "arguments": "", "status": "in_progress"},
-                    )
-                ),
-                Reply(
-                    self._event(
-                        "response.function_call_arguments.delta",
-                        response_id=rid,
-                        item_id=item_id,
-                        output_index=0,
-                        call_id=item["call_id"],
-                        delta=call[1],
-                    ),
-                    delay=max(0.0, s.first_audio_ms - s.created_ms),
-                ),
-                Reply(
-                    self._event(
-                        "response.function_call_arguments.done",
-                        response_id=rid,
-                        item_id=item_id,
-                        output_index=0,
-                        call_id=item["call_id"],
-                        arguments=call[1],
-                        name=call[0],
-                    )
-                ),
-            ]
-        else:
-            part_kind = "output_audio" if audio else "output_text"
-            item = {
-                "id": item_id,
-                "object": "realtime.item",
-                "type": "message",
-                "status": "completed",
-                "role": "assistant",
-                "content": [{"type": part_kind, "transcript" if audio else "text": text}],
-            }
-            steps += [
-                Reply(
-                    self._event(
-                        "response.output_item.added",
-                        response_id=rid,
-                        output_index=0,
-                        item={**item, "content": [], "status": "in_progress"},
-                    )
-                ),
-                Reply(
-                    self._event(
-                        "response.content_part.added",
-                        response_id=rid,
-                        item_id=item_id,
-                        output_index=0,
-                        content_index=0,
-                        part={"type": part_kind, "transcript" if audio else "text": ""},
-                    )
-                ),
-            ]
-            steps += list(self._output(rid, item_id, text, audio))
-        item["status"] = "completed"
-        steps.append(
-            Reply(
-                self._event("response.output_item.done", response_id=rid, output_index=0, item=item)
-            )
-        )
-        response = Response(rid, trigger, steps, finish=None)
-        in_text = sum(_words(i) for i in self.items) + 4
-        in_audio = round(self.audio_s_pending * 10) if trigger == "vad" else 0
-        out_audio = s.answer_audio_ms // 50 if audio and call is None else 0
-        cached = self.held_tokens // 8 * 8  # the held prefix, in whole blocks
-
-        def finish() -> dict[str, Any]:
-            status = "cancelled" if response.cancelled else "completed"
-            spoken = response.sent_audio_bytes * 1000 // (2 * RATE) // 50 if audio else 0
-            out_tokens = (
-                (spoken if response.cancelled else out_audio)
-                + len(text.split())
-                + (4 if call else 0)
-            )
-            total_in = in_text + in_audio
-            usage = {
-                "total_tokens": total_in + out_tokens,
-                "input_tokens": total_in,
-                "output_tokens": out_tokens,
-                "input_token_details": {
-                    "text_tokens": in_text,
-                    "audio_tokens": in_audio,
-                    "cached_tokens": min(cached, total_in),
-                    "cached_tokens_details": {
-                        "text_tokens": min(cached, in_text),
-                        "audio_tokens": 0,
-                    },
-                },
-                "output_token_details": {
-                    "text_tokens": out_tokens - (spoken if response.cancelled else out_audio),
-                    "audio_tokens": spoken if response.cancelled else out_audio,
-                },
-            }
-            self.held_tokens = total_in + out_tokens
-            self.items.append(item)
-            if self.running is response:
-                self.running = None
-            details = (
-                {"type": "cancelled", "reason": response.reason} if response.cancelled else None
-            )
-            self.engine.log.append(
-                {
-                    "connection": self.number,
-                    "response_id": rid,
-                    "trigger": trigger,
-                    "status": status,
-                    "usage": usage,
-                    "input_audio_s": round(self.audio_s_pending, 3) if trigger == "vad" else 0.0,
-                    "output_audio_s": round(response.sent_audio_bytes / (2 * RATE), 3),
-                    "call": call[0] if call else None,
-                    "voice_latency_ms": (
-                        (response.first_audio_ns - response.stopped_ns) / 1e6
-                        if response.first_audio_ns is not None and response.stopped_ns is not None
-                        else None
-                    ),
-                }
-            )
-            self.audio_s_pending = 0.0
-            return self._event(
-                "response.done",
-                response={
-                    **base,
-                    "status": status,
-                    "status_details": details,
-                    "output": [item],
-                    "usage": usage,
-                },
-            )
-
-        response.finish = finish
+        r = Response(self._id("resp"), trigger, [], audio=audio, call=call)
+        r.text = s.answers[number % len(s.answers)] if call is None else ""
+        r.base = {"id": r.id, "object": "realtime.response", "status": "in_progress",
+                  "output": [], "usage": None}  # fmt: skip
+        r.steps = [Reply(self._event("response.created", response=r.base), delay=s.created_ms)]
+        r.steps += self._call_steps(r) if call is not None else self._message_steps(r)
         if s.close_on_response is not None and number == s.close_on_response:
-            response.close = s.close_code
-            response.steps = [
-                r for r in response.steps if r.event["type"] != "response.output_item.done"
-            ]
-        self.running = response
-        return response
+            r.close = s.close_code  # the connection closes before the item is done
+        else:
+            r.steps.append(Reply(self._event("response.output_item.done", response_id=r.id,
+                                             output_index=0, item=r.item)))  # fmt: skip
+        r.in_text = sum(_words(i) for i in self.items) + 4
+        r.in_audio = round(self.audio_s_pending * 10) if trigger == "vad" else 0
+        r.cached = self.held_tokens // 8 * 8  # the held prefix, in whole blocks
+        r.input_audio_s = round(self.audio_s_pending, 3) if trigger == "vad" else 0.0
+        self.audio_s_pending = 0.0
+        self.running = r
+        return r
+
+    def _call_steps(self, r: Response) -> list[Reply]:
+        assert r.call is not None
+        name, arguments = r.call
+        item_id, call_id = self._id("item"), self._id("call")
+        r.item = {"id": item_id, "object": "realtime.item", "type": "function_call",
+                  "status": "completed", "name": name, "call_id": call_id,
+                  "arguments": arguments}  # fmt: skip
+        first = max(0.0, self.engine.script.first_audio_ms - self.engine.script.created_ms)
+        ids = {"response_id": r.id, "item_id": item_id, "output_index": 0, "call_id": call_id}
+        return [
+            Reply(self._event("response.output_item.added", response_id=r.id, output_index=0,
+                              item={**r.item, "arguments": "", "status": "in_progress"})),
+            Reply(self._event("response.function_call_arguments.delta", **ids, delta=arguments),
+                  delay=first),
+            Reply(self._event("response.function_call_arguments.done", **ids,
+                              arguments=arguments, name=name)),
+        ]  # fmt: skip
+
+    def _message_steps(self, r: Response) -> list[Reply]:
+        item_id = self._id("item")
+        part = {"type": "output_audio" if r.audio else "output_text"}
+        field = "transcript" if r.audio else "text"
+        r.item = {"id": item_id, "object": "realtime.item", "type": "message",
+                  "status": "completed", "role": "assistant",
+                  "content": [{**part, field: r.text}]}  # fmt: skip
+        return [
+            Reply(self._event("response.output_item.added", response_id=r.id, output_index=0,
+                              item={**r.item, "content": [], "status": "in_progress"})),
+            Reply(self._event("response.content_part.added", response_id=r.id, item_id=item_id,
+                              output_index=0, content_index=0, part={**part, field: ""})),
+            *self._output(r.id, item_id, r.text, r.audio),
+        ]  # fmt: skip
+
+    def finish(self, r: Response) -> dict[str, Any]:
+        """The ``response.done`` of ``r`` (cancelled when it was), its usage logged."""
+        status = "cancelled" if r.cancelled else "completed"
+        planned = self.engine.script.answer_audio_ms // 50 if r.audio and r.call is None else 0
+        spoken = r.sent_audio_bytes * 1000 // (2 * RATE) // 50 if r.audio else 0
+        out_audio = spoken if r.cancelled else planned
+        out_text = len(r.text.split()) + (4 if r.call else 0)
+        total_in = r.in_text + r.in_audio
+        usage = {
+            "total_tokens": total_in + out_audio + out_text,
+            "input_tokens": total_in,
+            "output_tokens": out_audio + out_text,
+            "input_token_details": {
+                "text_tokens": r.in_text, "audio_tokens": r.in_audio,
+                "cached_tokens": min(r.cached, total_in),
+                "cached_tokens_details": {"text_tokens": min(r.cached, r.in_text),
+                                          "audio_tokens": 0},
+            },
+            "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
+        }  # fmt: skip
+        self.held_tokens = total_in + out_audio + out_text
+        self.items.append(r.item)
+        if self.running is r:
+            self.running = None
+        latency = None
+        if r.first_audio_ns is not None and r.stopped_ns is not None:
+            latency = (r.first_audio_ns - r.stopped_ns) / 1e6
+        self.engine.log.append({
+            "connection": self.number, "response_id": r.id, "trigger": r.trigger,
+            "status": status, "usage": usage, "input_audio_s": r.input_audio_s,
+            "output_audio_s": round(r.sent_audio_bytes / (2 * RATE), 3),
+            "call": r.call[0] if r.call else None, "voice_latency_ms": latency,
+        })  # fmt: skip
+        details = {"type": "cancelled", "reason": r.reason} if r.cancelled else None
+        done = {**r.base, "status": status, "status_details": details, "output": [r.item],
+                "usage": usage}  # fmt: skip
+        return self._event("response.done", response=done)
 
     def dropped(self, response: Response) -> None:
         """The scripted fault closed the connection in the middle of ``response``."""
@@ -549,77 +479,26 @@ class RealtimeConnection:
         return None
 
     def _output(self, rid: str, item_id: str, text: str, audio: bool) -> Iterator[Reply]:
+        """The answer's deltas: words of text, or audio chunks each with a transcript word."""
         s = self.engine.script
-        words = text.split(" ")
+        at = {"response_id": rid, "item_id": item_id, "output_index": 0, "content_index": 0}
+        words = [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
         first = max(0.0, s.first_audio_ms - s.created_ms)
         if not audio:
             for i, word in enumerate(words):
-                yield Reply(
-                    self._event(
-                        "response.output_text.delta",
-                        response_id=rid,
-                        item_id=item_id,
-                        output_index=0,
-                        content_index=0,
-                        delta=word if i == 0 else " " + word,
-                    ),
-                    delay=first if i == 0 else s.chunk_gap_ms,
-                )
-            yield Reply(
-                self._event(
-                    "response.output_text.done",
-                    response_id=rid,
-                    item_id=item_id,
-                    output_index=0,
-                    content_index=0,
-                    text=text,
-                )
-            )
+                delay = first if i == 0 else s.chunk_gap_ms
+                yield Reply(self._event("response.output_text.delta", **at, delta=word), delay)
+            yield Reply(self._event("response.output_text.done", **at, text=text))
             return
         chunk = base64.b64encode(tone(s.chunk_ms)).decode()
-        chunks = max(1, s.answer_audio_ms // s.chunk_ms)
-        for i in range(chunks):
-            yield Reply(
-                self._event(
-                    "response.output_audio.delta",
-                    response_id=rid,
-                    item_id=item_id,
-                    output_index=0,
-                    content_index=0,
-                    delta=chunk,
-                ),
-                delay=first if i == 0 else s.chunk_gap_ms,
-            )
+        for i in range(max(1, s.answer_audio_ms // s.chunk_ms)):
+            delay = first if i == 0 else s.chunk_gap_ms
+            yield Reply(self._event("response.output_audio.delta", **at, delta=chunk), delay)
             if i < len(words):
-                yield Reply(
-                    self._event(
-                        "response.output_audio_transcript.delta",
-                        response_id=rid,
-                        item_id=item_id,
-                        output_index=0,
-                        content_index=0,
-                        delta=words[i] if i == 0 else " " + words[i],
-                    )
-                )
-        yield Reply(
-            self._event(
-                "response.output_audio.done",
-                response_id=rid,
-                item_id=item_id,
-                output_index=0,
-                content_index=0,
-            )
-        )
-        yield Reply(
-            self._event(
-                "response.output_audio_transcript.done",
-                response_id=rid,
-                item_id=item_id,
-                output_index=0,
-                content_index=0,
-                transcript=text,
-            )
-        )
+                kind = "response.output_audio_transcript.delta"
+                yield Reply(self._event(kind, **at, delta=words[i]))
+        yield Reply(self._event("response.output_audio.done", **at))
+        yield Reply(self._event("response.output_audio_transcript.done", **at, transcript=text))
 
 
 class RealtimeEngine:

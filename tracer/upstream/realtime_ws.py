@@ -41,25 +41,6 @@ async def serve_realtime(conn: RealtimeConnection, ws: WebSocket) -> None:
                     }
                 )
 
-    async def respond(response: Response) -> None:
-        for reply in response.steps:
-            if response.cancelled:
-                break
-            if reply.delay:
-                await asyncio.sleep(reply.delay / 1000)
-            if response.cancelled:
-                break
-            await ws.send_text(_dumps(reply.event))
-            if reply.event["type"] == "response.output_audio.delta":
-                response.sent_audio_bytes += len(reply.event["delta"]) * 3 // 4
-                if response.first_audio_ns is None:
-                    response.first_audio_ns = time.monotonic_ns()
-        if response.close is not None and not response.cancelled:
-            conn.dropped(response)
-            await ws.close(response.close, "scripted failure")
-            return
-        await ws.send_text(_dumps(response.finish()))
-
     try:
         await send(conn.opening())
         while True:
@@ -83,7 +64,7 @@ async def serve_realtime(conn: RealtimeConnection, ws: WebSocket) -> None:
             if response is not None:
                 if response.trigger == "vad":
                     response.stopped_ns = conn.stopped_ns
-                running = asyncio.create_task(respond(response))
+                running = asyncio.create_task(_respond(conn, ws, response))
             if ws.closed:
                 return
     finally:
@@ -94,3 +75,24 @@ async def serve_realtime(conn: RealtimeConnection, ws: WebSocket) -> None:
                     await asyncio.wait_for(asyncio.shield(task), 5.0)
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _respond(conn: RealtimeConnection, ws: WebSocket, response: Response) -> None:
+    """Send a response's events with their delays, until it ends or is cancelled."""
+    for reply in response.steps:
+        if response.cancelled:
+            break
+        if reply.delay:
+            await asyncio.sleep(reply.delay / 1000)
+        if response.cancelled:
+            break
+        await ws.send_text(_dumps(reply.event))
+        if reply.event["type"] == "response.output_audio.delta":
+            response.sent_audio_bytes += len(reply.event["delta"]) * 3 // 4
+            if response.first_audio_ns is None:
+                response.first_audio_ns = time.monotonic_ns()
+    if response.close is not None and not response.cancelled:
+        conn.dropped(response)
+        await ws.close(response.close, "scripted failure")
+        return
+    await ws.send_text(_dumps(conn.finish(response)))

@@ -12,7 +12,6 @@ from tracer.vocab import plural, turns_phrase
 
 if TYPE_CHECKING:
     from tracer.demo.agent import AgentRun
-    from tracer.demo.voice import VoiceRun
 
 __all__ = ["render_demo", "render_voice_demo"]
 
@@ -43,13 +42,19 @@ def render_demo(
 
 
 def render_voice_demo(
-    path: str, run: VoiceRun, integrity: Integrity, report: InspectReport | None, console: Console
+    path: str,
+    spoken: tuple[int, int],
+    integrity: Integrity,
+    report: InspectReport | None,
+    console: Console,
 ) -> None:
-    """``tracer demo --realtime``: the voice agent's run, and where it was recorded."""
-    turns = report.summary.turns if report is not None else run.responses
+    """``tracer demo --realtime``: the voice agent's run (``spoken``: the answers it got and
+    the times it spoke), and where it was recorded."""
+    answers, spoken_turns = spoken
+    turns = report.summary.turns if report is not None else answers
     console.print(
         f"[bold]tracer demo --realtime[/bold]: the voice agent ran {plural(turns, 'turn')}, "
-        f"{run.spoken_turns} of them spoken, against the scripted Realtime endpoint"
+        f"{spoken_turns} of them spoken, against the scripted Realtime endpoint"
     )
     state = "[green]ok[/green]" if integrity.ok else "[red]damaged[/red]"
     console.print(

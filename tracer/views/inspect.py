@@ -1,4 +1,4 @@
-"""Rich views of the session report: inspect, cache, latency, turn and stats."""
+"""Rich views of the session report: inspect, cache, latency and turn."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tracer.analysis.model import FullTurn, InspectReport, Summary, TraceStats, TurnReport
+from tracer.analysis.model import FullTurn, InspectReport, Summary, TurnReport
 from tracer.views.fit import GAP, Column, fit_table, middle, natural_width
 from tracer.views.output import (
     elided,
@@ -17,14 +17,13 @@ from tracer.views.output import (
     tokens_phrase,
 )
 from tracer.views.timeline import bar, time_axis, timeline_legend
+from tracer.views.voice import render_voice_turn, render_voice_turns, voice_line, voice_percentiles
 from tracer.vocab import (
     CONNECTION_STARTS,
     NOT_UNDERSTOOD,
     PHASES,
     RESENT,
     STATUS,
-    TRIGGERS,
-    audio_seconds,
     duration,
     kb,
     plural,
@@ -37,7 +36,6 @@ __all__ = [
     "render_cache",
     "render_inspect",
     "render_latency",
-    "render_stats",
     "render_turn",
 ]
 
@@ -58,21 +56,6 @@ def _protocols_phrase(s: Summary) -> str:
     return " (" + ", ".join(f"{n} {label}" for label, n in kinds.items()) + ")"
 
 
-def _voice_line(s: Summary) -> Text:
-    audio_in, audio_out = audio_seconds(s.input_audio_s), audio_seconds(s.output_audio_s)
-    t = Text(f"voice: {audio_in} of audio in, {audio_out} out")
-    t.append(
-        f"; voice latency (speech end to first audio) p50 {_ms(s.voice_latency_p50_ms)} "
-        f"p90 {_ms(s.voice_latency_p90_ms)}"
-    )
-    if s.perceived_latency_p50_ms is not None:
-        t.append(f", what the speaker waits p50 {_ms(s.perceived_latency_p50_ms)}")
-    if s.interruptions:
-        t.append(f"; {plural(s.interruptions, 'interruption')}", style="yellow")
-    t.append("\n")
-    return t
-
-
 def _summary_lines(s: Summary) -> Text:
     t = Text()
     t.append(
@@ -91,7 +74,7 @@ def _summary_lines(s: Summary) -> Text:
             t.append("No turns.\n")
         return t
     if s.voice_turns:
-        t.append(_voice_line(s))
+        t.append(voice_line(s))
     t.append(f"sent {kb(s.bytes_sent)}B")
     t.append(f" (a fully incremental client: {kb(s.incremental_bytes)}B)")
     t.append(f", input items {kb(s.input_bytes)}B, ")
@@ -144,58 +127,6 @@ TURN_LEGEND = (
     "time before it"
 )
 _MIN_TIMELINE = 24
-
-
-VOICE_COLUMNS = [
-    Column("#", drop=0),
-    Column("conn", drop=4),
-    Column("trigger", "left", drop=3),
-    Column("response", "left", drop=8, elide=True, least=10),
-    Column("items", drop=5),
-    Column("audio in", drop=2),
-    Column("audio out", drop=2),
-    Column("ttfa", drop=6),
-    Column("voice", drop=0),
-    Column("waits", drop=1),
-    Column("total", drop=0),
-    Column("status", "left", drop=0, elide=True, least=19, cut="end"),
-]
-VOICE_LEGEND = (
-    "trigger: client (a create) or vad (the server heard the speech end); audio: seconds; "
-    "ttfa: turn start to first audio; voice: speech end to first audio; waits: the same plus "
-    "the detection's silence, what the speaker waits"
-)
-
-
-def voice_rows(turns: list[TurnReport]) -> list[list[str | Text]]:
-    rows: list[list[str | Text]] = []
-    head, omitted, tail = elided(turns)
-    for t in [*head, None, *tail] if omitted else head:
-        if t is None:
-            rows.append(["…"])
-            continue
-        v = t.voice
-        assert v is not None
-        status = t.status + (f" {t.error_code}" if t.error_code else "")
-        if v.interrupted and t.status == "completed":
-            status += " (interrupted)"
-        rows.append(
-            [
-                str(t.index),
-                str(t.conn),
-                t.trigger,
-                middle(t.response_id or "-", 16),
-                str(t.input_items),
-                audio_seconds(v.input_audio_s) if v.input_audio_s else "-",
-                audio_seconds(v.output_audio_s) if v.output_audio_s else "-",
-                _ms(v.ttfa_ms),
-                _ms(v.voice_latency_ms),
-                _ms(v.perceived_latency_ms),
-                _ms(t.duration_ms),
-                Text(status, style=STATUS.get(t.status, "")),
-            ]
-        )
-    return rows
 
 
 def turn_rows(report: InspectReport) -> list[list[str | Text]]:
@@ -270,10 +201,7 @@ def render_inspect(report: InspectReport, console: Console) -> None:
         if timeline:
             console.print(timeline_legend())
     if voiced:
-        table, _ = fit_table(VOICE_COLUMNS, voice_rows(voiced), console.width)
-        console.print(table)
-        _note_omitted(console, len(voiced), "voice turns")
-        console.print(VOICE_LEGEND, style="dim", markup=False)
+        render_voice_turns(voiced, console)
     if not report.turns:
         render_connections(report, console)
 
@@ -386,12 +314,7 @@ def render_latency(report: InspectReport, console: Console) -> None:
         f"p90 {_ms(s.duration_p90_ms)}  p99 {_ms(s.duration_p99_ms)}"
     )
     if s.voice_turns:
-        console.print(
-            f"voice latency (speech end to first audio): p50 {_ms(s.voice_latency_p50_ms)}  "
-            f"p90 {_ms(s.voice_latency_p90_ms)}  p99 {_ms(s.voice_latency_p99_ms)};  "
-            f"what the speaker waits (with the detection's silence): "
-            f"p50 {_ms(s.perceived_latency_p50_ms)}  p90 {_ms(s.perceived_latency_p90_ms)}"
-        )
+        console.print(voice_percentiles(s))
     if s.slowest_turns:
         by_index = {t.index: t for t in report.turns}
         names = ", ".join(
@@ -423,33 +346,6 @@ def render_latency(report: InspectReport, console: Console) -> None:
         console.print(time_axis(s.wall_ms, width, 14), style="dim", markup=False)
 
 
-def _voice_turn_lines(t: TurnReport, console: Console) -> None:
-    v = t.voice
-    assert v is not None
-    console.print(
-        f"{protocol_label(t.protocol)} response {t.response_id or '-'}: {TRIGGERS[t.trigger]}",
-        markup=False,
-    )
-    line = (
-        f"audio {audio_seconds(v.input_audio_s)} in, {audio_seconds(v.output_audio_s)} out; "
-        f"first audio {_ms(v.ttfa_ms)} after the turn began"
-    )
-    if v.voice_latency_ms is not None:
-        line += f"; voice latency {_ms(v.voice_latency_ms)} (speech end to first audio)"
-    if v.perceived_latency_ms is not None:
-        line += f", the speaker waits {_ms(v.perceived_latency_ms)}"
-    if v.transcription_delay_ms is not None:
-        line += f"; input transcript {_ms(v.transcription_delay_ms)} after the speech ended"
-    console.print(line, markup=False)
-    if v.interrupted:
-        cut = (
-            f", {audio_seconds(v.output_audio_cut_s)} of its audio not played"
-            if v.output_audio_cut_s
-            else ""
-        )
-        console.print(f"interrupted{cut}", style="yellow", markup=False)
-
-
 def render_turn(full: FullTurn, console: Console) -> None:
     t, d = full.turn, full.detail
     console.print(
@@ -460,7 +356,7 @@ def render_turn(full: FullTurn, console: Console) -> None:
         highlight=False,
     )
     if t.voice is not None:
-        _voice_turn_lines(t, console)
+        render_voice_turn(t, console)
     else:
         console.print(
             f"response {t.response_id or '-'}, continues {t.previous_response_id or '-'}",
@@ -495,43 +391,3 @@ def render_turn(full: FullTurn, console: Console) -> None:
         console.print(f"  call {escape(str(call['name']))}({escape(str(call['arguments']))})")
     if d.error_message:
         console.print(f"  [red]error[/red]: {escape(d.error_message)}")
-
-
-STATS_COLUMNS = [
-    Column("trace", "left"),  # a name: never cut
-    Column("conns", drop=3),
-    Column("turns"),
-    Column("sent"),
-    Column("resent"),
-    Column("referenced", drop=2),
-    Column("cached", drop=4),
-    Column("losses", drop=1),
-    Column("ttft p50", drop=5),
-    Column("status", "left", elide=True, least=12, cut="end"),
-]
-
-
-def render_stats(rows: list[TraceStats], total: TraceStats, console: Console) -> None:
-    cells: list[list[str | Text]] = []
-    for row in [*rows, total]:
-        s = row.summary
-        status = "failed" if row.error else ("truncated" if row.truncated else "ok")
-        if row is total and row.error:
-            status = row.error
-        figures = ["-"] * 8
-        if s is not None:
-            figures = [str(s.connections), str(s.turns), kb(s.bytes_sent), kb(s.resent_bytes),
-                       kb(s.referenced_bytes), kb(s.cached_tokens), str(s.cache_losses),
-                       _ms(s.ttft_p50_ms)]  # fmt: skip
-        cells.append([row.trace, *figures, status])
-    table, _ = fit_table(STATS_COLUMNS, cells, console.width)
-    console.print(table)
-    console.print(
-        "sent, resent, referenced: bytes (k = 1,000); cached: input tokens the server had "
-        "cached; losses: cache losses; ttft p50: median time to first token",
-        style="dim",
-        markup=False,
-    )
-    for row in rows:  # the reasons in full, whatever the width
-        if row.error:
-            console.print(f"{row.trace}: {row.error}", style="red", markup=False)
