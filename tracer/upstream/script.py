@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from tracer.errors import TracerError
+from tracer.upstream.realtime import RealtimeScript
 
 __all__ = [
     "PROFILES",
@@ -137,6 +138,7 @@ class Script:
     seed: int = 0
     final_text: str = "Done."  # the answer once the conversation outgrows the script
     profile: Profile = field(default_factory=Profile)
+    realtime: RealtimeScript = field(default_factory=RealtimeScript)  # /v1/realtime's play
 
     def turn(self, depth: int) -> TurnScript:
         """The answer for the ``depth``-th model response of a conversation (from 0)."""
@@ -174,6 +176,7 @@ class Script:
             seed=_get(data, "seed", int, 0, where),
             final_text=_get(data, "final_text", str, "Done.", where),
             profile=parse_profile(_get(data, "profile", str, "openai", where)),
+            realtime=_realtime(data.get("realtime", {}), f"{where}: realtime"),
         )
 
 
@@ -184,6 +187,36 @@ def _get(d: dict[str, Any], key: str, typ: type, default: Any, where: str) -> An
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
         raise ScriptError(f"{where}: '{key}' must be {typ.__name__}")
     return value
+
+
+def _realtime(d: Any, where: str) -> RealtimeScript:
+    """The ``realtime`` table: any of ``RealtimeScript``'s fields, of its types."""
+    if not isinstance(d, dict):
+        raise ScriptError(f"{where} must be a table/object")
+    default = RealtimeScript()
+    known = {f.name for f in fields(RealtimeScript)}
+    unknown = set(d) - known
+    if unknown:
+        raise ScriptError(f"{where}: unknown key(s) {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for key, value in d.items():
+        if key == "answers":
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(a, str) for a in value)
+            ):
+                raise ScriptError(f"{where}: 'answers' must be a non-empty list of strings")
+            values[key] = tuple(value)
+        elif key == "close_on_response":
+            values[key] = None if value is None else _get(d, key, int, None, where)
+        else:
+            values[key] = _get(d, key, type(getattr(default, key)), None, where)
+            if isinstance(values[key], int | float) and values[key] < 0:
+                raise ScriptError(f"{where}: '{key}' must be >= 0")
+    if values.get("chunk_ms", 1) <= 0:
+        raise ScriptError(f"{where}: 'chunk_ms' must be > 0")
+    return replace(default, **values)
 
 
 def _timing(d: Any, where: str) -> Timing | None:

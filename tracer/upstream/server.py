@@ -76,7 +76,7 @@ class UpstreamServer(TCPService):
         self.engine = Engine(
             script or default_script(), single_flight=single_flight, max_pending=max_pending
         )
-        self.realtime = RealtimeEngine(realtime)
+        self.realtime = RealtimeEngine(realtime or self.engine.script.realtime)
         # Called with each accepted WebSocket, e.g. to tap the server's own view of it.
         self.on_connect = on_connect
         self.connections = 0
