@@ -133,6 +133,11 @@ PHASES: dict[str, Phase] = {  # TurnReport.phases() names, in order
     ),
 }
 BEFORE_CREATE = ("client", "handshake")  # phases that end where the create is sent
+VOICE_PHASES = {  # what the same phases are for a voice turn (the Realtime API)
+    "ttfe": "speech end (or the create) → the response starts: the detection",
+    "token_wait": "→ first audio (or text)",
+    "generation": "the rest of the answer",
+}
 FAILED = Phase("failed or cut short", "failed", "█", "red", "failed", "var(--bad)")
 """How the end of a failed or cut-short turn is drawn, in every medium."""
 

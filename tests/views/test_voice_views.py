@@ -65,6 +65,8 @@ def test_inspect_speaks_of_a_voice_session_in_its_terms(tmp_path: Path):
     assert data["connections"][0]["protocol"] == "realtime"
     latency = run_tracer("latency", str(trace), env_extra={"COLUMNS": "160"}).stdout
     assert "voice latency (speech end to first audio): p50 250ms" in latency
+    assert "voice turns: ░ speech end (or the create) → the response starts" in latency
+    assert latency.rstrip().splitlines()[-2].rstrip().endswith(" vad")  # the turn's row
     detail = run_tracer("turn", str(trace), "0").stdout
     assert "the server heard the speaker stop" in detail and "voice latency 250ms" in detail
     report = tmp_path / "r.html"

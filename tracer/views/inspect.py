@@ -17,7 +17,13 @@ from tracer.views.output import (
     tokens_phrase,
 )
 from tracer.views.timeline import bar, time_axis, timeline_legend
-from tracer.views.voice import render_voice_turn, render_voice_turns, voice_line, voice_percentiles
+from tracer.views.voice import (
+    render_voice_turn,
+    render_voice_turns,
+    voice_legend,
+    voice_line,
+    voice_percentiles,
+)
 from tracer.vocab import (
     CONNECTION_STARTS,
     NOT_UNDERSTOOD,
@@ -325,6 +331,8 @@ def render_latency(report: InspectReport, console: Console) -> None:
         width = max(20, console.width - 16)
         scale = (s.wall_ms / 1000 or 1.0) / width
         console.print(timeline_legend())
+        if s.voice_turns:
+            console.print(voice_legend())
         console.print(f"{'#':>4} {'total':>8}  (each row on one time axis, 0 to {_ms(s.wall_ms)})")
         head, omitted, tail = elided(report.turns)
         starts = report.connection_starts()
@@ -335,7 +343,7 @@ def render_latency(report: InspectReport, console: Console) -> None:
             if t.conn in starts:
                 word = CONNECTION_STARTS[starts.pop(t.conn)]
                 console.print(f"{'':>14}── connection {t.conn} ({word}) ──", style="bold")
-            mark = " cache lost" if t.cache_loss else ""
+            mark = " cache lost" if t.cache_loss else (f" {t.trigger}" if t.voice else "")
             console.print(
                 Text.assemble(
                     f"{t.index:>4} {_ms(t.duration_ms):>8} ",

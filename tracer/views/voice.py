@@ -9,9 +9,24 @@ from rich.text import Text
 from tracer.analysis.model import Summary, TurnReport
 from tracer.views.fit import Column, fit_table, middle
 from tracer.views.output import elided, omitted_count, omitted_note
-from tracer.vocab import STATUS, TRIGGERS, audio_seconds, ms, plural, protocol_label
+from tracer.vocab import (
+    PHASES,
+    STATUS,
+    TRIGGERS,
+    VOICE_PHASES,
+    audio_seconds,
+    ms,
+    plural,
+    protocol_label,
+)
 
-__all__ = ["render_voice_turn", "render_voice_turns", "voice_line", "voice_percentiles"]
+__all__ = [
+    "render_voice_turn",
+    "render_voice_turns",
+    "voice_legend",
+    "voice_line",
+    "voice_percentiles",
+]
 
 
 def voice_line(s: Summary) -> Text:
@@ -126,3 +141,12 @@ def render_voice_turn(t: TurnReport, console: Console) -> None:
             else ""
         )
         console.print(f"interrupted{cut}", style="yellow", markup=False)
+
+
+def voice_legend() -> Text:
+    """The waterfall's phases as a voice turn reads them (speech end, detection, audio)."""
+    t = Text("voice turns: ")
+    for name, words in VOICE_PHASES.items():
+        t.append(PHASES[name].glyph, style=PHASES[name].style)
+        t.append(f" {words}  ")
+    return t
