@@ -233,8 +233,10 @@ def test_non_responses_traffic_gets_the_generic_view(tmp_path: Path):
         "client:<binary>": 1,
         "server:<binary>": 1,
     }
+    assert conn.protocol is None and report.summary.unknown_connections == 1
     proc = run_tracer("inspect", str(tmp_path / "chat.trace"))
-    assert proc.returncode == 0 and "generic WebSocket traffic" in proc.stdout
+    assert proc.returncode == 0 and "1 connection (not understood), 0 turns" in proc.stdout
+    assert "a protocol tracer does not understand" in proc.stdout
 
 
 @pytest.mark.parametrize("name", ["incremental", "full-resend", "reconnect", "error", "http"])
