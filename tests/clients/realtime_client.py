@@ -9,6 +9,7 @@ re-creates its history on a new connection and asks again. Prints the SDK's own 
 
 import base64
 import contextlib
+import hashlib
 import json
 import sys
 import time
@@ -31,6 +32,7 @@ def chunks(pcm: bytes) -> list[str]:
 class Agent:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        self.digest = hashlib.sha256()  # every event received, in order
         self.account: dict[str, Any] = {
             "responses": [],
             "appended_bytes": 0,
@@ -41,6 +43,9 @@ class Agent:
 
     def until(self, *kinds: str) -> Any:
         for event in self.conn:
+            self.digest.update(event.model_dump_json().encode())
+            self.account["events"] = self.account.get("events", 0) + 1
+            self.account["events_sha256"] = self.digest.hexdigest()
             if event.type == "response.done":
                 r = event.response
                 self.account["responses"].append(

@@ -126,6 +126,8 @@ def test_a_voice_session_of_the_sdk_is_read_exactly(tmp_path: Path):
     finally:
         replay.kill()
     assert run.returncode == 0, run.stderr[-3000:]
+    # The same account, down to a digest of every event the client received, in order.
+    assert client["events"] > 100
     assert json.loads(run.stdout) == client
     assert replay.returncode == 0, err
     assert json.loads(out.strip().splitlines()[-1])["mismatches"] == []
