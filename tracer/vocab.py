@@ -76,6 +76,13 @@ def audio_seconds(v: float | None) -> str:
     return "-" if v is None else f"{v:,.2f} s"
 
 
+def usd(v: float | None) -> str:
+    """Money: "$0.0123", "$12.40", "-" when unknown (never $0 for unknown)."""
+    if v is None:
+        return "-"
+    return f"${v:,.2f}" if abs(v) >= 10 else f"${v:,.4f}"
+
+
 def count(n: int | None) -> str:
     """A count with thousands separators; "unknown" for None (never 0)."""
     return "unknown" if n is None else f"{n:,}"

@@ -23,10 +23,11 @@ from tracer.upstream import Script, Timing, TurnScript, UpstreamServer, default_
 SCHEMA = json.loads((ROOT / "docs" / "schema" / "inspect.schema.json").read_text())
 
 
-def record_demo(path: Path, script: Script | None = None, **options) -> None:
-    """Record the demo agent against the scripted upstream into ``path``."""
+def record_demo(path: Path, script: Script | None = None, **options) -> list[dict]:
+    """Record the demo agent against the scripted upstream into ``path``; the upstream's
+    log (one entry per response it ran, with the usage it sent)."""
 
-    async def main():
+    async def main() -> list[dict]:
         server = UpstreamServer(script or default_script())
         await server.start()
         recorder = Recorder(path)
@@ -35,8 +36,9 @@ def record_demo(path: Path, script: Script | None = None, **options) -> None:
         finally:
             recorder.close()
             await server.close()
+        return list(server.engine.log)
 
-    asyncio.run(main())
+    return asyncio.run(main())
 
 
 def report_of(path: Path):

@@ -485,3 +485,48 @@ def test_a_diff_of_two_voice_sessions_names_the_voice_latency():
         d.totals_a["voice_latency_p50_ms"] == 300.0 and d.totals_b["voice_latency_p50_ms"] == 120.0
     )
     assert "voice latency p50 -180 ms (300 → 120 ms)" in d.headline
+
+
+# -- identical items: copies, not identities ----------------------------------------------------
+
+
+def test_a_resend_matches_copies_of_identical_items():
+    """Two turns answer the same text; the third create resends the whole history, both
+    identical answers in it: both are resent, and only the new question is new."""
+
+    def user(text: str) -> dict[str, Any]:
+        return {"role": "user", "content": text}
+
+    ok = {
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": "OK."}],
+    }
+
+    def answer(rid: str) -> dict[str, Any]:
+        return {
+            "type": "response.completed",
+            "response": {
+                "id": rid,
+                "status": "completed",
+                "output": [{"id": f"m_{rid}", **ok}],
+                "usage": {"input_tokens": 10, "output_tokens": 2},
+            },
+        }
+
+    history = [user("a"), ok, user("b"), ok, user("c")]
+    records = script(
+        "wss://h/v1/responses",
+        [
+            (0, C, {"type": "response.create", "input": [user("a")]}),
+            (5, S, answer("r1")),
+            (10, C, {"type": "response.create", "input": [user("a"), ok, user("b")]}),
+            (15, S, answer("r2")),
+            (20, C, {"type": "response.create", "input": history}),
+            (25, S, answer("r3")),
+        ],
+    )
+    a, b, c = analyse(records).turns
+    assert (b.input_items, b.resent_items) == (3, 2)
+    assert (c.input_items, c.resent_items) == (5, 4)  # both copies of "OK." were received
+    assert c.conversation == a.conversation == b.conversation

@@ -17,6 +17,7 @@ from tracer.analysis.contents import TurnContent, content_of
 from tracer.analysis.context import Account, ContextModel
 from tracer.analysis.items import json_bytes, summarise_item
 from tracer.analysis.model import CacheLoss, TurnDetail, TurnReport, VoiceReport, span_ms
+from tracer.analysis.pricing import DEFAULT_PRICING, Cost, Pricing
 from tracer.protocols.base import Tokens
 from tracer.protocols.registry import protocol_named
 from tracer.protocols.turns import TEXT_LIMIT, Connection, Turn
@@ -54,11 +55,13 @@ class Analyser:
         contents: bool = False,
         detail_items: int | None = DETAIL_ITEMS,
         text_limit: int | None = TEXT_LIMIT,
+        pricing: Pricing | None = None,
     ) -> None:
         self.details: dict[int, TurnDetail] | None = {} if details else None
         self.detail_items = detail_items  # input items described per turn (None: all)
         self.text_limit = text_limit  # output text characters kept per turn (None: all)
         self.contents: dict[int, TurnContent] | None = {} if contents else None
+        self.pricing = pricing if pricing is not None else DEFAULT_PRICING
         self.frame_budget = frame_budget  # payload bytes of frames kept for the details
         self.frames_kept_bytes = 0
         self.summaries: dict[int, str] = {}  # item hash -> its one-line summary
@@ -124,6 +127,7 @@ class Analyser:
         if self.contents is not None and t.index in self.contents:
             self.contents[t.index].answered(t.output)
         tokens = _tokens(t)
+        cost = self.pricing.cost(started.model, tokens)
         self.reports.append(
             TurnReport(
                 index=t.index,
@@ -169,6 +173,8 @@ class Analyser:
                 input_audio_tokens=tokens.input_audio,
                 output_audio_tokens=tokens.output_audio,
                 voice=_voice(t),
+                cache_write_tokens=tokens.cache_write,
+                **_money(cost, acct),
             )
         )
 
@@ -229,6 +235,21 @@ class Analyser:
         else:
             d.frames_kept = False
         t.frames = []
+
+
+def _money(cost: Cost | None, acct: Account) -> dict[str, float | None]:
+    """A turn's cost figures; the resent items' share of its input cost is estimated from
+    their share of the input items' bytes (the service counts tokens per request, not per
+    item)."""
+    if cost is None:
+        return {}
+    share = acct.resent_bytes / acct.input_bytes if acct.input_bytes else 0.0
+    return {
+        "cost_usd": round(cost.total, 9),
+        "saved_by_cache_usd": round(cost.saved_by_cache, 9),
+        "cache_write_usd": round(cost.cache_write, 9),
+        "resent_usd": round(cost.input * share, 9),
+    }
 
 
 def _referenced(t: Turn, acct: Account) -> tuple[int, int]:

@@ -16,14 +16,16 @@ every request is a connection of its own. A turn joins a conversation, in this o
 4. otherwise, a new conversation.
 
 Every input item is then ``resent`` when the conversation already sent or received it
-(compared by ``identity``, which survives re-serialisation), else ``new``. A turn's resent
-items share one reason: ``cache_loss`` right after a lost cache, ``transport`` for an HTTP
-request without ``previous_response_id``, ``chain`` otherwise (waste). ``referenced`` is
-what ``previous_response_id`` stood for.
+(compared by ``identity``, which survives re-serialisation), else ``new``; copies count:
+the k-th identical item of a create is resent only when the conversation held k copies.
+A turn's resent items share one reason: ``cache_loss`` right after a lost cache,
+``transport`` for an HTTP request without ``previous_response_id``, ``chain`` otherwise
+(waste). ``referenced`` is what ``previous_response_id`` stood for.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +41,9 @@ class Conversation:
     """One agent's conversation: every item it sent or received, and where it stands."""
 
     id: int
-    seen: set[int] = field(default_factory=set)  # hashes of items sent or received
+    # Copies of each item (by hash) the conversation sent or received: a resend matches
+    # copies, so an agent's two identical messages are both resent when it resends both.
+    seen: Counter[int] = field(default_factory=Counter)
     ws_conns: set[int] = field(default_factory=set)  # WebSocket connections it ran on
     last_end: int | None = None  # ns, end of its latest turn (for client time)
     loss: CacheLoss | None = None  # a cache loss that awaits its recovery turn
@@ -105,10 +109,10 @@ class ContextModel:
         reconnect = websocket and turn.conn not in conv.ws_conns and bool(conv.ws_conns)
         reconnect = reconnect and (prev is None or prev.conn != turn.conn)
         resent: list[bool] = []
-        seen_here: set[int] = set()
+        here: Counter[int] = Counter()
         for h in hashes:
-            resent.append(h in conv.seen and h not in seen_here)
-            seen_here.add(h)
+            here[h] += 1
+            resent.append(here[h] <= conv.seen[h])
         reason = None
         if any(resent):
             if conv.loss is not None or (reconnect and turn.previous_response_id is None):
@@ -117,7 +121,9 @@ class ContextModel:
                 reason = "transport"
             else:
                 reason = "chain"
-        conv.seen.update(hashes)
+        for h, n in here.items():  # what the conversation now holds copies of
+            if n > conv.seen[h]:
+                conv.seen[h] = n
         if websocket:
             conv.ws_conns.add(turn.conn)
             self._by_lane[(turn.conn, turn.stream_id)] = conv
@@ -163,7 +169,7 @@ class ContextModel:
         out_bytes = sum(len(json_bytes(o)) for o in outputs)
         received = self._received
         for h in out_hashes + [item_hash(c) for c in copies]:
-            conv.seen.add(h)
+            conv.seen[h] += 1
             owner = received.get(h, conv)
             received[h] = conv if owner is conv else None
         if turn.continues:  # the server keeps what it was sent and what it answered

@@ -35,6 +35,7 @@ TOTAL_METRICS = Summary.COMPARED
 BYTES_REL, BYTES_ABS = 0.05, 1024
 MS_REL, MS_ABS = 0.10, 20.0
 TOKENS_REL, TOKENS_ABS = 0.05, 100
+COST_REL, COST_ABS = 0.05, 0.0001
 
 
 @dataclass(slots=True)
@@ -166,6 +167,7 @@ def diff_sessions(
     transports_b = {t.transport for t in b.turns}
     warmups = {t.index for t in a.turns if t.warmup}, {t.index for t in b.turns if t.warmup}
     headline = _headline(totals_a, totals_b, rows, transports_a, transports_b, warmups)
+    headline += _money_headline(totals_a, totals_b)
     identical = all(r.kind == "same" and not r.changes for r in rows) and not headline
     return DiffReport(
         a=a_name,
@@ -254,6 +256,15 @@ def _abs_size(n: float) -> str:
 def _significant(a: float, b: float, rel: float, absolute: float) -> bool:
     d = abs(b - a)
     return d >= absolute and d >= rel * max(abs(a), 1e-9)
+
+
+def _money_headline(ta: dict[str, Any], tb: dict[str, Any]) -> list[str]:
+    """What B cost against A, when both were priced and the change is worth a line."""
+    a, b = ta.get("cost_usd"), tb.get("cost_usd")
+    if a is None or b is None or not _significant(a, b, COST_REL, COST_ABS):
+        return []
+    word = "more" if b > a else "less"
+    return [f"B cost ${abs(b - a):,.4f} {word} (${a:,.4f} → ${b:,.4f})"]
 
 
 def _headline(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from tracer.analysis.diff import DiffReport, diff_sessions
 from tracer.analysis.model import FullTurn, InspectReport, TraceStats, TurnDetail
+from tracer.analysis.pricing import DEFAULT_PRICING, Pricing, load_pricing
 from tracer.analysis.session import FRAME_BUDGET, Session
 from tracer.errors import TracerError
 from tracer.trace.caps import frames_cap
@@ -21,7 +22,16 @@ from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace
 from tracer.trace.records import Frame, Header, Record
 
-__all__ = ["Loaded", "NoSuchTurn", "batches", "diff_files", "load", "load_turn", "stats_row"]
+__all__ = [
+    "Loaded",
+    "NoSuchTurn",
+    "active_pricing",
+    "batches",
+    "diff_files",
+    "load",
+    "load_turn",
+    "stats_row",
+]
 
 _BATCH = 4096  # records per Session.feed call at most
 _BATCH_BYTES = 4 * 1024 * 1024  # and payload bytes: a batch of huge frames stays small
@@ -38,17 +48,35 @@ class Loaded:
     header: Header | None = None  # the trace's header (its anchor, metadata)
 
 
+def active_pricing(path: str | os.PathLike[str] | None = None) -> Pricing:
+    """The prices figures are computed with: the default table, extended by the file
+    ``TRACER_PRICING`` names, then by ``path`` (``--pricing``). ``PricingError`` for a file
+    that cannot be read or is not a pricing table."""
+    pricing = DEFAULT_PRICING
+    for source in (os.environ.get("TRACER_PRICING"), path):
+        if source:
+            pricing = load_pricing(source, pricing)
+    return pricing
+
+
 def load(
     path: str | os.PathLike[str],
     *,
     details: bool = False,
     contents: bool = False,
     frame_budget: int = FRAME_BUDGET,
+    pricing: Pricing | None = None,
 ) -> Loaded:
     """Read and analyse a whole trace file in one pass. With ``details`` the session keeps
-    each turn's detail (``session.detail(i)``), with ``contents`` what a diff compares.
-    Raises ``TraceError`` for a file that is not a trace."""
-    session = Session(details=details, contents=contents, frame_budget=frame_budget)
+    each turn's detail (``session.detail(i)``), with ``contents`` what a diff compares;
+    costs with ``pricing`` (``active_pricing()`` when None). Raises ``TraceError`` for a
+    file that is not a trace."""
+    session = Session(
+        details=details,
+        contents=contents,
+        frame_budget=frame_budget,
+        pricing=pricing if pricing is not None else active_pricing(),
+    )
     with open_trace(path, max_frames=frames_cap()) as reader:
         for batch in batches(reader):
             session.feed(batch)
@@ -58,10 +86,10 @@ def load(
     return Loaded(str(path), report, session, truncated, header)
 
 
-def stats_row(path: str) -> TraceStats:
+def stats_row(path: str, pricing: Pricing | None = None) -> TraceStats:
     """One trace's ``tracer stats`` row: its summary, or the one-line reason it failed."""
     try:
-        loaded = load(path)
+        loaded = load(path, pricing=pricing)
     except TraceError as exc:
         return TraceStats(path, str(exc), False, None)
     return TraceStats(path, None, loaded.truncated, loaded.report.summary)
@@ -77,12 +105,20 @@ class NoSuchTurn(TracerError, LookupError):
 
 
 def load_turn(
-    path: str | os.PathLike[str], index: int, *, everything: bool = False
+    path: str | os.PathLike[str],
+    index: int,
+    *,
+    everything: bool = False,
+    pricing: Pricing | None = None,
 ) -> tuple[FullTurn, bool]:
     """Turn ``index`` in full, read in one pass that stops once the turn has ended (the
     first ``DETAIL_ITEMS`` input items and ``TEXT_LIMIT`` characters of text, or
     ``everything``); and whether the file is truncated. Raises ``NoSuchTurn``."""
-    session = Session(details=True, everything=everything)
+    session = Session(
+        details=True,
+        everything=everything,
+        pricing=pricing if pricing is not None else active_pricing(),
+    )
     found = None
     with open_trace(path, max_frames=frames_cap()) as reader:
         for batch in batches(reader, 256):
@@ -118,11 +154,14 @@ def batches(
 
 
 def diff_files(
-    a: str | os.PathLike[str] | Loaded, b: str | os.PathLike[str] | Loaded
+    a: str | os.PathLike[str] | Loaded,
+    b: str | os.PathLike[str] | Loaded,
+    pricing: Pricing | None = None,
 ) -> tuple[DiffReport, Loaded, Loaded]:
     """The turn-by-turn diff of two trace files, each read once (or already loaded with
     ``contents``); also returns both sides."""
-    sides = [x if isinstance(x, Loaded) else load(x, contents=True) for x in (a, b)]
+    sides = [x if isinstance(x, Loaded) else load(x, contents=True, pricing=pricing)
+             for x in (a, b)]  # fmt: skip
     la, lb = sides
     result = diff_sessions(
         la.path, la.report, la.session.contents(), lb.path, lb.report, lb.session.contents()

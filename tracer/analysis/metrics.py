@@ -17,7 +17,7 @@ __all__ = ["METRICS", "Metric", "judge", "label", "with_unit"]
 @dataclass(frozen=True, slots=True)
 class Metric:
     label: str  # the human name
-    unit: str  # "B" (bytes), "tok", "ms", "s" (seconds of audio), "" (a count)
+    unit: str  # "B" (bytes), "tok", "ms", "s" (seconds of audio), "$" (USD), "" (a count)
     better: int  # +1: more is better, -1: less is better, 0: neither
 
 
@@ -53,6 +53,7 @@ METRICS: dict[str, Metric] = {
     "input_audio_s": Metric("audio in", "s", 0),
     "output_audio_s": Metric("audio out", "s", 0),
     "interruptions": Metric("interruptions", "", 0),
+    "cost_usd": Metric("cost", "$", -1),
 }
 
 
@@ -92,4 +93,6 @@ def with_unit(name: str, value: float | None, *, signed: bool = False) -> str:
         return f"{sign}{v:,.0f} tok"
     if unit == "s":
         return f"{sign}{v:,.2f} s"
+    if unit == "$":
+        return f"{sign}${v:,.4f}"
     return f"{sign}{v:,.0f}" if float(v).is_integer() else f"{sign}{v:,.1f}"

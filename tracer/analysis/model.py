@@ -112,6 +112,11 @@ class TurnReport:
     input_audio_tokens: int | None = None
     output_audio_tokens: int | None = None
     voice: VoiceReport | None = None  # Realtime turns: audio and voice latency
+    cache_write_tokens: int | None = None  # input tokens written to the cache
+    cost_usd: float | None = None  # None: no price for the model, or no usage
+    saved_by_cache_usd: float | None = None  # cached tokens at the input price, less their cost
+    cache_write_usd: float | None = None
+    resent_usd: float | None = None  # the resent items' share of the input cost (an estimate)
 
     COMPARED = (
         "request_bytes",
@@ -127,6 +132,7 @@ class TurnReport:
         "duration_ms",
         "client_ms",
         "voice_latency_ms",
+        "cost_usd",
     )
     """The figures ``tracer diff`` compares per aligned pair of turns (B - A)."""
 
@@ -327,6 +333,17 @@ class Summary:
     voice_latency_p99_ms: float | None = None
     perceived_latency_p50_ms: float | None = None  # voice latency + the detection's silence
     perceived_latency_p90_ms: float | None = None
+    # Money (``tracer.analysis.pricing``): null when no turn could be priced.
+    cost_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)  # turns, warm-ups apart
+    warmup_cost_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)
+    saved_by_cache_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)
+    cache_write_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)
+    cache_write_tokens: int | None = field(default=None, metadata=_NULLABLE_SUM)
+    resent_chain_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)  # estimates
+    resent_cache_loss_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)
+    resent_transport_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)
+    priced_turns: int = field(default=0, metadata=_SUM)
+    unpriced_models: list[str] = field(default_factory=list)  # models with usage, no price
     t0_ns: int = 0  # trace time (ns after the header's anchor) that turns' t_start_s count from
 
     COMPARED = (
@@ -356,6 +373,7 @@ class Summary:
         "interruptions",
         "voice_latency_p50_ms",
         "voice_latency_p90_ms",
+        "cost_usd",
     )
     """The totals ``tracer diff`` compares (B - A)."""
 
@@ -366,6 +384,10 @@ class Summary:
 
     TIME_BUCKETS = ("handshake", "ttfe", "token_wait", "generation", "client")
     """The phases ``tracer latency`` sums over the session (``TurnReport.phases`` names)."""
+
+    def resent_usd(self) -> dict[str, float | None]:
+        """What resent context cost, by reason (``RESENT_REASONS``): estimates."""
+        return {r: getattr(self, f"resent_{r}_usd") for r in RESENT_REASONS}
 
     @property
     def saved_bytes(self) -> int:
@@ -408,6 +430,10 @@ class Summary:
             else:
                 out[f.name] = round(sum(known), 3) if known else 0
         return out
+
+
+_COST_SUMS = ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens",
+              "cost_usd", "saved_by_cache_usd", "cache_write_usd", "resent_usd")  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -468,6 +494,45 @@ class InspectReport:
     def latency_json(self) -> dict[str, Any]:
         """The ``tracer latency --json`` projection."""
         return self._projection(self.LATENCY_FIELDS)
+
+    COST_FIELDS = (
+        "cost_usd", "warmup_cost_usd", "saved_by_cache_usd", "cache_write_usd",
+        "cache_write_tokens", "resent_chain_usd", "resent_cache_loss_usd",
+        "resent_transport_usd", "priced_turns", "turns", "warmups", "input_tokens",
+        "cached_tokens", "output_tokens", "unpriced_models",
+    )  # fmt: skip
+
+    def cost_json(self) -> dict[str, Any]:
+        """The ``tracer cost --json`` part of one trace: the money of its summary, and its
+        costs by model and by conversation."""
+        summary = asdict(self.summary)
+        return {
+            "summary": {k: summary[k] for k in self.COST_FIELDS},
+            "models": self.costs_by("model"),
+            "conversations": self.costs_by("conversation"),
+        }
+
+    def costs_by(self, key: str) -> list[dict[str, Any]]:
+        """Tokens and money per ``model`` or per ``conversation``, in order of cost: turns,
+        warm-ups, token totals (null when no turn reported them) and ``cost_usd`` (null when
+        none was priced)."""
+        rows: dict[Any, dict[str, Any]] = {}
+        for t in self.turns:
+            name = getattr(t, key)
+            row = rows.setdefault(name, {key: name, "turns": 0, "warmups": 0, "priced_turns": 0,
+                                         **dict.fromkeys(_COST_SUMS)})  # fmt: skip
+            row["turns"] += 1
+            row["warmups"] += t.warmup
+            row["priced_turns"] += t.cost_usd is not None
+            for figure in _COST_SUMS:
+                value = getattr(t, figure)
+                if value is not None:
+                    row[figure] = (row[figure] or 0) + value
+        for row in rows.values():
+            for figure in _COST_SUMS:
+                if isinstance(row[figure], float):
+                    row[figure] = round(row[figure], 6)
+        return sorted(rows.values(), key=lambda r: (-(r["cost_usd"] or 0.0), str(r[key])))
 
 
 @dataclass(slots=True)

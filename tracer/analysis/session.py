@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from tracer.analysis.analyser import DETAIL_ITEMS, Analyser
 from tracer.analysis.contents import TurnContent
 from tracer.analysis.model import (
+    RESENT_REASONS,
     ConnectionReport,
     InspectReport,
     Summary,
@@ -17,6 +18,7 @@ from tracer.analysis.model import (
     percentile,
     span_ms,
 )
+from tracer.analysis.pricing import Pricing
 from tracer.protocols.events import TurnStarted
 from tracer.protocols.segmenter import Segmenter
 from tracer.protocols.turns import TEXT_LIMIT, Connection
@@ -49,6 +51,7 @@ class Session:
         frame_budget: int = FRAME_BUDGET,
         contents: bool = False,
         everything: bool = False,
+        pricing: Pricing | None = None,
     ) -> None:
         # ``everything``: the details describe every input item and keep the whole output
         # text, not the first DETAIL_ITEMS items and TEXT_LIMIT characters.
@@ -67,6 +70,7 @@ class Session:
             contents=contents,
             detail_items=None if everything else DETAIL_ITEMS,
             text_limit=None if everything else TEXT_LIMIT,
+            pricing=pricing,
         )
         self._t0: int | None = None
         self.records = 0
@@ -199,10 +203,40 @@ def _summarise(analyser: Analyser, segmenter: Segmenter, t0: int) -> InspectRepo
     )
     s.slowest_turns = [t.index for t in slowest[:3]]
     _voice_summary(s, turns)
+    _money_summary(s, turns)
     connections = _connection_reports(conns)
     return InspectReport(
         summary=s, turns=turns, connections=connections, cache_losses=analyser.losses
     )
+
+
+def _money_summary(s: Summary, turns: list[TurnReport]) -> None:
+    """What the session cost: its turns (warm-ups apart), what caching saved and what
+    writing the cache cost, resent context by reason; which models had no price."""
+    priced = [t for t in turns if t.cost_usd is not None]
+    s.priced_turns = len(priced)
+    s.unpriced_models = sorted(
+        {
+            t.model or "(no model)"
+            for t in turns
+            if t.cost_usd is None and t.input_tokens is not None
+        }
+    )
+    writes = [t.cache_write_tokens for t in turns if t.cache_write_tokens is not None]
+    s.cache_write_tokens = sum(writes) if writes else None
+    if not priced:
+        return
+
+    def total(values: Iterable[float | None]) -> float:
+        return round(sum((v or 0.0 for v in values), 0.0), 6)
+
+    s.cost_usd = total(t.cost_usd for t in priced if not t.warmup)
+    s.warmup_cost_usd = total(t.cost_usd for t in priced if t.warmup)
+    s.saved_by_cache_usd = total(t.saved_by_cache_usd for t in priced)
+    s.cache_write_usd = total(t.cache_write_usd for t in priced) if writes else None
+    for reason in RESENT_REASONS:
+        value = total(t.resent_usd for t in priced if t.resent_reason == reason)
+        setattr(s, f"resent_{reason}_usd", value)
 
 
 def _voice_summary(s: Summary, turns: list[TurnReport]) -> None:

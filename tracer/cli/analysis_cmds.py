@@ -1,4 +1,4 @@
-"""Commands that explain a session: inspect, cache, latency, turn, stats."""
+"""Commands that explain a session: inspect, cache, latency, turn, stats, cost."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import Annotated
 import typer
 
 from tracer.analysis import InspectReport, load
-from tracer.analysis.load import load_turn, stats_row
-from tracer.analysis.model import TraceStats
+from tracer.analysis.load import active_pricing, load_turn, stats_row
+from tracer.analysis.model import Summary, TraceStats
 from tracer.cli.app import app
-from tracer.cli.options import JsonFlag, TraceFile
+from tracer.cli.options import JsonFlag, PricingOpt, TraceFile
+from tracer.views.cost import render_cost
 from tracer.views.inspect import (
     render_cache,
     render_inspect,
@@ -26,9 +27,10 @@ from tracer.views.output import emit_json, stderr_console, stdout_console, warn_
 from tracer.views.stats import render_stats
 
 
-def load_report(path: Path, *, quiet: bool = False) -> InspectReport:
-    """Analyse a trace; a truncated one is analysed as far as it goes, with a warning."""
-    loaded = load(path)
+def load_report(path: Path, *, quiet: bool = False, pricing: Path | None = None) -> InspectReport:
+    """Analyse a trace; a truncated one is analysed as far as it goes, with a warning.
+    ``pricing``: a pricing file over the default table (``--pricing``)."""
+    loaded = load(path, pricing=active_pricing(pricing))
     warn_truncated(path, loaded.truncated, quiet=quiet)
     return loaded.report
 
@@ -40,13 +42,14 @@ def inspect(
     interactive: Annotated[
         bool, typer.Option("--interactive", "-i", help="Open the interactive inspector (tui).")
     ] = False,
+    pricing: PricingOpt = None,
 ) -> int:
     """The session: summary and one row per turn (context, cache, timing), with a timeline."""
     if interactive and not json:
         from tracer.cli.tui_cmds import run_inspector
 
         return run_inspector(file, None)
-    report = load_report(file, quiet=json)
+    report = load_report(file, quiet=json, pricing=pricing)
     if json:
         emit_json(report.to_json())
     else:
@@ -128,3 +131,26 @@ def stats(
     else:
         render_stats(rows, total, stdout_console())
     return 1 if total.error else 0
+
+
+@app.command()
+def cost(
+    files: Annotated[list[Path], typer.Argument(help="Trace files.", show_default=False)],
+    json: JsonFlag = False,
+    pricing: PricingOpt = None,
+) -> int:
+    """What each session cost, per model and conversation; what caching saved; resent
+    context by reason."""
+    table = active_pricing(pricing)
+    reports = [(str(f), load_report(f, quiet=json, pricing=pricing)) for f in files]
+    if json:
+        emit_json(
+            {
+                "pricing": {"date": table.date, "files": table.sources},
+                "traces": [{"trace": name, **report.cost_json()} for name, report in reports],
+                "total": Summary.total(report.cost_json()["summary"] for _, report in reports),
+            }
+        )
+    else:
+        render_cost(reports, table, stdout_console())
+    return 0

@@ -9,8 +9,9 @@ import typer
 
 from tracer.analysis import diff_files
 from tracer.analysis.diff import parse_fail_on
+from tracer.analysis.load import active_pricing
 from tracer.cli.app import CLIError, app
-from tracer.cli.options import JsonFlag
+from tracer.cli.options import JsonFlag, PricingOpt
 from tracer.views.diff import render_diff
 from tracer.views.output import emit_json, stderr_console, stdout_console, warn_truncated
 
@@ -29,13 +30,14 @@ def diff(
         ),
     ] = None,
     json: JsonFlag = False,
+    pricing: PricingOpt = None,
 ) -> int:
     """Align two sessions' turns and show what changed: context, cache, latency, content."""
     try:
         conditions = [parse_fail_on(text) for text in fail_on or []]
     except ValueError as exc:
         raise CLIError(str(exc), exit_code=2) from None
-    result, la, lb = diff_files(a, b)
+    result, la, lb = diff_files(a, b, active_pricing(pricing))
     for side in (la, lb):
         warn_truncated(side.path, side.truncated, quiet=json)
     failures = [msg for c in conditions if (msg := c.check(result))]

@@ -21,6 +21,7 @@ __all__ = [
     "Listen",
     "ListenAt",
     "MaxFrame",
+    "PricingOpt",
     "TraceFile",
     "parse_listen",
 ]
@@ -80,3 +81,13 @@ class ListenAt:
         if not at.loopback and not allow_remote:
             raise CLIError(f"refusing to listen on {at.host}{why}: add --allow-remote", USAGE)
         return at
+
+
+PricingOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--pricing",
+        help="A pricing file (.json or .toml) over the default table; also TRACER_PRICING.",
+        show_default=False,
+    ),
+]

@@ -154,6 +154,8 @@ def _turn_attributes(t: TurnReport, url: str = "") -> dict[str, Any]:
         "tracer.ttft_ms": t.ttft_ms,
         "tracer.client_ms": t.client_ms,
         "tracer.protocol": t.protocol,
+        "gen_ai.usage.cache_creation.input_tokens": t.cache_write_tokens,
+        "tracer.cost_usd": t.cost_usd,
         **_voice_attributes(t),
     }
 

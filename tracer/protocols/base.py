@@ -23,6 +23,7 @@ class Tokens(NamedTuple):
     output: int | None = None
     input_audio: int | None = None
     output_audio: int | None = None
+    cache_write: int | None = None  # input tokens written to the cache (billed from gpt-5.6)
 
 
 def token_count(usage: Any, *path: str) -> int | None:

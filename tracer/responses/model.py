@@ -76,6 +76,7 @@ class ResponsesProtocol(Protocol):
             input=token_count(usage, "input_tokens"),
             cached=token_count(usage, "input_tokens_details", "cached_tokens"),
             output=token_count(usage, "output_tokens"),
+            cache_write=token_count(usage, "input_tokens_details", "cache_write_tokens"),
         )
 
 
@@ -278,6 +279,9 @@ class ResponsesReader(Reader):
         if isinstance(err, dict):
             turn.error_code = _str(err.get("code"))
             turn.error_message = _str(err.get("message"))
+        details = response.get("incomplete_details")
+        if turn.status == "incomplete" and isinstance(details, dict) and turn.error_code is None:
+            turn.error_code = _str(details.get("reason"))  # max_output_tokens, content_filter
 
     def _attribute(self, turn: Turn, frame: Frame, kind: str) -> None:
         turn.events += 1

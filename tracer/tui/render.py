@@ -28,6 +28,7 @@ from tracer.vocab import (
     kb,
     ms,
     plural,
+    usd,
 )
 
 __all__ = [
@@ -90,6 +91,8 @@ def summary_text(report: InspectReport, *, in_flight: int = 0, live: str | None 
             f"{kb(s.output_tokens)} out"
         )
     t.append(f" | ttft p50 {ms(s.ttft_p50_ms)}")
+    if s.cost_usd is not None:
+        t.append(f" | {usd(s.cost_usd)}")
     if s.voice_turns:
         t.append(f" | voice p50 {ms(s.voice_latency_p50_ms)}")
     if s.cache_losses:

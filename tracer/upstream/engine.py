@@ -238,6 +238,7 @@ class Connection:
         builder = EventBuilder(lane, req.timing, self._rng(response_id), req.profile)
         output = self._answer(builder, req, response)
         entry["output_items"] = len(output)
+        entry["usage"] = response.get("usage")  # what the response will report
         steps = builder.steps
         plan = Plan(steps=steps, response_id=response_id, lane=lane)
         fault = self._fault_for(req)
@@ -295,7 +296,9 @@ class Connection:
             output=[]
             if profile.empty_completed_output
             else [builder.final_copy(o) for o in output],
-            usage=req.usage(builder.tokens, builder.reasoning_tokens) if profile.usage else None,
+            usage=req.usage(builder.tokens, builder.reasoning_tokens, writes=profile.cache_writes)
+            if profile.usage
+            else None,
         )
         if status == "incomplete":
             response["incomplete_details"] = {"reason": "max_output_tokens"}

@@ -112,9 +112,12 @@ class Request:
             profile=script.profile,
         )
 
-    def usage(self, out_tokens: int, reasoning_tokens: int) -> dict[str, Any]:
+    def usage(
+        self, out_tokens: int, reasoning_tokens: int, *, writes: bool = False
+    ) -> dict[str, Any]:
         """Usage at 4 bytes a token: the whole context in, the cached part (the chain, and
-        instructions and tools identical to the chain's), the deltas out."""
+        instructions and tools identical to the chain's), the deltas out; with ``writes``
+        (the gpt-5.6 generation), the uncached rest as written to the cache."""
         instructions, tools_json, chain = self.instructions, self.tools_json, self.chain
         context_bytes = len(tools_json) + len((instructions or "").encode())
         context_bytes += sum(len(canonical(i).encode()) for i in self.context)
@@ -125,9 +128,12 @@ class Request:
                 cached_bytes += len(instructions.encode())
             if chain.tools_json == tools_json:
                 cached_bytes += len(tools_json)
+        details = {"cached_tokens": cached_bytes // 4}
+        if writes:
+            details["cache_write_tokens"] = context_bytes // 4 - cached_bytes // 4
         return {
             "input_tokens": context_bytes // 4,
-            "input_tokens_details": {"cached_tokens": cached_bytes // 4},
+            "input_tokens_details": details,
             "output_tokens": out_tokens,
             "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
             "total_tokens": context_bytes // 4 + out_tokens,

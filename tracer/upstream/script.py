@@ -90,6 +90,7 @@ class Profile:
     phase: bool = False  # "phase" on assistant messages
     usage: bool = True  # False: responses carry no usage
     stored: bool = False  # store=true responses resolve from any connection, WS or HTTP
+    cache_writes: bool = False  # usage reports cache_write_tokens (the gpt-5.6 generation)
 
     def merge(self, other: Profile) -> Profile:
         """Both profiles' variants (usage stays on only if both keep it)."""
@@ -114,6 +115,7 @@ PROFILES: dict[str, Profile] = {
     "reasoning": Profile(reasoning=True, obfuscation=True, phase=True),
     "no-usage": Profile(usage=False),
     "stored": Profile(stored=True),
+    "cache-write": Profile(cache_writes=True),
 }
 """Named profiles for ``tracer upstream --profile`` and a script's ``profile`` key."""
 

@@ -30,6 +30,7 @@ from tracer.vocab import (
     protocol_label,
     size,
     turns_phrase,
+    usd,
 )
 
 __all__ = ["render_html"]
@@ -115,6 +116,11 @@ def _summary(report: InspectReport) -> str:
         ),
         _card("client time", duration(s.client_ms)),
     ]
+    if s.cost_usd is not None:
+        cards += [
+            _card("cost", usd(s.cost_usd)),
+            _card("caching saved", usd(s.saved_by_cache_usd)),
+        ]
     if s.voice_turns:
         cards += [
             _card(

@@ -35,6 +35,7 @@ from tracer.vocab import (
     plural,
     protocol_label,
     turns_phrase,
+    usd,
 )
 from tracer.vocab import ms as _ms
 
@@ -104,6 +105,12 @@ def _summary_lines(s: Summary) -> Text:
     if s.errors:
         t.append(f", {plural(s.errors, 'error')}", style="red")
     t.append("\n")
+    if s.cost_usd is not None:
+        t.append(f"cost {usd(s.cost_usd)}", style="bold")
+        t.append(f" (caching saved {usd(s.saved_by_cache_usd)}")
+        if s.unpriced_models:
+            t.append(f"; no price for {', '.join(s.unpriced_models)}", style="yellow")
+        t.append("; tracer cost explains it)\n")
     t.append(
         f"time to first token p50 {_ms(s.ttft_p50_ms)} p90 {_ms(s.ttft_p90_ms)}; "
         f"turn p50 {_ms(s.duration_p50_ms)} p90 {_ms(s.duration_p90_ms)}; "
