@@ -530,3 +530,53 @@ def test_a_resend_matches_copies_of_identical_items():
     assert (b.input_items, b.resent_items) == (3, 2)
     assert (c.input_items, c.resent_items) == (5, 4)  # both copies of "OK." were received
     assert c.conversation == a.conversation == b.conversation
+
+
+# -- the service's timing of a response ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("late", [True, False])
+def test_server_timing_splits_the_time_to_first_token(late: bool):
+    """The timing event before the response's end or after it (naming the response):
+    either way the turn's report gets the split."""
+    metrics = {
+        "pre_inference_ms": 7,
+        "engine_queue_max_ms": 3,
+        "engine_service_ttft_total_ms": 20.5,
+        "num_engine_calls": 2,
+        "novel_ms": 1,
+    }
+    timing = {
+        "type": "responsesapi.websocket_timing",
+        "response_id": "r1",
+        "timing_metrics": metrics,
+    }
+    frames = [
+        (0, C, {"type": "response.create", "input": "hi"}),
+        (2, S, {"type": "response.created", "response": {"id": "r1"}}),
+        (40, S, {"type": "response.output_text.delta", "delta": "x"}),
+        (45, S, {"type": "response.completed", "response": {"id": "r1", "output": []}}),
+    ]
+    frames.insert(4 if late else 3, (46 if late else 41, S, timing))
+    (t,) = analyse(script("wss://h/v1/responses", frames)).turns
+    assert t.server_timing == metrics  # every field kept by name, the unknown one too
+    assert (t.ttft_ms, t.ttft_service_ms, t.ttft_engine_ms, t.ttft_outside_ms) == (
+        40.0,
+        10.0,
+        20.5,
+        9.5,
+    )
+
+
+def test_server_timing_without_the_figures_it_needs_splits_nothing():
+    from tracer.responses.timing import split_ttft
+
+    assert split_ttft(40.0, None) == (None, None, None)
+    assert split_ttft(40.0, {"total_turn_time_s": 1.0}) == (None, None, None)
+    assert split_ttft(None, {"pre_inference_ms": 5}) == (None, 5.0, None)
+    assert split_ttft(40.0, {"first_sampled_message_ttft_ms": 30}) == (10.0, None, 30.0)
+    assert split_ttft(40.0, {"pre_inference_ms": -1, "engine_queue_max_ms": True}) == (
+        None,
+        None,
+        None,
+    )

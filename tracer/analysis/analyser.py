@@ -19,9 +19,11 @@ from tracer.analysis.items import json_bytes, summarise_item
 from tracer.analysis.model import CacheLoss, TurnDetail, TurnReport, VoiceReport, span_ms
 from tracer.analysis.pricing import DEFAULT_PRICING, Cost, Pricing
 from tracer.protocols.base import Tokens
+from tracer.protocols.events import TurnAmended
 from tracer.protocols.registry import protocol_named
 from tracer.protocols.turns import TEXT_LIMIT, Connection, Turn
 from tracer.responses.model import output_text
+from tracer.responses.timing import split_ttft
 
 __all__ = ["DETAIL_ITEMS", "Analyser"]
 
@@ -71,6 +73,7 @@ class Analyser:
         self.losses: list[CacheLoss] = []
         self._started: dict[int, _Start] = {}  # turn index -> what its start learned
         self._seen_items: dict[int, tuple[str, str]] = {}  # for content_of: one copy each
+        self._by_index: dict[int, TurnReport] = {}  # a late timing event amends its turn
 
     def start(self, t: Turn) -> None:
         """Context accounting of a create, in the order creates were sent."""
@@ -128,7 +131,8 @@ class Analyser:
             self.contents[t.index].answered(t.output)
         tokens = _tokens(t)
         cost = self.pricing.cost(started.model, tokens)
-        self.reports.append(
+        self._keep(
+            t,
             TurnReport(
                 index=t.index,
                 conn=t.conn,
@@ -175,8 +179,20 @@ class Analyser:
                 voice=_voice(t),
                 cache_write_tokens=tokens.cache_write,
                 **_money(cost, acct),
-            )
+            ),
         )
+
+    def _keep(self, t: Turn, report: TurnReport) -> None:
+        self.reports.append(report)
+        self._by_index[t.index] = report  # a late timing event amends it
+        if t.timing is not None:
+            _timed(report, t.timing)
+
+    def amend(self, event: TurnAmended) -> None:
+        """The service's timing of a turn that has ended: its report takes the split."""
+        report = self._by_index.get(event.index)
+        if report is not None:
+            _timed(report, event.timing)
 
     def _handshake_ms(self, t: Turn, connections: dict[int, Connection]) -> float | None:
         """The connection's handshake, on its first turn only."""
@@ -237,7 +253,14 @@ class Analyser:
         t.frames = []
 
 
-def _money(cost: Cost | None, acct: Account) -> dict[str, float | None]:
+def _timed(report: TurnReport, timing: dict[str, Any]) -> None:
+    """Split the turn's time to first token by the service's timing of it."""
+    report.server_timing = timing
+    split = split_ttft(report.ttft_ms, timing)
+    report.ttft_outside_ms, report.ttft_service_ms, report.ttft_engine_ms = split
+
+
+def _money(cost: Cost | None, acct: Account) -> dict[str, Any]:
     """A turn's cost figures; the resent items' share of its input cost is estimated from
     their share of the input items' bytes (the service counts tokens per request, not per
     item)."""

@@ -117,6 +117,10 @@ class TurnReport:
     saved_by_cache_usd: float | None = None  # cached tokens at the input price, less their cost
     cache_write_usd: float | None = None
     resent_usd: float | None = None  # the resent items' share of the input cost (an estimate)
+    server_timing: dict[str, Any] | None = None  # the service's timing_metrics, as sent
+    ttft_outside_ms: float | None = None  # ttft less what the service reports: network, proxies
+    ttft_service_ms: float | None = None  # the service's pre-inference and queue time
+    ttft_engine_ms: float | None = None  # the engine's time to first token
 
     COMPARED = (
         "request_bytes",
@@ -333,6 +337,11 @@ class Summary:
     voice_latency_p99_ms: float | None = None
     perceived_latency_p50_ms: float | None = None  # voice latency + the detection's silence
     perceived_latency_p90_ms: float | None = None
+    # Server timing (the turns whose service sent its timing): the ttft split, p50.
+    timed_turns: int = field(default=0, metadata=_SUM)
+    ttft_outside_p50_ms: float | None = None
+    ttft_service_p50_ms: float | None = None
+    ttft_engine_p50_ms: float | None = None
     # Money (``tracer.analysis.pricing``): null when no turn could be priced.
     cost_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)  # turns, warm-ups apart
     warmup_cost_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)

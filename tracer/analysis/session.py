@@ -19,7 +19,7 @@ from tracer.analysis.model import (
     span_ms,
 )
 from tracer.analysis.pricing import Pricing
-from tracer.protocols.events import TurnStarted
+from tracer.protocols.events import TurnEnded, TurnStarted
 from tracer.protocols.segmenter import Segmenter
 from tracer.protocols.turns import TEXT_LIMIT, Connection
 from tracer.trace.caps import MAX_CONNECTIONS, MAX_TURNS, cap, frames_cap
@@ -86,10 +86,13 @@ class Session:
         for event in segmenter.feed(records):
             if self._t0 is None:
                 self._t0 = segmenter.t_first or 0
-            if type(event) is TurnStarted:
-                analyser.start(event.turn)
+            kind = type(event)
+            if kind is TurnStarted:
+                analyser.start(event.turn)  # type: ignore[union-attr]
+            elif kind is TurnEnded:
+                analyser.end(event.turn, segmenter.connections, self._t0)  # type: ignore[union-attr]
             else:
-                analyser.end(event.turn, segmenter.connections, self._t0)
+                analyser.amend(event)  # type: ignore[arg-type]
         return analyser.reports[done:]
 
     def _count(self, records: Iterable[Record]) -> Iterable[Record]:
@@ -204,6 +207,11 @@ def _summarise(analyser: Analyser, segmenter: Segmenter, t0: int) -> InspectRepo
     s.slowest_turns = [t.index for t in slowest[:3]]
     _voice_summary(s, turns)
     _money_summary(s, turns)
+    timed = [t for t in turns if t.server_timing is not None]
+    s.timed_turns = len(timed)
+    for part in ("outside", "service", "engine"):
+        parts: list[float] = [v for t in timed if (v := getattr(t, f"ttft_{part}_ms")) is not None]
+        setattr(s, f"ttft_{part}_p50_ms", percentile(parts, 50))
     connections = _connection_reports(conns)
     return InspectReport(
         summary=s, turns=turns, connections=connections, cache_losses=analyser.losses

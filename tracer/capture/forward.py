@@ -154,12 +154,13 @@ class ForwardProxy(RecordingProxy):
         max_size: int | None = DEFAULT_MAX_SIZE,
         allow_origins: Sequence[str] = (),
         keep_headers: Sequence[str] = (),
+        add_headers: Sequence[tuple[str, str]] = (),
         upstream_timeout: float = UPSTREAM_TIMEOUT,
         log: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(
             None, recorder, host=host, port=port, insecure=insecure, max_size=max_size,
-            allow_origins=allow_origins, keep_headers=keep_headers,
+            allow_origins=allow_origins, keep_headers=keep_headers, add_headers=add_headers,
             upstream_timeout=upstream_timeout, log=log,
         )  # fmt: skip
         self.ca = ca

@@ -15,7 +15,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 from tracer.capture.recorder import Recorder
@@ -56,8 +56,10 @@ class HttpPolicy:
         upstream_timeout: float,
         log: Callable[[str], None],
         max_body_bytes: int,
+        added: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.recorder = recorder
+        self.added = list(added)  # headers sent upstream besides the client's
         self.max_size = max_size  # a recorded body's limit (None: _MAX_RECORDED_BODY)
         self.dropped = dropped
         self.upstream_timeout = upstream_timeout  # an upstream's silence: 502 past it
@@ -173,6 +175,7 @@ async def proxy_http(
     answered = False  # the response head has gone to the client
     try:
         headers = [(k, v) for k, v in head.headers if k.lower() not in proxy.dropped | _HOP]
+        headers += proxy.added
         if recorder is not None:
             # The events must reach the recorder as text: ask for no content coding.
             headers = [(k, v) for k, v in headers if k.lower() != "accept-encoding"]

@@ -58,18 +58,22 @@ class RecordingProxy(TCPService):
         max_size: int | None = DEFAULT_MAX_SIZE,
         allow_origins: Sequence[str] = (),
         keep_headers: Sequence[str] = (),
+        add_headers: Sequence[tuple[str, str]] = (),
         upstream_timeout: float = UPSTREAM_TIMEOUT,
         log: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(host, port, guard=Guard.of(host, allow_origins), log=log)
-        # Not forwarded upstream: hop-by-hop headers, and a browser's or a proxy's own.
-        self.dropped = (HOP_HEADERS | FORWARD_DROPPED) - {h.lower() for h in keep_headers}
+        # Not forwarded upstream: hop-by-hop headers, and a browser's or a proxy's own;
+        # sent upstream besides the client's: ``add_headers`` (--server-timing's).
+        self.added = list(add_headers)
+        added = {k.lower() for k, _ in self.added}
+        self.dropped = (HOP_HEADERS | FORWARD_DROPPED | added) - {h.lower() for h in keep_headers}
         self.recorder = recorder
         self.max_size = max_size
         # What the plain-HTTP half needs, and no more (its timeouts, the body budget).
         self.http = HttpPolicy(recorder, max_size=max_size, dropped=self.dropped,
                                upstream_timeout=upstream_timeout, log=self.log,
-                               max_body_bytes=MAX_BODY_BYTES)  # fmt: skip
+                               max_body_bytes=MAX_BODY_BYTES, added=self.added)  # fmt: skip
         self._ssl: ssl.SSLContext | None = None
         if insecure:
             self._ssl = ssl.create_default_context()
@@ -172,6 +176,7 @@ class _Session:
             if p.strip()
         ]
         forward = [(k, v) for k, v in head.headers if k.lower() not in proxy.dropped]
+        forward += proxy.added
         client_addr = _addr(self.writer.get_extra_info("peername"))
         try:
             server = await connect_websocket(

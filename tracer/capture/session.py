@@ -85,6 +85,7 @@ class ProxyOptions:
     insecure: bool = False  # skip TLS verification of the upstream
     allow_origins: Sequence[str] = ()
     keep_headers: Sequence[str] = ()
+    add_headers: Sequence[tuple[str, str]] = ()  # sent upstream on every upgrade and request
     upstream_timeout: float = UPSTREAM_TIMEOUT
     log: Callable[[str], None] | None = None
 
@@ -116,6 +117,7 @@ class RecordingSession:
         options: dict[str, Any] = dict(
             host=proxy.host, port=proxy.port, insecure=proxy.insecure, max_size=proxy.max_frame,
             allow_origins=proxy.allow_origins, keep_headers=proxy.keep_headers,
+            add_headers=proxy.add_headers,
             upstream_timeout=proxy.upstream_timeout, log=proxy.log,
         )  # fmt: skip
         self.ca: RunCA | None = None

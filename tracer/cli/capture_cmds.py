@@ -21,6 +21,7 @@ from tracer.cli.app import AllowOrigin, CLIError, TimeResolution, app
 from tracer.cli.options import AllowRemote, JsonFlag, Listen
 from tracer.cli.record_options import check_options, forward_mode, open_session
 from tracer.cli.running import Stop, record_with_tui, run_child, run_until_signal
+from tracer.responses.timing import TIMING_HEADER
 from tracer.trace.reader import DEFAULT_MAX_RECORD_SIZE
 from tracer.views.output import emit_json, stderr_console
 from tracer.views.record import RecordSummary, live_status, render_summary, title_status
@@ -107,6 +108,14 @@ def record(
             "are dropped by default).",
         ),
     ] = None,
+    server_timing: Annotated[
+        bool,
+        typer.Option(
+            "--server-timing",
+            help="Ask the service for its timing of each response (the request header "
+            "x-responsesapi-include-timing-metrics: true), to split time to first token.",
+        ),
+    ] = False,
     upstream_timeout: Annotated[
         float,
         typer.Option(
@@ -178,6 +187,7 @@ def record(
     options = ProxyOptions(
         host=host, port=port, max_frame=max_frame, insecure=insecure,
         allow_origins=allow_origin or [], keep_headers=keep_header or [],
+        add_headers=[(TIMING_HEADER, "true")] if server_timing else [],
         upstream_timeout=upstream_timeout, log=None if (tui or json) else _log_refusal,
     )  # fmt: skip
     session = open_session(upstream, output, command, redactor, options, mode,

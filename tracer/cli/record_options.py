@@ -103,6 +103,7 @@ def open_session(
             "source": "tracer record",
             "upstream": redactor.url(upstream) if upstream else "forward proxy",
             "command": [Path(command[0]).name] if command else [],
+            **({"server_timing": True} if options.add_headers else {}),
         },
         flush_interval=flush_interval,
         time_unit_ns=time_resolution.unit_ns,

@@ -8,10 +8,11 @@ announced one by one, so that the analysis keeps pace with the trace's decoding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tracer.protocols.turns import Turn
 
-__all__ = ["Event", "TurnEnded", "TurnStarted"]
+__all__ = ["Event", "TurnAmended", "TurnEnded", "TurnStarted"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -30,4 +31,13 @@ class TurnEnded:
     turn: Turn
 
 
-Event = TurnStarted | TurnEnded
+@dataclass(slots=True, frozen=True)
+class TurnAmended:
+    """Something about turn ``index`` arrived after its end: the service's ``timing`` of it.
+    Its report is to be brought up to date."""
+
+    index: int
+    timing: dict[str, Any]
+
+
+Event = TurnStarted | TurnEnded | TurnAmended

@@ -114,6 +114,7 @@ class Turn:
     continues: bool = False  # the server holds the connection's conversation (Realtime)
     voice: VoiceTurn | None = None  # the voice part (Realtime)
     model: str | None = None  # the session's model, where the request does not name one
+    timing: dict[str, Any] | None = None  # the service's timing_metrics of the turn
 
     @property
     def warmup(self) -> bool:

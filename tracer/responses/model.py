@@ -14,8 +14,9 @@ from collections import deque
 from typing import Any
 
 from tracer.protocols.base import Book, Protocol, Reader, Tokens, json_type_is, token_count
-from tracer.protocols.events import Event, TurnEnded, TurnStarted
+from tracer.protocols.events import Event, TurnAmended, TurnEnded, TurnStarted
 from tracer.protocols.turns import Connection, Turn, dict_items, loads
+from tracer.responses.timing import TIMING_EVENT
 from tracer.trace.records import Close, Frame
 
 __all__ = ["RESPONSES", "ResponsesProtocol", "ResponsesReader", "dict_items", "loads",
@@ -37,6 +38,7 @@ _TOKEN_TYPES = (
     b"response.custom_tool_call_input.delta",
 )
 _DELTA_MARK = b'.delta"'
+_ENDED_KEPT = 8  # ended turns a late timing event may still name
 _OBJECT = re.compile(rb"[ \t\r\n]*\{")  # how a JSON object starts: cheaper than a parse
 
 
@@ -91,6 +93,8 @@ class ResponsesReader(Reader):
         self.c = connection
         self.named_lanes = False  # a create with a stream_id was seen
         self.lanes: dict[str | None, deque[Turn]] = {}
+        # The last turns that ended (response id, index): a timing event may come after.
+        self.ended: deque[tuple[str | None, int]] = deque(maxlen=_ENDED_KEPT)
 
     def client(self, frame: Frame) -> list[Event] | None:
         return self._client_message(self.c, frame)
@@ -163,6 +167,8 @@ class ResponsesReader(Reader):
             return None
         kind = str(event.get("type"))
         c.message_types[f"server:{kind}"] += 1
+        if kind == TIMING_EVENT:
+            return self._timing(event)
         lane = event.get("stream_id") if isinstance(event.get("stream_id"), str) else None
         queue = self.lanes.get(lane)
         if not queue:
@@ -209,6 +215,7 @@ class ResponsesReader(Reader):
         else:
             _finish_output(turn, None)
         queue.popleft()
+        self.ended.append((turn.response_id, turn.index))
         return [TurnEnded(turn)]
 
     def _delta(self, c: Connection, frame: Frame, head: bytes) -> None:
@@ -249,6 +256,7 @@ class ResponsesReader(Reader):
         self._attribute(turn, frame, kind)
         turn.t_end = frame.t_ns
         queue.remove(turn)
+        self.ended.append((turn.response_id, turn.index))
         return [TurnEnded(turn)]
 
     def _http_body(
@@ -268,7 +276,29 @@ class ResponsesReader(Reader):
         turn.status = status if status in _BODY_STATUS else "unfinished"
         self._take_response(turn, body)
         queue.remove(turn)
+        self.ended.append((turn.response_id, turn.index))
         return [TurnEnded(turn)]
+
+    def _timing(self, event: dict[str, Any]) -> list[Event] | None:
+        """The service's timing of a response: the turn it names (``response_id``), else
+        the running turn of its lane, else the one that ended last. Timing for a turn that
+        has ended amends its report."""
+        metrics = event.get("timing_metrics")
+        if not isinstance(metrics, dict):
+            return None
+        rid = event.get("response_id")
+        rid = rid if isinstance(rid, str) else None
+        lane = event.get("stream_id") if isinstance(event.get("stream_id"), str) else None
+        running = self.lanes.get(lane) or ()
+        turn = next((t for t in running if rid is None or t.response_id == rid), None)
+        if turn is not None:  # it has not ended: its report will carry it
+            turn.timing = metrics
+            return None
+        index = next((i for r, i in reversed(self.ended) if rid is None or r == rid), None)
+        if index is None:
+            self.c.orphan_events += 1
+            return None
+        return [TurnAmended(index, metrics)]
 
     @staticmethod
     def _take_response(turn: Turn, response: dict[str, Any]) -> None:

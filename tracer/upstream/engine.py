@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracer.responses.errors import error_event
+from tracer.responses.timing import TIMING_EVENT
 from tracer.upstream.events import EventBuilder, Step, copy_response
 from tracer.upstream.request import Cached, Request, response_object
 from tracer.upstream.script import Call, Fault, Script
@@ -105,6 +106,7 @@ class Connection:
         self.engine = engine
         self.name = name
         self.http = http
+        self.timed = False  # the client asked for the service's timing metrics
         self.lanes: dict[str | None, Cached] = {}  # each lane's latest completed response
         self.named_lanes: set[str] = set()  # stream_ids admitted on this connection
         self.pending = 0  # creates admitted and not finished, across lanes
@@ -240,6 +242,8 @@ class Connection:
         entry["output_items"] = len(output)
         entry["usage"] = response.get("usage")  # what the response will report
         steps = builder.steps
+        if self.timed:  # after the response: the shell fills in what it measured
+            steps.append(self._timing_step(entry, response_id))
         plan = Plan(steps=steps, response_id=response_id, lane=lane)
         fault = self._fault_for(req)
         if fault is not None:
@@ -305,6 +309,16 @@ class Connection:
         final_type = {"completed": "response.completed"}.get(status, f"response.{status}")
         builder.add(builder.delay(1000.0 / timing.tokens_per_s), final_type, response=response)
         return output
+
+    def _timing_step(self, entry: dict[str, Any], response_id: str) -> Step:
+        """The service's timing of a response, asked for with the timing header: the
+        scripted pre-inference and queue time; the shell adds what it measured."""
+        st = self.engine.script.server_timing
+        metrics: dict[str, Any] = {"pre_inference_ms": st.pre_inference_ms,
+                                   "engine_queue_max_ms": st.engine_queue_max_ms}  # fmt: skip
+        entry["timing_metrics"] = metrics  # the log shows what was sent
+        event = {"type": TIMING_EVENT, "response_id": response_id, "timing_metrics": metrics}
+        return Step(0.0, event)
 
     def _apply_fault(
         self, plan: Plan, fault: Fault, entry: dict[str, Any], prev: str | None

@@ -131,6 +131,16 @@ def parse_profile(text: str) -> Profile:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerTiming:
+    """What the upstream says of its own time when a request asks for timing metrics
+    (``x-responsesapi-include-timing-metrics: true``): its pre-inference and queue time
+    as given here; the engine's, the rest of the time it measured to the first token."""
+
+    pre_inference_ms: float = 4.0
+    engine_queue_max_ms: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Script:
     """A whole script: the turns in conversation order, timing, model name and seed."""
 
@@ -141,6 +151,7 @@ class Script:
     final_text: str = "Done."  # the answer once the conversation outgrows the script
     profile: Profile = field(default_factory=Profile)
     realtime: RealtimeScript = field(default_factory=RealtimeScript)  # /v1/realtime's play
+    server_timing: ServerTiming = field(default_factory=ServerTiming)
 
     def turn(self, depth: int) -> TurnScript:
         """The answer for the ``depth``-th model response of a conversation (from 0)."""
@@ -179,6 +190,7 @@ class Script:
             final_text=_get(data, "final_text", str, "Done.", where),
             profile=parse_profile(_get(data, "profile", str, "openai", where)),
             realtime=_realtime(data.get("realtime", {}), f"{where}: realtime"),
+            server_timing=_server_timing(data.get("server_timing", {}), f"{where}: server_timing"),
         )
 
 
@@ -189,6 +201,18 @@ def _get(d: dict[str, Any], key: str, typ: type, default: Any, where: str) -> An
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
         raise ScriptError(f"{where}: '{key}' must be {typ.__name__}")
     return value
+
+
+def _server_timing(d: Any, where: str) -> ServerTiming:
+    if not isinstance(d, dict):
+        raise ScriptError(f"{where} must be a table/object")
+    unknown = set(d) - {"pre_inference_ms", "engine_queue_max_ms"}
+    if unknown:
+        raise ScriptError(f"{where}: unknown key(s) {sorted(unknown)}")
+    values = {k: _get(d, k, float, 0.0, where) for k in d}
+    if any(v < 0 for v in values.values()):
+        raise ScriptError(f"{where}: times must be >= 0")
+    return replace(ServerTiming(), **values)
 
 
 def _realtime(d: Any, where: str) -> RealtimeScript:

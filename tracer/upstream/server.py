@@ -7,6 +7,7 @@ import contextlib
 import json
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qs
@@ -15,6 +16,7 @@ from websockets.frames import Opcode
 
 from tracer.responses.errors import error_body
 from tracer.responses.sse import encode_event
+from tracer.responses.timing import TIMING_EVENT, TIMING_HEADER
 from tracer.upstream.engine import (
     DEFAULT_MAX_PENDING,
     MAX_IN_FLIGHT,
@@ -114,7 +116,7 @@ class UpstreamServer(TCPService):
                     )
                     if self.on_connect is not None:
                         self.on_connect(ws, head)
-                    await self._websocket(ws)
+                    await self._websocket(ws, timed=_asks_timing(head))
                     return
                 elif head.method == "POST":
                     if not await self._http(reader, writer, head):
@@ -154,8 +156,9 @@ class UpstreamServer(TCPService):
 
     # WebSocket mode
 
-    async def _websocket(self, ws: WebSocket) -> None:
+    async def _websocket(self, ws: WebSocket, *, timed: bool = False) -> None:
         conn = self.engine.connection()
+        conn.timed = timed
         session = _Session(conn, ws)
         try:
             await session.run()
@@ -177,6 +180,8 @@ class UpstreamServer(TCPService):
             _json_error(writer, 400, "invalid_json", "The request body is not a JSON object.")
             return True
         conn = self.engine.http_connection()
+        conn.timed = _asks_timing(head) and bool(body.get("stream"))  # an event: streams only
+        received = time.monotonic_ns()
         plan = conn.start(body)
         first = plan.steps[0].event if plan.steps else {}
         if plan.response_id is None and first.get("type") == "error":
@@ -192,10 +197,12 @@ class UpstreamServer(TCPService):
                     ("Connection", "close"),
                 ],
             )
+            clock = _Clock(received)
             for step in plan.steps:
                 if step.delay:
                     await asyncio.sleep(step.delay)
                 event = step.event
+                clock.sending(event)
                 writer.write(encode_event(_dumps(event).encode(), event["type"]))
                 await writer.drain()
             if plan.fault is not None:
@@ -227,7 +234,7 @@ class _Session:
     def __init__(self, conn: Connection, ws: WebSocket) -> None:
         self.conn = conn
         self.ws = ws
-        self.lanes: dict[str | None, asyncio.Queue[dict[str, Any]]] = {}
+        self.lanes: dict[str | None, asyncio.Queue[tuple[dict[str, Any], int]]] = {}
         self.workers: list[asyncio.Task[None]] = []
         self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.ended = asyncio.Event()
@@ -272,23 +279,25 @@ class _Session:
             if lane not in self.lanes:
                 self.lanes[lane] = asyncio.Queue()
                 self.workers.append(asyncio.create_task(self._lane(self.lanes[lane])))
-            self.lanes[lane].put_nowait(event)
+            self.lanes[lane].put_nowait((event, time.monotonic_ns()))
 
-    async def _lane(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    async def _lane(self, queue: asyncio.Queue[tuple[dict[str, Any], int]]) -> None:
         while True:
-            body = await queue.get()
+            body, received = await queue.get()
             async with self.slots:
                 plan = self.conn.start(body)
                 try:
-                    await self._carry_out(plan)
+                    await self._carry_out(plan, received)
                 finally:
                     self.conn.ended_plan(plan)
 
-    async def _carry_out(self, plan: Plan) -> None:
+    async def _carry_out(self, plan: Plan, received: int) -> None:
         self.conn.running_plan(plan)
+        clock = _Clock(received)
         for step in plan.steps:
             if step.delay:
                 await asyncio.sleep(step.delay)
+            clock.sending(step.event)
             await self.send(step.event)
         if plan.fault is None:
             plan.finish()
@@ -305,6 +314,38 @@ class _Session:
         await asyncio.gather(*self.workers, return_exceptions=True)
         if not self.ws.closed:
             await self.ws.close(1000, "", timeout=2.0)
+
+
+def _asks_timing(head: RequestHead) -> bool:
+    return (head.header(TIMING_HEADER) or "").strip().lower() == "true"
+
+
+class _Clock:
+    """What the upstream measured of a response, for its timing metrics: from the create's
+    arrival to the first delta sent (its time to first token) and to the last event. The
+    engine's figures are that less the scripted pre-inference and queue time."""
+
+    def __init__(self, received: int) -> None:
+        self.received = received
+        self.first: int | None = None
+
+    def sending(self, event: dict[str, Any]) -> None:
+        now = time.monotonic_ns()
+        kind = event.get("type")
+        if self.first is None and isinstance(kind, str) and kind.endswith(".delta"):
+            self.first = now
+        metrics = event.get("timing_metrics") if kind == TIMING_EVENT else None
+        if isinstance(metrics, dict):
+            overhead = metrics["pre_inference_ms"] + metrics["engine_queue_max_ms"]
+            ttft = ((self.first or now) - self.received) / 1e6
+            total = (now - self.received) / 1e6
+            metrics.update(
+                first_sampled_message_ttft_ms=round(max(0.0, ttft - overhead), 3),
+                engine_service_ttft_total_ms=round(max(0.0, ttft - overhead), 3),
+                engine_service_total_ms=round(max(0.0, total - overhead), 3),
+                total_turn_time_s=round(total / 1000, 6),
+                num_engine_calls=1,
+            )
 
 
 def _json_error(writer: asyncio.StreamWriter, status: int, code: str, message: str) -> None:

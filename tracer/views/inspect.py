@@ -328,6 +328,12 @@ def render_latency(report: InspectReport, console: Console) -> None:
     )
     if s.voice_turns:
         console.print(voice_percentiles(s))
+    if s.timed_turns:
+        console.print(
+            f"time to first token by the service's timing ({plural(s.timed_turns, 'turn')}, "
+            f"p50): outside the service {_ms(s.ttft_outside_p50_ms)}, its pre-inference and "
+            f"queue {_ms(s.ttft_service_p50_ms)}, the engine {_ms(s.ttft_engine_p50_ms)}"
+        )
     if s.slowest_turns:
         by_index = {t.index: t for t in report.turns}
         names = ", ".join(
@@ -389,6 +395,11 @@ def render_turn(full: FullTurn, console: Console) -> None:
         f"generation {_ms(t.generation_ms)}, total {_ms(t.duration_ms)}, "
         f"client time before {_ms(t.client_ms)}"
     )
+    if t.server_timing is not None:
+        console.print(
+            f"first token, by the service's timing: outside it {_ms(t.ttft_outside_ms)}, "
+            f"pre-inference and queue {_ms(t.ttft_service_ms)}, engine {_ms(t.ttft_engine_ms)}"
+        )
     console.print("[bold]input[/bold]")
     for item in d.input:
         mark = f"[red]{resent_label(item.get('reason'))}[/red] " if item.get("resent") else ""
