@@ -100,11 +100,12 @@ def plural(n: int, word: str) -> str:
     return f"{n:,} {_PLURALS.get(word, word + 's')}"
 
 
-def turns_phrase(turns: int, warmups: int) -> str:
+def turns_phrase(turns: int, warmups: int, compactions: int = 0) -> str:
     """Turns counted the one way every command counts them (``Summary.turns``, warm-ups
-    included, which are named): "15 turns (1 warm-up)"."""
-    text = plural(turns, "turn")
-    return text + (f" ({plural(warmups, 'warm-up')})" if warmups else "")
+    and compact calls included, which are named): "15 turns (1 warm-up, 2 compactions)"."""
+    named = [plural(n, word) for n, word in ((warmups, "warm-up"), (compactions, "compaction"))
+             if n]  # fmt: skip
+    return plural(turns, "turn") + (f" ({', '.join(named)})" if named else "")
 
 
 # Phases of a turn --------------------------------------------------------------------------

@@ -48,6 +48,7 @@ class Conversation:
     last_end: int | None = None  # ns, end of its latest turn (for client time)
     loss: CacheLoss | None = None  # a cache loss that awaits its recovery turn
     last_fields: dict[str, bytes] = field(default_factory=dict)  # the last create's fields
+    compacted: Counter[int] = field(default_factory=Counter)  # what its last compaction gave
 
 
 @dataclass(slots=True)
@@ -61,6 +62,15 @@ class Account:
     reason: str | None  # for the resent items
     chain: tuple[int, int] | None  # what previous_response_id stood for: items, bytes
     reconnect: bool  # the turn moved the conversation to a new socket with no live chain
+    compacted: list[bool] = field(default_factory=list)  # per item: a compaction's output
+
+    @property
+    def compacted_items(self) -> int:
+        return sum(self.compacted)
+
+    @property
+    def compacted_bytes(self) -> int:
+        return sum(s for s, c in zip(self.sizes, self.compacted, strict=True) if c)
 
     @property
     def input_bytes(self) -> int:
@@ -110,7 +120,17 @@ class ContextModel:
         reconnect = reconnect and (prev is None or prev.conn != turn.conn)
         resent: list[bool] = []
         here: Counter[int] = Counter()
+        from_compaction: Counter[int] = Counter()
+        compacted: list[bool] = []
         for h in hashes:
+            # What the conversation's last compaction returned comes back as the new
+            # chain's start: compacted, neither new nor resent.
+            if from_compaction[h] < conv.compacted[h]:
+                from_compaction[h] += 1
+                compacted.append(True)
+                resent.append(False)
+                continue
+            compacted.append(False)
             here[h] += 1
             resent.append(here[h] <= conv.seen[h])
         reason = None
@@ -130,7 +150,7 @@ class ContextModel:
         chain = (prev.items, prev.bytes) if prev is not None else None
         if turn.continues:
             chain = self._held.get(turn.conn)
-        return Account(conv, hashes, sizes, resent, reason, chain, reconnect)
+        return Account(conv, hashes, sizes, resent, reason, chain, reconnect, compacted)
 
     def _join(self, turn: Turn, hashes: list[int], prev: _Response | None) -> Conversation:
         if prev is not None:
@@ -172,6 +192,8 @@ class ContextModel:
             conv.seen[h] += 1
             owner = received.get(h, conv)
             received[h] = conv if owner is conv else None
+        if turn.kind == "compaction" and turn.status == "completed":
+            conv.compacted = Counter(out_hashes)
         if turn.continues:  # the server keeps what it was sent and what it answered
             held_items, held_bytes = self._held.get(turn.conn, (0, 0))
             self._held[turn.conn] = (

@@ -121,6 +121,9 @@ class TurnReport:
     ttft_outside_ms: float | None = None  # ttft less what the service reports: network, proxies
     ttft_service_ms: float | None = None  # the service's pre-inference and queue time
     ttft_engine_ms: float | None = None  # the engine's time to first token
+    kind: str = "response"  # "response", "warmup" or "compaction" (a compact call)
+    compacted_items: int = 0  # input items a compaction returned: neither new nor resent
+    compacted_bytes: int = 0
 
     COMPARED = (
         "request_bytes",
@@ -147,8 +150,9 @@ class TurnReport:
 
     @property
     def new_bytes(self) -> int:
-        """Input item bytes sent for the first time in the conversation."""
-        return self.input_bytes - self.resent_bytes
+        """Input item bytes sent for the first time in the conversation (not resent, and
+        not what a compaction returned)."""
+        return self.input_bytes - self.resent_bytes - self.compacted_bytes
 
     @property
     def other_request_bytes(self) -> int:
@@ -292,6 +296,7 @@ class Summary:
     connections: int = field(default=0, metadata=_SUM)
     turns: int = field(default=0, metadata=_SUM)
     warmups: int = field(default=0, metadata=_SUM)  # of the turns, warm-ups (generate: false)
+    compactions: int = field(default=0, metadata=_SUM)  # of the turns, compact calls
     conversations: int = field(default=0, metadata=_SUM)
     responses_api: bool = False  # False: no Responses turns were found (generic traffic)
     protocols: dict[str, int] = field(default_factory=dict)  # connections per protocol
@@ -345,6 +350,7 @@ class Summary:
     # Money (``tracer.analysis.pricing``): null when no turn could be priced.
     cost_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)  # turns, warm-ups apart
     warmup_cost_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)
+    compaction_cost_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)
     saved_by_cache_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)
     cache_write_usd: float | None = field(default=None, metadata=_NULLABLE_SUM)
     cache_write_tokens: int | None = field(default=None, metadata=_NULLABLE_SUM)
@@ -505,9 +511,9 @@ class InspectReport:
         return self._projection(self.LATENCY_FIELDS)
 
     COST_FIELDS = (
-        "cost_usd", "warmup_cost_usd", "saved_by_cache_usd", "cache_write_usd",
-        "cache_write_tokens", "resent_chain_usd", "resent_cache_loss_usd",
-        "resent_transport_usd", "priced_turns", "turns", "warmups", "input_tokens",
+        "cost_usd", "warmup_cost_usd", "compaction_cost_usd", "saved_by_cache_usd",
+        "cache_write_usd", "cache_write_tokens", "resent_chain_usd", "resent_cache_loss_usd",
+        "resent_transport_usd", "priced_turns", "turns", "warmups", "compactions", "input_tokens",
         "cached_tokens", "output_tokens", "unpriced_models",
     )  # fmt: skip
 

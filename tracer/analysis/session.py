@@ -165,6 +165,7 @@ def _summarise(analyser: Analyser, segmenter: Segmenter, t0: int) -> InspectRepo
     tokens: dict[str, list[int]] = {"input_tokens": [], "cached_tokens": [], "output_tokens": []}
     for t in turns:
         s.warmups += t.warmup
+        s.compactions += t.kind == "compaction"
         s.input_bytes += t.input_bytes
         s.resent_bytes += t.resent_bytes
         if t.resent_reason is not None:
@@ -238,8 +239,9 @@ def _money_summary(s: Summary, turns: list[TurnReport]) -> None:
     def total(values: Iterable[float | None]) -> float:
         return round(sum((v or 0.0 for v in values), 0.0), 6)
 
-    s.cost_usd = total(t.cost_usd for t in priced if not t.warmup)
-    s.warmup_cost_usd = total(t.cost_usd for t in priced if t.warmup)
+    s.cost_usd = total(t.cost_usd for t in priced if t.kind == "response")
+    s.warmup_cost_usd = total(t.cost_usd for t in priced if t.kind == "warmup")
+    s.compaction_cost_usd = total(t.cost_usd for t in priced if t.kind == "compaction")
     s.saved_by_cache_usd = total(t.saved_by_cache_usd for t in priced)
     s.cache_write_usd = total(t.cache_write_usd for t in priced) if writes else None
     for reason in RESENT_REASONS:

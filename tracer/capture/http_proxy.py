@@ -2,9 +2,10 @@
 
 Every request is forwarded to the upstream on a fresh connection (which is what an HTTP
 client of the Responses API pays per turn) and the response is streamed back as it arrives.
-A ``POST .../responses`` is recorded as a connection of transport ``http``: one client frame
-with the request body, then one server frame per server-sent event (or one frame with the
-whole body when the answer is not an event stream), each stamped when it crossed the proxy.
+A ``POST .../responses`` (or ``.../responses/compact``) is recorded as a connection of
+transport ``http``: one client frame with the request body, then one server frame per
+server-sent event (or one frame with the whole body when the answer is not an event
+stream), each stamped when it crossed the proxy.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def reason_of(exc: BaseException) -> str:
 
 
 def _recordable(head: RequestHead) -> bool:
-    return head.method == "POST" and head.path.rstrip("/").endswith("/responses")
+    path = head.path.split("?", 1)[0].rstrip("/")
+    return head.method == "POST" and path.endswith(("/responses", "/responses/compact"))
 
 
 def _keep_alive(head: RequestHead) -> bool:

@@ -115,6 +115,7 @@ class Turn:
     voice: VoiceTurn | None = None  # the voice part (Realtime)
     model: str | None = None  # the session's model, where the request does not name one
     timing: dict[str, Any] | None = None  # the service's timing_metrics of the turn
+    kind: str = "response"  # or "compaction" (a compact call); warm-ups: see ``warmup``
 
     @property
     def warmup(self) -> bool:

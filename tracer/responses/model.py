@@ -143,6 +143,8 @@ class ResponsesReader(Reader):
                 transport=c.transport,
                 previous_response_id=prev if isinstance(prev, str) else None,
             )
+            if c.transport == "http" and _path(c.url).rstrip("/").endswith("/responses/compact"):
+                turn.kind = "compaction"
             self.seg.keep(turn, frame)
             self.named_lanes = self.named_lanes or lane is not None
             self.lanes.setdefault(lane, deque()).append(turn)
@@ -175,7 +177,7 @@ class ResponsesReader(Reader):
             c.orphan_events += 1
             return None
         turn = queue[0]
-        if c.transport == "http" and event.get("object") == "response" and "type" not in event:
+        if c.transport == "http" and event.get("object") in _BODIES and "type" not in event:
             return self._http_body(c, frame, event, turn, queue)
         if kind == "error" or (
             c.transport == "http" and isinstance(event.get("error"), dict) and "type" not in event
@@ -273,6 +275,8 @@ class ResponsesReader(Reader):
             turn.response_id = body["id"]
         turn.t_first_event = turn.t_end = frame.t_ns
         status = body.get("status")
+        if body.get("object") == "response.compaction" and status is None:
+            status = "completed"  # a compaction has no status: it came back whole
         turn.status = status if status in _BODY_STATUS else "unfinished"
         self._take_response(turn, body)
         queue.remove(turn)
@@ -321,6 +325,7 @@ class ResponsesReader(Reader):
 
 
 _ITEM_EVENTS = frozenset(["response.output_item.added", "response.output_item.done"])
+_BODIES = frozenset(["response", "response.compaction"])  # a whole HTTP answer's objects
 _BODY_STATUS = frozenset(["completed", "failed", "incomplete", "cancelled"])
 
 
@@ -361,6 +366,10 @@ def _kind_of(head: bytes) -> tuple[str, str, bool]:
         if len(_KINDS) < 1024:  # hostile traces could invent endless types
             _KINDS[raw] = info
     return info
+
+
+def _path(url: str) -> str:
+    return url.split("?", 1)[0]
 
 
 def _str(value: Any) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any
 from tracer.responses.errors import error_event
 from tracer.responses.timing import TIMING_EVENT
 from tracer.upstream.events import EventBuilder, Step, copy_response
-from tracer.upstream.request import Cached, Request, response_object
+from tracer.upstream.request import Cached, Request, canonical, response_object
 from tracer.upstream.script import Call, Fault, Script
 
 __all__ = [
@@ -356,6 +356,34 @@ class Connection:
                 return None
             self.engine.fired.add(req.depth)
         return fault
+
+    def compact(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /responses/compact``: the ``response.compaction`` object (the context's
+        user messages, then one ``compaction`` item), or an ``error`` event to refuse it."""
+        prev = body.get("previous_response_id")
+        chain = self._resolve(None, prev) if isinstance(prev, str) else None
+        if isinstance(prev, str) and chain is None:
+            return error_event("previous_response_not_found",
+                               f"Previous response with id '{prev}' not found.",
+                               param="previous_response_id")  # fmt: skip
+        given = body.get("input")
+        items = [*(chain.items if chain else []), *(given if isinstance(given, list) else [])]
+        context = sum(len(canonical(i).encode()) for i in items)
+        users = [i for i in items if isinstance(i, dict) and i.get("role") == "user"]
+        cmp_id = self._id("cmp")
+        sealed = hashlib.sha256(canonical(items).encode()).hexdigest()
+        output = [*users, {"id": self._id("cmpi"), "type": "compaction",
+                           "encrypted_content": f"gAAAAAB{sealed}"}]  # fmt: skip
+        usage = {"input_tokens": context // 4, "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens": 64, "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": context // 4 + 64}  # fmt: skip
+        self.engine.log.append(
+            {"conn": self.name, "transport": "http", "kind": "compaction",
+             "response_id": cmp_id, "previous_response_id": prev, "status": "completed",
+             "input_items": len(items), "output_items": len(output), "usage": usage}
+        )  # fmt: skip
+        return {"id": cmp_id, "object": "response.compaction", "created_at": CREATED_AT,
+                "output": output, "usage": usage}  # fmt: skip
 
     def _error_plan(self, lane: str | None, event: dict[str, Any]) -> Plan:
         # A rejected create changes nothing: what it referenced was not cached anyway.

@@ -1,5 +1,7 @@
 """The scripted upstream's asyncio server: WebSocket mode and HTTP SSE on one port."""
 
+# Over 400 lines: one port's shell: WebSocket mode, HTTP SSE, compaction, timing, Realtime.
+
 from __future__ import annotations
 
 import asyncio
@@ -103,7 +105,8 @@ class UpstreamServer(TCPService):
                 if path.endswith("/realtime") and head.is_websocket_upgrade:
                     await self._realtime(reader, writer, head)
                     return
-                if not path.endswith("/responses"):
+                compact = path.endswith("/responses/compact")
+                if not path.endswith("/responses") and not compact:
                     _json_error(writer, 404, "not_found", f"No route for {head.path}.")
                 elif head.is_websocket_upgrade:
                     self.connections += 1
@@ -119,7 +122,8 @@ class UpstreamServer(TCPService):
                     await self._websocket(ws, timed=_asks_timing(head))
                     return
                 elif head.method == "POST":
-                    if not await self._http(reader, writer, head):
+                    serve = self._compact if compact else self._http
+                    if not await serve(reader, writer, head):
                         return
                     continue
                 else:
@@ -166,6 +170,26 @@ class UpstreamServer(TCPService):
             await session.stop()
 
     # HTTP mode
+
+    async def _compact(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: RequestHead
+    ) -> bool:
+        """``POST /responses/compact``: one JSON answer, a ``response.compaction``."""
+        raw = await read_body(reader, head, MAX_BODY)
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError
+        except (ValueError, RecursionError):
+            _json_error(writer, 400, "invalid_json", "The request body is not a JSON object.")
+            return True
+        answer = self.engine.http_connection().compact(body)
+        if answer.get("type") == "error":
+            _write_error_event(writer, answer)
+        else:
+            write_response(writer, 200, [("Content-Type", "application/json")],
+                           _dumps(answer).encode())  # fmt: skip
+        return True
 
     async def _http(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: RequestHead

@@ -67,7 +67,7 @@ def _summary_lines(s: Summary) -> Text:
     t = Text()
     t.append(
         f"{plural(s.connections, 'connection')}{_protocols_phrase(s)}, "
-        f"{turns_phrase(s.turns, s.warmups)}",
+        f"{turns_phrase(s.turns, s.warmups, s.compactions)}",
         style="bold",
     )
     t.append(f", {duration(s.wall_ms)} wall\n")
