@@ -580,3 +580,37 @@ def test_server_timing_without_the_figures_it_needs_splits_nothing():
         None,
         None,
     )
+
+
+def test_a_multi_agent_turn_names_its_agents():
+    def item(name: str, text: str) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "role": "assistant",
+            "agent": {"agent_name": name},
+            "content": [{"type": "output_text", "text": text}],
+        }
+
+    records = script(
+        "wss://h/v1/responses",
+        [
+            (0, C, {"type": "response.create", "input": "plan", "multi_agent": {"enabled": True}}),
+            (
+                9,
+                S,
+                {
+                    "type": "response.completed",
+                    "response": {
+                        "id": "r1",
+                        "output": [
+                            item("/root", "a"),
+                            item("/root/tester", "b"),
+                            item("/root", "c"),
+                        ],
+                    },
+                },
+            ),
+        ],
+    )
+    (t,) = analyse(records).turns
+    assert t.agents == ["/root", "/root/tester"]

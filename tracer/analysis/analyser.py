@@ -124,6 +124,8 @@ class Analyser:
         acct = started.account
         before = self.context.client_since(t, acct)
         referenced_items, referenced_bytes = _referenced(t, acct)
+        if t.injected:  # accepted into the running response: input of this turn
+            self.context.inject(acct, t.injected)
         cache_loss = self._cache_loss(t, acct)  # before context.end learns this response
         out_items = self.context.end(t, acct, t.output, t.copies)
         if self.details is not None:
@@ -182,6 +184,9 @@ class Analyser:
                 kind="warmup" if started.warmup else t.kind,
                 compacted_items=acct.compacted_items,
                 compacted_bytes=acct.compacted_bytes,
+                injected_items=len(t.injected),
+                rejected_injections=list(t.rejected),
+                agents=_agents(t.output),
                 **_money(cost, acct),
             ),
         )
@@ -193,10 +198,15 @@ class Analyser:
             _timed(report, t.timing)
 
     def amend(self, event: TurnAmended) -> None:
-        """The service's timing of a turn that has ended: its report takes the split."""
+        """What arrived after a turn's end: the service's timing of it (its report takes the
+        split), or an injection it refused (its code)."""
         report = self._by_index.get(event.index)
-        if report is not None:
+        if report is None:
+            return
+        if event.timing is not None:
             _timed(report, event.timing)
+        if event.rejected is not None:
+            report.rejected_injections.append(event.rejected)
 
     def _handshake_ms(self, t: Turn, connections: dict[int, Connection]) -> float | None:
         """The connection's handshake, on its first turn only."""
@@ -255,6 +265,12 @@ class Analyser:
         else:
             d.frames_kept = False
         t.frames = []
+
+
+def _agents(output: list[dict[str, Any]]) -> list[str]:
+    """The agents that spoke in a multi-agent turn's output (``agent.agent_name``)."""
+    names = {o["agent"].get("agent_name") for o in output if isinstance(o.get("agent"), dict)}
+    return sorted(n for n in names if isinstance(n, str))
 
 
 def _timed(report: TurnReport, timing: dict[str, Any]) -> None:

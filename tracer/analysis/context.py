@@ -152,6 +152,23 @@ class ContextModel:
             chain = self._held.get(turn.conn)
         return Account(conv, hashes, sizes, resent, reason, chain, reconnect, compacted)
 
+    def inject(self, account: Account, items: list[Any]) -> None:
+        """Items the server accepted into a running response: input of that turn, new or
+        resent as any other (copies counted)."""
+        conv = account.conversation
+        here = Counter(h for h, c in zip(account.hashes, account.compacted, strict=False)
+                       if not c)  # fmt: skip
+        for item in items:
+            raw = json_bytes(item)
+            h = self._hashes(item, raw)
+            here[h] += 1
+            account.hashes.append(h)
+            account.sizes.append(len(raw))
+            account.resent.append(here[h] <= conv.seen[h])
+            account.compacted.append(False)
+            if here[h] > conv.seen[h]:
+                conv.seen[h] = here[h]
+
     def _join(self, turn: Turn, hashes: list[int], prev: _Response | None) -> Conversation:
         if prev is not None:
             return prev.conversation

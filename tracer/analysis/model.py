@@ -124,6 +124,9 @@ class TurnReport:
     kind: str = "response"  # "response", "warmup" or "compaction" (a compact call)
     compacted_items: int = 0  # input items a compaction returned: neither new nor resent
     compacted_bytes: int = 0
+    injected_items: int = 0  # of the input items, injected into the running response
+    rejected_injections: list[str] = field(default_factory=list)  # the refusals' codes
+    agents: list[str] = field(default_factory=list)  # agent names in a multi-agent output
 
     COMPARED = (
         "request_bytes",

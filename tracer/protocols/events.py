@@ -33,11 +33,13 @@ class TurnEnded:
 
 @dataclass(slots=True, frozen=True)
 class TurnAmended:
-    """Something about turn ``index`` arrived after its end: the service's ``timing`` of it.
-    Its report is to be brought up to date."""
+    """Something about turn ``index`` arrived after its end: the service's ``timing`` of
+    it, or the code of an injection it ``rejected``. Its report is to be brought up to
+    date."""
 
     index: int
-    timing: dict[str, Any]
+    timing: dict[str, Any] | None = None
+    rejected: str | None = None
 
 
 Event = TurnStarted | TurnEnded | TurnAmended

@@ -116,6 +116,8 @@ class Turn:
     model: str | None = None  # the session's model, where the request does not name one
     timing: dict[str, Any] | None = None  # the service's timing_metrics of the turn
     kind: str = "response"  # or "compaction" (a compact call); warm-ups: see ``warmup``
+    injected: list[Any] = field(default_factory=list)  # items the server accepted mid-turn
+    rejected: list[str] = field(default_factory=list)  # codes of injections it refused
 
     @property
     def warmup(self) -> bool:

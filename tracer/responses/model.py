@@ -93,6 +93,8 @@ class ResponsesReader(Reader):
         self.c = connection
         self.named_lanes = False  # a create with a stream_id was seen
         self.lanes: dict[str | None, deque[Turn]] = {}
+        # Injections sent and not answered yet: the turn they went to, its id, the items.
+        self.injects: deque[tuple[Turn | None, str | None, list[Any]]] = deque(maxlen=64)
         # The last turns that ended (response id, index): a timing event may come after.
         self.ended: deque[tuple[str | None, int]] = deque(maxlen=_ENDED_KEPT)
 
@@ -149,6 +151,12 @@ class ResponsesReader(Reader):
             self.named_lanes = self.named_lanes or lane is not None
             self.lanes.setdefault(lane, deque()).append(turn)
             return [TurnStarted(turn)]
+        elif kind == "response.inject":
+            rid = body.get("response_id")
+            given = body.get("input")
+            items = given if isinstance(given, list) else []
+            target = self._running(rid if isinstance(rid, str) else None)
+            self.injects.append((target, rid if isinstance(rid, str) else None, items))
         elif kind == "response.steer":
             lane = body.get("stream_id") if isinstance(body.get("stream_id"), str) else None
             queue = self.lanes.get(lane)
@@ -171,6 +179,8 @@ class ResponsesReader(Reader):
         c.message_types[f"server:{kind}"] += 1
         if kind == TIMING_EVENT:
             return self._timing(event)
+        if kind in _INJECT_ANSWERS:
+            return self._inject_answer(event, kind)
         lane = event.get("stream_id") if isinstance(event.get("stream_id"), str) else None
         queue = self.lanes.get(lane)
         if not queue:
@@ -283,6 +293,40 @@ class ResponsesReader(Reader):
         self.ended.append((turn.response_id, turn.index))
         return [TurnEnded(turn)]
 
+    def _running(self, rid: str | None) -> Turn | None:
+        """The running turn with response id ``rid`` (any lane), else the default lane's."""
+        for queue in self.lanes.values():
+            for t in queue:
+                if rid is not None and t.response_id == rid:
+                    return t
+        default = self.lanes.get(None)
+        return default[0] if default and rid is None else None
+
+    def _inject_answer(self, event: dict[str, Any], kind: str) -> list[Event] | None:
+        """The server took an injection into the running response (its items are input of
+        that turn) or refused it (its code is kept; the items count nowhere)."""
+        rid = event.get("response_id")
+        found = next((x for x in self.injects if rid is None or x[1] == rid), None)
+        if found is None:
+            self.c.orphan_events += 1
+            return None
+        self.injects.remove(found)
+        turn, target, items = found
+        error = event.get("error")
+        code = (_str(error.get("code")) if isinstance(error, dict) else None) or "failed"
+        if turn is None:  # sent to a response that had ended: a refusal to note on it
+            index = next((i for r, i in reversed(self.ended) if r == target), None)
+            if index is None or kind == "response.inject.created":
+                return None
+            return [TurnAmended(index, rejected=code)]
+        if kind == "response.inject.created":
+            turn.injected.extend(items)
+            return None
+        if turn.t_end is None:
+            turn.rejected.append(code)
+            return None
+        return [TurnAmended(turn.index, rejected=code)]
+
     def _timing(self, event: dict[str, Any]) -> list[Event] | None:
         """The service's timing of a response: the turn it names (``response_id``), else
         the running turn of its lane, else the one that ended last. Timing for a turn that
@@ -302,7 +346,7 @@ class ResponsesReader(Reader):
         if index is None:
             self.c.orphan_events += 1
             return None
-        return [TurnAmended(index, metrics)]
+        return [TurnAmended(index, timing=metrics)]
 
     @staticmethod
     def _take_response(turn: Turn, response: dict[str, Any]) -> None:
@@ -325,6 +369,7 @@ class ResponsesReader(Reader):
 
 
 _ITEM_EVENTS = frozenset(["response.output_item.added", "response.output_item.done"])
+_INJECT_ANSWERS = frozenset(["response.inject.created", "response.inject.failed"])
 _BODIES = frozenset(["response", "response.compaction"])  # a whole HTTP answer's objects
 _BODY_STATUS = frozenset(["completed", "failed", "incomplete", "cancelled"])
 
