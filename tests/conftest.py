@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +32,19 @@ def run_tracer(
         env=env,
         **kwargs,
     )
+
+
+def record_client(
+    upstream: str, out: Path, argv: list[str], *options: str, key: str = "sk-test-client"
+) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """``tracer record --upstream UPSTREAM -o OUT [options] -- ARGV`` with a fake key; the
+    run, and the JSON the client printed last (its own account). Fails on a failed run."""
+    proc = run_tracer(
+        "record", "--upstream", upstream, "-o", str(out), *options, "--", *argv,
+        env_extra={"OPENAI_API_KEY": key}, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess[str]) -> None:

@@ -5,11 +5,10 @@ Ground truth: the client's account (the answers it got) and the upstream's log."
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
 
-from tests.conftest import ROOT, run_tracer
+from tests.conftest import record_client
 from tracer.analysis.load import load
 from tracer.upstream import Timing, default_script, running_upstream
 
@@ -57,22 +56,10 @@ def test_an_accepted_and_a_refused_injection(tmp_path):
     client.write_text(CLIENT)
     out = tmp_path / "inject.trace"
     with running_upstream(SCRIPT) as upstream:
-        proc = run_tracer(
-            "record",
-            "--upstream",
-            f"http://127.0.0.1:{upstream.port}",
-            "-o",
-            str(out),
-            "--",
-            sys.executable,
-            str(client),
-            env_extra={"OPENAI_API_KEY": "sk-test-inject"},
-            cwd=ROOT,
-            timeout=120,
+        _, account = record_client(
+            f"http://127.0.0.1:{upstream.port}", out, [sys.executable, str(client)]
         )
         log = list(upstream.engine.log)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    account = json.loads(proc.stdout.strip().splitlines()[-1])
     injects = [e for e in log if e.get("kind") == "inject"]
     assert [e["accepted"] for e in injects] == [True, False]
     assert account["accepted"] == 1 and account["rejected"] == ["response_already_completed"]

@@ -9,7 +9,6 @@ the relay's delay, never tracer's output."""
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import socket
 import sys
@@ -19,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from tests.conftest import ROOT, run_tracer
+from tests.conftest import record_client
 from tracer.analysis.load import load
 from tracer.trace import open_trace
 from tracer.upstream import Timing, default_script, running_upstream
@@ -103,23 +102,10 @@ def test_the_time_to_first_token_splits_by_the_services_timing(tmp_path):
     client.write_text(CLIENT)
     out = tmp_path / "timed.trace"
     with running_upstream(SCRIPT) as upstream, delaying_relay(upstream.port, DELAY_S) as port:
-        proc = run_tracer(
-            "record",
-            "--upstream",
-            f"http://127.0.0.1:{port}",
-            "--server-timing",
-            "-o",
-            str(out),
-            "--",
-            sys.executable,
-            str(client),
-            env_extra={"OPENAI_API_KEY": "sk-test-timing"},
-            cwd=ROOT,
-            timeout=120,
+        _, ids = record_client(
+            f"http://127.0.0.1:{port}", out, [sys.executable, str(client)], "--server-timing"
         )
         log = list(upstream.engine.log)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ids = json.loads(proc.stdout.strip().splitlines()[-1])
     assert [e["response_id"] for e in log] == ids  # the upstream was asked, every time
     with open_trace(out) as reader:
         assert reader.header.metadata.get("server_timing") is True
@@ -130,11 +116,10 @@ def test_the_time_to_first_token_splits_by_the_services_timing(tmp_path):
         assert t.server_timing == metrics  # kept as sent, every field by name
         assert t.ttft_service_ms == 6.0 + 3.0  # pre-inference and queue, as scripted
         assert t.ttft_engine_ms == metrics["engine_service_ttft_total_ms"]
-        # What the service did not account for: the relay's delay, there and back, and the
-        # proxy's and the loopback's own time (0.6 to 2.2 ms measured on a 2-core machine
-        # busy with other work): a bound, not a timing target.
-        beyond = t.ttft_outside_ms - 2 * DELAY_S * 1000
-        assert 0 <= beyond <= 5.0, (t.index, t.ttft_outside_ms)
+        # What the service did not account for holds the relay's delay there and back (a
+        # bound that does not depend on the machine's speed; the rest, the proxy's and the
+        # loopback's own time, measured 0.6 to 2.2 ms on a quiet 2-core machine).
+        assert t.ttft_outside_ms >= 2 * DELAY_S * 1000, (t.index, t.ttft_outside_ms)
         assert t.ttft_outside_ms + t.ttft_service_ms + t.ttft_engine_ms == (
             __import__("pytest").approx(t.ttft_ms, abs=0.002)
         )
@@ -146,21 +131,8 @@ def test_without_the_flag_no_timing_is_asked_for(tmp_path):
     client.write_text(CLIENT)
     out = tmp_path / "plain.trace"
     with running_upstream(SCRIPT) as upstream:
-        proc = run_tracer(
-            "record",
-            "--upstream",
-            f"http://127.0.0.1:{upstream.port}",
-            "-o",
-            str(out),
-            "--",
-            sys.executable,
-            str(client),
-            env_extra={"OPENAI_API_KEY": "sk-test-timing"},
-            cwd=ROOT,
-            timeout=120,
-        )
+        record_client(f"http://127.0.0.1:{upstream.port}", out, [sys.executable, str(client)])
         log = list(upstream.engine.log)
-    assert proc.returncode == 0, proc.stderr[-3000:]
     assert all("timing_metrics" not in e for e in log)
     report = load(out).report
     assert all(t.server_timing is None and t.ttft_outside_ms is None for t in report.turns)

@@ -6,12 +6,11 @@ the upstream's log."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 import pytest
 
-from tests.conftest import ROOT, run_tracer
+from tests.conftest import ROOT, record_client, run_tracer
 from tracer.analysis.load import load
 from tracer.analysis.pricing import DEFAULT_PRICING
 from tracer.upstream import running_upstream
@@ -22,22 +21,10 @@ CLIENT = ROOT / "tests" / "clients" / "compaction_client.py"
 def test_a_compaction_chain_over_http(tmp_path):
     out = tmp_path / "compact.trace"
     with running_upstream() as upstream:
-        proc = run_tracer(
-            "record",
-            "--upstream",
-            f"http://127.0.0.1:{upstream.port}",
-            "-o",
-            str(out),
-            "--",
-            sys.executable,
-            str(CLIENT),
-            env_extra={"OPENAI_API_KEY": "sk-test-compaction"},
-            cwd=ROOT,
-            timeout=120,
+        _, client = record_client(
+            f"http://127.0.0.1:{upstream.port}", out, [sys.executable, str(CLIENT)]
         )
         log = list(upstream.engine.log)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    client = json.loads(proc.stdout.strip().splitlines()[-1])
     report = load(out, pricing=DEFAULT_PRICING).report
     turns = report.turns
     # Every request is a turn: the compact call too, of its own kind.

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, run_tracer
+from tests.conftest import ROOT, record_client
 from tests.replay.test_replay import start_replay
 from tracer.analysis.load import load
 from tracer.upstream.realtime import RealtimeScript
@@ -33,27 +33,15 @@ def record(
 ) -> tuple[Path, list[dict[str, Any]], dict[str, Any]]:
     out = tmp_path / f"{mode}.trace"
     with running_upstream(realtime=script) as upstream:
-        proc = run_tracer(
-            "record",
-            "--upstream",
-            f"http://127.0.0.1:{upstream.port}",
-            "-o",
-            str(out),
-            "--",
-            sys.executable,
-            str(CLIENT),
-            mode,
-            timeout=120,
-            env_extra={"OPENAI_API_KEY": KEY},
-            cwd=ROOT,
+        _, account = record_client(
+            upstream.base_url, out, [sys.executable, str(CLIENT), mode], key=KEY
         )
         log = list(upstream.realtime.log)
         transcripts = list(upstream.realtime.transcripts)
-    assert proc.returncode == 0, proc.stderr[-3000:]
     vad = [e for e in log if e["trigger"] == "vad"]
     for entry, transcript in zip(vad, transcripts, strict=True):  # one per spoken turn
         entry["transcription_delay_ms"] = transcript["delay_ms"]
-    return out, log, json.loads(proc.stdout.strip().splitlines()[-1])
+    return out, log, account
 
 
 def test_a_voice_session_of_the_sdk_is_read_exactly(tmp_path: Path):
