@@ -1,14 +1,36 @@
-"""Writing files whole or not at all, readable by their owner only."""
+"""Writing files whole or not at all, readable by their owner only; reading the small
+settings files (scripts, pricing tables) a user gives."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
+import tomllib
 from collections.abc import Iterator
-from typing import BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO
 
-__all__ = ["Spill", "atomic_write"]
+from tracer.errors import TracerError
+
+__all__ = ["Spill", "atomic_write", "read_table"]
+
+
+def read_table(path: str | os.PathLike[str], what: str, error: type[TracerError]) -> Any:
+    """A ``.toml`` file (else JSON) parsed; ``error`` with one line saying why it cannot be
+    read or parsed (``what``: what the file is, as the message names it)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read {what} {str(p)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise error(f"{what} {str(p)!r} is not UTF-8 text") from None
+    try:
+        return tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
+    except (ValueError, RecursionError) as exc:  # tomllib's and json's errors are ValueErrors
+        raise error(f"{what} {str(p)!r} does not parse: {exc}") from None
 
 
 @contextlib.contextmanager

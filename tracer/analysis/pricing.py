@@ -11,14 +11,12 @@ model. A cost is None, never 0, when the model has no price or the usage is unkn
 
 from __future__ import annotations
 
-import json
 import os
-import tomllib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from tracer.errors import TracerError
+from tracer.files import read_table
 from tracer.protocols.base import Tokens
 
 __all__ = [
@@ -139,18 +137,9 @@ def load_pricing(path: str | os.PathLike[str], base: Pricing | None = None) -> P
     """A pricing file (JSON ``{"models": {NAME: {input, cached_input, cache_write, output,
     ...}}}``, or TOML with the same keys under ``[models."NAME"]``) over ``base`` (the
     default table when None)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PricingError(f"cannot read pricing file {str(p)!r}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise PricingError(f"pricing file {str(p)!r} is not UTF-8 text") from None
-    try:
-        data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise PricingError(f"pricing file {str(p)!r} does not parse: {exc}") from None
-    own = Pricing(_models(data, str(p)), sources=[str(p)])
+    data = read_table(path, "pricing file", PricingError)
+    name = os.fspath(path)
+    own = Pricing(_models(data, name), sources=[name])
     return (base if base is not None else DEFAULT_PRICING).extended(own)
 
 

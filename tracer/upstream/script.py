@@ -7,12 +7,12 @@ it; it does no I/O beyond reading the file it is given.
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from tracer.errors import TracerError
+from tracer.files import read_table
 from tracer.upstream.realtime import RealtimeScript
 
 __all__ = [
@@ -162,18 +162,8 @@ class Script:
     @classmethod
     def load(cls, path: str | Path) -> Script:
         """Read a script from a ``.json`` or ``.toml`` file."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ScriptError(f"cannot read script {str(p)!r}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise ScriptError(f"script {str(p)!r} is not UTF-8 text") from None
-        try:
-            data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ScriptError(f"script {str(p)!r} does not parse: {exc}") from None
-        return cls.from_dict(data, where=str(p))
+        data = read_table(path, "script", ScriptError)
+        return cls.from_dict(data, where=str(path))
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "script") -> Script:
