@@ -145,7 +145,8 @@ class ResponsesReader(Reader):
                 transport=c.transport,
                 previous_response_id=prev if isinstance(prev, str) else None,
             )
-            if c.transport == "http" and _path(c.url).rstrip("/").endswith("/responses/compact"):
+            path = c.url.split("?", 1)[0].rstrip("/")
+            if c.transport == "http" and path.endswith("/responses/compact"):
                 turn.kind = "compaction"
             self.seg.keep(turn, frame)
             self.named_lanes = self.named_lanes or lane is not None
@@ -411,10 +412,6 @@ def _kind_of(head: bytes) -> tuple[str, str, bool]:
         if len(_KINDS) < 1024:  # hostile traces could invent endless types
             _KINDS[raw] = info
     return info
-
-
-def _path(url: str) -> str:
-    return url.split("?", 1)[0]
 
 
 def _str(value: Any) -> str | None:
