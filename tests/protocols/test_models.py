@@ -614,3 +614,51 @@ def test_a_multi_agent_turn_names_its_agents():
     )
     (t,) = analyse(records).turns
     assert t.agents == ["/root", "/root/tester"]
+
+
+def test_a_compaction_inside_a_response_comes_back_compacted():
+    """``context_management``: a response's output holds a ``compaction`` item; the client
+    starts a new chain with it: compacted, neither new nor resent, same conversation."""
+    sealed = {"type": "compaction", "encrypted_content": "gAAAAABsealed"}
+    records = script(
+        "wss://h/v1/responses",
+        [
+            (
+                0,
+                C,
+                {
+                    "type": "response.create",
+                    "input": "long work",
+                    "context_management": [{"type": "compaction", "compact_threshold": 10}],
+                },
+            ),
+            (
+                5,
+                S,
+                {
+                    "type": "response.completed",
+                    "response": {
+                        "id": "r1",
+                        "output": [
+                            {"id": "c1", **sealed},
+                            {
+                                "id": "m1",
+                                "type": "message",
+                                "role": "assistant",
+                                "content": [{"type": "output_text", "text": "done"}],
+                            },
+                        ],
+                    },
+                },
+            ),
+            (
+                9,
+                C,
+                {"type": "response.create", "input": [sealed, {"role": "user", "content": "on"}]},
+            ),
+            (12, S, {"type": "response.completed", "response": {"id": "r2", "output": []}}),
+        ],
+    )
+    a, b = analyse(records).turns
+    assert (b.input_items, b.compacted_items, b.resent_items) == (2, 1, 0)
+    assert b.conversation == a.conversation and b.new_bytes < b.input_bytes

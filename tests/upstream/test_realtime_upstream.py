@@ -86,3 +86,22 @@ def test_a_bad_realtime_table_is_one_clear_error(table, error, tmp_path: Path):
     proc = run_tracer("upstream", "--script", str(path), timeout=30)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert error in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_context_management_compacts_past_its_threshold():
+    from tracer.upstream import Engine, default_script
+
+    def output(threshold: int) -> list[str]:
+        conn = Engine(default_script()).connection()
+        plan = conn.start(
+            {
+                "model": "m",
+                "input": "x" * 400,
+                "context_management": [{"type": "compaction", "compact_threshold": threshold}],
+            }
+        )
+        done = [s.event for s in plan.steps if s.event["type"] == "response.completed"]
+        return [o["type"] for o in done[0]["response"]["output"]]
+
+    assert output(10)[0] == "compaction"  # the context (about 100 tokens) passed 10
+    assert "compaction" not in output(10_000)

@@ -211,6 +211,10 @@ class ContextModel:
             received[h] = conv if owner is conv else None
         if turn.kind == "compaction" and turn.status == "completed":
             conv.compacted = Counter(out_hashes)
+        elif any(o.get("type") == "compaction" for o in outputs):  # context_management
+            conv.compacted = Counter(
+                h for h, o in zip(out_hashes, outputs, strict=True) if o.get("type") == "compaction"
+            )
         if turn.continues:  # the server keeps what it was sent and what it answered
             held_items, held_bytes = self._held.get(turn.conn, (0, 0))
             self._held[turn.conn] = (

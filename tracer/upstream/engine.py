@@ -300,6 +300,9 @@ class Connection:
         builder.add(0.0, "response.in_progress", response=copy_response(response))
         output: list[dict[str, Any]] = []
         first_token = max(0.0, timing.ttft_ms - timing.ttfe_ms)
+        threshold = req.compact_threshold
+        if req.generate and threshold is not None and req.context_tokens() > threshold:
+            output.append(self._compaction_item(builder, req, len(output)))
         if req.generate and profile.reasoning:
             item = builder.reasoning(self._id("rs"), len(output), req.encrypted, first_token)
             output.append(item)
@@ -331,6 +334,16 @@ class Connection:
         final_type = {"completed": "response.completed"}.get(status, f"response.{status}")
         builder.add(builder.delay(1000.0 / timing.tokens_per_s), final_type, response=response)
         return output
+
+    def _compaction_item(self, builder: EventBuilder, req: Request, index: int) -> dict[str, Any]:
+        """``context_management``: the context passed its threshold, so the response first
+        compacts it into one ``compaction`` item (its output, as the service streams it)."""
+        sealed = hashlib.sha256(canonical(req.context).encode()).hexdigest()
+        item = {"id": self._id("cmpi"), "type": "compaction",
+                "encrypted_content": f"gAAAAAB{sealed}"}  # fmt: skip
+        builder.add(0.0, "response.output_item.added", output_index=index, item=item)
+        builder.add(0.0, "response.output_item.done", output_index=index, item=item)
+        return item
 
     def _timing_step(self, entry: dict[str, Any], response_id: str) -> Step:
         """The service's timing of a response, asked for with the timing header: the

@@ -74,6 +74,7 @@ class Request:
     timing: Timing
     model: str
     profile: Profile
+    compact_threshold: int | None = None  # context_management: compact past these tokens
 
     @classmethod
     def of(
@@ -93,6 +94,14 @@ class Request:
         depth = conversation_depth(context)
         turn = script.turn(depth) if generate else TurnScript()
         include = body.get("include")
+        threshold = next(
+            (
+                c.get("compact_threshold")
+                for c in _dicts(body.get("context_management"))
+                if c.get("type") == "compaction" and isinstance(c.get("compact_threshold"), int)
+            ),
+            None,
+        )
         model = body.get("model")
         return cls(
             lane=lane,
@@ -110,7 +119,13 @@ class Request:
             timing=turn.timing or script.timing,
             model=model if isinstance(model, str) else script.model,
             profile=script.profile,
+            compact_threshold=threshold,
         )
+
+    def context_tokens(self) -> int:
+        """The context's size in tokens, at 4 bytes a token (as ``usage`` counts it)."""
+        size = len(self.tools_json) + len((self.instructions or "").encode())
+        return (size + sum(len(canonical(i).encode()) for i in self.context)) // 4
 
     def usage(
         self, out_tokens: int, reasoning_tokens: int, *, writes: bool = False
@@ -171,3 +186,7 @@ def response_object(
         "user": None,
         "metadata": metadata if isinstance(metadata, dict) else {},
     }
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
