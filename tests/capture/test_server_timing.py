@@ -18,9 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from tests.conftest import record_client
+from rich.console import Console
+
+from tests.conftest import record_client, run_tracer
 from tracer.analysis.load import load
 from tracer.trace import open_trace
+from tracer.tui.render import turn_text
 from tracer.upstream import Timing, default_script, running_upstream
 from tracer.upstream.script import ServerTiming
 
@@ -124,6 +127,16 @@ def test_the_time_to_first_token_splits_by_the_services_timing(tmp_path):
             __import__("pytest").approx(t.ttft_ms, abs=0.002)
         )
     assert report.summary.timed_turns == 3
+    # Shown where the time goes: latency, the turn, the HTML report, the TUI's detail.
+    latency = run_tracer("latency", str(out), env_extra={"COLUMNS": "200"}).stdout
+    assert "time to first token by the service's timing (3 turns, p50)" in latency
+    assert "by the service's timing: outside it" in run_tracer("turn", str(out), "1").stdout
+    page = tmp_path / "r.html"
+    assert run_tracer("report", str(out), "-o", str(page)).returncode == 0
+    assert 'id="timing"' in page.read_text()
+    console = Console(width=120, record=True)
+    console.print(turn_text(report.turns[0], None))
+    assert "by the service's timing: outside" in console.export_text()
 
 
 def test_without_the_flag_no_timing_is_asked_for(tmp_path):

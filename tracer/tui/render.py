@@ -142,6 +142,19 @@ def _voice_text(t: TurnReport) -> Text:
     return out
 
 
+def _timing_lines(t: TurnReport) -> list[RenderableType]:
+    """The split of a timed turn's first token (``--server-timing``), or nothing."""
+    if t.server_timing is None:
+        return []
+    return [
+        Text(
+            f"first token, by the service's timing: outside {ms(t.ttft_outside_ms)}, "
+            f"pre-inference + queue {ms(t.ttft_service_ms)}, engine {ms(t.ttft_engine_ms)}",
+            style="dim",
+        )
+    ]
+
+
 def turn_text(t: TurnReport, d: TurnDetail | None, width: int = 60) -> RenderableType:
     """The selected turn: what it sent (resent items marked), its waterfall and its output."""
     head = Text()
@@ -158,6 +171,7 @@ def turn_text(t: TurnReport, d: TurnDetail | None, width: int = 60) -> Renderabl
     else:
         head.append(f"\nresponse {t.response_id or '-'}\ncontinues {t.previous_response_id or '-'}")
     parts: list[RenderableType] = [head, Text(""), waterfall(t, max(10, width)), Text("")]
+    parts[3:3] = _timing_lines(t)
     ctx = Text()
     ctx.append("request ", style="bold")
     ctx.append(f"{kb(t.request_bytes)}B: {t.input_items} input items, ")

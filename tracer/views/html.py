@@ -283,10 +283,15 @@ def _bytes_chart(report: InspectReport, ident: str = "bytes", width: int = CHART
     bar = min(28.0, pitch * 0.78)
     every = int(round_step(max(1.0, 30 / pitch)))  # a label needs ~30 units
     values = [
-        (t.new_bytes, t.resent_bytes, t.resent_field_bytes, t.other_request_bytes,
-         t.referenced_bytes)
+        (
+            t.new_bytes,
+            t.resent_bytes,
+            t.resent_field_bytes,
+            t.other_request_bytes,
+            t.referenced_bytes,
+        )
         for t in turns
-    ]  # fmt: skip
+    ]
     most = max([sum(v) for v in values] + [1])
     ticks = _ticks(0, most, 4)
     peak = max(most, ticks[-1]) or 1
@@ -341,8 +346,21 @@ def _cell(value: Any, text: str | None = None, cls: str = "") -> str:
 
 
 def _turn_table(report: InspectReport) -> str:
-    heads = ["#", "conn", "status", "model", "sent", "resent", "referenced", "cached tok",
-             "ttfe", "ttft", "total", "client", "response"]  # fmt: skip
+    heads = [
+        "#",
+        "conn",
+        "status",
+        "model",
+        "sent",
+        "resent",
+        "referenced",
+        "cached tok",
+        "ttfe",
+        "ttft",
+        "total",
+        "client",
+        "response",
+    ]
     rows = []
     turns, omitted = _shown(report.turns)
     for t in turns:
@@ -368,8 +386,10 @@ def _turn_table(report: InspectReport) -> str:
             + _cell(t.response_id or "-", cls="l muted id")
             + "</tr>"
         )
-    head = "".join(f'<th class="{"l" if h in ("status", "model", "response") else ""}">'
-                   f"{escape(h)}</th>" for h in heads)  # fmt: skip
+    head = "".join(
+        f'<th class="{"l" if h in ("status", "model", "response") else ""}">{escape(h)}</th>'
+        for h in heads
+    )
     return (
         f'<div class="table-wrap"><table id="turns" class="sortable"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>" + _omitted(omitted)
@@ -378,8 +398,20 @@ def _turn_table(report: InspectReport) -> str:
 
 def _voice_table(report: InspectReport) -> str:
     """The voice turns (Realtime): trigger, audio each way, first audio, voice latency."""
-    heads = ["#", "conn", "trigger", "status", "audio in", "audio out", "ttfa",
-             "voice latency", "speaker waits", "transcript", "audio cut", "response"]  # fmt: skip
+    heads = [
+        "#",
+        "conn",
+        "trigger",
+        "status",
+        "audio in",
+        "audio out",
+        "ttfa",
+        "voice latency",
+        "speaker waits",
+        "transcript",
+        "audio cut",
+        "response",
+    ]
     rows = []
     turns, omitted = _shown([t for t in report.turns if t.voice is not None])
     for t in turns:
@@ -411,6 +443,29 @@ def _voice_table(report: InspectReport) -> str:
     )
 
 
+def _timing_table(report: InspectReport) -> str:
+    """Each timed turn's time to first token split: outside the service, its own time
+    (pre-inference and queue), the engine's (``--server-timing``)."""
+    heads = ["#", "ttft", "outside the service", "pre-inference + queue", "engine"]
+    rows = []
+    turns, omitted = _shown([t for t in report.turns if t.server_timing is not None])
+    for t in turns:
+        rows.append(
+            "<tr>"
+            + _cell(t.index)
+            + _cell(t.ttft_ms, duration(t.ttft_ms))
+            + _cell(t.ttft_outside_ms, duration(t.ttft_outside_ms))
+            + _cell(t.ttft_service_ms, duration(t.ttft_service_ms))
+            + _cell(t.ttft_engine_ms, duration(t.ttft_engine_ms))
+            + "</tr>"
+        )
+    head = "".join(f"<th>{escape(h)}</th>" for h in heads)
+    return (
+        f'<div class="table-wrap"><table id="timing" class="sortable"><thead><tr>{head}</tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table></div>" + _omitted(omitted)
+    )
+
+
 def _connections(report: InspectReport) -> str:
     rows = []
     head_c, omitted, tail_c = elided(report.connections)
@@ -433,8 +488,19 @@ def _connections(report: InspectReport) -> str:
             + _cell(close, cls="l")
             + "</tr>"
         )
-    heads = ["conn", "url", "transport", "protocol", "turns", "frames C→S", "bytes C→S",
-             "frames S→C", "bytes S→C", "handshake", "closed"]  # fmt: skip
+    heads = [
+        "conn",
+        "url",
+        "transport",
+        "protocol",
+        "turns",
+        "frames C→S",
+        "bytes C→S",
+        "frames S→C",
+        "bytes S→C",
+        "handshake",
+        "closed",
+    ]
     left = ("url", "transport", "protocol", "closed")  # aligned as their cells are
     head = "".join(f'<th class="{"l" if h in left else ""}">{escape(h)}</th>' for h in heads)
     return (
@@ -538,6 +604,8 @@ def render_html(
         ]
         if report.summary.voice_turns:
             body += ["<h2>Voice</h2>", _voice_table(report)]
+        if report.summary.timed_turns:
+            body += ["<h2>Time to first token, by the service's timing</h2>", _timing_table(report)]
     elif report.summary.unknown_connections:
         body.append(
             "<p>No turns: this trace's connections speak a protocol tracer does not "
