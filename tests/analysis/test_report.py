@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -18,7 +19,8 @@ from tracer.capture.proxy import RecordingProxy
 from tracer.capture.recorder import Recorder
 from tracer.demo.agent import AgentConfig, run_agent
 from tracer.trace import Direction, Frame, open_trace
-from tracer.upstream import Script, Timing, TurnScript, UpstreamServer, default_script
+from tracer.upstream import Call, Script, Timing, TurnScript, UpstreamServer, default_script
+from tracer.upstream.script import parse_profile
 
 SCHEMA = json.loads((ROOT / "docs" / "schema" / "inspect.schema.json").read_text())
 
@@ -277,3 +279,41 @@ def test_stats_over_many_files_and_bad_input(tmp_path: Path):
     for command in ("inspect", "cache", "latency"):
         assert_clean_error(run_tracer(command, str(garbage)))
     assert_clean_error(run_tracer("turn", paths[0], "999"))
+
+
+def test_identical_answers_resent_are_both_resent(tmp_path: Path):
+    """The demo agent resends its whole history; the upstream answers the same text with
+    each of its first two calls, so the history holds two identical assistant messages.
+    Every resent copy is resent: only the newest tool output is new, as the creates say."""
+    same = "Checking the repository."
+    script = replace(
+        default_script(),
+        turns=(
+            TurnScript(text=same, calls=(Call("exec_command", '{"cmd":"ls"}'),)),
+            TurnScript(text=same, calls=(Call("exec_command", '{"cmd":"git status"}'),)),
+            TurnScript(text="Done."),
+        ),
+    )
+    path = tmp_path / "same.trace"
+    log = record_demo(path, script, resend_full_history=True)
+    turns = report_of(path).turns
+    creates = client_creates(path)
+    assert [t.response_id for t in turns] == [e["response_id"] for e in log]
+    last = creates[-1]["input"]
+    texts = [i for i in last if i.get("role") == "assistant" or i.get("type") == "message"]
+    assert sum(json.dumps(i).count(same) for i in texts) == 2  # two identical answers sent
+    for t, create in zip(turns, creates, strict=True):
+        assert t.input_items == len(create["input"])
+        assert t.resent_items == max(0, len(create["input"]) - 1)  # all but the newest item
+
+
+def test_a_multi_agent_session_names_its_agents(tmp_path: Path):
+    """``--profile multi-agent``: the root agent answers and a worker makes the calls."""
+    script = replace(default_script(), profile=parse_profile("multi-agent"))
+    path = tmp_path / "agents.trace"
+    record_demo(path, script)
+    turns = [t for t in report_of(path).turns if not t.warmup]
+    calls = [bool(script.turn(k).calls) for k in range(len(turns))]
+    assert [t.agents for t in turns] == [
+        ["/root", "/root/worker"] if called else ["/root"] for called in calls
+    ]

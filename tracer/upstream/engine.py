@@ -319,6 +319,10 @@ class Connection:
             )
             output.append(item)
             first_token = 0.0
+        if profile.multi_agent:  # the root agent speaks; a worker makes the calls
+            for item in output:
+                worker = item.get("type") == "function_call"
+                item["agent"] = {"agent_name": "/root/worker" if worker else "/root"}
         status = turn.status if req.generate else "completed"
         response.update(
             status=status,

@@ -91,6 +91,7 @@ class Profile:
     usage: bool = True  # False: responses carry no usage
     stored: bool = False  # store=true responses resolve from any connection, WS or HTTP
     cache_writes: bool = False  # usage reports cache_write_tokens (the gpt-5.6 generation)
+    multi_agent: bool = False  # output items carry agent.agent_name (/root; calls: a worker)
 
     def merge(self, other: Profile) -> Profile:
         """Both profiles' variants (usage stays on only if both keep it)."""
@@ -116,6 +117,7 @@ PROFILES: dict[str, Profile] = {
     "no-usage": Profile(usage=False),
     "stored": Profile(stored=True),
     "cache-write": Profile(cache_writes=True),
+    "multi-agent": Profile(multi_agent=True),
 }
 """Named profiles for ``tracer upstream --profile`` and a script's ``profile`` key."""
 
