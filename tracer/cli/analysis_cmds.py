@@ -1,4 +1,4 @@
-"""Commands that explain a session: inspect, cache, latency, turn, stats, cost."""
+"""Commands that explain a session: inspect, cache, latency, turn, stats, cost, findings."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from typing import Annotated
 import typer
 
 from tracer.analysis import InspectReport, load
+from tracer.analysis.findings import find, findings_failures, group
 from tracer.analysis.load import active_pricing, load_turn, stats_row
 from tracer.analysis.model import Summary, TraceStats
-from tracer.cli.app import app
+from tracer.cli.app import CLIError, app
 from tracer.cli.options import JsonFlag, PricingOpt, TraceFile
 from tracer.views.cost import render_cost
+from tracer.views.findings import render_findings
 from tracer.views.inspect import (
     render_cache,
     render_inspect,
@@ -154,3 +156,37 @@ def cost(
     else:
         render_cost(reports, table, stdout_console())
     return 0
+
+
+@app.command()
+def findings(
+    files: Annotated[list[Path], typer.Argument(help="Trace files.", show_default=False)],
+    json: JsonFlag = False,
+    pricing: PricingOpt = None,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            help="A finding CODE, or waste_usd>X: exit 3 when the traces have it.",
+        ),
+    ] = None,
+) -> int:
+    """What went wrong, what it cost and what to change, ranked; grouped over many traces."""
+    found = [(str(f), find(load_report(f, quiet=json, pricing=pricing))) for f in files]
+    try:
+        failures = findings_failures(found, fail_on or [])
+    except ValueError as exc:
+        raise CLIError(str(exc), exit_code=2) from None
+    if json:
+        emit_json(
+            {
+                "traces": [{"trace": n, "findings": [f.to_json() for f in fs]} for n, fs in found],
+                "groups": group(found),
+                "failed": failures,
+            }
+        )
+    else:
+        render_findings(found, stdout_console())
+        for message in failures:
+            stderr_console().print(f"tracer: finding: {message}", markup=False)
+    return 3 if failures else 0

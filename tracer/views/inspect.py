@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tracer.analysis.model import FullTurn, InspectReport, Summary, TurnReport
+from tracer.views.findings import render_top_findings
 from tracer.views.fit import GAP, Column, fit_table, middle, natural_width
 from tracer.views.output import (
     elided,
@@ -174,8 +175,7 @@ def turn_rows(report: InspectReport) -> list[list[str | Text]]:
 
 
 def turn_table(report: InspectReport, *, width: int) -> tuple[Table, bool]:
-    """The turns table within ``width`` cells, with a timeline column when there is room
-    for one beside every column; and whether it has one."""
+    """The turns table in ``width`` cells, with a timeline column if there is room for it."""
     rows = turn_rows(report)
     room = width - natural_width(TURN_COLUMNS, rows) - GAP
     if room < _MIN_TIMELINE:
@@ -217,6 +217,7 @@ def render_inspect(report: InspectReport, console: Console) -> None:
         render_voice_turns(voiced, console)
     if not report.turns:
         render_connections(report, console)
+    render_top_findings(report, console)
 
 
 def render_connections(report: InspectReport, console: Console) -> None:
