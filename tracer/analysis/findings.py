@@ -14,6 +14,7 @@ from itertools import pairwise
 from typing import Any
 
 from tracer.analysis.model import InspectReport, TurnReport
+from tracer.vocab import plural
 
 __all__ = ["FINDING_CODES", "Finding", "find", "findings_failures", "group"]
 
@@ -106,7 +107,7 @@ def _cut_short(report: InspectReport) -> list[Finding]:
         Finding(
             "cut_short",
             "high",
-            f"{len(cut)} turn(s) cut short by their connection: "
+            f"{plural(len(cut), 'turn')} cut short by their connection: "
             + ", ".join(f"{c} x{n}" for c, n in codes.items()),
             "retry the turn on a new connection (with store=true, or resending its context); "
             "a 1011 is the service failing mid-response",
@@ -140,7 +141,7 @@ def _cache_losses(report: InspectReport) -> list[Finding]:
         Finding(
             "cache_loss_loop" if loop else "cache_loss",
             "high" if loop else _severity(report, cost, resent),
-            f"the cache was lost {len(losses)} time(s) ("
+            f"the cache was lost {plural(len(losses), 'time')} ("
             + ", ".join(f"{k} x{n}" for k, n in kinds.items())
             + f"); recovering resent {resent:,} bytes",
             _LOSS_CHANGE.get(kind, _LOSS_CHANGE["reconnect"]),
@@ -168,7 +169,7 @@ def _resends(report: InspectReport, reason: str, code: str) -> list[Finding]:
         Finding(
             code,
             _severity(report, cost, size),
-            f"{len(turns)} turn(s) resent {size:,} bytes of items the conversation already had",
+            f"{plural(len(turns), 'turn')} resent {size:,} bytes of items the conversation had",
             change,
             turns=[t.index for t in turns],
             connections=sorted({t.conn for t in turns}),
@@ -193,7 +194,7 @@ def _warmups(report: InspectReport) -> list[Finding]:
         Finding(
             "warmup_cost",
             _severity(report, cost - (saved or 0.0), None),
-            f"{len(pairs)} warm-up(s) cost ${cost:,.6f} and the turns after them saved "
+            f"{plural(len(pairs), 'warm-up')} cost ${cost:,.6f} and the turns after saved "
             f"${saved or 0.0:,.6f} by caching",
             "drop the warm-up (generate: false), or make its prefix the one the next turn sends",
             turns=[w.index for w, _ in pairs],
