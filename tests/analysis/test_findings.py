@@ -190,3 +190,13 @@ def test_the_command_its_json_groups_and_fail_on(tmp_path):
     bad = run_tracer("findings", *traces, "--fail-on", "no_such_code")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "Traceback" not in bad.stderr
+
+
+def test_the_report_lists_the_findings_with_links_to_their_turns(tmp_path):
+    page = tmp_path / "r.html"
+    trace = ROOT / "traces" / "reconnect.trace"
+    assert run_tracer("report", str(trace), "-o", str(page)).returncode == 0
+    html = page.read_text()
+    (loss,) = load(trace).report.cache_losses
+    assert "<ul id='findings'>" in html and "cache_loss: the cache was lost 1 time" in html
+    assert f'<a href="#turn-{loss.turn}">' in html and f'id="turn-{loss.turn}"' in html

@@ -14,8 +14,10 @@ from html import escape
 from typing import Any
 
 from tracer.analysis.diff import DiffReport
+from tracer.analysis.findings import find
 from tracer.analysis.metrics import judge, label, with_unit
 from tracer.analysis.model import InspectReport, TurnReport
+from tracer.views.findings import finding_line
 from tracer.views.output import elided
 from tracer.views.timeline import round_step
 from tracer.vocab import (
@@ -370,7 +372,7 @@ def _turn_table(report: InspectReport) -> str:
             status = f"cache lost ({t.cache_loss})"
         cls = " ".join(filter(None, ["turn", t.status, "loss" if t.cache_loss else ""]))
         rows.append(
-            f'<tr class="{cls}">'
+            f'<tr id="turn-{t.index}" class="{cls}">'
             + _cell(t.index)
             + _cell(t.conn)
             + _cell(status, cls="l status")
@@ -441,6 +443,23 @@ def _voice_table(report: InspectReport) -> str:
         f'<div class="table-wrap"><table id="voice" class="sortable"><thead><tr>{head}</tr>'
         f"</thead><tbody>{''.join(rows)}</tbody></table></div>" + _omitted(omitted)
     )
+
+
+def _findings(report: InspectReport) -> str:
+    """The session's findings, each linking to the turns it names (``tracer findings``)."""
+    found = find(report)
+    if not found:
+        return ""
+    items = []
+    for f in found:
+        links = " ".join(f'<a href="#turn-{i}">#{i}</a>' for i in f.turns[:20])
+        items.append(
+            f'<li class="{escape(f.severity)}"><b>{escape(f.severity)}</b> '
+            f"{escape(finding_line(f))}<br><span class='muted'>{escape(f.change)}</span>"
+            + (f"<br>turns {links}" if links else "")
+            + "</li>"
+        )
+    return f"<h2>Findings</h2><ul id='findings'>{''.join(items)}</ul>"
 
 
 def _timing_table(report: InspectReport) -> str:
@@ -592,6 +611,7 @@ def render_html(
         f"<h1>tracer report</h1><div class='sub'>{escape(name)}"
         f"{' · tracer ' + escape(version) if version else ''}</div>",
         _summary(report),
+        _findings(report),
     ]
     if report.turns:
         body += [
