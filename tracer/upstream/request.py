@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tracer.protocols.turns import dict_items
 from tracer.upstream.script import Profile, Script, Timing, TurnScript
 
 __all__ = ["Cached", "Request", "canonical", "conversation_depth", "response_object"]
@@ -97,7 +98,7 @@ class Request:
         threshold = next(
             (
                 c.get("compact_threshold")
-                for c in _dicts(body.get("context_management"))
+                for c in dict_items(body.get("context_management"))
                 if c.get("type") == "compaction" and isinstance(c.get("compact_threshold"), int)
             ),
             None,
@@ -186,7 +187,3 @@ def response_object(
         "user": None,
         "metadata": metadata if isinstance(metadata, dict) else {},
     }
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []

@@ -175,13 +175,8 @@ class UpstreamServer(TCPService):
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: RequestHead
     ) -> bool:
         """``POST /responses/compact``: one JSON answer, a ``response.compaction``."""
-        raw = await read_body(reader, head, MAX_BODY)
-        try:
-            body = json.loads(raw)
-            if not isinstance(body, dict):
-                raise ValueError
-        except (ValueError, RecursionError):
-            _json_error(writer, 400, "invalid_json", "The request body is not a JSON object.")
+        body = await _json_body(reader, writer, head)
+        if body is None:
             return True
         answer = self.engine.http_connection().compact(body)
         if answer.get("type") == "error":
@@ -195,13 +190,8 @@ class UpstreamServer(TCPService):
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: RequestHead
     ) -> bool:
         """Answer one POST; True when the connection may serve another request."""
-        raw = await read_body(reader, head, MAX_BODY)
-        try:
-            body = json.loads(raw)
-            if not isinstance(body, dict):
-                raise ValueError
-        except (ValueError, RecursionError):  # RecursionError: hostile nesting
-            _json_error(writer, 400, "invalid_json", "The request body is not a JSON object.")
+        body = await _json_body(reader, writer, head)
+        if body is None:
             return True
         conn = self.engine.http_connection()
         conn.timed = _asks_timing(head) and bool(body.get("stream"))  # an event: streams only
@@ -338,6 +328,21 @@ class _Session:
         await asyncio.gather(*self.workers, return_exceptions=True)
         if not self.ws.closed:
             await self.ws.close(1000, "", timeout=2.0)
+
+
+async def _json_body(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: RequestHead
+) -> dict[str, Any] | None:
+    """A POST's body as a JSON object; None, with a 400 answered, when it is not one."""
+    raw = await read_body(reader, head, MAX_BODY)
+    try:
+        body = json.loads(raw)
+        if isinstance(body, dict):
+            return body
+    except (ValueError, RecursionError):  # RecursionError: hostile nesting
+        pass
+    _json_error(writer, 400, "invalid_json", "The request body is not a JSON object.")
+    return None
 
 
 def _asks_timing(head: RequestHead) -> bool:
