@@ -86,8 +86,22 @@ class Engine:
         # store=true responses: made over HTTP, or over WebSocket with the "stored" profile.
         self.store: dict[str, Cached] = {}
         self.fired: set[int] = set()  # script turns whose one-shot fault has fired
+        # The "prefix-cache" profile: the prefixes of recent contexts (any connection).
+        self.prefixes: deque[list[tuple[str, int]]] = deque(maxlen=64)
         # One entry per create, as the server saw it (the tests' ground truth); bounded.
         self.log: deque[dict[str, Any]] = deque(maxlen=100_000)
+
+    def cached_prefix(self, pieces: list[tuple[str, int]]) -> int:
+        """Bytes of the longest prefix of ``pieces`` a recent context began with."""
+        best = 0
+        for seen in self.prefixes:
+            size = 0
+            for (digest, n), (other, _) in zip(pieces, seen, strict=False):
+                if digest != other:
+                    break
+                size += n
+            best = max(best, size)
+        return best
 
     def connection(self) -> Connection:
         """State for a new WebSocket connection (connection-scoped cache, lanes)."""
@@ -245,6 +259,8 @@ class Connection:
                 ),
             )
         req = Request.of(body, lane, prev, chain, self.engine.script)
+        if req.profile.prefix_cache:
+            req.prefix_cached_bytes = self.engine.cached_prefix(req.prefix())
         response_id = self._id("resp")
         entry: dict[str, Any] = {
             "conn": self.name,
@@ -279,6 +295,8 @@ class Connection:
             cached = Cached(response_id, req.context + output, req.instructions, req.tools_json)
             if status == "completed":
                 self.lanes[lane] = cached
+                if req.profile.prefix_cache:  # the prompt, as the next one may begin
+                    self.engine.prefixes.append(req.prefix())
                 if self._store is not None and response["store"]:
                     self._store[response_id] = cached
             else:
@@ -388,8 +406,12 @@ class Connection:
         return True
 
     def _fault_for(self, req: Request) -> Fault | None:
-        """The script's fault for this turn; a one-shot fault fires once per depth."""
+        """The script's fault for this turn; a one-shot fault fires once per depth (over
+        the fault's transport, when it names one)."""
         fault = req.turn.fault
+        here = "http" if self.http else "websocket"
+        if fault is not None and fault.transport and fault.transport != here:
+            return None
         if fault is not None and not fault.repeat:
             if req.depth in self.engine.fired:
                 return None

@@ -3,6 +3,7 @@ continues, the script's answer, the usage it costs, and the Response object it s
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,16 @@ class Request:
     model: str
     profile: Profile
     compact_threshold: int | None = None  # context_management: compact past these tokens
+    prefix_cached_bytes: int = 0  # the "prefix-cache" profile: a prefix seen before
+
+    def prefix(self) -> list[tuple[str, int]]:
+        """The context as the service caches it, piece by piece: tools, instructions, then
+        each item (a digest and a size in bytes); a prefix is cached up to its first change."""
+        pieces = [self.tools_json, self.instructions or ""]
+        pieces += [canonical(i) for i in self.context]
+        return [
+            (hashlib.sha256(p.encode()).hexdigest()[:32], len(p.encode())) for p in pieces
+        ]
 
     @classmethod
     def of(
@@ -144,6 +155,7 @@ class Request:
                 cached_bytes += len(instructions.encode())
             if chain.tools_json == tools_json:
                 cached_bytes += len(tools_json)
+        cached_bytes = max(cached_bytes, self.prefix_cached_bytes)
         details = {"cached_tokens": cached_bytes // 4}
         if writes:
             details["cache_write_tokens"] = context_bytes // 4 - cached_bytes // 4

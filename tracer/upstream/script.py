@@ -64,6 +64,7 @@ class Fault:
     status: int = 500
     stall_ms: float = 0.0  # for "stall": a pause before the remaining events
     repeat: bool = False  # fire every time the turn is reached, not only the first time
+    transport: str = ""  # "websocket" or "http": fire only over that transport ("": both)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class Profile:
     stored: bool = False  # store=true responses resolve from any connection, WS or HTTP
     cache_writes: bool = False  # usage reports cache_write_tokens (the gpt-5.6 generation)
     multi_agent: bool = False  # output items carry agent.agent_name (/root; calls: a worker)
+    prefix_cache: bool = False  # a create's longest prefix seen before is cached (any conn)
 
     def merge(self, other: Profile) -> Profile:
         """Both profiles' variants (usage stays on only if both keep it)."""
@@ -118,6 +120,7 @@ PROFILES: dict[str, Profile] = {
     "stored": Profile(stored=True),
     "cache-write": Profile(cache_writes=True),
     "multi-agent": Profile(multi_agent=True),
+    "prefix-cache": Profile(prefix_cache=True),
 }
 """Named profiles for ``tracer upstream --profile`` and a script's ``profile`` key."""
 
@@ -299,11 +302,14 @@ def _fault(d: Any, where: str) -> Fault | None:
         "status": int,
         "stall_ms": float,
         "repeat": bool,
+        "transport": str,
     }
     unknown = set(d) - set(fields) - {"kind"}
     if unknown:
         raise ScriptError(f"{where}: unknown key(s) {sorted(unknown)}")
     values = {k: _get(d, k, typ, getattr(f, k), where) for k, typ in fields.items() if k in d}
+    if values.get("transport", "") not in ("", "websocket", "http"):
+        raise ScriptError(f"{where}: 'transport' must be websocket or http")
     return replace(f, **values)
 
 
