@@ -10,13 +10,21 @@ Which items were new, resent or referenced is the context model's decision
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from tracer.analysis.contents import TurnContent, content_of
 from tracer.analysis.context import Account, ContextModel
 from tracer.analysis.items import json_bytes, summarise_item
-from tracer.analysis.model import CacheLoss, TurnDetail, TurnReport, VoiceReport, span_ms
+from tracer.analysis.model import (
+    FAILED_STATUSES,
+    CacheLoss,
+    TurnDetail,
+    TurnReport,
+    VoiceReport,
+    span_ms,
+)
 from tracer.analysis.pricing import DEFAULT_PRICING, Cost, Pricing
 from tracer.protocols.base import Tokens
 from tracer.protocols.events import TurnAmended
@@ -34,6 +42,13 @@ create may carry a million."""
 # Request fields that are not context: comparing them across creates means nothing.
 _NOT_CONTEXT = frozenset(["type", "input", "previous_response_id", "stream_id", "generate"])
 
+# Request fields a cached prefix depends on, in the order the service builds the prefix
+# (a model or cache key of its own routes elsewhere); the input items follow them.
+_PREFIX_FIELDS = ("model", "prompt_cache_key", "tools", "instructions")
+
+RETRY_WINDOW = 16
+"""Failed turns kept as candidates for a later create that repeats one (a retry)."""
+
 
 @dataclass(slots=True)
 class _Start:
@@ -44,6 +59,8 @@ class _Start:
     resent_field_bytes: int = 0
     model: str | None = None
     warmup: bool = False
+    prefix_change: str | None = None
+    retry_of: int | None = None
 
 
 class Analyser:
@@ -74,6 +91,8 @@ class Analyser:
         self._started: dict[int, _Start] = {}  # turn index -> what its start learned
         self._seen_items: dict[int, tuple[str, str]] = {}  # for content_of: one copy each
         self._by_index: dict[int, TurnReport] = {}  # a late timing event amends its turn
+        # Failed turns (index, input item hashes) a later create may repeat, newest last.
+        self._failed: deque[tuple[int, tuple[int, ...]]] = deque(maxlen=RETRY_WINDOW)
 
     def start(self, t: Turn) -> None:
         """Context accounting of a create, in the order creates were sent."""
@@ -95,6 +114,10 @@ class Analyser:
             k: json_bytes(v, sort=True) for k, v in t.request.items() if k not in _NOT_CONTEXT
         }
         resent_fields = sorted(k for k, v in fields.items() if conv.last_fields.get(k) == v)
+        prefix_change = account.prefix_change
+        if conv.last_fields:
+            changed = (k for k in _PREFIX_FIELDS if fields.get(k) != conv.last_fields.get(k))
+            prefix_change = next(changed, prefix_change)
         conv.last_fields = fields
         model = t.request.get("model", t.model)
         self._started[t.index] = _Start(
@@ -103,9 +126,21 @@ class Analyser:
             resent_field_bytes=sum(len(fields[k]) for k in resent_fields),
             model=model if isinstance(model, str) else None,
             warmup=t.warmup,
+            prefix_change=prefix_change,
+            retry_of=self._retry_of(account.hashes),
         )
         # The request body can be large (a full resend): it is not needed any more.
         t.request = {}
+
+    def _retry_of(self, hashes: list[int]) -> int | None:
+        """The failed turn whose input this create repeats at its end (a retry: the same
+        new items, alone or after the history they continued), newest first."""
+        for k in range(len(self._failed) - 1, -1, -1):
+            index, before = self._failed[k]
+            if before and len(hashes) >= len(before) and tuple(hashes[-len(before) :]) == before:
+                del self._failed[k]
+                return index
+        return None
 
     def _describe(
         self, item: Any, h: int, resent: bool, size: int, reason: str | None
@@ -134,6 +169,8 @@ class Analyser:
             self.contents[t.index].answered(t.output)
         tokens = _tokens(t)
         cost = self.pricing.cost(started.model, tokens)
+        if t.status in FAILED_STATUSES and cache_loss is None:
+            self._failed.append((t.index, tuple(acct.hashes)))
         self._keep(
             t,
             TurnReport(
@@ -187,6 +224,8 @@ class Analyser:
                 injected_items=len(t.injected),
                 rejected_injections=list(t.rejected),
                 agents=_agents(t.output),
+                prefix_change=started.prefix_change,
+                retry_of=started.retry_of,
                 **_money(cost, acct),
             ),
         )

@@ -49,6 +49,10 @@ class Conversation:
     loss: CacheLoss | None = None  # a cache loss that awaits its recovery turn
     last_fields: dict[str, bytes] = field(default_factory=dict)  # the last create's fields
     compacted: Counter[int] = field(default_factory=Counter)  # what its last compaction gave
+    # The context its latest completed turn stood for (item hashes: input, then output) and
+    # that turn's response id; None when unknown (a chain tracer did not see start).
+    context: list[int] | None = None
+    last_response: str | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +67,9 @@ class Account:
     chain: tuple[int, int] | None  # what previous_response_id stood for: items, bytes
     reconnect: bool  # the turn moved the conversation to a new socket with no live chain
     compacted: list[bool] = field(default_factory=list)  # per item: a compaction's output
+    # Without previous_response_id: the first input item that differs from the context of
+    # the conversation's latest turn ("input[3]"), where a cached prefix ends.
+    prefix_change: str | None = None
 
     @property
     def compacted_items(self) -> int:
@@ -150,7 +157,10 @@ class ContextModel:
         chain = (prev.items, prev.bytes) if prev is not None else None
         if turn.continues:
             chain = self._held.get(turn.conn)
-        return Account(conv, hashes, sizes, resent, reason, chain, reconnect, compacted)
+        account = Account(conv, hashes, sizes, resent, reason, chain, reconnect, compacted)
+        if turn.previous_response_id is None and conv.context:
+            account.prefix_change = _first_difference(conv.context, hashes)
+        return account
 
     def inject(self, account: Account, items: list[Any]) -> None:
         """Items the server accepted into a running response: input of that turn, new or
@@ -215,6 +225,15 @@ class ContextModel:
             conv.compacted = Counter(
                 h for h, o in zip(out_hashes, outputs, strict=True) if o.get("type") == "compaction"
             )
+        if turn.status == "completed" and not turn.continues:
+            if turn.previous_response_id is None:
+                conv.context = account.hashes + out_hashes
+            elif turn.previous_response_id == conv.last_response and conv.context is not None:
+                conv.context.extend(account.hashes)  # in place: a long chain stays linear
+                conv.context.extend(out_hashes)
+            else:
+                conv.context = None
+            conv.last_response = turn.response_id
         if turn.continues:  # the server keeps what it was sent and what it answered
             held_items, held_bytes = self._held.get(turn.conn, (0, 0))
             self._held[turn.conn] = (
@@ -249,3 +268,11 @@ class ContextModel:
         if prev is not None:
             return "evicted" if prev.conn == turn.conn else "reconnect"
         return "reconnect" if turn.previous_response_id in self._ended else "not_found"
+
+
+def _first_difference(before: list[int], now: list[int]) -> str | None:
+    """Where ``now`` stops repeating ``before`` ("input[i]"); None when it repeats all of it."""
+    for i, (a, b) in enumerate(zip(before, now, strict=False)):
+        if a != b:
+            return f"input[{i}]"
+    return f"input[{len(now)}]" if len(now) < len(before) else None

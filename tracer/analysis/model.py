@@ -127,6 +127,10 @@ class TurnReport:
     injected_items: int = 0  # of the input items, injected into the running response
     rejected_injections: list[str] = field(default_factory=list)  # the refusals' codes
     agents: list[str] = field(default_factory=list)  # agent names in a multi-agent output
+    # The first request field (or "input[i]") that differs from the conversation's previous
+    # create, in the order a cached prefix is built: where the cache hit ends.
+    prefix_change: str | None = None
+    retry_of: int | None = None  # the failed turn this create repeats (a retry)
 
     COMPARED = (
         "request_bytes",

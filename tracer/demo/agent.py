@@ -80,6 +80,9 @@ class AgentConfig:
     api_key: str = "sk-demo-0000000000000000000000"  # fake; tracer redacts it anyway
     tool_delay: float = 0.0  # seconds the local "tools" take
     include_reasoning: bool = False  # ask for encrypted reasoning (as the Codex CLI does)
+    # From this turn on, the instructions carry the turn's number (as an agent that puts
+    # the time into its system prompt): every create's cached prefix ends there.
+    stamp_instructions_from: int | None = None
 
 
 @dataclass
@@ -236,6 +239,9 @@ class _Agent:
             "tools": TOOLS,
             "store": self.cfg.transport == "http",
         }
+        stamp = self.cfg.stamp_instructions_from
+        if stamp is not None and self.run.turns >= stamp:
+            body["instructions"] = f"{INSTRUCTIONS}\nThis is turn {self.run.turns}."
         if self.cfg.include_reasoning:
             body["include"] = ["reasoning.encrypted_content"]
         if self.cfg.resend_full_history or prev is None:
