@@ -5,6 +5,7 @@ log; the shapes the demo agent cannot produce are tables of frames."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from tracer.analysis.load import load
 from tracer.analysis.pricing import Pricing, load_pricing
 from tracer.analysis.session import analyse
 from tracer.trace.records import Close, Open
+from tracer.upstream.script import default_script, parse_profile
 
 PRICES = {"input": 2.0, "cached_input": 0.5, "output": 8.0}
 
@@ -200,3 +202,58 @@ def test_the_report_lists_the_findings_with_links_to_their_turns(tmp_path):
     (loss,) = load(trace).report.cache_losses
     assert "<ul id='findings'>" in html and "cache_loss: the cache was lost 1 time" in html
     assert f'<a href="#turn-{loss.turn}">' in html and f'id="turn-{loss.turn}"' in html
+
+
+def test_a_changed_prefix_collapses_the_cache_hit_rate(tmp_path):
+    """An agent that stamps its instructions from turn 4 on, over HTTP against a service
+    that caches prompt prefixes: the hit rate falls on every stamped turn, and the finding
+    names the instructions. Hit rates and lost tokens come from the upstream's log."""
+    path = tmp_path / "stamp.trace"
+    upstream = replace(default_script(), profile=parse_profile("prefix-cache"))
+    options = dict(transport="http", resend_full_history=True, warmup=False)
+    log = record_demo(path, upstream, stamp_instructions_from=4, **options)
+    report = report_of(path)
+    (f,) = [f for f in find(report) if f.code == "cache_hit_collapse"]
+    usage = [(e["usage"]["input_tokens"], e["usage"]["input_tokens_details"]["cached_tokens"])
+             for e in log]  # fmt: skip
+    rates = [c / i for i, c in usage]
+    fell = [n for n in range(1, len(rates)) if rates[n] < max(rates[:n]) / 2]
+    assert fell == list(range(4, len(log))) and f.turns == fell
+    assert f.figures["causes"] == {"instructions": len(fell)}
+    lost = sum(min(usage[n - 1][0], usage[n][0]) - usage[n][1] for n in fell)
+    assert f.figures["lost_cached_tokens"] == lost
+    assert f.figures["best_hit_rate"] == round(max(rates[:4]), 4)
+    # The same agent without the stamp keeps its hit rate: no collapse.
+    clean = tmp_path / "clean.trace"
+    record_demo(clean, upstream, **options)
+    assert "cache_hit_collapse" not in codes(report_of(clean))
+
+
+def _create(n: int, items: list, usage: tuple[int, int]) -> list:
+    done = {"id": f"r{n}", "output": [{"type": "message", "role": "assistant",
+            "content": [{"type": "output_text", "text": f"a{n}"}]}],
+            "usage": {"input_tokens": usage[0], "output_tokens": 1,
+                      "input_tokens_details": {"cached_tokens": usage[1]}}}  # fmt: skip
+    return [
+        (100 * n, C, {"type": "response.create", "input": items}),
+        (100 * n + 5, S, {"type": "response.completed", "response": done}),
+    ]
+
+
+def test_an_edited_earlier_item_is_named_as_where_the_prefix_changed():
+    answer = [
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": a}]}
+        for a in ("a0", "a1")
+    ]
+    u = [{"role": "user", "content": f"u{n}"} for n in range(3)]
+    edited = {"role": "user", "content": "u1, edited"}
+    frames = [
+        *_create(0, [u[0]], (100, 0)),
+        *_create(1, [u[0], answer[0], u[1]], (200, 180)),
+        *_create(2, [u[0], answer[0], edited, answer[1], u[2]], (300, 20)),
+    ]
+    report = analyse(script("wss://h/v1/responses", frames))
+    assert [t.prefix_change for t in report.turns] == [None, None, "input[2]"]
+    (f,) = [f for f in find(report) if f.code == "cache_hit_collapse"]
+    assert f.turns == [2] and f.figures["causes"] == {"input[2]": 1}
+    assert f.figures["lost_cached_tokens"] == 200 - 20

@@ -9,11 +9,18 @@ measures anything the report does not hold.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from tracer.analysis.model import InspectReport, TurnReport
+from tracer.analysis.finding import (
+    FINDING_CODES,
+    SEVERITY_ORDER,
+    Finding,
+    severity_of,
+    usd_of,
+)
+from tracer.analysis.model import InspectReport
+from tracer.analysis.retries import cache_collapse, retries
 from tracer.vocab import plural
 
 __all__ = ["FINDING_CODES", "Finding", "find", "findings_failures", "group"]
@@ -21,64 +28,14 @@ __all__ = ["FINDING_CODES", "Finding", "find", "findings_failures", "group"]
 LONG_CONNECTION_MS = 55 * 60 * 1000.0
 """A WebSocket connection this long is near the service's 60-minute limit."""
 
-FINDING_CODES = {
-    "cut_short": "turns cut short by a connection's close or drop",
-    "cache_loss_loop": "the cache was lost again and again",
-    "cache_loss": "a lost cache, and its price",
-    "chain_resend": "history resent on a live chain",
-    "transport_resend": "history resent over HTTP without previous_response_id",
-    "warmup_cost": "warm-ups that cost more than they saved",
-    "repeated_fields": "large request fields repeated every turn",
-    "long_connection": "a connection near the 60-minute limit",
-    "service_queue": "time to first token spent in the service's queue",
-    "client_time": "the agent's own time dominates the session",
-}
-"""Every finding code, in the order of their usual weight."""
-
-_SEVERITY = {"high": 0, "medium": 1, "low": 2}
-
-
-@dataclass(slots=True)
-class Finding:
-    """One thing that went wrong (or cost more than it needed), and what to change."""
-
-    code: str
-    severity: str  # high, medium, low
-    what: str  # what happened, in words
-    change: str  # what to change
-    turns: list[int] = field(default_factory=list)
-    connections: list[int] = field(default_factory=list)
-    bytes: int | None = None  # bytes it cost (resent, repeated)
-    cost_usd: float | None = None  # money it cost (an estimate where the figure is one)
-    time_ms: float | None = None  # time it cost
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _severity(report: InspectReport, cost: float | None, size: int | None) -> str:
-    """High when it is a tenth of what the session cost (or sent), medium from 1%."""
-    s = report.summary
-    if cost is not None and s.cost_usd:
-        share = cost / s.cost_usd
-    elif size is not None and s.bytes_sent:
-        share = size / s.bytes_sent
-    else:
-        return "low"
-    return "high" if share >= 0.10 else "medium" if share >= 0.01 else "low"
-
-
-def _usd(turns: list[TurnReport], name: str = "resent_usd") -> float | None:
-    values = [getattr(t, name) for t in turns if getattr(t, name) is not None]
-    return round(sum(values), 6) if values else None
-
 
 def find(report: InspectReport) -> list[Finding]:
     """The session's findings, the weightiest first."""
     found = [
         *_cut_short(report),
+        *retries(report),
         *_cache_losses(report),
+        *cache_collapse(report),
         *_resends(report, "chain", "chain_resend"),
         *_resends(report, "transport", "transport_resend"),
         *_warmups(report),
@@ -89,7 +46,7 @@ def find(report: InspectReport) -> list[Finding]:
     ]
     order = list(FINDING_CODES)
     return sorted(
-        found, key=lambda f: (_SEVERITY[f.severity], -(f.cost_usd or 0.0), order.index(f.code))
+        found, key=lambda f: (SEVERITY_ORDER[f.severity], -(f.cost_usd or 0.0), order.index(f.code))
     )
 
 
@@ -133,14 +90,14 @@ def _cache_losses(report: InspectReport) -> list[Finding]:
     by_index = {t.index: t for t in report.turns}
     recovery = [by_index[x.recovery_turn] for x in losses if x.recovery_turn in by_index]
     resent = sum(x.recovery_resent_bytes or 0 for x in losses)
-    cost = _usd(recovery)
+    cost = usd_of(recovery)
     kinds = Counter(x.kind for x in losses)
     loop = len(losses) >= 3
     kind = kinds.most_common(1)[0][0]
     return [
         Finding(
             "cache_loss_loop" if loop else "cache_loss",
-            "high" if loop else _severity(report, cost, resent),
+            "high" if loop else severity_of(report, cost, resent),
             f"the cache was lost {plural(len(losses), 'time')} ("
             + ", ".join(f"{k} x{n}" for k, n in kinds.items())
             + f"); recovering resent {resent:,} bytes",
@@ -159,7 +116,7 @@ def _resends(report: InspectReport, reason: str, code: str) -> list[Finding]:
     if not turns:
         return []
     size = sum(t.resent_bytes for t in turns)
-    cost = _usd(turns)
+    cost = usd_of(turns)
     change = (
         "send only the new items with previous_response_id: the server holds the rest"
         if reason == "chain"
@@ -168,7 +125,7 @@ def _resends(report: InspectReport, reason: str, code: str) -> list[Finding]:
     return [
         Finding(
             code,
-            _severity(report, cost, size),
+            severity_of(report, cost, size),
             f"{plural(len(turns), 'turn')} resent {size:,} bytes of items the conversation had",
             change,
             turns=[t.index for t in turns],
@@ -186,14 +143,14 @@ def _warmups(report: InspectReport) -> list[Finding]:
     pairs = [
         (w, nxt) for w, nxt in pairwise(turns) if w.warmup and not nxt.warmup and nxt.conn == w.conn
     ]
-    cost = _usd([w for w, _ in pairs], "cost_usd")
-    saved = _usd([n for _, n in pairs], "saved_by_cache_usd")
+    cost = usd_of([w for w, _ in pairs], "cost_usd")
+    saved = usd_of([n for _, n in pairs], "saved_by_cache_usd")
     if not pairs or cost is None or cost <= (saved or 0.0):
         return []
     return [
         Finding(
             "warmup_cost",
-            _severity(report, cost - (saved or 0.0), None),
+            severity_of(report, cost - (saved or 0.0), None),
             f"{plural(len(pairs), 'warm-up')} cost ${cost:,.6f} and the turns after saved "
             f"${saved or 0.0:,.6f} by caching",
             "drop the warm-up (generate: false), or make its prefix the one the next turn sends",
