@@ -174,6 +174,13 @@ def rerun(
         bool,
         typer.Option(help="Send full resends as chained creates with only the new items."),
     ] = False,
+    transport: Annotated[
+        str,
+        typer.Option(
+            metavar="recorded|websocket",
+            help="websocket: send recorded HTTP creates over one WebSocket instead.",
+        ),
+    ] = "recorded",
     api_key_env: Annotated[
         str, typer.Option(help="Environment variable with the key for Authorization: Bearer.")
     ] = "OPENAI_API_KEY",
@@ -188,6 +195,8 @@ def rerun(
     from tracer.wire import ConnectError
     from tracer.wire.http import UpstreamGone
 
+    if transport not in ("recorded", "websocket"):
+        raise CLIError(f"--transport takes recorded or websocket; not {transport!r}", exit_code=2)
     try:
         base = upstream_ws_base(upstream)
     except ValueError as exc:
@@ -213,6 +222,7 @@ def rerun(
                 keep_client_time=keep_client_time,
                 incremental=incremental,
                 requests=requests,
+                http_over_websocket=transport == "websocket",
             )
         )
         stopper = asyncio.create_task(stop.wait())

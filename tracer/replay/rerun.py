@@ -151,6 +151,7 @@ async def rerun(
     incremental: bool = False,
     turn_timeout: float = 300.0,
     requests: Sequence[RecordedRequest] = (),
+    http_over_websocket: bool = False,
 ) -> RerunResult:
     """Re-send every recorded connection's client messages and every recorded HTTP request,
     one after another in recorded order.
@@ -162,43 +163,90 @@ async def rerun(
     result = RerunResult()
     state = _Rerun(result, incremental)
     base = upstream.rstrip("/")
-    loop = asyncio.get_running_loop()
     work: list[tuple[int, RecordedConnection | RecordedRequest]] = [
         *((c.exchanges[0].t_client, c) for c in recorded),
         *((r.t_request, r) for r in requests),
     ]
-    for _, conn in sorted(work, key=lambda w: w[0]):
-        if isinstance(conn, RecordedRequest):
-            http = "http" + base.removeprefix("ws")
-            await _rerun_request(conn, http, recorder, headers or [], state, turn_timeout)
-            continue
-        ws = await connect_websocket(base + conn.path, headers=headers or [])
-        tap_websocket(ws, recorder, conn.path)
-        result.connections += 1
-        state.chains.clear()  # a new connection starts with an empty cache
-        last_end: float | None = None
-        recorded_end = conn.exchanges[0].t_client
-        try:
-            for exchange in conn.exchanges:
-                if exchange.client is not None:
-                    if keep_client_time and last_end is not None:
-                        wait = (exchange.t_client - recorded_end) / 1e9 - (loop.time() - last_end)
-                        if wait > 0:
-                            await asyncio.sleep(wait)
-                    payload, body = state.prepare(exchange)
-                    opcode = WsOpcode(int(exchange.client_opcode or 1))
-                    await ws.send_frame(opcode, payload)
-                    result.messages += 1
-                    if body is not None:
-                        final = await asyncio.wait_for(_await_end(ws, body), turn_timeout)
-                        result.turns += 1
-                        state.learn(final, exchange, body)
-                    last_end = loop.time()
-                if exchange.server:
-                    recorded_end = exchange.server[-1].t_ns
-        finally:
-            await ws.close()
+    shared: WebSocket | None = None  # the one socket HTTP creates move to
+    try:
+        for _, conn in sorted(work, key=lambda w: w[0]):
+            if isinstance(conn, RecordedRequest):
+                if http_over_websocket and conn.path.endswith("/responses"):
+                    if shared is None:
+                        shared = await connect_websocket(base + conn.path, headers=headers or [])
+                        tap_websocket(shared, recorder, conn.path)
+                        result.connections += 1
+                    await _request_over(shared, conn, state, turn_timeout)
+                    continue
+                http = "http" + base.removeprefix("ws")
+                await _rerun_request(conn, http, recorder, headers or [], state, turn_timeout)
+                continue
+            await _rerun_connection(conn, base, recorder, headers, keep_client_time, state,
+                                    turn_timeout)  # fmt: skip
+    finally:
+        if shared is not None:
+            await shared.close()
     return result
+
+
+async def _request_over(ws: WebSocket, req: RecordedRequest, state: _Rerun, timeout: float) -> None:
+    """A recorded HTTP create sent as a ``response.create`` on a WebSocket (its transport
+    fields dropped), ids rewritten and, with ``--incremental``, chained."""
+    body = loads(req.body)
+    if not isinstance(body, dict):
+        state.result.errors.append("not_a_create")
+        return
+    body = {"type": "response.create", **body}
+    for name in ("stream", "background"):
+        body.pop(name, None)
+    exchange = Exchange(json.dumps(body).encode(), Opcode.TEXT, req.t_request, list(req.answer))
+    payload, create = state.prepare(exchange)
+    await ws.send_frame(WsOpcode.TEXT, payload)
+    state.result.messages += 1
+    if create is not None:
+        final = await asyncio.wait_for(_await_end(ws, create), timeout)
+        state.result.turns += 1
+        state.learn(final, exchange, create)
+
+
+async def _rerun_connection(
+    conn: RecordedConnection,
+    base: str,
+    recorder: Recorder,
+    headers: list[tuple[str, str]] | None,
+    keep_client_time: bool,
+    state: _Rerun,
+    turn_timeout: float,
+) -> None:
+    """One recorded WebSocket connection, message by message."""
+    result = state.result
+    loop = asyncio.get_running_loop()
+    ws = await connect_websocket(base + conn.path, headers=headers or [])
+    tap_websocket(ws, recorder, conn.path)
+    result.connections += 1
+    state.chains.clear()  # a new connection starts with an empty cache
+    last_end: float | None = None
+    recorded_end = conn.exchanges[0].t_client
+    try:
+        for exchange in conn.exchanges:
+            if exchange.client is not None:
+                if keep_client_time and last_end is not None:
+                    wait = (exchange.t_client - recorded_end) / 1e9 - (loop.time() - last_end)
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                payload, body = state.prepare(exchange)
+                opcode = WsOpcode(int(exchange.client_opcode or 1))
+                await ws.send_frame(opcode, payload)
+                result.messages += 1
+                if body is not None:
+                    final = await asyncio.wait_for(_await_end(ws, body), turn_timeout)
+                    result.turns += 1
+                    state.learn(final, exchange, body)
+                last_end = loop.time()
+            if exchange.server:
+                recorded_end = exchange.server[-1].t_ns
+    finally:
+        await ws.close()
 
 
 async def _rerun_request(

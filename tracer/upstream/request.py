@@ -84,9 +84,7 @@ class Request:
         each item (a digest and a size in bytes); a prefix is cached up to its first change."""
         pieces = [self.tools_json, self.instructions or ""]
         pieces += [canonical(i) for i in self.context]
-        return [
-            (hashlib.sha256(p.encode()).hexdigest()[:32], len(p.encode())) for p in pieces
-        ]
+        return [(hashlib.sha256(p.encode()).hexdigest()[:32], len(p.encode())) for p in pieces]
 
     @classmethod
     def of(
