@@ -1,4 +1,5 @@
-"""Commands that explain a session: inspect, cache, latency, turn, stats, cost, findings."""
+"""Commands that explain a session: inspect, cache, latency, turn, stats, cost, findings,
+whatif."""
 
 from __future__ import annotations
 
@@ -190,3 +191,34 @@ def findings(
         for message in failures:
             stderr_console().print(f"tracer: finding: {message}", markup=False)
     return 3 if failures else 0
+
+
+@app.command()
+def whatif(
+    file: TraceFile,
+    mode: Annotated[
+        str,
+        typer.Option(
+            metavar="websocket-incremental|http-resend",
+            help="websocket-incremental: chained over one WebSocket, only new items sent; "
+            "http-resend: an HTTP request per turn, each sending its whole context.",
+        ),
+    ] = "websocket-incremental",
+    turns: Annotated[bool, typer.Option("--turns", help="Also one row per turn.")] = False,
+    json: JsonFlag = False,
+    pricing: PricingOpt = None,
+) -> int:
+    """What the same session would have sent, cost and waited over another transport (an
+    offline projection, estimates marked), side by side with what was recorded."""
+    from tracer.analysis.whatif import MODES, project
+    from tracer.views.whatif import render_whatif
+
+    if mode not in MODES:
+        raise CLIError(f"--mode takes one of {', '.join(MODES)}; not {mode!r}", exit_code=2)
+    report = load_report(file, quiet=json, pricing=pricing)
+    projection = project(report, mode, active_pricing(pricing))
+    if json:
+        emit_json({"trace": str(file), **projection.to_json()})
+    else:
+        render_whatif(str(file), projection, stdout_console(), turns=turns)
+    return 0
