@@ -20,6 +20,7 @@ from tests.conftest import ROOT, assert_clean_error, run_tracer
 from tracer.analysis import diff_files, load
 from tracer.analysis.metrics import label
 from tracer.tui.app import DiffScreen, FramesScreen, InspectorApp
+from tracer.tui.findings import FindingsScreen
 
 RECONNECT = ROOT / "traces" / "reconnect.trace"
 INCREMENTAL = ROOT / "traces" / "incremental.trace"
@@ -236,3 +237,27 @@ def test_the_docs_show_what_the_inspector_prints():
     screen = {line.rstrip() for line in (SNAPSHOTS / "main_80x24.txt").read_text().splitlines()}
     lines = [" 15 turns" + sample.splitlines()[0], *sample.splitlines()[1:]]
     assert len(lines) >= 3 and all(line.rstrip() in screen for line in lines), lines
+
+
+async def test_the_findings_panel_lists_them_and_leads_to_their_turns():
+    proc = run_tracer("findings", str(RECONNECT), "--json")
+    expected = json.loads(proc.stdout)["traces"][0]["findings"]
+    assert expected, "the reconnect sample has findings"
+    app = app_for(RECONNECT)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("w")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, FindingsScreen)
+        rows = table_rows(screen.query_one("#findings", DataTable))
+        assert [r[1] for r in rows] == [f["code"] for f in expected]
+        body = static_text(screen.query_one("#finding-body", Static))
+        assert expected[0]["change"][:40] in body.replace("\n", " ")
+        target = next(f for f in expected if f["turns"])
+        for _ in range(expected.index(target)):
+            await pilot.press("down")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, FindingsScreen)
+        table = app.query_one("#turns", DataTable)
+        assert table_rows(table)[table.cursor_row][0] == str(target["turns"][0])

@@ -108,8 +108,13 @@ def _falls(report: InspectReport) -> list[_Fall]:
     best: dict[int, TurnReport] = {}  # conversation -> its best hit turn
     last: dict[int, TurnReport] = {}
     fell: list[_Fall] = []
+    # A lost cache's recovery is the cache_loss finding's: its cause is known.
+    recovered = {x.recovery_turn for x in report.cache_losses}
     for t in report.turns:
         if t.warmup or not t.input_tokens or t.cached_tokens is None:
+            continue
+        if t.index in recovered or t.resent_reason == "cache_loss":
+            last[t.conversation] = t
             continue
         top, before = best.get(t.conversation), last.get(t.conversation)
         last[t.conversation] = t

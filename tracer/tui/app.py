@@ -22,6 +22,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from tracer.analysis.diff import DiffReport, TurnDiff
+from tracer.analysis.findings import find
 from tracer.analysis.model import InspectReport, TurnReport
 from tracer.analysis.search import frame_matches, turn_matches
 from tracer.analysis.session import Session, select_frames
@@ -29,6 +30,7 @@ from tracer.live import follow
 from tracer.trace.format import TraceError
 from tracer.trace.reader import open_trace
 from tracer.trace.records import Frame, Record
+from tracer.tui.findings import FindingsScreen
 from tracer.tui.render import (
     TURN_COLUMNS,
     diff_text,
@@ -165,12 +167,18 @@ class InspectorApp(App[None]):
     DiffScreen { align: center middle; }
     #diff-box { width: 80%; max-width: 90; height: 80%; border: round $primary; padding: 0 1;
                 background: $surface; }
+    FindingsScreen { align: center middle; }
+    #findings-box { width: 90%; max-width: 110; height: 85%; border: round $primary;
+                    padding: 0 1; background: $surface; }
+    #findings { height: auto; max-height: 50%; }
+    #finding-body { height: auto; padding-top: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("slash", "filter", "Filter"),
         Binding("f", "frames", "Frames"),
         Binding("d", "diff", "Diff"),
+        Binding("w", "findings", "What went wrong"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -368,3 +376,17 @@ class InspectorApp(App[None]):
             return
         row = next((r for r in self.against.turns if r.a == t.index), None)
         self.push_screen(DiffScreen(row, self.against.a, self.against.b))
+
+    def action_findings(self) -> None:
+        self.push_screen(FindingsScreen(find(self.report)), self._go_to_turn)
+
+    def _go_to_turn(self, index: int | None) -> None:
+        """Select turn ``index`` in the list (clearing a filter that hides it)."""
+        if index is None:
+            return
+        if all(t.index != index for t in self.shown):
+            self.action_clear_filter()
+        for row, t in enumerate(self.shown):
+            if t.index == index:
+                self.query_one("#turns", DataTable).move_cursor(row=row)
+                self._show_detail()

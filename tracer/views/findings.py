@@ -11,7 +11,7 @@ from tracer.analysis.findings import Finding, find, group
 from tracer.analysis.model import InspectReport
 from tracer.vocab import plural, size, usd
 
-__all__ = ["SEVERITY_STYLE", "finding_line", "render_findings", "render_top_findings"]
+__all__ = ["SEVERITY_STYLE", "finding_line", "render_findings", "render_top_findings", "where"]
 
 SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "dim"}
 
@@ -27,6 +27,17 @@ def finding_line(f: Finding) -> str:
         if text
     ]
     return f"{f.code}: {f.what}" + (f" ({', '.join(costs)})" if costs else "")
+
+
+def where(f: Finding, limit: int = 12) -> str:
+    """Where a finding happened: "turns 1, 2; connections 3" (the first ``limit`` each)."""
+    parts = []
+    if f.turns:
+        more = " …" if len(f.turns) > limit else ""
+        parts.append("turns " + ", ".join(map(str, f.turns[:limit])) + more)
+    if f.connections:
+        parts.append("connections " + ", ".join(map(str, f.connections[:limit])))
+    return "; ".join(parts)
 
 
 def render_top_findings(report: InspectReport, console: Console, top: int = 3) -> None:
@@ -49,17 +60,9 @@ def render_findings(found: list[tuple[str, list[Finding]]], console: Console) ->
                 f"  [{SEVERITY_STYLE[f.severity]}]{f.severity:6}[/] {finding_line(f)}",
                 highlight=False,
             )
-            where = []
-            if f.turns:
-                where.append(
-                    "turns "
-                    + ", ".join(map(str, f.turns[:12]))
-                    + (" …" if len(f.turns) > 12 else "")
-                )
-            if f.connections:
-                where.append("connections " + ", ".join(map(str, f.connections[:12])))
-            if where:
-                console.print(f"         where: {'; '.join(where)}", style="dim", markup=False)
+            places = where(f)
+            if places:
+                console.print(f"         where: {places}", style="dim", markup=False)
             console.print(f"         change: {f.change}", markup=False)
     if len(found) > 1:
         table = Table(title="by code, over every trace", box=None, header_style="bold")
