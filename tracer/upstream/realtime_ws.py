@@ -1,4 +1,5 @@
-"""The scripted upstream's Realtime WebSocket: the asyncio shell around ``realtime.py``."""
+"""The scripted upstream's live WebSockets: the asyncio shells around ``realtime.py`` and
+``gemini.py``."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any
 
 from websockets.frames import Opcode
 
+from tracer.upstream.gemini import GeminiConnection
 from tracer.upstream.realtime import RealtimeConnection, Reply, Response
 from tracer.wire import WebSocket
 
-__all__ = ["serve_realtime"]
+__all__ = ["serve_gemini", "serve_realtime"]
 
 
 def _dumps(event: dict[str, Any]) -> str:
@@ -96,3 +98,22 @@ async def _respond(conn: RealtimeConnection, ws: WebSocket, response: Response) 
         await ws.close(response.close, "scripted failure")
         return
     await ws.send_text(_dumps(conn.finish(response)))
+
+
+async def serve_gemini(conn: GeminiConnection, ws: WebSocket) -> None:
+    """Serve one Gemini Live session: each client message's replies, with their delays."""
+    while True:
+        message = await ws.recv_message()
+        if message is None:
+            return
+        try:
+            body = json.loads(message[1])
+        except (ValueError, RecursionError):
+            body = None
+        if not isinstance(body, dict):
+            await ws.close(1007, "Request contains an invalid argument.")
+            return
+        for reply in conn.receive(body):
+            if reply.delay:
+                await asyncio.sleep(reply.delay / 1000)
+            await ws.send_text(_dumps(reply.message))

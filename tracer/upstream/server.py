@@ -27,8 +27,9 @@ from tracer.upstream.engine import (
     Plan,
     error_event,
 )
+from tracer.upstream.gemini import GeminiEngine
 from tracer.upstream.realtime import RealtimeEngine, RealtimeScript
-from tracer.upstream.realtime_ws import serve_realtime
+from tracer.upstream.realtime_ws import serve_gemini, serve_realtime
 from tracer.upstream.script import Script, default_script
 from tracer.wire import (
     HTTPError,
@@ -81,6 +82,7 @@ class UpstreamServer(TCPService):
             script or default_script(), single_flight=single_flight, max_pending=max_pending
         )
         self.realtime = RealtimeEngine(realtime or self.engine.script.realtime)
+        self.gemini = GeminiEngine(self.engine.script)  # BidiGenerateContent: Gemini Live
         # Called with each accepted WebSocket, e.g. to tap the server's own view of it.
         self.on_connect = on_connect
         self.connections = 0
@@ -104,6 +106,9 @@ class UpstreamServer(TCPService):
                 path = head.path.split("?", 1)[0].rstrip("/")
                 if path.endswith("/realtime") and head.is_websocket_upgrade:
                     await self._realtime(reader, writer, head)
+                    return
+                if path.endswith("BidiGenerateContent") and head.is_websocket_upgrade:
+                    await self._gemini(reader, writer, head)
                     return
                 compact = path.endswith("/responses/compact")
                 if not path.endswith("/responses") and not compact:
@@ -144,6 +149,17 @@ class UpstreamServer(TCPService):
         self._turn_states += 1
         return [("x-codex-turn-state", f"ts_{script.seed}_{self._turn_states}"),
                 ("openai-model", script.model)]  # fmt: skip
+
+    async def _gemini(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: RequestHead
+    ) -> None:
+        self.connections += 1
+        ws = await accept_websocket(reader, writer, head, max_size=self.max_frame)
+        if self.on_connect is not None:
+            self.on_connect(ws, head)
+        await serve_gemini(self.gemini.connection(), ws)
+        if not ws.closed:
+            await ws.close(1000, "", timeout=2.0)
 
     async def _realtime(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: RequestHead
