@@ -91,7 +91,7 @@ def done(rid: str, status: str = "completed", **extra: Any) -> dict[str, Any]:
             "wss://generativelanguage.googleapis.com/ws/x.BidiGenerateContent",
             "websocket",
             None,
-            None,
+            "gemini-live",
         ),
     ],
 )
@@ -108,7 +108,9 @@ def test_the_upgrade_claims_a_connection(url, transport, subprotocol, expected):
         (True, "input_audio_buffer.append", "realtime"),
         (False, "session.created", "realtime"),
         (False, "response.created", None),  # a server event claims nothing on its own
-        (True, "setup", None),
+        (True, "setup", "gemini-live"),
+        (False, "setupComplete", "gemini-live"),
+        (True, "hello", None),
     ],
 )
 def test_a_first_message_claims_a_connection(client, kind, expected):
@@ -427,10 +429,10 @@ def test_a_session_resumed_on_a_new_connection_resends_its_history():
 
 def test_an_unknown_protocol_gets_connection_figures_and_no_turns():
     records = script(
-        "wss://h/ws/x.BidiGenerateContent",
+        "wss://h/v1/agents/stream",
         [
-            (0, C, {"setup": {"model": "models/gemini-live"}}),
-            (5, S, {"setupComplete": {}}),
+            (0, C, {"hello": {"model": "some-live-model"}}),
+            (5, S, {"welcome": {}}),
             (6, C, {"type": "response.created"}),  # a lookalike a server could send: no claim
             (7, S, b"\x00not json"),
         ],

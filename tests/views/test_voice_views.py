@@ -77,12 +77,12 @@ def test_inspect_speaks_of_a_voice_session_in_its_terms(tmp_path: Path):
 
 def test_a_connection_no_protocol_claims_is_said_to_be_not_understood(tmp_path: Path):
     trace = write(
-        tmp_path / "gemini.trace",
+        tmp_path / "unknown.trace",
         script(
-            "wss://h/ws/x.BidiGenerateContent",
+            "wss://h/v1/agents/stream",
             [
-                (0, C, {"setup": {"model": "models/gemini-live"}}),
-                (5, S, {"setupComplete": {}}),
+                (0, C, {"hello": {"model": "some-live-model"}}),
+                (5, S, {"welcome": {}}),
             ],
             close=(9, 1000),
         ),

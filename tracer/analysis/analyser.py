@@ -338,7 +338,7 @@ def _referenced(t: Turn, acct: Account) -> tuple[int, int]:
     """Items and bytes the turn referred to and did not resend (what its chain, or the
     connection's conversation, stood for)."""
     if t.error_code == "previous_response_not_found" or (
-        t.continues and t.response_id is None  # refused before it started
+        t.continues and t.t_first_event is None  # refused before the server started it
     ):
         return 0, 0  # the server held nothing to refer to
     chain_items, chain_bytes = acct.chain or (0, 0)
@@ -371,6 +371,7 @@ def _voice(t: Turn) -> VoiceReport | None:
         interrupted=v.interrupted,
         output_audio_cut_s=v.seconds(v.cut_bytes, v.output_rate) if v.interrupted else None,
         silence_ms=v.silence_ms,
+        speech_end=v.speech_end if v.t_speech_stopped is not None else None,
     )
 
 

@@ -52,7 +52,7 @@ def span_ms(a: int | None, b: int | None) -> float | None:
 
 @dataclass(slots=True)
 class VoiceReport:
-    """The voice part of a turn (the Realtime API): audio each way and voice latency."""
+    """The voice part of a turn (Realtime, Gemini Live): audio each way and voice latency."""
 
     input_audio_s: float | None  # seconds of audio appended for the turn
     output_audio_s: float | None  # seconds of audio streamed in the turn
@@ -63,6 +63,10 @@ class VoiceReport:
     interrupted: bool  # talked over, cancelled, or its audio truncated by the client
     output_audio_cut_s: float | None  # seconds of streamed audio the client did not play
     silence_ms: int | None = None  # the turn detection's silence_duration_ms
+    # Where the speech's end (voice latency's start) comes from: "server" (the service's
+    # speech_stopped), "client" (its end-of-audio message), "estimate" (the last audible
+    # input audio: the service gave no end); None without one.
+    speech_end: str | None = None
 
 
 @dataclass(slots=True)

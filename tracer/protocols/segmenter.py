@@ -169,9 +169,11 @@ class Segmenter(Book):
         side = "client" if client else "server"
         body = loads(frame.payload) if _OBJECT.match(frame.payload) else None
         kind = body.get("type") if isinstance(body, dict) else None
-        if c.sniffed < SNIFF_MESSAGES and (isinstance(kind, str) or c.transport == "http"):
+        # A message with no type may be named by its one key (Gemini Live's "setup").
+        name = kind if kind is not None or not body else next(iter(body))
+        if c.sniffed < SNIFF_MESSAGES and (isinstance(name, str) or c.transport == "http"):
             c.sniffed += 1
-            protocol = claim_message(client, kind if isinstance(kind, str) else "")
+            protocol = claim_message(client, name if isinstance(name, str) else "")
             if protocol is not None:
                 reader = protocol.reader(self, c)
                 c.protocol, c.reader = protocol.name, reader

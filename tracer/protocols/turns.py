@@ -53,8 +53,8 @@ def loads(data: bytes) -> Any:
 
 @dataclass(slots=True)
 class VoiceTurn:
-    """What a voice protocol (Realtime) knows of a turn besides the core: audio in and out
-    and the moments voice latency is measured between (ns; None: never seen)."""
+    """What a voice protocol (Realtime, Gemini Live) knows of a turn besides the core: audio
+    in and out and the moments voice latency is measured between (ns; None: never seen)."""
 
     input_audio_bytes: int = 0  # PCM bytes appended for the turn (decoded from base64)
     output_audio_bytes: int = 0  # PCM bytes of output audio streamed in the turn
@@ -70,6 +70,9 @@ class VoiceTurn:
     items: list[str] = field(default_factory=list)  # output item ids
     audio_item: str | None = None  # the user audio item that started the turn
     text: bool = False  # the turn's output was text (no audio expected)
+    # Where t_speech_stopped comes from: "server" (the service's event), "client" (the
+    # client's end-of-audio message) or "estimate" (the last audible input audio).
+    speech_end: str | None = "server"
 
     def seconds(self, n: int, rate: int) -> float | None:
         return round(n / rate, 3) if rate else None

@@ -1,4 +1,4 @@
-"""Voice sessions (the Realtime API) in their own terms: the voice line of the summary, the
+"""Voice sessions (Realtime, Gemini Live) in their own terms: the voice line of the summary, the
 voice turns table, a voice turn's lines, and the voice latency percentiles."""
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ VOICE_COLUMNS = [
 VOICE_LEGEND = (
     "trigger: client (a create) or vad (the server heard the speech end); audio: seconds; "
     "ttfa: turn start to first audio; voice: speech end to first audio; waits: the same plus "
-    "the detection's silence, what the speaker waits"
+    "the detection's silence, what the speaker waits; ~: the speech end estimated (the "
+    "service gave none: the last audible input audio)"
 )
 
 
@@ -87,7 +88,7 @@ def voice_rows(turns: list[TurnReport]) -> list[list[str | Text]]:
                 audio_seconds(v.input_audio_s) if v.input_audio_s else "-",
                 audio_seconds(v.output_audio_s) if v.output_audio_s else "-",
                 ms(v.ttfa_ms),
-                ms(v.voice_latency_ms),
+                ms(v.voice_latency_ms) + ("~" if v.speech_end == "estimate" else ""),
                 ms(v.perceived_latency_ms),
                 ms(t.duration_ms),
                 Text(status, style=STATUS.get(t.status, "")),
@@ -116,6 +117,12 @@ def voice_percentiles(s: Summary) -> str:
     )
 
 
+SPEECH_END = {
+    "client": ": the end the client sent",
+    "estimate": "; an estimate: the service gave no speech end, the last audible input audio",
+}
+
+
 def render_voice_turn(t: TurnReport, console: Console) -> None:
     v = t.voice
     assert v is not None
@@ -128,7 +135,8 @@ def render_voice_turn(t: TurnReport, console: Console) -> None:
         f"first audio {ms(v.ttfa_ms)} after the turn began"
     )
     if v.voice_latency_ms is not None:
-        line += f"; voice latency {ms(v.voice_latency_ms)} (speech end to first audio)"
+        line += f"; voice latency {ms(v.voice_latency_ms)} (speech end to first audio"
+        line += SPEECH_END.get(v.speech_end or "", "") + ")"
     if v.perceived_latency_ms is not None:
         line += f", the speaker waits {ms(v.perceived_latency_ms)}"
     if v.transcription_delay_ms is not None:

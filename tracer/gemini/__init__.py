@@ -1,0 +1,1 @@
+"""Gemini Live (``BidiGenerateContent``): its protocol model (``tracer.gemini.model``)."""
