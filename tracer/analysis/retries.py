@@ -40,7 +40,7 @@ def retries(report: InspectReport) -> list[Finding]:
         failed, last = chain[:-1], chain[-1]
         sockets = {t.conn for t in chain if t.transport == "websocket"}
         errors = Counter(t.error_code or t.status for t in failed)
-        where = dict(turns=[t.index for t in chain], connections=sorted({t.conn for t in chain}))
+        turns, conns = [t.index for t in chain], sorted({t.conn for t in chain})
         wasted = sum(t.request_bytes for t in failed)
         said = ", ".join(f"{c} x{n}" for c, n in errors.items())
         if len(sockets) >= STORM_CONNECTIONS:
@@ -51,7 +51,7 @@ def retries(report: InspectReport) -> list[Finding]:
                 f"failed ({said})",
                 "find what ends the connections (a proxy's idle timeout, the service's 1011) "
                 "and back off between reconnects",
-                **where, bytes=wasted, time_ms=_span_ms(chain[0], last),
+                turns=turns, connections=conns, bytes=wasted, time_ms=_span_ms(chain[0], last),
                 figures={"attempts": len(chain), "errors": dict(errors)},
             ))  # fmt: skip
         else:
@@ -65,7 +65,7 @@ def retries(report: InspectReport) -> list[Finding]:
                 + "went over HTTP",
                 "fix the WebSocket failures (see cut_short): over HTTP each turn resends its "
                 "history unless it chains with previous_response_id and store=true",
-                **where, time_ms=_span_ms(chain[0], last),
+                turns=turns, connections=conns, time_ms=_span_ms(chain[0], last),
                 figures={"websocket_attempts": len(failed), "http_turns": len(after),
                          "http_resent_bytes": sum(t.resent_bytes for t in after),
                          "http_resent_usd": usd_of(after)},

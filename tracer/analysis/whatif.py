@@ -129,7 +129,9 @@ def _priced(pricing: Pricing, t: TurnReport, fig: Figures, written: int | None) 
     return cost.total if cost is not None else None
 
 
-def _chained(t: TurnReport, rec: Figures, pricing: Pricing, seen: set[int], setup: float | None):
+def _chained(
+    t: TurnReport, rec: Figures, pricing: Pricing, seen: set[int], setup: float | None
+) -> Figures:
     """A turn as a chained create on its conversation's one WebSocket."""
     fig = replace(rec, connections=int(t.conversation not in seen))
     seen.add(t.conversation)
