@@ -25,7 +25,7 @@ from typing import Any
 from tracer.upstream.realtime import tone
 from tracer.upstream.script import Script, Timing, default_script
 
-__all__ = ["AUDIO_TOKENS_PER_S", "GeminiConnection", "GeminiEngine", "Reply"]
+__all__ = ["AUDIO_TOKENS_PER_S", "GeminiConnection", "GeminiEngine", "Reply", "peak"]
 
 AUDIO_TOKENS_PER_S = 32  # as Gemini counts audio
 OUTPUT_RATE = 24_000  # samples per second of the answers' PCM16 audio
@@ -54,7 +54,8 @@ def _rate(mime: Any, default: int) -> int:
     return int(found.group(1)) if found else default
 
 
-def _peak(pcm: bytes) -> int:
+def peak(pcm: bytes) -> int:
+    """The peak amplitude of 16-bit PCM."""
     samples = memoryview(pcm[: len(pcm) // 2 * 2]).cast("h")
     return max((abs(s) for s in samples), default=0)
 
@@ -120,7 +121,7 @@ class GeminiConnection:
             except (binascii.Error, ValueError):
                 return []
             self.audio_rate = _rate(_get(blob, "mimeType"), self.audio_rate)
-            if _peak(pcm) >= SPEECH:
+            if peak(pcm) >= SPEECH:
                 self.heard = True
                 self.audio_in += len(pcm)
             elif self.heard:  # quiet after speech: the voice detection ends the turn

@@ -1,5 +1,5 @@
-"""The scripted upstream's live WebSockets: the asyncio shells around ``realtime.py`` and
-``gemini.py``."""
+"""The scripted upstream's live WebSockets: the asyncio shells around ``realtime.py``,
+``gemini.py`` and ``live.py``."""
 
 from __future__ import annotations
 
@@ -7,15 +7,19 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from websockets.frames import Opcode
 
-from tracer.upstream.gemini import GeminiConnection
+from tracer.upstream.gemini import Reply as LiveReply
 from tracer.upstream.realtime import RealtimeConnection, Reply, Response
 from tracer.wire import WebSocket
 
-__all__ = ["serve_gemini", "serve_realtime"]
+__all__ = ["serve_live", "serve_realtime"]
+
+
+class _Answers(Protocol):
+    def receive(self, message: dict[str, Any]) -> list[LiveReply]: ...
 
 
 def _dumps(event: dict[str, Any]) -> str:
@@ -100,8 +104,9 @@ async def _respond(conn: RealtimeConnection, ws: WebSocket, response: Response) 
     await ws.send_text(_dumps(conn.finish(response)))
 
 
-async def serve_gemini(conn: GeminiConnection, ws: WebSocket) -> None:
-    """Serve one Gemini Live session: each client message's replies, with their delays."""
+async def serve_live(conn: _Answers, ws: WebSocket) -> None:
+    """Serve one Gemini Live or OpenAI Live session: each client message's replies, with
+    their delays."""
     while True:
         message = await ws.recv_message()
         if message is None:

@@ -27,9 +27,10 @@ from tracer.upstream.engine import (
     Plan,
     error_event,
 )
-from tracer.upstream.gemini import GeminiEngine
+from tracer.upstream.gemini import GeminiConnection, GeminiEngine
+from tracer.upstream.live import LiveConnection, LiveEngine
 from tracer.upstream.realtime import RealtimeEngine, RealtimeScript
-from tracer.upstream.realtime_ws import serve_gemini, serve_realtime
+from tracer.upstream.realtime_ws import serve_live, serve_realtime
 from tracer.upstream.script import Script, default_script
 from tracer.wire import (
     HTTPError,
@@ -83,6 +84,7 @@ class UpstreamServer(TCPService):
         )
         self.realtime = RealtimeEngine(realtime or self.engine.script.realtime)
         self.gemini = GeminiEngine(self.engine.script)  # BidiGenerateContent: Gemini Live
+        self.live = LiveEngine(self.engine.script)  # /v1/live/sessions: OpenAI Live
         # Called with each accepted WebSocket, e.g. to tap the server's own view of it.
         self.on_connect = on_connect
         self.connections = 0
@@ -108,7 +110,10 @@ class UpstreamServer(TCPService):
                     await self._realtime(reader, writer, head)
                     return
                 if path.endswith("BidiGenerateContent") and head.is_websocket_upgrade:
-                    await self._gemini(reader, writer, head)
+                    await self._live(reader, writer, head, self.gemini.connection())
+                    return
+                if path.endswith("/live/sessions") and head.is_websocket_upgrade:
+                    await self._live(reader, writer, head, self.live.connection())
                     return
                 compact = path.endswith("/responses/compact")
                 if not path.endswith("/responses") and not compact:
@@ -150,14 +155,18 @@ class UpstreamServer(TCPService):
         return [("x-codex-turn-state", f"ts_{script.seed}_{self._turn_states}"),
                 ("openai-model", script.model)]  # fmt: skip
 
-    async def _gemini(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: RequestHead
+    async def _live(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        head: RequestHead,
+        conn: GeminiConnection | LiveConnection,
     ) -> None:
         self.connections += 1
         ws = await accept_websocket(reader, writer, head, max_size=self.max_frame)
         if self.on_connect is not None:
             self.on_connect(ws, head)
-        await serve_gemini(self.gemini.connection(), ws)
+        await serve_live(conn, ws)
         if not ws.closed:
             await ws.close(1000, "", timeout=2.0)
 
