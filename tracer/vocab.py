@@ -201,11 +201,13 @@ PROTOCOLS = {  # ConnectionReport.protocol, TurnReport.protocol
     "responses": "Responses API",
     "realtime": "Realtime API",
     "gemini-live": "Gemini Live",
+    "openai-live": "OpenAI Live API",
 }
 REFERENCED_BY = {  # TurnReport.protocol: what its referenced items stood on
     "responses": "referenced by previous_response_id",
     "realtime": "held by the connection's conversation",
     "gemini-live": "held by the session",
+    "openai-live": "held by the session",
 }
 NOT_UNDERSTOOD = "not understood"  # a connection no protocol claimed (protocol null)
 

@@ -372,6 +372,8 @@ def _voice(t: Turn) -> VoiceReport | None:
         output_audio_cut_s=v.seconds(v.cut_bytes, v.output_rate) if v.interrupted else None,
         silence_ms=v.silence_ms,
         speech_end=v.speech_end if v.t_speech_stopped is not None else None,
+        billed_s=v.billed_s,
+        context_ratio=v.context_ratio,
     )
 
 

@@ -64,9 +64,12 @@ class VoiceReport:
     output_audio_cut_s: float | None  # seconds of streamed audio the client did not play
     silence_ms: int | None = None  # the turn detection's silence_duration_ms
     # Where the speech's end (voice latency's start) comes from: "server" (the service's
-    # speech_stopped), "client" (its end-of-audio message), "estimate" (the last audible
-    # input audio: the service gave no end); None without one.
+    # speech_stopped), "client" (its end-of-audio message), "transcript" (the input
+    # transcript's end_ms: an estimate), "estimate" (the last audible input audio); None
+    # without one.
     speech_end: str | None = None
+    billed_s: float | None = None  # seconds the service billed for the turn (OpenAI Live)
+    context_ratio: float | None = None  # the context window's use after it (OpenAI Live)
 
 
 @dataclass(slots=True)

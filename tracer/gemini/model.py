@@ -37,7 +37,7 @@ from tracer.protocols.events import Event, TurnEnded, TurnStarted
 from tracer.protocols.turns import Connection, Turn, VoiceTurn, loads
 from tracer.trace.records import Close, Frame
 
-__all__ = ["GEMINI_LIVE", "GeminiLiveProtocol", "GeminiLiveReader", "message_kind"]
+__all__ = ["GEMINI_LIVE", "GeminiLiveProtocol", "GeminiLiveReader", "audible", "message_kind"]
 
 SILENCE_PEAK = 500
 """Peak PCM16 amplitude under which an input audio chunk counts as silence."""
@@ -100,7 +100,8 @@ def _pcm(data: str) -> bytes:
         return b""
 
 
-def _audible(pcm: bytes) -> bool:
+def audible(pcm: bytes) -> bool:
+    """Whether 16-bit PCM reaches SILENCE_PEAK anywhere."""
     samples = array.array("h")
     samples.frombytes(pcm[: len(pcm) // 2 * 2])
     if sys.byteorder != "little":  # pragma: no cover - the wire is little-endian
@@ -275,7 +276,7 @@ class GeminiLiveReader(Reader):
             pcm = _pcm(data)
             self.input_rate = _rate(_get(blob, "mimeType"), self.input_rate)
             self.audio_in += len(pcm)
-            if _audible(pcm):
+            if audible(pcm):
                 self.t_last_audible = frame.t_ns
         ended = _get(value, "audioStreamEnd") or _get(value, "activityEnd") is not None
         if ended and self.audio_in and self.current is None:

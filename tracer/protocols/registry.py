@@ -10,13 +10,14 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from tracer.gemini.model import GEMINI_LIVE
+from tracer.openai_live.model import OPENAI_LIVE
 from tracer.protocols.base import Protocol
 from tracer.realtime.model import REALTIME
 from tracer.responses.model import RESPONSES
 
 __all__ = ["PROTOCOLS", "claim_message", "claim_open", "protocol_named"]
 
-PROTOCOLS: tuple[Protocol, ...] = (REALTIME, GEMINI_LIVE, RESPONSES)
+PROTOCOLS: tuple[Protocol, ...] = (REALTIME, OPENAI_LIVE, GEMINI_LIVE, RESPONSES)
 """In the order they are asked: the more specific claims first (a Realtime client sends
 ``response.create`` too)."""
 

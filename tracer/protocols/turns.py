@@ -71,8 +71,11 @@ class VoiceTurn:
     audio_item: str | None = None  # the user audio item that started the turn
     text: bool = False  # the turn's output was text (no audio expected)
     # Where t_speech_stopped comes from: "server" (the service's event), "client" (the
-    # client's end-of-audio message) or "estimate" (the last audible input audio).
+    # client's end-of-audio message), "transcript" (the input transcript's end_ms, placed
+    # on the appends' timeline) or "estimate" (the last audible input audio).
     speech_end: str | None = "server"
+    billed_s: float | None = None  # seconds the service billed for the turn (OpenAI Live)
+    context_ratio: float | None = None  # the context window's use after the turn (Live)
 
     def seconds(self, n: int, rate: int) -> float | None:
         return round(n / rate, 3) if rate else None

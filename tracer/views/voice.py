@@ -58,11 +58,14 @@ VOICE_COLUMNS = [
     Column("total", drop=0),
     Column("status", "left", drop=0, elide=True, least=19, cut="end"),
 ]
+ESTIMATED = frozenset(["estimate", "transcript"])
+"""Where a speech end is an estimate (the service sent none)."""
+
 VOICE_LEGEND = (
     "trigger: client (a create) or vad (the server heard the speech end); audio: seconds; "
     "ttfa: turn start to first audio; voice: speech end to first audio; waits: the same plus "
     "the detection's silence, what the speaker waits; ~: the speech end estimated (the "
-    "service gave none: the last audible input audio)"
+    "service gave none: the input transcript's end, or the last audible input audio)"
 )
 
 
@@ -88,7 +91,7 @@ def voice_rows(turns: list[TurnReport]) -> list[list[str | Text]]:
                 audio_seconds(v.input_audio_s) if v.input_audio_s else "-",
                 audio_seconds(v.output_audio_s) if v.output_audio_s else "-",
                 ms(v.ttfa_ms),
-                ms(v.voice_latency_ms) + ("~" if v.speech_end == "estimate" else ""),
+                ms(v.voice_latency_ms) + ("~" if v.speech_end in ESTIMATED else ""),
                 ms(v.perceived_latency_ms),
                 ms(t.duration_ms),
                 Text(status, style=STATUS.get(t.status, "")),
@@ -119,6 +122,7 @@ def voice_percentiles(s: Summary) -> str:
 
 SPEECH_END = {
     "client": ": the end the client sent",
+    "transcript": "; an estimate: the input transcript's end_ms, placed on the audio sent",
     "estimate": "; an estimate: the service gave no speech end, the last audible input audio",
 }
 
