@@ -1,0 +1,50 @@
+"""The OpenAI Live API from a client that sends what the real service's recordings show
+(``tests/clients/live_client.py``), recorded through ``tracer record`` against the scripted
+upstream: two spoken answers, the speech end placed from the input transcript, usage in
+seconds. Ground truth: the client's account and the upstream's log."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, record_client
+from tracer.analysis.load import load
+from tracer.upstream import running_upstream
+from tracer.upstream.live import CONTEXT_WINDOW_S
+
+CLIENT = ROOT / "tests" / "clients" / "live_client.py"
+
+
+def test_a_live_session_recorded_and_explained(tmp_path: Path):
+    trace = tmp_path / "live.trace"
+    with running_upstream() as upstream:
+        _, client = record_client(
+            f"http://127.0.0.1:{upstream.port}/v1", trace, [sys.executable, str(CLIENT)]
+        )
+        log = list(upstream.live.log)
+    report = load(trace).report
+    turns = report.turns
+    assert report.summary.protocols == {"openai-live": 1}
+    assert len(turns) == len(log) == len(client["answers"]) == 2
+    assert client["closed"] == "session.closed"
+    assert [t.trigger for t in turns] == ["vad", "vad"]
+    assert all(t.status == "completed" and t.model == "gpt-live-1" for t in turns)
+    for t, entry, answer in zip(turns, log, client["answers"], strict=True):
+        v = t.voice
+        assert v is not None
+        assert v.output_audio_s == answer["audio"] / 48_000 == entry["output_audio_bytes"] / 48_000
+        assert v.speech_end == "transcript" and answer["heard_end_ms"] == entry["speech_end_ms"]
+        assert v.voice_latency_ms is not None and v.voice_latency_ms > 0
+        assert v.context_ratio == answer["usage"]["context_window"]["usage_ratio"]
+    # Audio in: everything appended, split between the answers at their transcripts.
+    assert sum(t.voice.input_audio_s for t in turns) == pytest.approx(client["appended"] / 48_000)
+    # Billed seconds: what each usage update added, adding up to the session's last one.
+    last = client["answers"][-1]["usage"]
+    billed = last["input_seconds"] + last["output_seconds"]
+    assert sum(t.voice.billed_s for t in turns) == pytest.approx(billed, abs=0.002)
+    assert turns[-1].voice.context_ratio == pytest.approx(billed / CONTEXT_WINDOW_S, abs=1e-4)
+    # The session holds the conversation: the second answer refers to the first.
+    assert turns[1].referenced_items > 0 and turns[1].conversation == turns[0].conversation
