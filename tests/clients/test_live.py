@@ -5,12 +5,13 @@ seconds. Ground truth: the client's account and the upstream's log."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, record_client
+from tests.conftest import ROOT, assert_clean_error, record_client, run_tracer
 from tracer.analysis.load import load
 from tracer.upstream import running_upstream
 from tracer.upstream.live import CONTEXT_WINDOW_S
@@ -48,3 +49,21 @@ def test_a_live_session_recorded_and_explained(tmp_path: Path):
     assert turns[-1].voice.context_ratio == pytest.approx(billed / CONTEXT_WINDOW_S, abs=1e-4)
     # The session holds the conversation: the second answer refers to the first.
     assert turns[1].referenced_items > 0 and turns[1].conversation == turns[0].conversation
+
+
+@pytest.mark.parametrize(("protocol", "spoken"), [("gemini-live", 1), ("openai-live", 2)])
+def test_the_demo_speaks_each_live_protocol(tmp_path: Path, protocol: str, spoken: int):
+    out = tmp_path / f"{protocol}.trace"
+    proc = run_tracer("demo", "--protocol", protocol, "-o", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["spoken_turns"] == spoken and data["verify"]["ok"]
+    assert data["summary"]["protocols"] == {protocol: 1}
+    report = load(out).report
+    vad = [t for t in report.turns if t.trigger == "vad"]
+    assert len(vad) == spoken
+    assert all(t.voice and t.voice.voice_latency_ms and t.voice.speech_end for t in vad)
+    text = run_tracer("inspect", str(out), env_extra={"COLUMNS": "160"}).stdout
+    assert "~" in text and "estimated" in text
+    bad = run_tracer("demo", "--protocol", "carrier-pigeon", "-o", str(out))
+    assert_clean_error(bad)

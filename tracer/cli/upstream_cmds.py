@@ -185,11 +185,22 @@ def demo(
             "--realtime", help="A voice agent on the Realtime API instead (spoken turns)."
         ),
     ] = False,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            metavar="responses|realtime|gemini-live|openai-live",
+            help="The API the demo agent speaks (realtime: as --realtime).",
+        ),
+    ] = "responses",
     json: JsonFlag = False,
 ) -> int:
     """Run the demo agent against the scripted upstream, record it, and show the result."""
-    if realtime:
-        return _voice_demo(output, json)
+    if protocol not in DEMO_PROTOCOLS:
+        raise CLIError(
+            f"--protocol takes one of {', '.join(DEMO_PROTOCOLS)}; not {protocol!r}", exit_code=2
+        )
+    if realtime or protocol != "responses":
+        return _voice_demo(output, json, "realtime" if realtime else protocol)
     cfg_script = _load_script(script, profile)
 
     async def main(stop: asyncio.Event) -> tuple[AgentRun, Integrity]:
@@ -249,17 +260,25 @@ def demo(
     return 0 if integrity.ok else 1
 
 
-def _voice_demo(output: Path, json: bool) -> int:
-    """``tracer demo --realtime``: the voice agent against the scripted Realtime endpoint."""
+DEMO_PROTOCOLS = ("responses", "realtime", "gemini-live", "openai-live")
+
+
+def _voice_demo(output: Path, json: bool, protocol: str) -> int:
+    """``tracer demo --protocol P``: a voice agent against the scripted live endpoint."""
+    from tracer.demo.live import LIVE_SCRIPT, run_gemini_agent, run_live_agent
+
+    runner = {"realtime": run_voice_agent, "gemini-live": run_gemini_agent,
+              "openai-live": run_live_agent}[protocol]  # fmt: skip
 
     async def main(stop: asyncio.Event) -> tuple[VoiceRun, Integrity]:
-        server = UpstreamServer(port=0)
+        server = UpstreamServer(LIVE_SCRIPT if protocol != "realtime" else None, port=0)
         await server.start()
         recorder = Recorder(
-            output, metadata={"source": "tracer demo --realtime", "upstream": server.base_url}
+            output,
+            metadata={"source": f"tracer demo --protocol {protocol}", "upstream": server.base_url},
         )
         try:
-            agent = asyncio.create_task(run_voice_agent(server.base_url, recorder))
+            agent = asyncio.create_task(runner(server.base_url, recorder))
             stopper = asyncio.create_task(stop.wait())
             await asyncio.wait({agent, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
@@ -290,7 +309,7 @@ def _voice_demo(output: Path, json: bool) -> int:
     else:
         console = stdout_console()
         spoken = (run.responses, run.spoken_turns)
-        render_voice_demo(str(output), spoken, integrity, report, console)
+        render_voice_demo(str(output), spoken, integrity, report, console, protocol)
         if report is not None:
             console.print()
             render_inspect(report, console)

@@ -174,6 +174,7 @@ class GeminiLiveReader(Reader):
         self.input_rate = DEFAULT_INPUT_RATE
         self.items: list[Any] = []  # what the session gained since the last turn
         self.audio_in = 0  # input audio bytes since the last turn
+        self.appended = 0  # input audio bytes in all: the session's audio timeline
         self.t_last_audible: int | None = None  # the last input chunk that was not silent
         self.current: Turn | None = None  # the turn the service is answering
         self.done: list[Turn] = []  # ended, reported when the next turn starts
@@ -276,6 +277,7 @@ class GeminiLiveReader(Reader):
             pcm = _pcm(data)
             self.input_rate = _rate(_get(blob, "mimeType"), self.input_rate)
             self.audio_in += len(pcm)
+            self.appended += len(pcm)
             if audible(pcm):
                 self.t_last_audible = frame.t_ns
         ended = _get(value, "audioStreamEnd") or _get(value, "activityEnd") is not None
@@ -293,10 +295,10 @@ class GeminiLiveReader(Reader):
             self.done.append(self.current)
             events += self._flush()
         heard = self.audio_in > 0
-        if heard:  # the audio is not in the trace's JSON: an item names it
-            self.items.append(
-                {"type": "message", "role": "user", "content": [{"type": "input_audio"}]}
-            )
+        if heard:  # the audio is not in the trace's JSON: an item names where it lies
+            audio = {"type": "input_audio", "from_byte": self.appended - self.audio_in,
+                     "bytes": self.audio_in}  # fmt: skip
+            self.items.append({"type": "message", "role": "user", "content": [audio]})
         voice = VoiceTurn(
             input_audio_bytes=self.audio_in,
             input_rate=self.input_rate,

@@ -216,7 +216,10 @@ class LiveReader(Reader):
             t_transcribed=self.t_transcribed,
             speech_end=source,
         )
-        items = [{"type": "message", "role": "user", "content": [{"type": "input_audio"}]}]
+        # The audio is not in the trace's JSON: the item names where it lies in the session.
+        heard = {"type": "input_audio", "from_byte": self.appended - self.audio_in,
+                 "bytes": self.audio_in}  # fmt: skip
+        items = [{"type": "message", "role": "user", "content": [heard]}]
         turn = Turn(
             index=self.seg.next_index(self.c),
             conn=self.c.conn,

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from tracer.analysis.model import InspectReport
 from tracer.trace.verify import Integrity
-from tracer.vocab import plural, turns_phrase
+from tracer.vocab import plural, protocol_label, turns_phrase
 
 if TYPE_CHECKING:
     from tracer.demo.agent import AgentRun
@@ -47,14 +47,16 @@ def render_voice_demo(
     integrity: Integrity,
     report: InspectReport | None,
     console: Console,
+    protocol: str = "realtime",
 ) -> None:
-    """``tracer demo --realtime``: the voice agent's run (``spoken``: the answers it got and
-    the times it spoke), and where it was recorded."""
+    """``tracer demo --protocol P``: the voice agent's run (``spoken``: the answers it got
+    and the times it spoke), and where it was recorded."""
     answers, spoken_turns = spoken
     turns = report.summary.turns if report is not None else answers
     console.print(
-        f"[bold]tracer demo --realtime[/bold]: the voice agent ran {plural(turns, 'turn')}, "
-        f"{spoken_turns} of them spoken, against the scripted Realtime endpoint"
+        f"[bold]tracer demo --protocol {protocol}[/bold]: the voice agent ran "
+        f"{plural(turns, 'turn')}, {spoken_turns} of them spoken, against the scripted "
+        f"{protocol_label(protocol)} endpoint"
     )
     state = "[green]ok[/green]" if integrity.ok else "[red]damaged[/red]"
     console.print(

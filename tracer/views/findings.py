@@ -64,7 +64,7 @@ def render_findings(found: list[tuple[str, list[Finding]]], console: Console) ->
             if places:
                 console.print(f"         where: {places}", style="dim", markup=False)
             console.print(f"         change: {f.change}", markup=False)
-    if len(found) > 1:
+    if len(found) > 1 and any(findings for _, findings in found):
         table = Table(title="by code, over every trace", box=None, header_style="bold")
         for column in ("code", "traces", "findings", "bytes", "cost"):
             table.add_column(column, justify="left" if column == "code" else "right")
