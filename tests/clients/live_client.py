@@ -6,6 +6,7 @@ appended, and per answer the audio and transcript it got and the usage it was to
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
 
@@ -19,7 +20,8 @@ CHUNK = 2 * 24 * 100  # 100 ms of 24 kHz PCM16
 async def main() -> None:
     base = os.environ["OPENAI_BASE_URL"].replace("http", "ws", 1).rstrip("/")
     headers = {"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"}
-    account: dict = {"appended": 0, "answers": [], "closed": None}
+    account: dict = {"appended": 0, "answers": [], "closed": None, "events": 0}
+    digest = hashlib.sha256()  # every event received, in order
     async with connect(f"{base}/live/sessions?model=gpt-live-1", additional_headers=headers) as ws:
         await ws.send(json.dumps({"type": "session.start",
                                   "session": {"model": "gpt-live-1", "store": True}}))  # fmt: skip
@@ -32,7 +34,10 @@ async def main() -> None:
                 account["appended"] += len(pcm[at : at + CHUNK])
             answer = {"audio": 0, "transcript": "", "heard_end_ms": None}
             while True:
-                event = json.loads(await ws.recv())
+                raw = await ws.recv()
+                digest.update(raw.encode() if isinstance(raw, str) else raw)
+                account["events"] += 1
+                event = json.loads(raw)
                 if event["type"] == "session.output_audio.delta":
                     answer["audio"] += len(base64.b64decode(event["delta"]))
                 elif event["type"] == "session.output_transcript.delta":
@@ -45,6 +50,7 @@ async def main() -> None:
             account["answers"].append(answer)
         await ws.send(json.dumps({"type": "session.close"}))
         account["closed"] = json.loads(await ws.recv())["type"]
+    account["digest"] = digest.hexdigest()
     print(json.dumps(account))
 
 

@@ -6,12 +6,15 @@ seconds. Ground truth: the client's account and the upstream's log."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, assert_clean_error, record_client, run_tracer
+from tests.replay.test_replay import start_replay
 from tracer.analysis.load import load
 from tracer.upstream import running_upstream
 from tracer.upstream.live import CONTEXT_WINDOW_S
@@ -49,6 +52,20 @@ def test_a_live_session_recorded_and_explained(tmp_path: Path):
     assert turns[-1].voice.context_ratio == pytest.approx(billed / CONTEXT_WINDOW_S, abs=1e-4)
     # The session holds the conversation: the second answer refers to the first.
     assert turns[1].referenced_items > 0 and turns[1].conversation == turns[0].conversation
+    # Replayed offline to the same client: the same events, in the same order.
+    replay, base_url = start_replay(trace, "--once", "--speed", "0")
+    try:
+        run = subprocess.run(
+            [sys.executable, str(CLIENT)], capture_output=True, text=True, timeout=60,
+            env={**os.environ, "OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-offline"},
+        )  # fmt: skip
+        out, err = replay.communicate(timeout=30)
+    finally:
+        replay.kill()
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert client["events"] > 10 and json.loads(run.stdout) == client
+    assert replay.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["mismatches"] == []
 
 
 @pytest.mark.parametrize(("protocol", "spoken"), [("gemini-live", 1), ("openai-live", 2)])
@@ -67,3 +84,25 @@ def test_the_demo_speaks_each_live_protocol(tmp_path: Path, protocol: str, spoke
     assert "~" in text and "estimated" in text
     bad = run_tracer("demo", "--protocol", "carrier-pigeon", "-o", str(out))
     assert_clean_error(bad)
+
+
+@pytest.mark.parametrize("protocol", ["gemini-live", "openai-live"])
+def test_a_live_demo_session_replays_offline_to_the_same_agent(tmp_path: Path, protocol: str):
+    import asyncio
+
+    from tracer.demo.live import run_gemini_agent, run_live_agent
+
+    out = tmp_path / f"{protocol}.trace"
+    assert run_tracer("demo", "--protocol", protocol, "-o", str(out)).returncode == 0
+    agent = run_gemini_agent if protocol == "gemini-live" else run_live_agent
+    replay, base_url = start_replay(out, "--once", "--speed", "0")
+    try:
+        run = asyncio.run(agent(base_url))
+        stdout, err = replay.communicate(timeout=30)
+    finally:
+        replay.kill()
+    assert replay.returncode == 0, err
+    served = json.loads(stdout.strip().splitlines()[-1])
+    assert served["mismatches"] == []
+    recorded = load(out).report
+    assert run.responses >= len([t for t in recorded.turns if t.status == "completed"]) > 0

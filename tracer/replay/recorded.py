@@ -346,9 +346,12 @@ def _is_marker(v: Any) -> bool:
     return isinstance(v, str) and bool(_MARKER.search(v.encode()))
 
 
-_AUDIO_FIELDS = {"input_audio_buffer.append": "audio"}
+_AUDIO_FIELDS = {"input_audio_buffer.append": "audio", "session.input_audio.append": "audio"}
 """Messages whose audio tolerant matching compares by length, not content: a voice client
-replayed offline speaks from a microphone, or from a file that was re-encoded."""
+replayed offline speaks from a microphone, or from a file that was re-encoded (Realtime,
+OpenAI Live; Gemini Live's ``realtimeInput.audio.data``, by its path: ``_AUDIO_PATHS``)."""
+
+_AUDIO_PATHS = frozenset(["$.realtimeInput.audio.data", "$.realtime_input.audio.data"])
 
 
 def _compare(recorded: Any, live: Any, path: str, ignore: Ignore) -> Mismatch | None:
@@ -361,7 +364,7 @@ def _compare(recorded: Any, live: Any, path: str, ignore: Ignore) -> Mismatch | 
             if key in _VOLATILE_KEYS or ignore.skips(where):
                 continue
             if (
-                key == audio
+                (key == audio or where in _AUDIO_PATHS)
                 and isinstance(recorded.get(key), str)
                 and isinstance(live.get(key), str)
             ):
