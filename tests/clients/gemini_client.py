@@ -90,13 +90,39 @@ async def spoken_session(client: genai.Client) -> dict:
     return out
 
 
+async def resumed_session(client: genai.Client, handle: str) -> dict:
+    """A new connection that resumes the spoken session by its handle and asks in text (the
+    answer is a tool round: the session resumes where the script stood)."""
+    config = {"response_modalities": ["TEXT"], "session_resumption": {"handle": handle}}
+    out: dict = {"text": "", "usage": []}
+    async with client.aio.live.connect(model=MODEL, config=config) as session:
+        await session.send_client_content(
+            turns={"role": "user", "parts": [{"text": "And again?"}]}, turn_complete=True
+        )
+        async for m in session.receive():  # a tool call is answered on the way
+            out["text"] += m.text or ""
+            if m.usage_metadata is not None:
+                out["usage"].append(usage_of(m))
+            if m.tool_call is not None:
+                calls = m.tool_call.function_calls or []
+                out["calls"] = [c.name for c in calls]
+                await session.send_tool_response(
+                    function_responses=[
+                        types.FunctionResponse(id=c.id, name=c.name, response={"result": "42"})
+                        for c in calls
+                    ]
+                )
+    return out
+
+
 async def main() -> None:
     # The SDK's own endpoint (wss://generativelanguage.googleapis.com), reached through the
     # recorder's forward proxy (HTTPS_PROXY and its CA, set by ``tracer record --forward``).
     client = genai.Client(api_key=os.environ["GEMINI_API_KEY"])
     text = await text_session(client)
     spoken = await spoken_session(client)
-    print(json.dumps({"text": text, "spoken": spoken}))
+    resumed = await resumed_session(client, spoken["handles"][-1])
+    print(json.dumps({"text": text, "spoken": spoken, "resumed": resumed}))
 
 
 asyncio.run(main())

@@ -57,10 +57,10 @@ def test_the_google_genai_live_client_recorded_and_explained(tmp_path: Path):
     sdk = json.loads(proc.stdout.strip().splitlines()[-1])
     report = load(trace).report
     turns = report.turns
-    assert report.summary.protocols == {"gemini-live": 2}
-    assert len(turns) == len(log) == 4
+    assert report.summary.protocols == {"gemini-live": 3}
+    assert len(turns) == len(log) == 6
     assert [t.trigger for t in turns] == [e["trigger"] for e in log] == [
-        "client", "client", "client", "vad",
+        "client", "client", "client", "vad", "client", "client",
     ]  # fmt: skip
     assert [t.model for t in turns] == [e["model"] for e in log]
     for t, entry in zip(turns, log, strict=True):
@@ -69,7 +69,7 @@ def test_the_google_genai_live_client_recorded_and_explained(tmp_path: Path):
         assert t.output_tokens == usage["responseTokenCount"]
         assert t.status == "completed"
     # The SDK's own account of the usage it was sent, turn by turn.
-    said = [*sdk["text"]["usage"], *sdk["spoken"]["usage"]]
+    said = [*sdk["text"]["usage"], *sdk["spoken"]["usage"], *sdk["resumed"]["usage"]]
     assert [(t.input_tokens, t.output_tokens) for t in turns] == [
         (u["prompt"], u["response"]) for u in said
     ]
@@ -87,4 +87,14 @@ def test_the_google_genai_live_client_recorded_and_explained(tmp_path: Path):
     assert spoken.voice.speech_end == "estimate" and spoken.voice.voice_latency_ms is not None
     assert spoken.voice.voice_latency_ms > 0
     assert sdk["spoken"]["handles"] == ["handle_2_1"]
+    # The third connection resumed the spoken session by its handle: the same conversation,
+    # holding what the session held (the upstream's prompt counts the resumed context).
+    resumed = turns[4]
+    assert resumed.conn != spoken.conn and resumed.conversation == spoken.conversation
+    assert resumed.referenced_items == spoken.input_items + spoken.output_items
+    held = log[3]["usage"]["promptTokenCount"] + log[3]["usage"]["responseTokenCount"]
+    assert log[4]["usage"]["promptTokenCount"] > held and resumed.input_tokens > held
+    assert turns[0].conversation != spoken.conversation  # the text session is another
+    assert sdk["resumed"]["calls"] == ["lookup"] and sdk["resumed"]["text"] == "Found it: 42."
+    assert turns[5].conversation == spoken.conversation
     assert KEY.encode() not in decompressed(trace)

@@ -9,6 +9,8 @@ every request is a connection of its own. A turn joins a conversation, in this o
    shares no item with it (a fresh conversation on the same socket); a turn of a protocol
    whose server holds the connection's conversation (Realtime: ``Turn.continues``) always
    joins it, and refers to all of it;
+   A connection that resumes a session by its handle (Gemini Live's ``sessionResumption``)
+   continues the conversation of the session that issued the handle.
 3. the conversation that *received* the most of the turn's input items (an agent resending
    its history after a reconnect, or over HTTP, resends what the model answered it); an
    item that several conversations received (the same answer to independent agents) does
@@ -34,6 +36,9 @@ from tracer.analysis.model import CacheLoss
 from tracer.protocols.turns import Turn
 
 __all__ = ["Account", "ContextModel", "Conversation"]
+
+MAX_HANDLES = 100_000
+"""Resumption handles remembered (a hostile trace could send a million)."""
 
 
 @dataclass(slots=True)
@@ -113,6 +118,8 @@ class ContextModel:
         self._ended: dict[str, int] = {}  # response id -> when its turn ended
         self._hashes = ItemHashes()
         self._held: dict[int, tuple[int, int]] = {}  # conn -> items, bytes its server holds
+        # A resumption handle -> the conversation and connection whose session it resumes.
+        self._handles: dict[str, tuple[Conversation, int]] = {}
 
     def start(self, turn: Turn) -> Account:
         """Classify a create's input items, in the order creates were sent."""
@@ -121,6 +128,12 @@ class ContextModel:
         hashes = [self._hashes(i, raw) for i, raw in zip(items, raws, strict=True)]
         sizes = [len(raw) for raw in raws]
         prev = self._responses.get(turn.previous_response_id or "")
+        resumed = self._handles.get(turn.resumes or "")
+        if resumed is not None and (turn.conn, turn.stream_id) not in self._by_lane:
+            # A session resumed on a new connection: the same conversation, held as it was.
+            self._by_lane[(turn.conn, turn.stream_id)] = resumed[0]
+            self._held[turn.conn] = self._held.get(resumed[1], (0, 0))
+            resumed[0].ws_conns.add(turn.conn)
         conv = self._join(turn, hashes, prev)
         websocket = turn.transport == "websocket"
         reconnect = websocket and turn.conn not in conv.ws_conns and bool(conv.ws_conns)
@@ -234,6 +247,9 @@ class ContextModel:
             else:
                 conv.context = None
             conv.last_response = turn.response_id
+        for handle in turn.handles:
+            if len(self._handles) < MAX_HANDLES:
+                self._handles[handle] = (conv, turn.conn)
         if turn.continues:  # the server keeps what it was sent and what it answered
             held_items, held_bytes = self._held.get(turn.conn, (0, 0))
             self._held[turn.conn] = (

@@ -179,6 +179,7 @@ class GeminiLiveReader(Reader):
         self.current: Turn | None = None  # the turn the service is answering
         self.done: list[Turn] = []  # ended, reported when the next turn starts
         self.texts: dict[int, list[str]] = {}  # turn index -> its output text parts
+        self.resumes: str | None = None  # the handle the setup resumed, until a turn has it
 
     # -- the Reader interface ---------------------------------------------------------------
 
@@ -231,7 +232,14 @@ class GeminiLiveReader(Reader):
         elif kind == "goAway":
             if self.current is not None:
                 self._attribute(self.current, frame, kind)
-        elif kind != "sessionResumptionUpdate":
+        elif kind == "sessionResumptionUpdate":
+            update = _get(body, kind)
+            handle = _get(update, "newHandle")
+            owner = self.current or (self.done[-1] if self.done else None)
+            resumable = _get(update, "resumable") is not False
+            if isinstance(handle, str) and handle and owner is not None and resumable:
+                owner.handles.append(handle)
+        else:
             self.c.orphan_events += 1
         if isinstance(usage, dict):
             owner = self.current or (self.done[-1] if self.done else None)
@@ -263,6 +271,8 @@ class GeminiLiveReader(Reader):
         model = _get(setup, "model")
         if isinstance(model, str):
             self.model = model.removeprefix("models/")
+        handle = _get(_get(setup, "sessionResumption"), "handle")
+        self.resumes = handle if isinstance(handle, str) and handle else None
         modalities = _get(_get(setup, "generationConfig"), "responseModalities")
         if isinstance(modalities, list):
             self.audio_out = "AUDIO" in [str(m).upper() for m in modalities]
@@ -320,6 +330,7 @@ class GeminiLiveReader(Reader):
             voice=voice,
         )
         turn.model = self.model
+        turn.resumes, self.resumes = self.resumes, None
         if trigger == "client":
             self.seg.keep(turn, frame)
         self.items, self.audio_in, self.t_last_audible = [], 0, None

@@ -122,6 +122,10 @@ class Turn:
     model: str | None = None  # the session's model, where the request does not name one
     timing: dict[str, Any] | None = None  # the service's timing_metrics of the turn
     kind: str = "response"  # or "compaction" (a compact call); warm-ups: see ``warmup``
+    # A session resumed on a new connection (Gemini Live): the handle it resumed from, and
+    # the handles the server issued after this turn (a later connection may resume one).
+    resumes: str | None = None
+    handles: list[str] = field(default_factory=list)
     injected: list[Any] = field(default_factory=list)  # items the server accepted mid-turn
     rejected: list[str] = field(default_factory=list)  # codes of injections it refused
 

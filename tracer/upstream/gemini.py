@@ -110,7 +110,11 @@ class GeminiConnection:
         self.audio = "AUDIO" in [str(m).upper() for m in modalities]
         self.transcribe_in = _get(setup, "inputAudioTranscription") is not None
         self.transcribe_out = _get(setup, "outputAudioTranscription") is not None
-        self.resumable = _get(setup, "sessionResumption") is not None
+        resumption = _get(setup, "sessionResumption")
+        self.resumable = resumption is not None
+        handle = _get(resumption, "handle") if isinstance(resumption, dict) else None
+        if isinstance(handle, str) and handle in self.engine.handles:
+            self.depth, self.context_tokens = self.engine.handles[handle]  # the session resumed
         return [Reply({"setupComplete": {}})]
 
     def _realtime(self, realtime: dict[str, Any]) -> list[Reply]:
@@ -205,6 +209,7 @@ class GeminiConnection:
             replies[-1].message["usageMetadata"] = usage
         if self.resumable:
             handle = f"handle_{self.number}_{self.depth}"
+            self.engine.handles[handle] = (self.depth, prompt + out_tokens)
             replies.append(Reply({"sessionResumptionUpdate": {"newHandle": handle,
                                                               "resumable": True}}))  # fmt: skip
         entry.update(output_text=out_text, output_audio_bytes=out_audio, usage=usage)
@@ -228,6 +233,7 @@ class GeminiEngine:
     script: Script = field(default_factory=default_script)
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100_000))
     connections: int = 0
+    handles: dict[str, tuple[int, int]] = field(default_factory=dict)  # -> depth, context
 
     def connection(self) -> GeminiConnection:
         self.connections += 1
