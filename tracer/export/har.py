@@ -61,6 +61,7 @@ class HarImport:
     connections: int = 0
     frames: int = 0
     skipped_entries: int = 0
+    spread_entries: int = 0  # streamed entries whose event times were spread, not recorded
 
 
 class _Bad(Exception):
@@ -70,10 +71,11 @@ class _Bad(Exception):
 def import_har(har: Any, *, redactor: Redactor | None = None, source: str = "har") -> HarImport:
     """Turn a parsed HAR document into trace records, redacting secrets as a recorder does.
 
-    WebSocket entries (``_webSocketMessages``) and streamed Responses requests (a POST whose
-    response is ``text/event-stream``) become connections; other entries are skipped and
-    counted. Records come out in time order across connections, as a live recording has them.
-    Raises ``TraceError`` (one line) for a document that is not a HAR.
+    WebSocket entries (``_webSocketMessages``), streamed requests (a POST whose response is
+    ``text/event-stream``) and non-streamed JSON calls (a POST with a JSON body answered
+    with JSON: ``/v1/responses``, ``/v1/responses/compact``) become connections; other
+    entries are skipped and counted. Records come out in time order across connections, as a
+    live recording has them. Raises ``TraceError`` (one line) for a document that is not a HAR.
     """
     r = redactor or Redactor()
     log = har.get("log") if isinstance(har, dict) else None
@@ -95,6 +97,8 @@ def import_har(har: Any, *, redactor: Redactor | None = None, source: str = "har
             out.skipped_entries += 1
             continue
         out.connections += 1
+        if isinstance(e, dict) and "_sseMessages" not in e and _streamed(e):
+            out.spread_entries += 1
         for rec in got:
             timed.append((rec.t_ns, seq, rec))
             seq += 1
@@ -112,9 +116,17 @@ def import_har(har: Any, *, redactor: Redactor | None = None, source: str = "har
         metadata={
             "source": f"tracer import {source}",
             "har_creator": r.text(f"{creator.get('name', '')} {creator.get('version', '')}"),
+            # Whether every event's time is the source's, or some were spread over a response.
+            "times": "synthesised" if out.spread_entries else "recorded",
         },
     )
     return out
+
+
+def _streamed(e: dict[str, Any]) -> bool:
+    resp = e.get("response") if isinstance(e.get("response"), dict) else {}
+    content = resp.get("content") if isinstance(resp.get("content"), dict) else {}  # type: ignore[union-attr]
+    return str(content.get("mimeType", "")).startswith("text/event-stream")  # type: ignore[union-attr]
 
 
 def _shift(rec: Open | Frame | Close, anchor: int) -> Record:
@@ -193,7 +205,15 @@ def _import_entry(e: Any, conn: int) -> list[Open | Frame | Close] | None:
     is_sse = req.get("method") == "POST" and (
         mime.startswith("text/event-stream") or "_sseMessages" in e
     )
-    if messages is None and not is_sse:
+    post = req.get("postData") if isinstance(req.get("postData"), dict) else {}
+    # A non-streamed JSON call (the SDKs' default): its request body, then its answer.
+    is_json = (
+        req.get("method") == "POST"
+        and not is_sse
+        and mime.split(";")[0].strip().endswith("json")
+        and isinstance(post.get("text"), str)  # type: ignore[union-attr]
+    )
+    if messages is None and not is_sse and not is_json:
         return None
     try:
         url = urlsplit(_str(req.get("url"), "request.url"))
@@ -231,6 +251,9 @@ def _import_entry(e: Any, conn: int) -> list[Open | Frame | Close] | None:
             frame = _ws_message(m, conn)
             end = max(end, frame.t_ns)
             records.append(frame)
+    elif is_json:
+        records.extend(_json_frames(e, post, content, conn, t_open))  # type: ignore[arg-type]
+        end = max([end, *(f.t_ns for f in records[1:])])
     else:
         records.extend(_sse_frames(e, req, content, conn, t_open))  # type: ignore[arg-type]
         end = max([end, *(f.t_ns for f in records[1:])])
@@ -275,6 +298,28 @@ def _ws_message(m: Any, conn: int) -> Frame:
     t = round(_num(m.get("time"), "a WebSocket message's time") * 1e6) * 1000
     direction = Direction.CLIENT if kind == "send" else Direction.SERVER
     return Frame(conn, t, direction, op, payload, m.get("_fin") is not False)
+
+
+def _json_frames(
+    e: dict[str, Any], post: dict[str, Any], content: dict[str, Any], conn: int, t0: int
+) -> Iterator[Frame]:
+    """A non-streamed call: the request body when it was sent, the answer when its first
+    byte came (``timings.send`` and ``wait`` after the start)."""
+    timings = e.get("timings") if isinstance(e.get("timings"), dict) else {}
+    send = max(0.0, _opt_num(timings.get("send")) or 0.0)  # type: ignore[union-attr]
+    wait = max(0.0, _opt_num(timings.get("wait")) or 0.0)  # type: ignore[union-attr]
+    yield Frame(conn, t0, Direction.CLIENT, Opcode.TEXT, str(post["text"]).encode())
+    text = content.get("text")
+    if not isinstance(text, str):
+        return
+    if content.get("encoding") == "base64":
+        try:
+            data = base64.b64decode(text)
+        except (binascii.Error, ValueError):
+            raise _Bad("response.content.text is not base64") from None
+    else:
+        data = text.encode("utf-8", errors="surrogatepass")
+    yield Frame(conn, t0 + int((send + wait) * 1e6), Direction.SERVER, Opcode.TEXT, data)
 
 
 def _sse_frames(
