@@ -77,6 +77,13 @@ def load(
         frame_budget=frame_budget,
         pricing=pricing if pricing is not None else active_pricing(),
     )
+    from tracer.export.foreign import import_recording, is_trace_file
+
+    if not is_trace_file(path):  # a HAR or a cassette: imported in memory
+        imported = import_recording(path)
+        for batch in batches(imported.records):
+            session.feed(batch)
+        return Loaded(str(path), session.finish(), session, False, imported.header)
     with open_trace(path, max_frames=frames_cap()) as reader:
         for batch in batches(reader):
             session.feed(batch)

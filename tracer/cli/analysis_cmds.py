@@ -26,7 +26,13 @@ from tracer.views.inspect import (
     render_latency,
     render_turn,
 )
-from tracer.views.output import emit_json, stderr_console, stdout_console, warn_truncated
+from tracer.views.output import (
+    emit_json,
+    note_synthesised,
+    stderr_console,
+    stdout_console,
+    warn_truncated,
+)
 from tracer.views.stats import render_stats
 
 
@@ -35,6 +41,7 @@ def load_report(path: Path, *, quiet: bool = False, pricing: Path | None = None)
     ``pricing``: a pricing file over the default table (``--pricing``)."""
     loaded = load(path, pricing=active_pricing(pricing))
     warn_truncated(path, loaded.truncated, quiet=quiet)
+    note_synthesised(path, loaded.header)
     return loaded.report
 
 

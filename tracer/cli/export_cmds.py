@@ -10,13 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 
 from tracer.analysis.model import Summary
 from tracer.cli.app import CLIError, app
 from tracer.cli.options import JsonFlag
-from tracer.export.har import import_har
 from tracer.export.parquet import (
     MissingExtra,
     arrow_table,
@@ -173,21 +171,17 @@ def export(
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="A HAR file (Chrome DevTools, tracer).")],
+    file: Annotated[
+        Path, typer.Argument(help="A HAR file (DevTools, tracer) or a VCR.py cassette.")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Trace file to write.")],
     json: JsonFlag = False,
 ) -> int:
-    """Import a HAR file's WebSocket and streamed Responses traffic as a trace."""
+    """Import a HAR file's or a VCR.py cassette's traffic as a trace (told apart by content)."""
+    from tracer.export.foreign import import_recording
+
     try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise CLIError(f"cannot open {str(file)!r}: {exc.strerror}") from None
-    try:
-        har = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise CLIError(f"{file}: not a HAR file: invalid JSON ({exc})") from None
-    try:
-        imported = import_har(har, source=file.name)
+        imported = import_recording(file)
     except TraceError as exc:
         raise CLIError(f"{file}: {exc}") from None
     with create_trace(output, header=imported.header) as writer:

@@ -38,6 +38,7 @@ class ExportFormat(StrEnum):
     PERFETTO = "perfetto"
     OTLP = "otlp"
     PARQUET = "parquet"
+    VCR = "vcr"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,16 @@ def _har(reader: TraceReader, dest: Path | None, path: str, payload: bool | None
     with _sink(dest) as sink:  # streamed: payloads are spilled, never held together
         written = write_har(reader.header, reader, sink)
     return {"entries": written.entries, "bytes": written.bytes}
+
+
+def _vcr(reader: TraceReader, dest: Path | None, path: str, _: bool | None) -> dict[str, Any]:
+    from tracer.export.vcr import export_vcr
+
+    text, interactions = export_vcr(reader)
+    data = text.encode()
+    with _sink(dest) as sink:
+        sink.write(data)
+    return {"interactions": interactions, "bytes": len(data)}
 
 
 def _json_doc(doc: Any, dest: Path | None) -> int:
@@ -143,6 +154,7 @@ FORMATS: dict[str, Exporter] = {
         Exporter(ExportFormat.PERFETTO, ".perfetto.json", _perfetto),
         Exporter(ExportFormat.OTLP, ".otlp.json", _otlp),
         Exporter(ExportFormat.PARQUET, "", _parquet, directory=True, in_memory=True),
+        Exporter(ExportFormat.VCR, ".yaml", _vcr, in_memory=True),
     )
 }
 assert set(FORMATS) == set(ExportFormat)

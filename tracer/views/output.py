@@ -73,6 +73,18 @@ def warn_truncated(path: object, truncated: bool, *, quiet: bool = False) -> Non
         )
 
 
+def note_synthesised(path: object, header: Any) -> None:
+    """One stderr line for a trace whose times its source did not have (an imported
+    cassette): its latency figures are not measured."""
+    metadata = getattr(header, "metadata", None)
+    if isinstance(metadata, dict) and metadata.get("times") == "synthesised":
+        stderr_console().print(
+            f"tracer: note: {path} has synthesised times (its source recorded none): "
+            "latency figures are not measured",
+            markup=False,
+        )
+
+
 def tokens_phrase(s: Any) -> str:
     """A summary's token totals in words: unknown when no turn reported usage, and over
     how many turns when only some did (``s`` is a ``Summary``)."""
