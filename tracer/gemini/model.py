@@ -220,7 +220,7 @@ class GeminiLiveReader(Reader):
                 events = self._vad(frame)
             turn = self.current
             assert turn is not None
-            self._attribute(turn, frame, kind)
+            self.seg.attribute(turn, frame, kind)
             if turn.t_first_event is None:
                 turn.t_first_event = frame.t_ns
             if kind == "toolCall":
@@ -231,7 +231,7 @@ class GeminiLiveReader(Reader):
             pass
         elif kind == "goAway":
             if self.current is not None:
-                self._attribute(self.current, frame, kind)
+                self.seg.attribute(self.current, frame, kind)
         elif kind == "sessionResumptionUpdate":
             update = _get(body, kind)
             handle = _get(update, "newHandle")
@@ -407,12 +407,6 @@ class GeminiLiveReader(Reader):
             turn.output.insert(0, {"type": "message", "role": "assistant",
                                    "content": [{"type": kind, "text": text}]})  # fmt: skip
         return turn
-
-    def _attribute(self, turn: Turn, frame: Frame, kind: str) -> None:
-        turn.events += 1
-        turn.event_bytes += len(frame.payload)
-        turn.event_types[kind] += 1
-        self.seg.keep(turn, frame)
 
 
 def _message(turn: Any) -> dict[str, Any]:

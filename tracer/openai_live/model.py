@@ -146,7 +146,7 @@ class LiveReader(Reader):
             turn = self.current
             if turn is None:
                 return None
-            self._attribute(turn, frame, kind)
+            self.seg.attribute(turn, frame, kind)
             self._usage(turn, event.get("usage"))
             return self._end_current() or None
         if kind == "session.closed":
@@ -179,7 +179,7 @@ class LiveReader(Reader):
         events = self._start(frame) if self.current is None else []
         turn = self.current
         assert turn is not None and turn.voice is not None
-        self._attribute(turn, frame, kind)
+        self.seg.attribute(turn, frame, kind)
         self.t_last_output = frame.t_ns
         if turn.t_first_token is None:
             turn.t_first_token = frame.t_ns
@@ -267,9 +267,3 @@ class LiveReader(Reader):
             content = [{"type": "output_audio", "text": said}]
             turn.output = [{"type": "message", "role": "assistant", "content": content}]
         return turn
-
-    def _attribute(self, turn: Turn, frame: Frame, kind: str) -> None:
-        turn.events += 1
-        turn.event_bytes += len(frame.payload)
-        turn.event_types[kind] += 1
-        self.seg.keep(turn, frame)

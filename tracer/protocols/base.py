@@ -75,6 +75,13 @@ class Book:
         c.turns += 1
         return index
 
+    def attribute(self, turn: Turn, frame: Frame, kind: str) -> None:
+        """A server message belongs to ``turn``: count it, and keep it for the frame view."""
+        turn.events += 1
+        turn.event_bytes += len(frame.payload)
+        turn.event_types[kind] += 1
+        self.keep(turn, frame)
+
     def keep(self, turn: Turn, frame: Frame) -> None:
         """Keep a frame for the turn's frame view, within the turn's budget."""
         if not self.keep_frames or turn.frames_dropped:
