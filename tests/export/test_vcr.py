@@ -62,6 +62,17 @@ def test_a_cassette_vcr_py_wrote_is_read_directly_and_imported(tmp_path: Path):
         assert reader.header.metadata["times"] == "synthesised"
     assert [t.response_id for t in load(out).report.turns] == sdk["ids"]
     assert b"sk-vcr-0123456789" not in decompressed(out)
+    # Several recordings into one trace: the cassette and a HAR of its own export.
+    har = tmp_path / "agent.har"
+    assert run_tracer("export", str(out), "-f", "har", "-o", str(har)).returncode == 0
+    both = tmp_path / "both.trace"
+    proc = run_tracer("import", str(cassette), str(har), "-o", str(both), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["connections"] == 2 * len(log)
+    # Both hold the same synthesised times: their calls interleave, each call twice.
+    assert sorted(t.response_id for t in load(both).report.turns) == sorted(sdk["ids"] * 2)
+    missing = run_tracer("import", str(cassette), str(tmp_path / "nope.har"), "-o", str(both))
+    assert_clean_error(missing)
 
 
 def test_python_tags_in_a_cassette_run_nothing(tmp_path: Path):

@@ -171,24 +171,34 @@ def export(
 
 @app.command("import")
 def import_(
-    file: Annotated[
-        Path, typer.Argument(help="A HAR file (DevTools, tracer) or a VCR.py cassette.")
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="HAR files (DevTools, tracer) or VCR.py cassettes: one trace of them all.",
+            show_default=False,
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Trace file to write.")],
     json: JsonFlag = False,
 ) -> int:
-    """Import a HAR file's or a VCR.py cassette's traffic as a trace (told apart by content)."""
-    from tracer.export.foreign import import_recording
+    """Import HAR files' and VCR.py cassettes' traffic as one trace (told apart by content)."""
+    from tracer.export.foreign import import_recording, merge_imports
 
-    try:
-        imported = import_recording(file)
-    except TraceError as exc:
-        raise CLIError(f"{file}: {exc}") from None
+    named = []
+    for file in files:
+        try:
+            named.append((str(file), import_recording(file)))
+        except TraceError as exc:
+            said = str(exc)
+            raise CLIError(said if str(file) in said else f"{file}: {said}") from None
+    imported = merge_imports(named)
+    file = files[0] if len(files) == 1 else Path(", ".join(map(str, files)))
     with create_trace(output, header=imported.header) as writer:
         for record in imported.records:
             writer.write(record)
     result = {
         "har": str(file),
+        "files": [str(f) for f in files],
         "trace": str(output),
         "connections": imported.connections,
         "frames": imported.frames,

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import orjson
 
 from tracer.export.har import HarImport, import_har
 from tracer.trace.format import TraceError
+from tracer.trace.records import Close, Frame, Open, Record
 
-__all__ = ["ZSTD_MAGIC", "import_recording", "is_trace_file"]
+__all__ = ["ZSTD_MAGIC", "import_recording", "is_trace_file", "merge_imports"]
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 """How a trace file starts (a zstd frame)."""
@@ -58,3 +60,46 @@ def import_recording(path: str | os.PathLike[str]) -> HarImport:
     if not is_cassette(doc):
         raise TraceError("not a trace, a HAR file or a VCR.py cassette (none of their shapes)")
     return import_vcr(doc, source=source)
+
+
+def merge_imports(named: list[tuple[str, HarImport]]) -> HarImport:
+    """Several imported recordings as one trace: connections numbered on, in one time order
+    (each file's times kept relative to the earliest), the header's ``times`` synthesised
+    when any file's were, its ``sources`` naming each file."""
+    parts = [part for _, part in named]
+    if len(parts) == 1:
+        return parts[0]
+    anchor = min(p.header.anchor_unix_ns for p in parts)
+    timed: list[tuple[int, int, Record]] = []
+    offset = 0
+    for part in parts:
+        shift = part.header.anchor_unix_ns - anchor
+        for rec in part.records:
+            moved = _moved(rec, shift, offset)
+            timed.append((getattr(moved, "t_ns", 0), len(timed), moved))
+        offset += part.connections
+    timed.sort(key=lambda x: (x[0], x[1]))
+    first = parts[0]
+    synthesised = any(p.header.metadata.get("times") == "synthesised" for p in parts)
+    metadata = {
+        "source": "tracer import",
+        "sources": [os.path.basename(name) for name, _ in named],
+        "times": "synthesised" if synthesised else "recorded",
+    }
+    return HarImport(
+        header=dataclasses.replace(first.header, anchor_unix_ns=anchor, metadata=metadata),
+        records=[rec for _, _, rec in timed],
+        connections=sum(p.connections for p in parts),
+        frames=sum(p.frames for p in parts),
+        skipped_entries=sum(p.skipped_entries for p in parts),
+        spread_entries=sum(p.spread_entries for p in parts),
+    )
+
+
+def _moved(rec: Record, shift: int, offset: int) -> Record:
+    """A record ``shift`` ns later, its connection numbered ``offset`` on."""
+    if isinstance(rec, Frame):
+        return rec._replace(t_ns=rec.t_ns + shift, conn=rec.conn + offset)
+    if isinstance(rec, Open | Close):
+        return dataclasses.replace(rec, t_ns=rec.t_ns + shift, conn=rec.conn + offset)
+    return rec
