@@ -123,6 +123,8 @@ def test_intercept_patterns():
     assert intercepts("API.OpenAI.com.", DEFAULT_INTERCEPT)
     assert intercepts("myres.openai.azure.com", DEFAULT_INTERCEPT)
     assert intercepts("chatgpt.com", DEFAULT_INTERCEPT)
+    assert intercepts("generativelanguage.googleapis.com", DEFAULT_INTERCEPT)
+    assert not intercepts("storage.googleapis.com", DEFAULT_INTERCEPT)
     assert not intercepts("openai.azure.com.evil.test", DEFAULT_INTERCEPT)
     assert not intercepts("files.pythonhosted.org", DEFAULT_INTERCEPT)
     assert not intercepts("xapi.openai.com", ["api.openai.com"])

@@ -45,7 +45,7 @@ def test_the_google_genai_live_client_recorded_and_explained(tmp_path: Path):
     trace = tmp_path / "gemini.trace"
     with running_upstream(SCRIPT, tls=tls, names=[HOST]) as upstream:
         proc = subprocess.run(
-            [sys.executable, "-m", "tracer", "record", "--forward", "--intercept", HOST,
+            [sys.executable, "-m", "tracer", "record", "--forward",  # Gemini's host by default
              "--connect-to", f"{HOST}:443:127.0.0.1:{upstream.port}",
              "--upstream-ca", str(ca_file), "-o", str(trace), "--",
              sys.executable, str(CLIENT)],

@@ -59,9 +59,10 @@ DEFAULT_INTERCEPT = (
     "*.services.ai.azure.com",
     "chatgpt.com",
     "*.chatgpt.com",
+    "generativelanguage.googleapis.com",
 )
-"""Hosts recorded by default: the OpenAI API, Azure OpenAI, and the ChatGPT backend
-(Codex signed in with ChatGPT)."""
+"""Hosts recorded by default: the OpenAI API, Azure OpenAI, the ChatGPT backend (Codex
+signed in with ChatGPT) and the Gemini API (Gemini Live)."""
 _TUNNEL_PIECE = 256 * 1024
 _TLS_TIMEOUT = 10.0
 _RESOLVE_TIMEOUT = 10.0
