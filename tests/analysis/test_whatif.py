@@ -112,3 +112,8 @@ def test_the_text_view_and_a_wrong_mode(tmp_path):
     assert "cached tokens ~" in text and "input tokens ~" not in text
     assert "Assumed:" in text and "tracer rerun" in text
     assert_clean_error(run_tracer("whatif", str(path), "--mode", "carrier-pigeon"))
+    voice = tmp_path / "voice.trace"
+    assert run_tracer("demo", "--protocol", "openai-live", "-o", str(voice)).returncode == 0
+    nothing = run_tracer("whatif", str(voice))
+    assert_clean_error(nothing)
+    assert "no Responses API turns" in nothing.stderr

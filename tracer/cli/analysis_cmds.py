@@ -224,6 +224,8 @@ def whatif(
         raise CLIError(f"--mode takes one of {', '.join(MODES)}; not {mode!r}", exit_code=2)
     report = load_report(file, quiet=json, pricing=pricing)
     projection = project(report, mode, active_pricing(pricing))
+    if not projection.turns and not json:
+        raise CLIError(f"{file} has no Responses API turns: nothing to project", exit_code=1)
     if json:
         emit_json({"trace": str(file), **projection.to_json()})
     else:
