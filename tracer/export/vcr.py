@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from tracer.export.har import HarImport, import_har
+from tracer.responses.sse import encode_event
 from tracer.trace.format import TraceError
 from tracer.trace.records import Close, Direction, Frame, Open, Record
 
@@ -174,8 +175,8 @@ def _interaction(call: dict[str, Any], host: str) -> dict[str, Any]:
         k.lower() == "content-type" and v.startswith("text/event-stream")
         for k, v in opened.response_headers
     )
-    if stream:
-        body = "".join(f"data: {event}\n\n" for event in call["events"])
+    if stream:  # framed as the stream carried it: one event each
+        body = b"".join(encode_event(event.encode()) for event in call["events"]).decode()
     else:
         body = call["events"][0] if call["events"] else ""
     return {
