@@ -166,3 +166,49 @@ def test_a_close_cuts_the_running_turn_short():
     (t,) = analyse(script(URL, frames, close=(40, 1011))).turns
     assert (t.status, t.error_code) == ("error", "websocket_close_1011")
     assert t.end_ns == 40 * MS
+
+
+def test_hostile_shapes_read_without_a_traceback():
+    """Every field of another type than the protocol's: read as absent, never a crash."""
+    odd: list[Any] = [5, "x", None, [1, 2], {"a": 1}, True, -1.5]
+    frames = [(0, C, SETUP)]
+    at = 1
+    for value in odd:
+        for message in (
+            {"clientContent": {"turns": value, "turnComplete": True}},
+            {"clientContent": {"turns": [{"parts": value}], "turnComplete": value}},
+            {"toolResponse": {"functionResponses": value}},
+            {"realtimeInput": {"mediaChunks": value, "audio": value, "audioStreamEnd": value}},
+            {"realtimeInput": {"audio": {"data": "!!not base64!!", "mimeType": value}}},
+            {"setup": {"generationConfig": value, "sessionResumption": value, "model": value}},
+        ):
+            frames.append((at, C, message))
+            at += 1
+        for message in (
+            {"serverContent": {"modelTurn": {"parts": value}}},
+            {"serverContent": {"modelTurn": {"parts": [{"inlineData": value, "text": value}]}}},
+            {"serverContent": value, "usageMetadata": value},
+            {"toolCall": {"functionCalls": value}},
+            {"toolCall": value},
+            {"sessionResumptionUpdate": value},
+            {
+                "serverContent": {"turnComplete": True},
+                "usageMetadata": {"promptTokensDetails": value},
+            },
+        ):
+            frames.append((at, S, message))
+            at += 1
+    report = analyse(script(URL, frames, close=(at, 1011)))
+    assert report.turns and all(t.protocol == "gemini-live" for t in report.turns)
+    live = [
+        (0, C, {"type": "session.start", "session": 5}),
+        (1, C, {"type": "session.input_audio.append", "audio": "%%%"}),
+        (2, C, {"type": "session.input_audio.append", "audio": 7}),
+        (3, S, {"type": "session.input_transcript.delta", "end_ms": "soon"}),
+        (4, S, {"type": "session.output_audio.delta", "delta": 5}),
+        (5, S, {"type": "session.output_transcript.delta", "delta": ["x"]}),
+        (6, S, {"type": "session.usage.updated", "usage": {"context_window": 5}}),
+        (7, S, {"type": "session.usage.updated", "usage": "lots"}),
+    ]
+    (t,) = analyse(script("wss://h/v1/live/sessions", live)).turns
+    assert t.protocol == "openai-live" and t.voice is not None and t.voice.billed_s is None

@@ -73,6 +73,11 @@ def _get(d: Any, camel: str) -> Any:
     return d.get(re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel))
 
 
+def _list(value: Any) -> list[Any]:
+    """A list field, or none when a hostile trace put anything else there."""
+    return value if isinstance(value, list) else []
+
+
 def message_kind(message: Any, client: bool) -> str | None:
     """A message's name (camelCase): the first of its keys the protocol knows."""
     if not isinstance(message, dict):
@@ -193,12 +198,12 @@ class GeminiLiveReader(Reader):
         if kind == "setup":
             self._setup(value)
         elif kind == "clientContent":
-            for turn in _get(value, "turns") or []:
+            for turn in _list(_get(value, "turns")):
                 self.items.append(_message(turn))
             if _get(value, "turnComplete"):
                 return self._start(frame, "client", frame.t_ns, "client")
         elif kind == "toolResponse":
-            for result in _get(value, "functionResponses") or []:
+            for result in _list(_get(value, "functionResponses")):
                 if isinstance(result, dict):
                     self.items.append(_tool_output(result))
             return self._start(frame, "client", frame.t_ns, None)
@@ -278,7 +283,7 @@ class GeminiLiveReader(Reader):
             self.audio_out = "AUDIO" in [str(m).upper() for m in modalities]
 
     def _realtime(self, frame: Frame, value: Any) -> list[Event] | None:
-        for blob in (_get(value, "audio"), *(_get(value, "mediaChunks") or [])):
+        for blob in (_get(value, "audio"), *_list(_get(value, "mediaChunks"))):
             data = _get(blob, "data")
             if not isinstance(data, str) or not str(_get(blob, "mimeType") or "").startswith(
                 "audio/"
@@ -348,7 +353,7 @@ class GeminiLiveReader(Reader):
     def _content(self, frame: Frame, turn: Turn, content: Any) -> None:
         voice = turn.voice
         assert voice is not None
-        for part in _get(_get(content, "modelTurn"), "parts") or []:
+        for part in _list(_get(_get(content, "modelTurn"), "parts")):
             blob = _get(part, "inlineData")
             data = _get(blob, "data")
             if isinstance(data, str):
@@ -376,7 +381,7 @@ class GeminiLiveReader(Reader):
     def _calls(self, frame: Frame, turn: Turn, call: Any) -> None:
         if turn.t_first_token is None:
             turn.t_first_token = frame.t_ns
-        for fc in _get(call, "functionCalls") or []:
+        for fc in _list(_get(call, "functionCalls")):
             if isinstance(fc, dict):
                 args = orjson.dumps(fc.get("args") or {}).decode()
                 turn.output.append({"type": "function_call", "call_id": fc.get("id"),
@@ -412,7 +417,7 @@ class GeminiLiveReader(Reader):
 def _message(turn: Any) -> dict[str, Any]:
     """A ``clientContent`` turn as a message item."""
     role = _get(turn, "role")
-    texts = [p.get("text") for p in (_get(turn, "parts") or []) if isinstance(p, dict)]
+    texts = [p.get("text") for p in _list(_get(turn, "parts")) if isinstance(p, dict)]
     return {
         "type": "message",
         "role": role if isinstance(role, str) else "user",
