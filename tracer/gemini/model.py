@@ -37,7 +37,16 @@ from tracer.protocols.events import Event, TurnEnded, TurnStarted
 from tracer.protocols.turns import Connection, Turn, VoiceTurn, loads
 from tracer.trace.records import Close, Frame
 
-__all__ = ["GEMINI_LIVE", "GeminiLiveProtocol", "GeminiLiveReader", "audible", "message_kind"]
+__all__ = [
+    "GEMINI_LIVE",
+    "GeminiLiveProtocol",
+    "GeminiLiveReader",
+    "audible",
+    "decode_audio",
+    "get_field",
+    "message_kind",
+    "pcm_rate",
+]
 
 SILENCE_PEAK = 500
 """Peak PCM16 amplitude under which an input audio chunk counts as silence."""
@@ -64,7 +73,7 @@ def _camel(name: str) -> str:
     return _SNAKE.sub(lambda m: m.group(1).upper(), name)
 
 
-def _get(d: Any, camel: str) -> Any:
+def get_field(d: Any, camel: str) -> Any:
     """A field by its camelCase name, or its snake_case one."""
     if not isinstance(d, dict):
         return None
@@ -90,14 +99,14 @@ def message_kind(message: Any, client: bool) -> str | None:
     return None
 
 
-def _rate(mime: Any, default: int) -> int:
+def pcm_rate(mime: Any, default: int) -> int:
     """Bytes per second of 16-bit PCM named by a MIME type (``audio/pcm;rate=16000``)."""
     found = re.search(r"rate=(\d+)", mime) if isinstance(mime, str) else None
     rate = int(found.group(1)) if found else 0
     return 2 * rate if 0 < rate <= 384_000 else default
 
 
-def _pcm(data: str) -> bytes:
+def decode_audio(data: str) -> bytes:
     """Base64 audio (standard or URL-safe, as the SDKs send it) decoded; b"" if it is not."""
     try:
         return base64.urlsafe_b64decode(data.replace("+", "-").replace("/", "_"))
@@ -151,7 +160,7 @@ class GeminiLiveProtocol(Protocol):
 
     def tokens(self, usage: Any) -> Tokens:
         def count(name: str) -> int | None:
-            value = _get(usage, name)
+            value = get_field(usage, name)
             return value if isinstance(value, int) and not isinstance(value, bool) else None
 
         return Tokens(
@@ -160,8 +169,8 @@ class GeminiLiveProtocol(Protocol):
             output=(count("responseTokenCount") or 0) + (count("thoughtsTokenCount") or 0)
             if count("responseTokenCount") is not None
             else None,
-            input_audio=_modality_tokens(_get(usage, "promptTokensDetails"), "AUDIO"),
-            output_audio=_modality_tokens(_get(usage, "responseTokensDetails"), "AUDIO"),
+            input_audio=_modality_tokens(get_field(usage, "promptTokensDetails"), "AUDIO"),
+            output_audio=_modality_tokens(get_field(usage, "responseTokensDetails"), "AUDIO"),
         )
 
 
@@ -194,16 +203,16 @@ class GeminiLiveReader(Reader):
         self.c.message_types[f"client:{kind or '<unknown>'}"] += 1
         if kind is None:
             return None
-        value = _get(body, kind)
+        value = get_field(body, kind)
         if kind == "setup":
             self._setup(value)
         elif kind == "clientContent":
-            for turn in _list(_get(value, "turns")):
+            for turn in _list(get_field(value, "turns")):
                 self.items.append(_message(turn))
-            if _get(value, "turnComplete"):
+            if get_field(value, "turnComplete"):
                 return self._start(frame, "client", frame.t_ns, "client")
         elif kind == "toolResponse":
-            for result in _list(_get(value, "functionResponses")):
+            for result in _list(get_field(value, "functionResponses")):
                 if isinstance(result, dict):
                     self.items.append(_tool_output(result))
             return self._start(frame, "client", frame.t_ns, None)
@@ -219,7 +228,7 @@ class GeminiLiveReader(Reader):
             self.c.orphan_events += 1
             return None
         events: list[Event] = []
-        usage = _get(body, "usageMetadata")
+        usage = get_field(body, "usageMetadata")
         if kind in ("serverContent", "toolCall"):
             if self.current is None:  # the service's voice detection started a turn
                 events = self._vad(frame)
@@ -229,19 +238,19 @@ class GeminiLiveReader(Reader):
             if turn.t_first_event is None:
                 turn.t_first_event = frame.t_ns
             if kind == "toolCall":
-                self._calls(frame, turn, _get(body, "toolCall"))
+                self._calls(frame, turn, get_field(body, "toolCall"))
             else:
-                self._content(frame, turn, _get(body, "serverContent"))
+                self._content(frame, turn, get_field(body, "serverContent"))
         elif kind == "setupComplete" or kind == "usageMetadata":
             pass
         elif kind == "goAway":
             if self.current is not None:
                 self.seg.attribute(self.current, frame, kind)
         elif kind == "sessionResumptionUpdate":
-            update = _get(body, kind)
-            handle = _get(update, "newHandle")
+            update = get_field(body, kind)
+            handle = get_field(update, "newHandle")
             owner = self.current or (self.done[-1] if self.done else None)
-            resumable = _get(update, "resumable") is not False
+            resumable = get_field(update, "resumable") is not False
             if isinstance(handle, str) and handle and owner is not None and resumable:
                 owner.handles.append(handle)
         else:
@@ -273,29 +282,29 @@ class GeminiLiveReader(Reader):
     # -- what the client sends ----------------------------------------------------------------
 
     def _setup(self, setup: Any) -> None:
-        model = _get(setup, "model")
+        model = get_field(setup, "model")
         if isinstance(model, str):
             self.model = model.removeprefix("models/")
-        handle = _get(_get(setup, "sessionResumption"), "handle")
+        handle = get_field(get_field(setup, "sessionResumption"), "handle")
         self.resumes = handle if isinstance(handle, str) and handle else None
-        modalities = _get(_get(setup, "generationConfig"), "responseModalities")
+        modalities = get_field(get_field(setup, "generationConfig"), "responseModalities")
         if isinstance(modalities, list):
             self.audio_out = "AUDIO" in [str(m).upper() for m in modalities]
 
     def _realtime(self, frame: Frame, value: Any) -> list[Event] | None:
-        for blob in (_get(value, "audio"), *_list(_get(value, "mediaChunks"))):
-            data = _get(blob, "data")
-            if not isinstance(data, str) or not str(_get(blob, "mimeType") or "").startswith(
+        for blob in (get_field(value, "audio"), *_list(get_field(value, "mediaChunks"))):
+            data = get_field(blob, "data")
+            if not isinstance(data, str) or not str(get_field(blob, "mimeType") or "").startswith(
                 "audio/"
             ):
                 continue
-            pcm = _pcm(data)
-            self.input_rate = _rate(_get(blob, "mimeType"), self.input_rate)
+            pcm = decode_audio(data)
+            self.input_rate = pcm_rate(get_field(blob, "mimeType"), self.input_rate)
             self.audio_in += len(pcm)
             self.appended += len(pcm)
             if audible(pcm):
                 self.t_last_audible = frame.t_ns
-        ended = _get(value, "audioStreamEnd") or _get(value, "activityEnd") is not None
+        ended = get_field(value, "audioStreamEnd") or get_field(value, "activityEnd") is not None
         if ended and self.audio_in and self.current is None:
             return self._start(frame, "client", frame.t_ns, "client")
         return None
@@ -353,35 +362,35 @@ class GeminiLiveReader(Reader):
     def _content(self, frame: Frame, turn: Turn, content: Any) -> None:
         voice = turn.voice
         assert voice is not None
-        for part in _list(_get(_get(content, "modelTurn"), "parts")):
-            blob = _get(part, "inlineData")
-            data = _get(blob, "data")
+        for part in _list(get_field(get_field(content, "modelTurn"), "parts")):
+            blob = get_field(part, "inlineData")
+            data = get_field(blob, "data")
             if isinstance(data, str):
-                voice.output_rate = _rate(_get(blob, "mimeType"), voice.output_rate)
-                voice.output_audio_bytes += len(_pcm(data))
+                voice.output_rate = pcm_rate(get_field(blob, "mimeType"), voice.output_rate)
+                voice.output_audio_bytes += len(decode_audio(data))
                 if voice.t_first_audio is None:
                     voice.t_first_audio = frame.t_ns
                 if turn.t_first_token is None:
                     turn.t_first_token = frame.t_ns
-            text = _get(part, "text")
+            text = get_field(part, "text")
             if isinstance(text, str):
                 if turn.t_first_token is None:
                     turn.t_first_token = frame.t_ns
                 self._text(turn, text)
-        said = _get(_get(content, "outputTranscription"), "text")
+        said = get_field(get_field(content, "outputTranscription"), "text")
         if isinstance(said, str) and voice.output_audio_bytes:
             self._text(turn, said)
-        if _get(content, "inputTranscription") is not None:
+        if get_field(content, "inputTranscription") is not None:
             voice.t_transcribed = frame.t_ns
-        if _get(content, "interrupted"):
+        if get_field(content, "interrupted"):
             voice.interrupted = True
-        if _get(content, "turnComplete"):
+        if get_field(content, "turnComplete"):
             self._end(frame, turn, "cancelled" if voice.interrupted else "completed")
 
     def _calls(self, frame: Frame, turn: Turn, call: Any) -> None:
         if turn.t_first_token is None:
             turn.t_first_token = frame.t_ns
-        for fc in _list(_get(call, "functionCalls")):
+        for fc in _list(get_field(call, "functionCalls")):
             if isinstance(fc, dict):
                 args = orjson.dumps(fc.get("args") or {}).decode()
                 turn.output.append({"type": "function_call", "call_id": fc.get("id"),
@@ -416,8 +425,8 @@ class GeminiLiveReader(Reader):
 
 def _message(turn: Any) -> dict[str, Any]:
     """A ``clientContent`` turn as a message item."""
-    role = _get(turn, "role")
-    texts = [p.get("text") for p in _list(_get(turn, "parts")) if isinstance(p, dict)]
+    role = get_field(turn, "role")
+    texts = [p.get("text") for p in _list(get_field(turn, "parts")) if isinstance(p, dict)]
     return {
         "type": "message",
         "role": role if isinstance(role, str) else "user",

@@ -15,13 +15,12 @@ logged in ``GeminiEngine.log``, the ground truth of the tests.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
-import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracer.gemini.model import DEFAULT_INPUT_RATE, decode_audio, get_field, pcm_rate
 from tracer.upstream.realtime import tone
 from tracer.upstream.script import Script, Timing, default_script
 
@@ -40,18 +39,6 @@ class Reply:
 
     message: dict[str, Any]
     delay: float = 0.0
-
-
-def _get(d: dict[str, Any], camel: str) -> Any:
-    """A field by its camelCase name, or its snake_case one."""
-    if camel in d:
-        return d[camel]
-    return d.get(re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel))
-
-
-def _rate(mime: Any, default: int) -> int:
-    found = re.search(r"rate=(\d+)", mime) if isinstance(mime, str) else None
-    return int(found.group(1)) if found else default
 
 
 def peak(pcm: bytes) -> int:
@@ -78,60 +65,60 @@ class GeminiConnection:
         self.context_tokens = 0  # what the session's context holds
         self.text_in = ""  # the client's text since the last answer
         self.audio_in = 0  # PCM bytes of speech since the last answer
-        self.audio_rate = 16_000
+        self.audio_rate = DEFAULT_INPUT_RATE  # bytes per second of the input audio
         self.heard = False  # audible audio since the last answer
         self.tool_results = 0
 
     def receive(self, message: dict[str, Any]) -> list[Reply]:
         """The replies to one client message (an answer's included, with their delays)."""
-        setup = _get(message, "setup")
+        setup = get_field(message, "setup")
         if isinstance(setup, dict):
             return self._setup(setup)
-        content = _get(message, "clientContent")
+        content = get_field(message, "clientContent")
         if isinstance(content, dict):
-            for turn in _get(content, "turns") or []:
+            for turn in get_field(content, "turns") or []:
                 for part in (turn or {}).get("parts") or []:
                     if isinstance(part, dict) and isinstance(part.get("text"), str):
                         self.text_in += part["text"] + " "
-            return self._answer("client") if _get(content, "turnComplete") else []
-        tool = _get(message, "toolResponse")
+            return self._answer("client") if get_field(content, "turnComplete") else []
+        tool = get_field(message, "toolResponse")
         if isinstance(tool, dict):
-            self.tool_results += len(_get(tool, "functionResponses") or [])
+            self.tool_results += len(get_field(tool, "functionResponses") or [])
             return self._answer("client")
-        realtime = _get(message, "realtimeInput")
+        realtime = get_field(message, "realtimeInput")
         if isinstance(realtime, dict):
             return self._realtime(realtime)
         return []
 
     def _setup(self, setup: dict[str, Any]) -> list[Reply]:
         self.model = str(setup.get("model") or "").removeprefix("models/")
-        config = _get(setup, "generationConfig") or {}
-        modalities = _get(config, "responseModalities") or ["AUDIO"]
+        config = get_field(setup, "generationConfig") or {}
+        modalities = get_field(config, "responseModalities") or ["AUDIO"]
         self.audio = "AUDIO" in [str(m).upper() for m in modalities]
-        self.transcribe_in = _get(setup, "inputAudioTranscription") is not None
-        self.transcribe_out = _get(setup, "outputAudioTranscription") is not None
-        resumption = _get(setup, "sessionResumption")
+        self.transcribe_in = get_field(setup, "inputAudioTranscription") is not None
+        self.transcribe_out = get_field(setup, "outputAudioTranscription") is not None
+        resumption = get_field(setup, "sessionResumption")
         self.resumable = resumption is not None
-        handle = _get(resumption, "handle") if isinstance(resumption, dict) else None
+        handle = get_field(resumption, "handle") if isinstance(resumption, dict) else None
         if isinstance(handle, str) and handle in self.engine.handles:
             self.depth, self.context_tokens = self.engine.handles[handle]  # the session resumed
         return [Reply({"setupComplete": {}})]
 
     def _realtime(self, realtime: dict[str, Any]) -> list[Reply]:
-        blob = _get(realtime, "audio")
+        blob = get_field(realtime, "audio")
         if isinstance(blob, dict) and isinstance(blob.get("data"), str):
-            try:
-                pcm = base64.urlsafe_b64decode(blob["data"].replace("+", "-").replace("/", "_"))
-            except (binascii.Error, ValueError):
+            pcm = decode_audio(blob["data"])
+            if not pcm and blob["data"]:  # not base64: ignored
                 return []
-            self.audio_rate = _rate(_get(blob, "mimeType"), self.audio_rate)
+            self.audio_rate = pcm_rate(get_field(blob, "mimeType"), self.audio_rate)
             if peak(pcm) >= SPEECH:
                 self.heard = True
                 self.audio_in += len(pcm)
             elif self.heard:  # quiet after speech: the voice detection ends the turn
                 return self._answer("vad")
             return []
-        ended = _get(realtime, "audioStreamEnd") or _get(realtime, "activityEnd") is not None
+        ended = get_field(realtime, "audioStreamEnd")
+        ended = ended or get_field(realtime, "activityEnd") is not None
         if ended and self.heard:
             return self._answer("client")
         return []
@@ -142,7 +129,7 @@ class GeminiConnection:
         turn = script.turn(self.depth)
         timing: Timing = turn.timing or script.timing
         self.depth += 1
-        audio_s = self.audio_in / (2 * self.audio_rate)
+        audio_s = self.audio_in / self.audio_rate
         text_tokens = _tokens(self.text_in) + 16 * self.tool_results
         audio_tokens = round(audio_s * AUDIO_TOKENS_PER_S)
         prompt = self.context_tokens + text_tokens + audio_tokens
