@@ -1,5 +1,6 @@
 """Recordings made by other tools, read as traces (no I/O beyond reading the file): a HAR
-(JSON) or a VCR.py/pytest-recording cassette (YAML), told apart by their content."""
+(JSON), a VCR.py/pytest-recording cassette (YAML) or a mitmproxy flow file (tnetstrings),
+told apart by their content."""
 
 from __future__ import annotations
 
@@ -26,15 +27,29 @@ FOREIGN_SUFFIXES = (".har", ".json", ".yaml", ".yml")
 
 
 def is_trace_file(path: str | os.PathLike[str]) -> bool:
-    """Whether a file is to be read as a trace: it starts as one does, or is not named as a
-    HAR or a cassette (the trace reader then says what is wrong with it)."""
-    if not os.fspath(path).lower().endswith(FOREIGN_SUFFIXES):
-        return True
+    """Whether a file is to be read as a trace: it starts as one does, or is neither named
+    as a HAR or a cassette nor starts as a flow file (the trace reader then says what is
+    wrong with it)."""
     try:
         with open(path, "rb") as f:
-            return f.read(4) == ZSTD_MAGIC
+            start = f.read(64)
     except OSError:
         return True
+    if start[:4] == ZSTD_MAGIC:
+        return True
+    if os.fspath(path).lower().endswith(FOREIGN_SUFFIXES):
+        return False
+    return not _starts_as_flows(path)
+
+
+def _starts_as_flows(path: str | os.PathLike[str]) -> bool:
+    """Whether the file starts with a tnetstring dict, as a mitmproxy flow file does."""
+    with open(path, "rb") as f:
+        length = f.read(16).split(b":", 1)[0]
+        if not length.isdigit() or len(length) > 12:
+            return False
+        f.seek(len(length) + 1 + int(length))
+        return f.read(1) == b"}"
 
 
 def import_recording(path: str | os.PathLike[str]) -> HarImport:
@@ -48,6 +63,10 @@ def import_recording(path: str | os.PathLike[str]) -> HarImport:
     except OSError as exc:
         raise TraceError(f"cannot open {name!r}: {exc.strerror}") from None
     source = os.path.basename(name)
+    from tracer.export.mitmproxy import import_flows, is_flow_file
+
+    if is_flow_file(data):
+        return import_flows(data, source=source)
     if data.lstrip()[:1] == b"{":
         try:
             doc = orjson.loads(data)
@@ -58,7 +77,10 @@ def import_recording(path: str | os.PathLike[str]) -> HarImport:
 
     doc = load_cassette(data)
     if not is_cassette(doc):
-        raise TraceError("not a trace, a HAR file or a VCR.py cassette (none of their shapes)")
+        raise TraceError(
+            "not a trace, a HAR file, a VCR.py cassette or a mitmproxy flow file"
+            " (none of their shapes)"
+        )
     return import_vcr(doc, source=source)
 
 
