@@ -1,11 +1,12 @@
 """Recordings made by other tools, read as traces (no I/O beyond reading the file): a HAR
-(JSON), a VCR.py/pytest-recording cassette (YAML) or a mitmproxy flow file (tnetstrings),
-told apart by their content."""
+(JSON), a VCR.py/pytest-recording or cassetter cassette (YAML; cassetter's TOML too) or a
+mitmproxy flow file (tnetstrings), told apart by their content."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Any
 
 import orjson
 
@@ -22,7 +23,7 @@ MAX_FOREIGN_BYTES = 512 * 1024 * 1024
 """A HAR or cassette is read whole: larger ones are refused, not read into memory."""
 
 
-FOREIGN_SUFFIXES = (".har", ".json", ".yaml", ".yml")
+FOREIGN_SUFFIXES = (".har", ".json", ".yaml", ".yml", ".toml")
 """Files read as other tools' recordings when they do not start as a trace does."""
 
 
@@ -73,15 +74,31 @@ def import_recording(path: str | os.PathLike[str]) -> HarImport:
         except orjson.JSONDecodeError as exc:
             raise TraceError(f"not a HAR file: invalid JSON ({exc})") from None
         return import_har(doc, source=source)
+    from tracer.export.cassetter import import_cassetter, is_cassetter
     from tracer.export.vcr import import_vcr, is_cassette, load_cassette
 
-    doc = load_cassette(data)
+    doc = _toml(data) if name.lower().endswith(".toml") else load_cassette(data)
+    if is_cassetter(doc):
+        return import_cassetter(doc, source=source)
+    from tracer.export.pydantic_ws import import_pydantic_ws, is_pydantic_ws
+
+    if is_pydantic_ws(doc):
+        return import_pydantic_ws(doc, source=source)
     if not is_cassette(doc):
         raise TraceError(
-            "not a trace, a HAR file, a VCR.py cassette or a mitmproxy flow file"
+            "not a trace, a HAR file, a VCR.py or cassetter cassette or a mitmproxy flow file"
             " (none of their shapes)"
         )
     return import_vcr(doc, source=source)
+
+
+def _toml(data: bytes) -> Any:
+    import tomllib
+
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise TraceError(f"not a cassette: invalid TOML ({exc})") from None
 
 
 def merge_imports(named: list[tuple[str, HarImport]]) -> HarImport:

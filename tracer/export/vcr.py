@@ -41,8 +41,15 @@ def _inert(loader: _Loader, suffix: str, node: yaml.Node) -> Any:
     return loader.construct_scalar(node)
 
 
+def _as_text(loader: _Loader, node: yaml.Node) -> Any:
+    return loader.construct_scalar(node)
+
+
 _Loader.add_multi_constructor("tag:yaml.org,2002:python/", _inert)
 _Loader.add_multi_constructor("!", _inert)
+# A date inside a recorded JSON body stays the string it was (and `recorded_at` is parsed
+# where it is read): YAML 1.1 would turn an unquoted 2026-12-04T... into a datetime.
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _as_text)
 
 
 def load_cassette(data: bytes) -> Any:
