@@ -295,9 +295,21 @@ def _ws_message(m: Any, conn: int) -> Frame:
             payload = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise _Bad("a WebSocket message's data is not base64") from None
-    t = round(_num(m.get("time"), "a WebSocket message's time") * 1e6) * 1000
+    t = _message_ns(m.get("time"), "a WebSocket message's time")
     direction = Direction.CLIENT if kind == "send" else Direction.SERVER
     return Frame(conn, t, direction, op, payload, m.get("_fin") is not False)
+
+
+def _message_ns(v: Any, what: str) -> int:
+    """A message's Unix time in ns, from seconds (Chrome DevTools' HAR) or milliseconds
+    (Playwright's): past the plausible bound in seconds (the year 5138) it is in ms."""
+    in_seconds = _opt_num(v)
+    in_ms = _opt_num(v / 1000) if in_seconds is None and isinstance(v, int | float) else None
+    if in_ms is not None:  # past the bound in seconds: milliseconds (bounded the same way)
+        return round(in_ms * 1e6) * 1000
+    if in_seconds is None:
+        raise _Bad(f"{what} is not a number in range")
+    return round(in_seconds * 1e6) * 1000
 
 
 def _json_frames(
@@ -338,7 +350,7 @@ def _sse_frames(
         for m in messages:
             if not isinstance(m, dict):
                 raise _Bad("an _sseMessages entry is not an object")
-            t = round(_num(m.get("time"), "an _sseMessages time") * 1e6) * 1000
+            t = _message_ns(m.get("time"), "an _sseMessages time")
             data = _str(m.get("data"), "an _sseMessages data").encode("utf-8")
             yield Frame(conn, t, Direction.SERVER, Opcode.TEXT, data)
         return

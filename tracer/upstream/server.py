@@ -428,12 +428,19 @@ def running_upstream(
     tls: ssl.SSLContext | None = None,
     names: Sequence[str] = (),
     realtime: RealtimeScript | None = None,
+    allow_origins: Sequence[str] = (),
 ) -> Iterator[UpstreamServer]:
-    """Run an upstream on 127.0.0.1 in a background thread (for sync code and tests)."""
+    """Run an upstream on 127.0.0.1 in a background thread (for sync code and tests);
+    ``allow_origins``: the web pages' origins it admits (none by default)."""
     ready = threading.Event()
     loop = asyncio.new_event_loop()
     server = UpstreamServer(
-        script, single_flight=single_flight, tls=tls, names=names, realtime=realtime
+        script,
+        single_flight=single_flight,
+        tls=tls,
+        names=names,
+        realtime=realtime,
+        allow_origins=allow_origins,
     )
     failure: list[BaseException] = []
 
