@@ -7,6 +7,8 @@ to the same answers."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -131,3 +133,46 @@ def recorded_open_headers(trace: Path) -> list[tuple[str, str]]:
             if type(record) is Open:
                 return list(record.request_headers)
     pytest.fail("no connection in the trace")
+
+
+PYTEST_RECORDING_TEST = """
+import json, os, openai, pytest
+
+@pytest.mark.vcr
+def test_agent():
+    client = openai.OpenAI(api_key="sk-prec-0123456789abcdefghijkl",
+                           base_url=os.environ["UPSTREAM"], max_retries=0)
+    r1 = client.responses.create(model="gpt-5.6", input="Plan the work.", store=True)
+    r2 = client.responses.create(model="gpt-5.6", input="Go on.", previous_response_id=r1.id)
+    with client.responses.stream(model="gpt-5.6", input="And stream it.") as stream:
+        r3 = stream.get_final_response()
+    with open(os.environ["ACCOUNT"], "w") as f:
+        json.dump([r1.id, r2.id, r3.id], f)
+"""
+
+
+def test_a_pytest_recording_cassette(tmp_path: Path):
+    """pytest-recording (VCR.py under a pytest marker) records a test of the SDK; its
+    cassette imports with the upstream's figures. It runs in a pytest of its own: its
+    plugin and cassetter's both add --record-mode."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_agent.py").write_text(PYTEST_RECORDING_TEST)
+    account = tmp_path / "account.json"
+    with running_upstream() as upstream:
+        env = {**os.environ, "UPSTREAM": f"http://127.0.0.1:{upstream.port}/v1",
+               "ACCOUNT": str(account)}  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cassetter", "-p", "recording",
+             "--record-mode=all", "test_agent.py"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        log = list(upstream.engine.log)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    (cassette,) = (tmp_path / "cassettes").rglob("*.yaml")
+    ids = json.loads(account.read_text())
+    proc = run_tracer("inspect", str(cassette), "--json")
+    assert proc.returncode == 0, proc.stderr
+    turns = json.loads(proc.stdout)["turns"]
+    assert [t["response_id"] for t in turns] == ids == [e["response_id"] for e in log]
+    assert [t["input_tokens"] for t in turns] == [e["usage"]["input_tokens"] for e in log]
+    assert [t["input_items"] for t in turns] == [e["input_items"] for e in log]

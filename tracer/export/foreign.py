@@ -73,6 +73,12 @@ def import_recording(path: str | os.PathLike[str]) -> HarImport:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise TraceError(f"not a HAR file: invalid JSON ({exc})") from None
+        if _is_opencode_export(doc):
+            raise TraceError(
+                "an opencode session export holds the session's messages, not its traffic"
+                " (no requests, response ids or event times): record the agent instead,"
+                " e.g. tracer record -- opencode run ..."
+            )
         return import_har(doc, source=source)
     from tracer.export.cassetter import import_cassetter, is_cassetter
     from tracer.export.vcr import import_vcr, is_cassette, load_cassette
@@ -90,6 +96,16 @@ def import_recording(path: str | os.PathLike[str]) -> HarImport:
             " (none of their shapes)"
         )
     return import_vcr(doc, source=source)
+
+
+def _is_opencode_export(doc: Any) -> bool:
+    """`opencode export`'s JSON: the session's ``info`` and its ``messages``."""
+    info = doc.get("info") if isinstance(doc, dict) else None
+    return (
+        isinstance(info, dict)
+        and str(info.get("id", "")).startswith("ses_")
+        and isinstance(doc.get("messages"), list)
+    )
 
 
 def _toml(data: bytes) -> Any:
