@@ -23,7 +23,7 @@ MAX_FOREIGN_BYTES = 512 * 1024 * 1024
 """A HAR or cassette is read whole: larger ones are refused, not read into memory."""
 
 
-FOREIGN_SUFFIXES = (".har", ".json", ".yaml", ".yml", ".toml")
+FOREIGN_SUFFIXES = (".har", ".json", ".jsonl", ".yaml", ".yml", ".toml")
 """Files read as other tools' recordings when they do not start as a trace does."""
 
 
@@ -72,7 +72,7 @@ def import_recording(path: str | os.PathLike[str]) -> HarImport:
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            raise TraceError(f"not a HAR file: invalid JSON ({exc})") from None
+            return _json_lines(data, source, exc)
         if _is_opencode_export(doc):
             raise TraceError(
                 "an opencode session export holds the session's messages, not its traffic"
@@ -96,6 +96,24 @@ def import_recording(path: str | os.PathLike[str]) -> HarImport:
             " (none of their shapes)"
         )
     return import_vcr(doc, source=source)
+
+
+def _json_lines(data: bytes, source: str, exc: orjson.JSONDecodeError) -> HarImport:
+    """A file of one JSON object per line: claude-tap's trace, else not a format we read."""
+    from tracer.export.claude_tap import import_claude_tap, is_claude_tap, read_json_lines
+
+    first = data.lstrip().split(b"\n", 1)[0]
+    try:
+        orjson.loads(first)
+    except orjson.JSONDecodeError:
+        raise TraceError(f"not a HAR file: invalid JSON ({exc})") from None
+    records = read_json_lines(data)
+    if is_claude_tap(records):
+        return import_claude_tap(records, source=source)
+    raise TraceError(
+        "JSON lines of a shape tracer does not read (it reads claude-tap's traces;"
+        " see docs/import.md)"
+    )
 
 
 def _is_opencode_export(doc: Any) -> bool:
