@@ -153,17 +153,21 @@ def test_agent():
 
 def test_a_pytest_recording_cassette(tmp_path: Path):
     """pytest-recording (VCR.py under a pytest marker) records a test of the SDK; its
-    cassette imports with the upstream's figures. It runs in a pytest of its own: its
-    plugin and cassetter's both add --record-mode."""
+    cassette imports with the upstream's figures. It runs in a virtualenv of its own
+    (tests/setup/install-pytest-recording.sh): its plugin and cassetter's both add
+    --record-mode."""
+    setup = ROOT / "tests" / "setup" / "install-pytest-recording.sh"
+    made = subprocess.run(["bash", str(setup)], capture_output=True, text=True, timeout=900)
+    assert made.returncode == 0, made.stderr[-2000:]
+    python = made.stdout.strip().splitlines()[-1]
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_agent.py").write_text(PYTEST_RECORDING_TEST)
     account = tmp_path / "account.json"
     with running_upstream() as upstream:
         env = {**os.environ, "UPSTREAM": f"http://127.0.0.1:{upstream.port}/v1",
-               "ACCOUNT": str(account)}  # fmt: skip
+               "ACCOUNT": str(account), "PYTHONPATH": ""}  # fmt: skip
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cassetter", "-p", "recording",
-             "--record-mode=all", "test_agent.py"],
+            [python, "-m", "pytest", "-q", "--record-mode=all", "test_agent.py"],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         log = list(upstream.engine.log)

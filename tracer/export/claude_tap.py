@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from tracer.export.har import HarImport, import_har
+from tracer.responses.sse import encode_event
 from tracer.trace.format import TraceError
 
 __all__ = ["import_claude_tap", "is_claude_tap", "read_json_lines"]
@@ -82,7 +83,7 @@ def _http_entry(rec: dict[str, Any], n: int) -> tuple[dict[str, Any], bool]:
     end, took = _end(rec, n), _ms(rec)
     events = resp.get("sse_events")
     if isinstance(events, list) and events:
-        text = "".join(f"data: {_json(e)}\n\n" for e in events)
+        text = b"".join(encode_event(_json(e).encode()) for e in events).decode()
         content = {"mimeType": "text/event-stream", "text": text}
     else:  # the answer, or a streamed call's response as claude-tap rebuilt it
         body = resp.get("body")
