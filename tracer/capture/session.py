@@ -19,6 +19,7 @@ from typing import Any
 
 from tracer.capture.ca import RunCA
 from tracer.capture.children import signal_group
+from tracer.capture.compactor import start_background_compaction
 from tracer.capture.forward import DEFAULT_INTERCEPT, ForwardProxy, intercepts
 from tracer.capture.launch import Forwarding
 from tracer.capture.proxy import UPSTREAM_TIMEOUT, RecordingProxy
@@ -52,6 +53,7 @@ class Finished:
     compacted: bool
     compact_error: str | None  # recompressing failed: the trace stays as recorded
     compact_skipped: bool  # too large to recompress on exit
+    compacting_pid: int | None = None  # recompressing in the background, by this process
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,20 +179,25 @@ class RecordingSession:
             self.command = None
         self.recorder.close()
 
-    def finish(self, *, compact: bool = True) -> Finished:
-        """Close, recompress (unless told not to, or the trace is too large), verify."""
+    def finish(self, *, compact: bool = True, background: bool = False) -> Finished:
+        """Close, recompress (unless told not to, or the trace is too large), verify.
+
+        With ``background`` the live trace is verified and its recompression left to a
+        process of its own (``tracer.capture.compactor``): the recorder stops at once."""
         self.close()
         stats = self.recorder.stats
-        compacted, error, skipped = False, None, False
-        if compact and stats.write_error is None:
-            if stats.bytes <= COMPACT_LIMIT:
-                error = _compact_in_place(self.output)
-                compacted = error is None
-            else:
-                skipped = True
+        compacted, error, skipped, pid = False, None, False, None
+        recompress = compact and stats.write_error is None
+        if recompress and stats.bytes > COMPACT_LIMIT:
+            recompress, skipped = False, True
+        if recompress and not background:
+            error = _compact_in_place(self.output)
+            compacted = error is None
         with open(self.output, "rb") as f:
             integrity = verify_trace(f)
-        return Finished(integrity, compacted, error, skipped)
+        if recompress and background and integrity.ok:
+            pid = start_background_compaction(self.output)
+        return Finished(integrity, compacted, error, skipped, pid)
 
 
 def _compact_in_place(path: Path) -> str | None:

@@ -74,6 +74,14 @@ def record(
         bool, typer.Option("--no-redact", help="Record secrets as they are (not recommended).")
     ] = False,
     compact: Annotated[bool, typer.Option(help="Recompress the trace when recording ends.")] = True,
+    wait_compact: Annotated[
+        bool,
+        typer.Option(
+            "--wait-compact",
+            help="Recompress before exiting (by default a background process does, and "
+            "tracer exits at once).",
+        ),
+    ] = False,
     flush_interval: Annotated[
         float, typer.Option(min=0.001, help="Seconds between crash-safe flushes.")
     ] = 0.1,
@@ -221,7 +229,14 @@ def record(
             session.close()
     # Interrupted (Ctrl-C, or q in the inspector): exit 130; SIGTERM: 143; as shells do.
     interrupted = 128 + signalled[0] if signalled else None
-    return _finish(session, exit_code, compact=compact, json=json, interrupted=interrupted)
+    return _finish(
+        session,
+        exit_code,
+        compact=compact,
+        background=not wait_compact,
+        json=json,
+        interrupted=interrupted,
+    )
 
 
 def _where(session: RecordingSession, upstream: str | None) -> str:
@@ -321,11 +336,13 @@ def _finish(
     exit_code: int | None,
     *,
     compact: bool,
+    background: bool,
     json: bool,
     interrupted: int | None = None,
 ) -> int:
-    """Recompress and verify the trace, say how it went; the command's exit code wins."""
-    done = session.finish(compact=compact)
+    """Recompress (or start that) and verify the trace, say how it went; the command's exit
+    code wins."""
+    done = session.finish(compact=compact, background=background)
     stats = session.recorder.stats
     warn = stderr_console()
     if done.compact_skipped and not json:
@@ -360,6 +377,7 @@ def _finish(
         trace_ok=done.integrity.ok,
         unrecorded=[g.to_json() for g in stats.unrecorded.values()],
         compact_error=done.compact_error,
+        compacting_pid=done.compacting_pid,
         warning=nothing if session.launched and stats.connections == 0 else None,
     )
     if isinstance(session.proxy, ForwardProxy):

@@ -8,6 +8,7 @@ from tracer.trace.format import (
     COMPACT_LARGE,
     COMPACT_LARGE_LEVEL,
     COMPACT_LEVEL,
+    COMPACT_TABLE_LOG,
     WINDOW_LOG,
     TraceError,
 )
@@ -26,6 +27,7 @@ def compact_trace(
     max_record_size: int = DEFAULT_MAX_RECORD_SIZE,
     time_unit_ns: int | None = None,
     max_frames: int | None = None,
+    table_log: int | None = COMPACT_TABLE_LOG,
 ) -> TraceReader:
     """Copy every record of ``src`` into ``dst`` as one zstd frame at ``level``.
 
@@ -35,7 +37,8 @@ def compact_trace(
     the current format version; it keeps the source's time unit unless ``time_unit_ns``
     is given. Returns the source reader, whose ``truncated`` tells what was copied.
 
-    The zstd window is no larger than the records (a small trace needs no 128 MiB window);
+    The zstd window is no larger than the records (a small trace needs no 128 MiB window)
+    and the match tables are capped (``table_log``, None for zstd's own): memory stays bounded;
     with no ``level``, it is ``COMPACT_LEVEL``, or ``COMPACT_LARGE_LEVEL`` past
     ``COMPACT_LARGE`` bytes of payload. A seekable source is read twice: first to size it.
     """
@@ -52,6 +55,7 @@ def compact_trace(
         header=header,
         time_unit_ns=time_unit_ns,
         window_log=window,
+        table_log=table_log,
     )
     last_t = 0
     for run in reader.runs():

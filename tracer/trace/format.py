@@ -147,11 +147,28 @@ def parse_preamble(data: bytes) -> int:
     return int(version)
 
 
-def compression_params(level: int, window_log: int = WINDOW_LOG) -> zstd.ZstdCompressionParameters:
-    """zstd parameters for a trace written at ``level``: large window, long-distance matching."""
+COMPACT_TABLE_LOG = 22
+"""The compressor's match tables when a trace is recompressed: 4 MiB entries each at most.
+Level 19's own (2^22 and 2^24 entries, 80 MiB) cost a recorder's stop most of its memory
+for about 1% of the size (bench/bench_compact.py)."""
+
+
+def compression_params(
+    level: int, window_log: int = WINDOW_LOG, *, table_log: int | None = None
+) -> zstd.ZstdCompressionParameters:
+    """zstd parameters for a trace written at ``level``: large window, long-distance matching;
+    ``table_log`` caps the match tables (hash and chain) at 2**table_log entries."""
+    caps = {}
+    if table_log is not None:
+        own = zstd.ZstdCompressionParameters.from_level(level, window_log=window_log)
+        caps = {
+            "hash_log": min(own.hash_log, table_log),
+            "chain_log": min(own.chain_log, table_log),
+        }
     return zstd.ZstdCompressionParameters.from_level(
         level,
         window_log=window_log,
         enable_ldm=True,
         write_checksum=True,
+        **caps,
     )

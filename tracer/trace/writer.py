@@ -89,6 +89,7 @@ class TraceWriter:
         time_unit_ns: int | None = None,
         batch_bytes: int | None = None,
         window_log: int = WINDOW_LOG,
+        table_log: int | None = None,
     ) -> None:
         self._file = fileobj
         self._clock = clock
@@ -110,7 +111,7 @@ class TraceWriter:
         self._f_kind = bytearray()
         self._f_payload: list[bytes] = []
         self._f_bytes = 0
-        params = compression_params(level, window_log)
+        params = compression_params(level, window_log, table_log=table_log)
         self._cobj = zstd.ZstdCompressor(compression_params=params).compressobj()
         self.stats = WriterStats()
         self.dropped_frames = 0

@@ -32,6 +32,7 @@ class RecordSummary:
     trace_ok: bool
     unrecorded: list[dict[str, Any]] = field(default_factory=list)  # per connection
     compact_error: str | None = None  # recompressing on exit failed: kept as recorded
+    compacting_pid: int | None = None  # recompressing in the background, by this process
     warning: str | None = None  # a launched command made no connection through the proxy
     tunnelled: int | None = None  # --forward: connections passed through unrecorded
     refused_tls: int | None = None  # --forward: clients that refused the run's certificate
@@ -114,3 +115,9 @@ def render_summary(summary: RecordSummary, console: Console) -> None:
         )
     if summary.write_error:
         console.print(f"  [red]write error: {summary.write_error}[/red]")
+    if summary.compacting_pid is not None:
+        console.print(
+            f"  recompressing it in the background (pid {summary.compacting_pid}); "
+            "it reads the same meanwhile",
+            style="dim",
+        )
