@@ -12,7 +12,14 @@ import orjson
 from tracer.errors import TracerError
 from tracer.files import atomic_write
 
-__all__ = ["MissingExtra", "arrow_table", "parquet_rows", "require_pyarrow", "write_parquet"]
+__all__ = [
+    "MissingExtra",
+    "arrow_table",
+    "parquet_rows",
+    "private_dirs",
+    "require_pyarrow",
+    "write_parquet",
+]
 
 
 class MissingExtra(TracerError):
@@ -57,12 +64,23 @@ def arrow_table(rows: Iterable[dict[str, Any]], columns: list[tuple[str, str]]) 
     return pa.Table.from_pylist(table, schema=schema)
 
 
+def private_dirs(folder: Path) -> None:
+    """Create ``folder`` and every missing folder above it 0700 (``mkdir(parents=True)``
+    would give the ones above the default mode)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for each in reversed(missing):
+        each.mkdir(mode=0o700, exist_ok=True)
+
+
 def write_parquet(table: Any, path: Path) -> None:
     """Write a table whole or not at all, 0600 (with ``--payload`` it holds every payload),
     in folders created 0700."""
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dirs(path.parent)
     with atomic_write(path) as out:
         pq.write_table(table, out, compression="zstd")
 
@@ -78,7 +96,7 @@ def parquet_rows(
     import pyarrow.parquet as pq
 
     schema = pa.schema([(name, _arrow_type(pa, kind)) for name, kind in columns])
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dirs(path.parent)
     with atomic_write(path) as out:
         writer = pq.ParquetWriter(out, schema, compression="zstd")
         try:

@@ -9,12 +9,14 @@ the exporter and says what it wrote; the CLI only picks the paths and prints the
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import orjson
 
@@ -113,11 +115,22 @@ def _otlp(reader: TraceReader, dest: Path | None, path: str, _: bool | None) -> 
     return {"spans": spans, "turns": report.summary.turns, "bytes": _json_doc(doc, dest)}
 
 
+PARQUET_SCHEMA_VERSION = 2
+"""The Parquet tables' layout and columns (docs/export.md); 2: Hive-style partitions."""
+
+
+def _partition(value: Any) -> str:
+    """A Hive partition value: escaped as Hive does (Spark, Trino and DuckDB unescape it)."""
+    text = str(value) if value not in (None, "") else "unknown"
+    return quote(text, safe="-_.")
+
+
 def _parquet(
     reader: TraceReader, dest: Path | None, path: str, payload: bool | None
 ) -> dict[str, Any]:
-    """OUT/{turns,connections,frames}/<name>.parquet; the frames table is written as the
-    trace is read, in row groups: its payloads are never held together."""
+    """OUT/{turns,connections,frames}/date=DAY/[model=MODEL/]<name>.parquet, partitioned
+    as Hive lays tables out (the trace's start day; each turn's model); the frames table is
+    written as the trace is read, in row groups: its payloads are never held together."""
     from tracer.export.parquet import arrow_table, parquet_rows, write_parquet
     from tracer.export.tables import (
         CONNECTION_COLUMNS,
@@ -129,21 +142,41 @@ def _parquet(
     )
 
     assert dest is not None
+    _write_schema(dest)
     name = f"{Path(path).name.removesuffix('.trace')}.parquet"
     frame_cols = FRAME_COLUMNS + ([("payload", "bytes")] if payload else [])
     header = reader.header
-    with parquet_rows(dest / "frames" / name, frame_cols) as put:
+    day = f"date={dt.datetime.fromtimestamp(header.anchor_unix_ns / 1e9, dt.UTC).date()}"
+    with parquet_rows(dest / "frames" / day / name, frame_cols) as put:
         tee = FrameTee(header, path, bool(payload), put)
         report = analyse(tee.records(reader))
-    result: dict[str, Any] = {"frames": tee.rows}
-    tables = {
-        "turns": arrow_table(turn_rows(report, header, path), TURN_COLUMNS),
-        "connections": arrow_table(connection_rows(report, header, path), CONNECTION_COLUMNS),
-    }
-    for table_name, table in tables.items():
-        write_parquet(table, dest / table_name / name)
-        result[table_name] = table.num_rows
-    return result
+    connections = arrow_table(connection_rows(report, header, path), CONNECTION_COLUMNS)
+    write_parquet(connections, dest / "connections" / day / name)
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for row in turn_rows(report, header, path):
+        by_model.setdefault(_partition(row.pop("model", None)), []).append(row)
+    turn_cols = [c for c in TURN_COLUMNS if c[0] != "model"]  # the partition holds it
+    for model, rows in by_model.items():
+        write_parquet(arrow_table(rows, turn_cols), dest / "turns" / day / f"model={model}" / name)
+    return {"frames": tee.rows, "turns": len(report.turns), "connections": connections.num_rows}
+
+
+def _write_schema(dest: Path) -> None:
+    """OUT/_tracer_schema.json: the layout's version and each table's columns (the leading
+    underscore keeps it out of Spark's, Trino's and DuckDB's reads)."""
+    from tracer.export.tables import CONNECTION_COLUMNS, FRAME_COLUMNS, TURN_COLUMNS
+
+    doc = {
+        "schema_version": PARQUET_SCHEMA_VERSION,
+        "partitions": {"turns": ["date", "model"], "connections": ["date"], "frames": ["date"]},
+        "tables": {"turns": TURN_COLUMNS, "connections": CONNECTION_COLUMNS,
+                   "frames": [*FRAME_COLUMNS, ("payload", "bytes")]},
+    }  # fmt: skip
+    from tracer.export.parquet import private_dirs
+
+    private_dirs(dest)
+    with atomic_write(dest / "_tracer_schema.json") as out:
+        out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
 FORMATS: dict[str, Exporter] = {
