@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 from tests.conftest import ROOT, assert_clean_error, run_tracer
@@ -89,10 +90,21 @@ def test_an_unreachable_upstream_during_record_is_said_on_stderr(tmp_path: Path)
     assert "502" in proc.stdout  # what the client itself got
 
 
-def test_export_of_a_directory_says_what_to_give(tmp_path: Path):
-    proc = run_tracer("export", str(tmp_path))
-    assert proc.returncode == 2
-    assert f"{tmp_path}' is a directory: give the trace files in it" in proc.stderr
+def test_export_of_a_directory_exports_its_traces(tmp_path: Path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_tracer("export", str(empty))
+    assert_clean_error(proc)
+    assert f"no trace files (*.trace) in the directory '{empty}'" in proc.stderr
+    fleet = tmp_path / "fleet"
+    (fleet / "day").mkdir(parents=True)
+    for name in ("incremental", "http"):
+        shutil.copy(ROOT / "traces" / f"{name}.trace", fleet / "day" / f"{name}.trace")
+    out = tmp_path / "out"
+    proc = run_tracer("export", str(fleet), "-f", "jsonl", "-o", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    exported = json.loads(proc.stdout)["exports"]
+    assert sorted(Path(e["trace"]).name for e in exported) == ["http.trace", "incremental.trace"]
 
 
 def sys_executable() -> str:

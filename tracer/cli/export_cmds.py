@@ -141,14 +141,7 @@ def export(
             require_pyarrow()
         except MissingExtra as exc:
             raise CLIError(str(exc)) from None
-    for f in files:
-        if f.is_dir():
-            raise CLIError(
-                f"{str(f)!r} is a directory: give the trace files in it ({f / '*.trace'})",
-                exit_code=2,
-            )
-        if not f.is_file():
-            raise CLIError(f"cannot open {str(f)!r}: no such file")
+    files = _trace_files(files)  # a directory: the traces in it, as `tracer query` reads them
     outs = _outputs(files, fmt, output)
     if json and None in outs:
         raise CLIError("--json prints a summary on stdout: give -o FILE for the export", 2)
@@ -227,10 +220,14 @@ _TRACE_COLUMNS = columns_of(
 
 
 def _trace_files(paths: list[Path]) -> list[Path]:
+    """Files as given, and the ``*.trace`` files under each directory given."""
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(p.rglob("*.trace")))
+            found = sorted(p.rglob("*.trace"))
+            if not found:
+                raise CLIError(f"no trace files (*.trace) in the directory {str(p)!r}")
+            files.extend(found)
         elif p.is_file():
             files.append(p)
         else:
