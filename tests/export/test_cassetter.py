@@ -7,33 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import warnings
 from pathlib import Path
 
 import cassetter
-import openai
 import pytest
 import websockets
 
 from tests.capture.test_record_cli import decompressed
 from tests.conftest import assert_clean_error, run_tracer
+from tests.export.test_vcr import _calls  # the same three calls as the VCR.py test
 from tracer.analysis.load import load
 from tracer.trace import open_trace
 from tracer.upstream import running_upstream
 
 KEY = "sk-cassetter-0123456789abcdefghijkl"
-
-
-def _http_calls(base_url: str) -> list[str]:
-    client = openai.OpenAI(api_key=KEY, base_url=base_url, max_retries=0)
-    warnings.simplefilter("ignore")
-    r1 = client.responses.create(model="gpt-5.6", input="Plan the work.", store=True)
-    r2 = client.responses.create(
-        model="gpt-5.6", input="Go on.", previous_response_id=r1.id, store=True
-    )
-    with client.responses.stream(model="gpt-5.6", input="And stream it.") as stream:
-        r3 = stream.get_final_response()
-    return [r1.id, r2.id, r3.id]
 
 
 async def _websocket_session(url: str, turns: int) -> list[str]:
@@ -66,7 +53,7 @@ def test_http_calls_cassetter_recorded(tmp_path: Path, suffix: str):
     cassette = tmp_path / f"agent.{suffix}"
     with running_upstream() as upstream:
         with cassetter.use_cassette(cassette, record_mode="all"):
-            ids = _http_calls(f"http://127.0.0.1:{upstream.port}/v1")
+            ids = _calls(f"http://127.0.0.1:{upstream.port}/v1")["ids"]
         log = list(upstream.engine.log)
     assert cassette.exists()
     turns, stderr = _inspect(cassette)

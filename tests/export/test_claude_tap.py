@@ -9,15 +9,14 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, assert_clean_error, run_tracer
+from tests.hardening.helpers import free_port, wait_for_port
 from tracer.analysis.load import load
 from tracer.trace import open_trace
 from tracer.upstream import running_upstream
@@ -38,17 +37,11 @@ def claude_tap() -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_a_claude_tap_trace_is_read(claude_tap: Path, tmp_path: Path):
     env = {**os.environ, "HOME": str(tmp_path / "home")}
     accounts = []
     with running_upstream() as upstream:
-        port = _free_port()
+        port = free_port()
         proxy = subprocess.Popen(
             [str(claude_tap / "claude-tap"), "--tap-client", "codex",
              "--tap-target", f"http://127.0.0.1:{upstream.port}", "--tap-host", "127.0.0.1",
@@ -57,14 +50,7 @@ def test_a_claude_tap_trace_is_read(claude_tap: Path, tmp_path: Path):
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert proxy.poll() is None and time.monotonic() < deadline, "no claude-tap"
-                    time.sleep(0.1)
+            wait_for_port(port, timeout=60)
             client_env = {**os.environ, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
                           "OPENAI_API_KEY": KEY}  # fmt: skip
             for mode in ("http", "http-sse", "websocket"):

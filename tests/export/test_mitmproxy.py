@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.capture.test_record_cli import decompressed
 from tests.conftest import ROOT, assert_clean_error, run_tracer
+from tests.hardening.helpers import free_port, wait_for_port
 from tracer.analysis.load import load
 from tracer.export.mitmproxy import import_flows, read_tnetstrings
 from tracer.trace import TraceError, open_trace
@@ -34,31 +33,18 @@ def mitmdump() -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _record(mitmdump: str, flows: Path, modes: list[str]) -> tuple[list[dict], list[dict]]:
     """The SDK's account of each mode and the upstream's log, recorded by mitmdump."""
     accounts = []
     with running_upstream() as upstream:
-        port = _free_port()
+        port = free_port()
         proxy = subprocess.Popen(
             [mitmdump, "--mode", f"reverse:http://127.0.0.1:{upstream.port}",
              "--listen-host", "127.0.0.1", "-p", str(port), "-w", str(flows), "-q"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert proxy.poll() is None and time.monotonic() < deadline, "no mitmdump"
-                    time.sleep(0.1)
+            wait_for_port(port, timeout=60)
             env = {**os.environ, "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
                    "OPENAI_API_KEY": KEY}  # fmt: skip
             for mode in modes:

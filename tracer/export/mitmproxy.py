@@ -11,13 +11,12 @@ and the header then says ``times: synthesised``.
 from __future__ import annotations
 
 import base64
-import gzip
 import re
-import zlib
 from datetime import UTC, datetime
 from typing import Any
 
 from tracer.export.har import HarImport, import_har
+from tracer.export.vcr import decoded_body
 from tracer.trace.format import TraceError
 
 __all__ = ["import_flows", "is_flow_file", "read_tnetstrings"]
@@ -115,18 +114,11 @@ def _body(message: dict[str, Any]) -> str | None:
     if not isinstance(raw, bytes):
         return None
     encoding = " ".join(
-        h["value"].lower()
+        h["value"]
         for h in _headers(message.get("headers"))
         if h["name"].lower() == "content-encoding"
     )
-    try:
-        if "gzip" in encoding:
-            raw = gzip.decompress(raw)
-        elif "deflate" in encoding:
-            raw = zlib.decompress(raw)
-    except (OSError, zlib.error):
-        pass
-    return raw.decode("utf-8", errors="replace")
+    return decoded_body(raw, encoding)
 
 
 def _seconds(v: Any) -> float | None:

@@ -23,7 +23,7 @@ from tracer.responses.sse import encode_event
 from tracer.trace.format import TraceError
 from tracer.trace.records import Close, Direction, Frame, Open, Record
 
-__all__ = ["export_vcr", "import_vcr", "is_cassette", "load_cassette"]
+__all__ = ["decoded_body", "export_vcr", "import_vcr", "is_cassette", "load_cassette"]
 
 CALL_MS = 100.0  # the synthesised time of one call
 GAP_MS = 10.0  # between calls
@@ -74,17 +74,22 @@ def _text(body: Any, headers: dict[str, Any]) -> str | None:
     if isinstance(body, str):
         return body
     if isinstance(body, bytes | bytearray):
-        raw = bytes(body)
-        encoding = " ".join(_values(headers, "content-encoding")).lower()
-        try:
-            if "gzip" in encoding:
-                raw = gzip.decompress(raw)
-            elif "deflate" in encoding:
-                raw = zlib.decompress(raw)
-        except (OSError, zlib.error):
-            pass
-        return raw.decode("utf-8", errors="replace")
+        return decoded_body(bytes(body), " ".join(_values(headers, "content-encoding")))
     return None
+
+
+def decoded_body(raw: bytes, encoding: str) -> str:
+    """A recorded body as text, decompressed as its ``content-encoding`` says (gzip or
+    deflate; kept as it is when that fails)."""
+    encoding = encoding.lower()
+    try:
+        if "gzip" in encoding:
+            raw = gzip.decompress(raw)
+        elif "deflate" in encoding:
+            raw = zlib.decompress(raw)
+    except (OSError, zlib.error):
+        pass
+    return raw.decode("utf-8", errors="replace")
 
 
 def _values(headers: Any, name: str) -> list[str]:
