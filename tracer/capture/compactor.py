@@ -15,9 +15,9 @@ import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
+from tracer.files import atomic_write
 from tracer.trace.compact import compact_trace
 
 __all__ = ["compact_if_unchanged", "start_background_compaction"]
@@ -27,31 +27,28 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+class _Changed(Exception):
+    """The trace changed while it was being recompressed."""
+
+
 def compact_if_unchanged(
     path: str | os.PathLike[str], expected: tuple[int, int, int, int] | None = None
 ) -> str | None:
     """Recompress ``path`` in place unless it is not the file ``expected`` (its device,
     inode, size and modification time when the recorder closed it) or changed meanwhile;
     why not, or None."""
-    target = os.fspath(path)
-    directory, name = os.path.split(target)
-    fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.", suffix=".tmp")
     try:
-        with open(target, "rb") as src:
+        with open(path, "rb") as src:
             before = _identity(os.fstat(src.fileno()))
             if expected is not None and before != expected:
-                os.close(fd)
-                os.unlink(tmp)
                 return "the trace is not the one recorded (a new recording?): kept as it is"
-            with os.fdopen(fd, "wb") as dst:
+            with atomic_write(path) as dst:
                 compact_trace(src, dst)
-        if _identity(os.stat(target)) != before:
-            os.unlink(tmp)
-            return "the trace changed while it was recompressed: kept as it is"
-        os.replace(tmp, target)
+                if _identity(os.stat(path)) != before:
+                    raise _Changed
+    except _Changed:
+        return "the trace changed while it was recompressed: kept as it is"
     except Exception as exc:  # any failure: the recorded trace is still whole
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         return f"{type(exc).__name__}: {exc}"
     return None
 

@@ -19,13 +19,11 @@ from typing import Any
 
 from tracer.capture.ca import RunCA
 from tracer.capture.children import signal_group
-from tracer.capture.compactor import start_background_compaction
+from tracer.capture.compactor import compact_if_unchanged, start_background_compaction
 from tracer.capture.forward import DEFAULT_INTERCEPT, ForwardProxy, intercepts
 from tracer.capture.launch import Forwarding
 from tracer.capture.proxy import UPSTREAM_TIMEOUT, RecordingProxy
 from tracer.capture.recorder import Recorder
-from tracer.files import atomic_write
-from tracer.trace.compact import compact_trace
 from tracer.trace.format import RECORDER_TIME_UNIT_NS
 from tracer.trace.redact import Redactor
 from tracer.trace.verify import Integrity, verify_trace
@@ -191,24 +189,13 @@ class RecordingSession:
         if recompress and stats.bytes > COMPACT_LIMIT:
             recompress, skipped = False, True
         if recompress and not background:
-            error = _compact_in_place(self.output)
+            error = compact_if_unchanged(self.output)
             compacted = error is None
         with open(self.output, "rb") as f:
             integrity = verify_trace(f)
         if recompress and background and integrity.ok:
             pid = start_background_compaction(self.output)
         return Finished(integrity, compacted, error, skipped, pid)
-
-
-def _compact_in_place(path: Path) -> str | None:
-    """Recompress a finished trace; on a failure the trace stays as recorded and the reason
-    is returned."""
-    try:
-        with open(path, "rb") as src, atomic_write(path) as dst:
-            compact_trace(src, dst)
-    except Exception as exc:  # any failure: the recorded trace is still whole
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 async def wait_for_child(
