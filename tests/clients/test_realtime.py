@@ -79,7 +79,9 @@ def test_a_voice_session_of_the_sdk_is_read_exactly(tmp_path: Path):
     assert len(spoken) >= 3
     for t, e in spoken:
         assert abs(t.voice.voice_latency_ms - e["voice_latency_ms"]) <= 2.0, (t.index, e)
-        assert t.voice.voice_latency_ms >= SCRIPT.first_audio_ms
+        # The injected delay bounds the upstream's own clock; the proxy's clock may see
+        # the two frames up to the 2 ms above closer together.
+        assert e["voice_latency_ms"] >= SCRIPT.first_audio_ms
         assert t.voice.perceived_latency_ms == pytest.approx(t.voice.voice_latency_ms + 300)
         assert abs(t.voice.transcription_delay_ms - e["transcription_delay_ms"]) <= 2.0
     # The answer the speaker talked over: cancelled by the server, truncated by the client
@@ -99,7 +101,8 @@ def test_a_voice_session_of_the_sdk_is_read_exactly(tmp_path: Path):
     s = report.summary
     assert s.interruptions == sum(t.voice.interrupted for t in turns) >= 2
     assert s.voice_turns == len(turns) and s.protocols == {"realtime": 1}
-    assert s.voice_latency_p50_ms is not None and s.voice_latency_p50_ms >= SCRIPT.first_audio_ms
+    assert s.voice_latency_p50_ms is not None
+    assert s.voice_latency_p50_ms >= SCRIPT.first_audio_ms - 2.0
     # Replayed offline to the same client: the same events, in the same order.
     replay, base_url = start_replay(trace, "--once", "--speed", "0")
     try:
