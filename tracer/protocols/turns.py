@@ -37,13 +37,14 @@ TEXT_LIMIT = 256 * 1024
 keeps all): the rest is counted, not held."""
 
 _OBJECTS = cap("TRACER_MAX_JSON_OBJECTS", MAX_JSON_OBJECTS)
-_PRECHECK = 64 * 1024  # a message shorter than this cannot hold the cap's worth of objects
+# Each object takes two bytes at least ("{}"): a shorter message cannot exceed the cap.
+_PRECHECK = 2 * (_OBJECTS + 1)
 
 
 def loads(data: bytes) -> Any:
     """Parse JSON bytes; None when they are not JSON. ``LimitExceeded`` for a message of
     more JSON objects than the objects cap (``tracer.trace.caps``): memory stays bounded."""
-    if len(data) > _PRECHECK and data.count(b"{") > _OBJECTS:
+    if len(data) >= _PRECHECK and data.count(b"{") > _OBJECTS:
         raise LimitExceeded(objects_exceeded(_OBJECTS))
     try:
         return _loads(data)
