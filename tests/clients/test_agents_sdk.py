@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.analysis.paths import assert_both_paths_agree
 from tests.conftest import run_tracer
 from tracer.analysis import load
 from tracer.upstream import Call, Script, TurnScript, running_upstream
@@ -44,6 +45,7 @@ def test_openai_agents_is_recorded_in_full_whatever_its_websocket_url(
     sdk = json.loads(proc.stdout.splitlines()[-1])
     assert sdk["final"] == "The answer is 42."
     report = load(out).report
+    assert_both_paths_agree(out)
     assert (
         [t.response_id for t in report.turns] == sdk["responses"] == [e["response_id"] for e in log]
     )

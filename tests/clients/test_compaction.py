@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from tests.analysis.paths import assert_both_paths_agree
 from tests.conftest import ROOT, record_client, run_tracer
 from tracer.analysis.load import load
 from tracer.analysis.pricing import DEFAULT_PRICING
@@ -26,6 +27,7 @@ def test_a_compaction_chain_over_http(tmp_path):
         )
         log = list(upstream.engine.log)
     report = load(out, pricing=DEFAULT_PRICING).report
+    assert_both_paths_agree(out)
     turns = report.turns
     # Every request is a turn: the compact call too, of its own kind.
     assert [t.response_id for t in turns] == client["ids"] == [e["response_id"] for e in log]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.analysis.paths import assert_both_paths_agree
 from tests.capture.test_record_cli import decompressed
 from tests.conftest import ROOT
 from tracer.analysis.load import load
@@ -56,6 +57,7 @@ def test_the_google_genai_live_client_recorded_and_explained(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     sdk = json.loads(proc.stdout.strip().splitlines()[-1])
     report = load(trace).report
+    assert_both_paths_agree(trace)
     turns = report.turns
     assert report.summary.protocols == {"gemini-live": 3}
     assert len(turns) == len(log) == 6

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.analysis.paths import assert_both_paths_agree
 from tests.conftest import ROOT, assert_clean_error, record_client, run_tracer
 from tests.replay.test_replay import start_replay
 from tracer.analysis.load import load
@@ -77,6 +78,7 @@ def test_the_demo_speaks_each_live_protocol(tmp_path: Path, protocol: str, spoke
     assert data["spoken_turns"] == spoken and data["verify"]["ok"]
     assert data["summary"]["protocols"] == {protocol: 1}
     report = load(out).report
+    assert_both_paths_agree(out)
     vad = [t for t in report.turns if t.trigger == "vad"]
     assert len(vad) == spoken
     assert all(t.voice and t.voice.voice_latency_ms and t.voice.speech_end for t in vad)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.analysis.paths import assert_both_paths_agree
 from tests.conftest import ROOT, run_tracer
 from tracer.analysis import load
 from tracer.upstream import Call, Script, TurnScript, running_upstream
@@ -162,6 +163,7 @@ def test_client_is_recorded_and_replayed(row: Row, tmp_path: Path, request: pyte
     assert client["final"] == "The answer is 42."
     report = load(out).report
     turns = report.turns
+    assert_both_paths_agree(out)  # frame by frame and a batch at a time: the same figures
     # Every turn, by the client's ids and the upstream's.
     ids = [e["response_id"] for e in log]
     if row.side_requests:  # requests made side by side: the same set, maybe not in order

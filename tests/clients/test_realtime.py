@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.analysis.paths import assert_both_paths_agree
 from tests.conftest import ROOT, record_client
 from tests.replay.test_replay import start_replay
 from tracer.analysis.load import load
@@ -48,6 +49,7 @@ def test_a_voice_session_of_the_sdk_is_read_exactly(tmp_path: Path):
     trace, log, client = record(tmp_path, "session", SCRIPT)
     assert KEY not in trace.read_bytes().decode("latin-1")
     report = load(trace).report
+    assert_both_paths_agree(trace)
     turns = report.turns
     assert report.connections[0].protocol == "realtime"
     # Every response the upstream ran is a turn, in order, with its id, trigger and status;

@@ -19,7 +19,7 @@ from tracer.analysis.session import FRAME_BUDGET, Session
 from tracer.errors import TracerError
 from tracer.trace.caps import frames_cap
 from tracer.trace.format import TraceError
-from tracer.trace.reader import open_trace
+from tracer.trace.reader import FrameRun, open_trace
 from tracer.trace.records import Frame, Header, Record
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "diff_files",
     "load",
     "load_turn",
+    "run_groups",
     "stats_row",
 ]
 
@@ -85,8 +86,8 @@ def load(
             session.feed(batch)
         return Loaded(str(path), session.finish(), session, False, imported.header)
     with open_trace(path, max_frames=frames_cap()) as reader:
-        for batch in batches(reader):
-            session.feed(batch)
+        for group in run_groups(reader.runs()):
+            session.feed(group)
         truncated = bool(reader.truncated)
         header = reader.header
     report = session.finish()
@@ -158,6 +159,29 @@ def batches(
             batch, held = [], 0
     if batch:
         yield batch
+
+
+def run_groups(
+    runs: Iterable[FrameRun | tuple[Record, ...]], count: int = _BATCH, size: int = _BATCH_BYTES
+) -> Iterator[list[Record | FrameRun]]:
+    """A reader's runs (``TraceReader.runs``) in lists of about ``count`` frames or ``size``
+    payload bytes, a frame batch kept whole, for ``Session.feed`` to read a batch at a
+    time."""
+    group: list[Record | FrameRun] = []
+    frames = held = 0
+    for run in runs:
+        if isinstance(run, FrameRun):
+            group.append(run)
+            frames += run.n
+            held += run.payload_bytes
+        else:
+            group += run
+            frames += len(run)
+        if frames >= count or held >= size:
+            yield group
+            group, frames, held = [], 0, 0
+    if group:
+        yield group
 
 
 def diff_files(

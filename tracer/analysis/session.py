@@ -23,6 +23,7 @@ from tracer.protocols.events import TurnEnded, TurnStarted
 from tracer.protocols.segmenter import Segmenter
 from tracer.protocols.turns import TEXT_LIMIT, Connection
 from tracer.trace.caps import MAX_CONNECTIONS, MAX_TURNS, cap, frames_cap
+from tracer.trace.reader import FrameRun
 from tracer.trace.records import Frame, Record
 
 __all__ = ["FRAME_BUDGET", "Session", "analyse", "select_frames"]
@@ -75,12 +76,13 @@ class Session:
         self._t0: int | None = None
         self.records = 0
 
-    def feed(self, records: Iterable[Record]) -> list[TurnReport]:
-        """Analyse the next records; the turns that ended among them."""
+    def feed(self, records: Iterable[Record | FrameRun]) -> list[TurnReport]:
+        """Analyse the next records (a reader's frame batches as ``FrameRun``, read a batch
+        at a time); the turns that ended among them."""
         analyser, segmenter = self._analyser, self._segmenter
         done = len(analyser.reports)
         if isinstance(records, list):
-            self.records += len(records)
+            self.records += sum(r.n if type(r) is FrameRun else 1 for r in records)
         else:
             records = self._count(records)
         for event in segmenter.feed(records):
@@ -95,9 +97,9 @@ class Session:
                 analyser.amend(event)  # type: ignore[arg-type]
         return analyser.reports[done:]
 
-    def _count(self, records: Iterable[Record]) -> Iterable[Record]:
+    def _count(self, records: Iterable[Record | FrameRun]) -> Iterable[Record | FrameRun]:
         for record in records:
-            self.records += 1
+            self.records += record.n if type(record) is FrameRun else 1
             yield record
 
     @property
@@ -145,8 +147,9 @@ def select_frames(
     return out
 
 
-def analyse(records: Iterable[Record]) -> InspectReport:
-    """Analyse a trace's records (streamed once) into the session report."""
+def analyse(records: Iterable[Record | FrameRun]) -> InspectReport:
+    """Analyse a trace's records (streamed once; frame batches as ``FrameRun``) into the
+    session report."""
     session = Session()
     session.feed(records)
     return session.finish()

@@ -3,6 +3,7 @@ connection it claimed (no I/O)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 import orjson
@@ -102,6 +103,18 @@ class Reader:
 
     def server(self, frame: Frame) -> list[Event] | None:
         return None
+
+    def bulk(self) -> re.Pattern[bytes] | None:
+        """A pattern matching the start of the server messages this reader can count a run
+        of at once (``count_bulk``), with one group that names each one's kind; it must not
+        match a ``0xFF`` byte. None: every message is read one by one (``server``)."""
+        return None
+
+    def count_bulk(self, kinds: list[bytes], size: int, times: list[int], first: int) -> None:
+        """A run of consecutive server messages ``bulk`` matched, ``size`` bytes in all,
+        each one's kind as the pattern's group found it; the first one's time is
+        ``times[first]``, the next ones' follow. Counts them as ``server`` would."""
+        raise NotImplementedError
 
     def pending(self) -> list[Turn]:
         """The turns in flight, in the order they started."""

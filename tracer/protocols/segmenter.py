@@ -10,6 +10,9 @@ its connection figures, ``protocol`` None, and no turns: tracer never invents th
 
 from __future__ import annotations
 
+import functools
+import itertools
+import operator
 import re
 from collections.abc import Iterable, Iterator
 
@@ -19,7 +22,17 @@ from tracer.protocols.registry import claim_message, claim_open
 from tracer.protocols.turns import TEXT_LIMIT, Connection, loads
 from tracer.trace.caps import frames_exceeded
 from tracer.trace.errors import LimitExceeded
-from tracer.trace.records import Close, Direction, Frame, Opcode, Open, Record
+from tracer.trace.reader import FrameRun
+from tracer.trace.records import (
+    FRAME_KINDS,
+    NOT_LAST,
+    Close,
+    Direction,
+    Frame,
+    Opcode,
+    Open,
+    Record,
+)
 
 __all__ = ["SNIFF_MESSAGES", "Segmenter"]
 
@@ -30,6 +43,20 @@ claim; past them the connection is of no protocol tracer knows."""
 _CLIENT, _TEXT = Direction.CLIENT, Opcode.TEXT
 _OBJECT = re.compile(rb"[ \t\r\n]*\{")  # how a JSON object starts: cheaper than a parse
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+_SERVER_TEXT = Direction.SERVER << 4 | Opcode.TEXT  # a whole text message from the server
+assert not _SERVER_TEXT & NOT_LAST
+_OTHER_KINDS = re.compile(b"[^" + re.escape(bytes([_SERVER_TEXT])) + b"]")
+_new_frame = functools.partial(tuple.__new__, Frame)
+_scanners: dict[bytes, re.Pattern[bytes]] = {}
+
+
+def _scanner(bulk: re.Pattern[bytes]) -> re.Pattern[bytes]:
+    """For a reader's bulk pattern: one that matches at each separator of joined payloads,
+    its group what the pattern's group finds in the message after it, or b"" (no match)."""
+    scan = _scanners.get(bulk.pattern)
+    if scan is None:
+        scan = _scanners[bulk.pattern] = re.compile(rb"\xff(?:" + bulk.pattern + rb")?")
+    return scan
 
 
 class Segmenter(Book):
@@ -65,8 +92,10 @@ class Segmenter(Book):
 
     # -- records in, events out ------------------------------------------------------------
 
-    def feed(self, records: Iterable[Record]) -> Iterator[Event]:
-        """Process records in trace order, yielding the events they caused."""
+    def feed(self, records: Iterable[Record | FrameRun]) -> Iterator[Event]:
+        """Process records in trace order, yielding the events they caused. A reader's
+        ``FrameRun`` is read a batch at a time where the connection's protocol can: the
+        same figures as its frames one by one, faster."""
         frame_type = Frame
         on_frame = self._frame
         for record in records:
@@ -76,6 +105,8 @@ class Segmenter(Book):
                 events = on_frame(record)  # type: ignore[arg-type]
                 if events:
                     yield from events
+            elif kind is FrameRun:
+                yield from self._run(record)  # type: ignore[arg-type]
             elif kind is Open:
                 self._open(record)  # type: ignore[arg-type]
             elif kind is Close:
@@ -163,6 +194,82 @@ class Segmenter(Book):
         if reader is not None:
             return reader.client(frame) if client else reader.server(frame)
         return self._sniff(c, frame, client)
+
+    def _run(self, run: FrameRun) -> Iterator[Event]:
+        """A batch of frames. Runs of whole server text messages on one connection that its
+        reader counts in bulk (``Reader.bulk``: streaming deltas, found by a pattern over
+        the batch's joined payloads) are counted without a step per frame; every other
+        frame goes the way of a lone one."""
+        conn = run.conn
+        c = self.connections.get(conn) if type(conn) is int else None
+        reader = c.reader if c is not None else None
+        bulk = reader.bulk() if reader is not None and run.split else None
+        if bulk is None or reader is None or c is None or self.keep_frames or self.collect_text:
+            yield from self.feed(run)
+            return
+        scan = _scanner(bulk)
+        payloads = run.payloads()
+        # Where each frame starts in the blob (one separator after the frame before).
+        ones = itertools.repeat(1)
+        starts = list(itertools.accumulate(map(operator.add, map(len, payloads), ones), initial=0))
+        blob, times, kinds, n = run.blob, run.times, run.kinds, run.n
+        prev = 0
+        # Frames of other kinds are read one by one; between them, whole server messages.
+        for end in [*(m.start() for m in _OTHER_KINDS.finditer(kinds)), n]:
+            # Each message's kind as the pattern found it; b"": one it does not match.
+            found: list[bytes] = []
+            if end > prev:
+                stop = starts[end] - 1  # the end of frame end - 1
+                if prev == 0:  # the first frame has no separator before it
+                    first = bulk.match(blob, 0, starts[1] - 1)
+                    found.append(first.group(1) if first else b"")
+                    if end > 1:
+                        found += scan.findall(blob, starts[1] - 1, stop)
+                else:
+                    found = scan.findall(blob, starts[prev] - 1, stop)
+            i = 0
+            while i < len(found):
+                try:
+                    j = found.index(b"", i)
+                except ValueError:
+                    j = len(found)
+                if j > i:  # frames prev + i to prev + j - 1: counted in bulk
+                    a, b = prev + i, prev + j
+                    size = starts[b] - starts[a] - (b - a)
+                    self._count_server(c, times, a, b, size)
+                    reader.count_bulk(found[i:j], size, times, a)
+                if j < len(found):
+                    k = prev + j
+                    yield from self._frame_at(run, payloads, k) or ()
+                    if reader.bulk() is not bulk:  # the message changed how to read
+                        yield from self.feed(itertools.islice(run, k + 1, None))
+                        return
+                i = j + 1
+            if end < n:
+                yield from self._frame_at(run, payloads, end) or ()
+                if reader.bulk() is not bulk:
+                    yield from self.feed(itertools.islice(run, end + 1, None))
+                    return
+            prev = end + 1
+
+    def _frame_at(self, run: FrameRun, payloads: list[bytes], i: int) -> list[Event] | None:
+        """Frame ``i`` of a batch of one connection, read as a lone frame."""
+        d, op, fin = FRAME_KINDS[run.kinds[i]]
+        return self._frame(_new_frame((run.conn, run.times[i], d, op, payloads[i], fin)))
+
+    def _count_server(self, c: Connection, times: list[int], i: int, j: int, size: int) -> None:
+        """Frames ``i`` to ``j - 1`` of a batch, whole server text messages of ``size``
+        bytes in all, counted as ``_frame`` counts each."""
+        self.frames += j - i
+        if self.frames > self._frame_cap:
+            raise LimitExceeded(frames_exceeded(self.max_frames or 0))
+        if self.t_first is None:
+            self.t_first = times[i]
+        last = max(itertools.islice(times, i, j))
+        if last > self.t_last:
+            self.t_last = last
+        c.server_frames += j - i
+        c.server_bytes += size
 
     def _sniff(self, c: Connection, frame: Frame, client: bool) -> list[Event] | None:
         """A message of a connection no protocol has claimed yet: its type may settle it."""

@@ -10,7 +10,7 @@ recognised by a byte search and never JSON-decoded.
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 
 from tracer.protocols.base import Book, Protocol, Reader, Tokens, json_type_is, token_count
@@ -38,6 +38,11 @@ _TOKEN_TYPES = (
     b"response.custom_tool_call_input.delta",
 )
 _DELTA_MARK = b'.delta"'
+# A delta's start as the byte test of ``_server_message`` sees it: its type first, within
+# the first 96 bytes, without a quote, escape or separator in it.
+_BULK_DELTA = re.compile(
+    rb'\{[ \t\r\n]{0,4}"type"[ \t\r\n]{0,4}:[ \t\r\n]{0,4}"([^"\\\xff]{0,64}\.delta)"'
+)
 _ENDED_KEPT = 8  # ended turns a late timing event may still name
 _OBJECT = re.compile(rb"[ \t\r\n]*\{")  # how a JSON object starts: cheaper than a parse
 
@@ -103,6 +108,30 @@ class ResponsesReader(Reader):
 
     def server(self, frame: Frame) -> list[Event] | None:
         return self._server_message(self.c, frame)
+
+    def bulk(self) -> re.Pattern[bytes] | None:
+        # With named lanes a delta may name its lane: each one is read.
+        return None if self.named_lanes else _BULK_DELTA
+
+    def count_bulk(self, kinds: list[bytes], size: int, times: list[int], first: int) -> None:
+        c = self.c
+        queue = self.lanes.get(None)
+        turn = queue[0] if queue else None
+        for raw, count in Counter(kinds).items():
+            kind, key, _ = _kind_info(raw)
+            c.message_types[key] += count
+            if turn is not None:
+                turn.event_types[kind] += count
+        if turn is None:
+            c.orphan_events += len(kinds)
+            return
+        turn.events += len(kinds)
+        turn.event_bytes += size
+        if turn.t_first_token is None:
+            for i, raw in enumerate(kinds):
+                if raw in _TOKEN_TYPES:
+                    turn.t_first_token = times[first + i]
+                    break
 
     def pending(self) -> list[Turn]:
         return sorted((t for q in self.lanes.values() for t in q), key=lambda t: t.index)
@@ -404,7 +433,10 @@ def _kind_of(head: bytes) -> tuple[str, str, bool]:
     start = head.find(b'"type"')
     q1 = head.find(b'"', start + 6) if start >= 0 else -1
     q2 = head.find(b'"', q1 + 1) if q1 >= 0 else -1
-    raw = head[q1 + 1 : q2] if q2 > q1 >= 0 else b"<unknown>"
+    return _kind_info(head[q1 + 1 : q2] if q2 > q1 >= 0 else b"<unknown>")
+
+
+def _kind_info(raw: bytes) -> tuple[str, str, bool]:
     info = _KINDS.get(raw)
     if info is None:
         kind = raw.decode("utf-8", "replace")

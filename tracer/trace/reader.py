@@ -266,9 +266,7 @@ def _kind_columns(kinds: bytes) -> tuple[Iterable[Any], ...]:
     trace repeats the same few patterns); a long batch's are lazy, made only if its frames
     are built."""
     cols = _kind_columns_cache.get(kinds)
-    if cols is None:
-        if kinds.translate(None, _VALID_KIND_BYTES):
-            raise TraceDamaged("a frame batch holds an invalid direction or opcode")
+    if cols is None:  # (the reader has checked that every byte is a valid kind)
         if len(kinds) > 64:
             return (
                 map(_KIND_DIR.__getitem__, kinds),
@@ -287,16 +285,55 @@ def _kind_columns(kinds: bytes) -> tuple[Iterable[Any], ...]:
 
 
 class FrameRun:
-    """The frames of one frame-batch record: ``n`` frames holding ``payload_bytes`` bytes;
-    iterating builds them."""
+    """The frames of one frame-batch record, as the columns the record holds them in:
+    ``n`` frames holding ``payload_bytes`` bytes; iterating builds them.
 
-    __slots__ = ("_frames", "n", "payload_bytes")
+    The columns, for a reader that works on a batch at once: ``conn`` (one connection for
+    every frame, or a list), ``times`` (each frame's time, in ns), ``kinds`` (each frame's
+    kind byte, ``records.FRAME_KINDS``) and ``payloads()``. A batch ``split`` by separators
+    (``sizes`` None, as text frames are written) also offers its ``blob``: the payloads
+    joined by ``0xFF``, a byte no payload of such a batch holds."""
 
-    def __init__(self, frames: Iterator[Frame], n: int, payload_bytes: int) -> None:
-        self._frames, self.n, self.payload_bytes = frames, n, payload_bytes
+    __slots__ = ("_payloads", "blob", "conn", "kinds", "n", "payload_bytes", "sizes", "times")
+
+    def __init__(
+        self,
+        conn: int | list[int],
+        times: list[int],
+        kinds: bytes,
+        blob: bytes,
+        sizes: list[int] | None,
+        payloads: list[bytes] | None = None,
+    ) -> None:
+        self.conn, self.times, self.kinds, self.blob, self.sizes = conn, times, kinds, blob, sizes
+        self.n = len(kinds)
+        # Without the separators.
+        self.payload_bytes = len(blob) - (self.n - 1) if sizes is None else len(blob)
+        self._payloads = payloads
+
+    @property
+    def split(self) -> bool:
+        """Whether the payloads are joined by separators in ``blob``."""
+        return self.sizes is None
+
+    def payloads(self) -> list[bytes]:
+        """Each frame's payload."""
+        if self._payloads is None:
+            blob, sizes = self.blob, self.sizes
+            if sizes is None:
+                self._payloads = blob.split(b"\xff")
+            else:
+                ends = itertools.accumulate(sizes)
+                self._payloads = [blob[e - k : e] for k, e in zip(sizes, ends, strict=False)]
+        return self._payloads
 
     def __iter__(self) -> Iterator[Frame]:
-        return self._frames
+        n = self.n
+        conn = self.conn
+        conns = itertools.repeat(conn, n) if isinstance(conn, int) else conn
+        directions, opcodes, fins = _kind_columns(self.kinds)
+        frames = zip(conns, self.times, directions, opcodes, self.payloads(), fins, strict=False)
+        return map(_new_frame, frames)
 
 
 def _expand_batch(obj: list[Any], last_q: int, unit: int, lo: int, hi: int) -> tuple[FrameRun, int]:
@@ -321,18 +358,15 @@ def _expand_batch(obj: list[Any], last_q: int, unit: int, lo: int, hi: int) -> t
             raise TraceDamaged("a frame batch's columns disagree on the number of frames")
     else:
         raise TraceDamaged("a frame batch has columns of the wrong type")
-    directions, opcodes, fins = _kind_columns(kinds)
-    if type(conn) is int and CONN_MIN <= conn <= CONN_MAX:
-        conns: Any = itertools.repeat(conn, n)
-    elif (
+    if kinds.translate(None, _VALID_KIND_BYTES):
+        raise TraceDamaged("a frame batch holds an invalid direction or opcode")
+    if not (type(conn) is int and CONN_MIN <= conn <= CONN_MAX) and not (
         type(conn) is list
         and len(conn) == n
         and set(map(type, conn)) == {int}
         and min(conn) >= CONN_MIN
         and max(conn) <= CONN_MAX
     ):
-        conns = conn
-    else:
         raise TraceDamaged("a frame batch's connection column is malformed")
     # Running sums; a value that is not an integer fails here or leaves a non-integer sum.
     try:
@@ -345,25 +379,22 @@ def _expand_batch(obj: list[Any], last_q: int, unit: int, lo: int, hi: int) -> t
         raise TraceDamaged("a frame batch's times are malformed")
     if not lo < min(times) or not max(times) < hi:
         raise TraceDamaged("a time out of range")
+    payloads = None
     if sizes is None:
         payloads = blob.split(b"\xff", n)
         if len(payloads) != n:
             raise TraceDamaged("a frame batch's payloads do not match its frames")
-    elif (
+    elif not (
         type(sizes) is list
         and len(sizes) == n
         and set(map(type, sizes)) == {int}
         and min(sizes) >= 0
         and sum(sizes) == len(blob)
     ):
-        ends = itertools.accumulate(sizes)
-        payloads = [blob[e - k : e] for k, e in zip(sizes, ends, strict=False)]
-    else:
         raise TraceDamaged("a frame batch's payload sizes do not match its payloads")
-    ns = times if unit == 1 else map(operator.mul, times, itertools.repeat(unit, n))
-    frames = zip(conns, ns, directions, opcodes, payloads, fins, strict=False)  # all n long
-    size = len(blob) - (n - 1) if sizes is None else len(blob)  # without the separators
-    return FrameRun(map(_new_frame, frames), n, size), last_q
+    if unit != 1:
+        times = list(map(operator.mul, times, itertools.repeat(unit, n)))
+    return FrameRun(conn, times, kinds, blob, sizes, payloads), last_q
 
 
 def _is_forward_compatible(obj: Any) -> bool:
