@@ -15,7 +15,7 @@ from tracer.files import atomic_write
 __all__ = [
     "MissingExtra",
     "arrow_table",
-    "parquet_rows",
+    "parquet_parts",
     "private_dirs",
     "require_pyarrow",
     "write_parquet",
@@ -86,10 +86,11 @@ def write_parquet(table: Any, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def parquet_rows(
+def parquet_parts(
     path: Path, columns: list[tuple[str, str]]
-) -> Iterator[Callable[[list[dict[str, Any]]], None]]:
-    """A function that appends rows to a Parquet file as a row group each call: a large
+) -> Iterator[Callable[[dict[str, list[Any]]], None]]:
+    """A function that appends columns (name -> values) to a Parquet file as a row group
+    each call: a large
     table (frames with their payloads) is written as it is read, never held whole. The
     file is 0600 and appears whole when the block ends, or not at all."""
     pa = require_pyarrow()
@@ -100,6 +101,6 @@ def parquet_rows(
     with atomic_write(path) as out:
         writer = pq.ParquetWriter(out, schema, compression="zstd")
         try:
-            yield lambda rows: writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+            yield lambda part: writer.write_table(pa.Table.from_pydict(part, schema=schema))
         finally:
             writer.close()

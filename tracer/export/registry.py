@@ -131,7 +131,7 @@ def _parquet(
     """OUT/{turns,connections,frames}/date=DAY/[model=MODEL/]<name>.parquet, partitioned
     as Hive lays tables out (the trace's start day; each turn's model); the frames table is
     written as the trace is read, in row groups: its payloads are never held together."""
-    from tracer.export.parquet import arrow_table, parquet_rows, write_parquet
+    from tracer.export.parquet import arrow_table, parquet_parts, write_parquet
     from tracer.export.tables import (
         CONNECTION_COLUMNS,
         FRAME_COLUMNS,
@@ -147,9 +147,9 @@ def _parquet(
     frame_cols = FRAME_COLUMNS + ([("payload", "bytes")] if payload else [])
     header = reader.header
     day = f"date={dt.datetime.fromtimestamp(header.anchor_unix_ns / 1e9, dt.UTC).date()}"
-    with parquet_rows(dest / "frames" / day / name, frame_cols) as put:
+    with parquet_parts(dest / "frames" / day / name, frame_cols) as put:
         tee = FrameTee(header, path, bool(payload), put)
-        report = analyse(tee.records(reader))
+        report = analyse(tee.runs(reader.runs()))
     connections = arrow_table(connection_rows(report, header, path), CONNECTION_COLUMNS)
     write_parquet(connections, dest / "connections" / day / name)
     by_model: dict[str, list[dict[str, Any]]] = {}

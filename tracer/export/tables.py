@@ -7,6 +7,8 @@ it came from, so the rows of many traces can be stacked into one table and queri
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import operator
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +18,8 @@ import orjson
 
 from tracer.analysis.load import load
 from tracer.analysis.model import ConnectionReport, InspectReport, TurnReport, VoiceReport
-from tracer.trace.records import Frame, Header, Record
+from tracer.trace.reader import FrameRun
+from tracer.trace.records import FRAME_KINDS, NOT_LAST, Frame, Header, Record
 
 __all__ = [
     "CONNECTION_COLUMNS",
@@ -138,9 +141,17 @@ def frame_rows(
         yield row
 
 
+_FROM: list[str] = [""] * 256  # a frame kind byte's direction, opcode and fin, by value
+_OPCODE: list[str] = [""] * 256
+_FIN: list[bool] = [True] * 256
+for _b, (_d, _op, _fin) in FRAME_KINDS.items():
+    _FROM[_b], _OPCODE[_b], _FIN[_b] = _d.label, _op.label, _fin
+
+
 class FrameTee:
-    """Passes records through to the analysis and their frames, in parts, to the frames
-    table: one read feeds both."""
+    """Passes a reader's runs through to the analysis and their frames, in parts of
+    columns (``FRAME_COLUMNS``), to the frames table: one read feeds both, a frame batch
+    taken column by column."""
 
     PART_ROWS = 65_536
     PART_BYTES = 16 * 1024 * 1024
@@ -150,31 +161,67 @@ class FrameTee:
         header: Header,
         trace: str,
         payload: bool,
-        put: Callable[[list[dict[str, Any]]], None],
+        put: Callable[[dict[str, list[Any]]], None],
     ) -> None:
         self.header, self.trace, self.payload, self.put = header, trace, payload, put
         self.rows = 0
+        self._conn: list[int] = []
+        self._t_ns: list[int] = []
+        self._kinds = bytearray()
+        self._size: list[int] = []
+        self._payload: list[bytes] = []
+        self._held = 0
 
-    def records(self, records: Iterable[Record]) -> Iterator[Record]:
-        part: list[Record] = []
-        held = 0
-        for r in records:
-            if type(r) is Frame:
-                part.append(r)
-                held += len(r.payload)
-                if len(part) >= self.PART_ROWS or held >= self.PART_BYTES:
-                    self._write(part)
-                    part, held = [], 0
-            yield r
-        if part or not self.rows:
-            self._write(part)
+    def runs(self, runs: Iterable[FrameRun | tuple[Record, ...]]) -> Iterator[Record | FrameRun]:
+        """``runs`` (``TraceReader.runs``) as ``Session.feed`` takes them; their frames go
+        to the table on the way."""
+        for run in runs:
+            if isinstance(run, FrameRun):
+                conn, payloads = run.conn, run.payloads()
+                self._conn += itertools.repeat(conn, run.n) if isinstance(conn, int) else conn
+                self._t_ns += run.times
+                self._kinds += run.kinds
+                self._size += map(len, payloads)
+                if self.payload:
+                    self._payload += payloads
+                self._held += run.payload_bytes
+                yield run
+            else:
+                for r in run:
+                    if type(r) is Frame:
+                        self._conn.append(r.conn)
+                        self._t_ns.append(r.t_ns)
+                        self._kinds.append(r.direction << 4 | r.opcode | (0 if r.fin else NOT_LAST))
+                        self._size.append(len(r.payload))
+                        if self.payload:
+                            self._payload.append(r.payload)
+                        self._held += len(r.payload)
+                    yield r
+            if len(self._conn) >= self.PART_ROWS or self._held >= self.PART_BYTES:
+                self._write()
+        if self._conn or not self.rows:
+            self._write()
 
-    def _write(self, part: list[Record]) -> None:
-        rows = list(
-            frame_rows(part, self.header, self.trace, payload=self.payload, start=self.rows)
-        )
-        self.put(rows)
-        self.rows += len(rows)
+    def _write(self) -> None:
+        n, kinds = len(self._conn), self._kinds
+        columns: dict[str, list[Any]] = {
+            "trace": [self.trace] * n,
+            "trace_id": [trace_id(self.header)] * n,
+            "index": list(range(self.rows, self.rows + n)),
+            "conn": self._conn,
+            "t": list(map(operator.truediv, self._t_ns, itertools.repeat(1e9))),
+            "t_ns": self._t_ns,
+            "from": list(map(_FROM.__getitem__, kinds)),
+            "opcode": list(map(_OPCODE.__getitem__, kinds)),
+            "fin": list(map(_FIN.__getitem__, kinds)),
+            "size": self._size,
+        }
+        if self.payload:
+            columns["payload"] = self._payload
+        self.put(columns)
+        self.rows += n
+        self._conn, self._t_ns, self._kinds, self._size, self._payload = [], [], bytearray(), [], []
+        self._held = 0
 
 
 def query_tables(path: str) -> dict[str, Any]:
