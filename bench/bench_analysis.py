@@ -1,15 +1,24 @@
-"""Analysis throughput and memory: `tracer inspect --json` on a large generated trace.
+"""Analysis throughput and memory against the decode floor, on one large generated trace.
 
-Run: python bench/bench_analysis.py [--mb 1000] [--baseline DIR]
+Run: python bench/bench_analysis.py [--mb 1000] [--distinct 24] [--baseline DIR]
 
 Writes a trace of back-to-back full-resend agent sessions (the generated session of
-bench/session.py, one connection each) until it holds about --mb megabytes of raw payload,
-then runs `tracer inspect --json` on it in a subprocess and reports wall time, MB/s of raw
-payload, turns/s and the subprocess's peak memory (max RSS). It also times stdlib json
-against orjson on the same payloads, side by side.
+bench/session.py, one connection each, ``--distinct`` different seeds in turn, so that the
+trace compresses as a real fleet's does rather than as one session repeated) until it holds
+about --mb megabytes of raw payload. Then, each in a process of its own, one after the other
+on the same file, it runs:
+
+- the decode floor: zstd and msgpack over the whole file, building no objects;
+- ``tracer inspect --json``;
+- ``tracer diff --json`` of the trace with itself;
+- ``tracer export -f parquet``;
+
+and prints each one's wall time, MB/s of raw payload, its ratio to the floor and its peak
+memory (max RSS). Targets (issue 32): ``inspect --json`` >= 0.5x of the floor, peak memory
+under 200 MB.
 
 With ``--baseline DIR`` (another checkout of tracer, e.g. ``git worktree add /tmp/base
-HEAD~5``), it runs that tracer's ``inspect --json`` on the same trace too, alternating the
+HEAD~5``), it also runs that tracer's ``inspect --json`` on the same trace, alternating the
 two three times, and prints the median times and memory and their ratio.
 """
 
@@ -18,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,98 +40,123 @@ from session import session_frames
 from tracer.trace import Close, Frame, Open, create_trace
 
 
-def write_trace(path: Path, target_mb: float) -> tuple[int, int]:
+def write_trace(path: Path, target_mb: float, distinct: int) -> tuple[int, int]:
     """Returns (raw payload bytes, turns)."""
-    one = list(session_frames(full_resend=True))
-    per_session = sum(len(f.payload) for f in one)
-    sessions = max(1, int(target_mb * 1e6 / per_session))
-    raw = 0
+    raw = turns = 0
+    cycle: list[list[Frame]] = []
     with create_trace(path, flush_interval=None) as w:
         t = 0
-        for s in range(sessions):
-            conn = s + 1
+        conn = 0
+        while raw < target_mb * 1e6:
+            if len(cycle) < distinct:
+                cycle.append(list(session_frames(full_resend=True, seed=len(cycle) + 1)))
+            one = cycle[conn % distinct]
+            conn += 1
             w.write(Open(conn=conn, t_ns=t, url="/v1/responses"))
             for f in one:
                 w.write(Frame(conn, t + f.t_ns, f.direction, f.opcode, f.payload, True))
                 raw += len(f.payload)
             t += one[-1].t_ns + 1_000_000
             w.write(Close(conn=conn, t_ns=t, code=1000, by="client"))
-    return raw, sessions * 40
+            turns += 40
+    return raw, turns
 
 
+# Runs a command line, or the decode floor, in a child; prints seconds, peak RSS (KB) and
+# the size of what it printed.
 _MEASURE = """
 import resource, subprocess, sys, time
 t0 = time.perf_counter()
 out = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, check=True).stdout
 print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, len(out))
+sys.stderr.buffer.write(out)
+"""
+
+# The floor: zstd and msgpack alone, as fast as the reader's own settings allow.
+_FLOOR = """
+import sys, msgpack, zstandard as zstd
+from tracer.trace.format import MAX_WINDOW_SIZE, PREAMBLE_SIZE
+with open(sys.argv[1], "rb") as f:
+    f.seek(PREAMBLE_SIZE)
+    body = zstd.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE).stream_reader(f)
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=1 << 28)
+    n = 0
+    while chunk := body.read(1 << 20):
+        unpacker.feed(chunk)
+        for _ in unpacker:
+            n += 1
+print(n)
 """
 
 
-def _measure(path: Path, pythonpath: str | None) -> tuple[float, float]:
-    """One ``tracer inspect --json`` run in its own process: seconds and peak RSS (MB)."""
-    env = dict(os.environ)
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
-    cmd = [sys.executable, "-m", "tracer", "inspect", "--json", str(path)]
-    out = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *cmd], env=env, capture_output=True, text=True, check=True
-    ).stdout.split()
-    return float(out[0]), int(out[1]) / 1024
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, bytes]:
+    """One command line in its own process: seconds, peak RSS (MB) and what it printed."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *cmd], env=env, capture_output=True, check=True
+    )
+    seconds, rss_kb, _ = proc.stdout.split()
+    return float(seconds), int(rss_kb) / 1024, proc.stderr
+
+
+def tracer(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tracer", *args]
 
 
 def compare(path: Path, baseline: str) -> None:
     """This tracer against the one in ``baseline``, alternated on the same trace."""
+    env = {**os.environ, "PYTHONPATH": baseline}
     runs: dict[str, list[tuple[float, float]]] = {"this": [], "baseline": []}
     for _ in range(3):
-        runs["this"].append(_measure(path, None))
-        runs["baseline"].append(_measure(path, baseline))
+        for name, e in (("this", None), ("baseline", env)):
+            t, m, _ = measure(tracer("inspect", "--json", str(path)), e)
+            runs[name].append((t, m))
     med = {k: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v))
            for k, v in runs.items()}  # fmt: skip
     for name, (t, m) in med.items():
         print(f"{name:8} inspect --json: median {t:.2f}s, peak RSS {m:,.0f} MB")
     (t1, m1), (t0, m0) = med["this"], med["baseline"]
-    print(f"ratio this/baseline: time {t1 / t0:.3f}x, memory {m1 / m0:.3f}x (target: <= 1.10x)")
+    print(f"ratio this/baseline: time {t1 / t0:.3f}x, memory {m1 / m0:.3f}x")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mb", type=float, default=1000.0, help="raw payload size to generate")
+    ap.add_argument("--distinct", type=int, default=24, help="different sessions in turn")
     ap.add_argument("--baseline", help="another tracer checkout to compare with, side by side")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="tracer-bench-") as tmp:
         path = Path(tmp) / "big.trace"
         t0 = time.perf_counter()
-        raw, turns = write_trace(path, args.mb)
+        raw, turns = write_trace(path, args.mb, args.distinct)
+        mb = raw / 1e6
         print(
-            f"generated {raw / 1e6:,.0f} MB raw payload, {turns:,} turns, "
+            f"generated {mb:,.0f} MB raw payload, {turns:,} turns, "
             f"trace {path.stat().st_size / 1e6:,.1f} MB in {time.perf_counter() - t0:.1f}s"
         )
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "tracer", "inspect", "--json", str(path)],
-            stdout=subprocess.PIPE,
-            check=True,
-        )
-        elapsed = time.perf_counter() - t0
-        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        report = json.loads(proc.stdout)
-        assert report["summary"]["turns"] == turns
+        rows = [
+            ("decode floor (zstd + msgpack)", [sys.executable, "-c", _FLOOR, str(path)]),
+            ("inspect --json", tracer("inspect", "--json", str(path))),
+            ("diff --json (itself)", tracer("diff", "--json", str(path), str(path))),
+            ("export -f parquet", tracer("export", "-f", "parquet", "-o", f"{tmp}/pq", str(path))),
+        ]
+        floor = None
+        for name, cmd in rows:
+            seconds, rss, out = measure(cmd)
+            rate = mb / seconds
+            floor = floor or rate
+            print(
+                f"{name:30} {seconds:6.2f}s {rate:7,.0f} MB/s {rate / floor:5.2f}x of the floor, "
+                f"peak RSS {rss:5,.0f} MB"
+            )
+            if name.startswith("inspect"):
+                assert json.loads(out)["summary"]["turns"] == turns
+                inspect = (rate / floor, rss)
         print(
-            f"tracer inspect --json: {elapsed:.1f}s, {raw / 1e6 / elapsed:,.0f} MB/s raw payload, "
-            f"{turns / elapsed:,.0f} turns/s, peak RSS {max(peak_kb, before) / 1024:,.0f} MB "
-            "(targets for 1 GB: < 15 s, < 200 MB)"
+            f"inspect --json: {inspect[0]:.2f}x of the floor (target >= 0.5x), "
+            f"peak RSS {inspect[1]:,.0f} MB (target < 200 MB)"
         )
         if args.baseline:
             compare(path, str(Path(args.baseline).resolve()))
-    frames = list(session_frames(full_resend=True))
-    payloads = [f.payload for f in frames]
-    size = sum(map(len, payloads)) / 1e6
-    for name, loads in [("json", json.loads), ("orjson", __import__("orjson").loads)]:
-        t0 = time.perf_counter()
-        for p in payloads:
-            loads(p)
-        print(f"{name:7} parses these payloads at {size / (time.perf_counter() - t0):,.0f} MB/s")
 
 
 if __name__ == "__main__":
