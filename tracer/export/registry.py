@@ -186,7 +186,7 @@ FORMATS: dict[str, Exporter] = {
         Exporter(ExportFormat.HAR, ".har", _har, in_memory=True),
         Exporter(ExportFormat.PERFETTO, ".perfetto.json", _perfetto),
         Exporter(ExportFormat.OTLP, ".otlp.json", _otlp),
-        Exporter(ExportFormat.PARQUET, "", _parquet, directory=True, in_memory=True),
+        Exporter(ExportFormat.PARQUET, "", _parquet, directory=True),
         Exporter(ExportFormat.VCR, ".yaml", _vcr, in_memory=True),
     )
 }

@@ -31,7 +31,7 @@ def cap(name: str, default: int) -> int:
 
 def frames_cap(*, in_memory: bool = False) -> int:
     """The frames cap; a fifth of it for a command that holds every frame in memory (the
-    HAR and Parquet exports)."""
+    HAR and VCR exports)."""
     limit = cap("TRACER_MAX_FRAMES", MAX_FRAMES)
     return max(1, limit // 5) if in_memory else limit
 
