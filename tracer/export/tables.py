@@ -177,7 +177,7 @@ class FrameTee:
         to the table on the way."""
         for run in runs:
             if isinstance(run, FrameRun):
-                conn, payloads = run.conn, run.payloads()
+                conn, payloads = run.conn, run.payloads
                 self._conn += itertools.repeat(conn, run.n) if isinstance(conn, int) else conn
                 self._t_ns += run.times
                 self._kinds += run.kinds

@@ -208,7 +208,7 @@ class Segmenter(Book):
             yield from self.feed(run)
             return
         scan = _scanner(bulk)
-        payloads = run.payloads()
+        payloads = run.payloads
         # Where each frame starts in the blob (one separator after the frame before).
         ones = itertools.repeat(1)
         starts = list(itertools.accumulate(map(operator.add, map(len, payloads), ones), initial=0))

@@ -266,7 +266,9 @@ def _kind_columns(kinds: bytes) -> tuple[Iterable[Any], ...]:
     trace repeats the same few patterns); a long batch's are lazy, made only if its frames
     are built."""
     cols = _kind_columns_cache.get(kinds)
-    if cols is None:  # (the reader has checked that every byte is a valid kind)
+    if cols is None:
+        if kinds.translate(None, _VALID_KIND_BYTES):
+            raise TraceDamaged("a frame batch holds an invalid direction or opcode")
         if len(kinds) > 64:
             return (
                 map(_KIND_DIR.__getitem__, kinds),
@@ -286,53 +288,57 @@ def _kind_columns(kinds: bytes) -> tuple[Iterable[Any], ...]:
 
 class FrameRun:
     """The frames of one frame-batch record, as the columns the record holds them in:
-    ``n`` frames holding ``payload_bytes`` bytes; iterating builds them.
+    ``n`` frames holding ``payload_bytes`` bytes; iterating (once) builds them.
 
     The columns, for a reader that works on a batch at once: ``conn`` (one connection for
     every frame, or a list), ``times`` (each frame's time, in ns), ``kinds`` (each frame's
-    kind byte, ``records.FRAME_KINDS``) and ``payloads()``. A batch ``split`` by separators
-    (``sizes`` None, as text frames are written) also offers its ``blob``: the payloads
-    joined by ``0xFF``, a byte no payload of such a batch holds."""
+    kind byte, ``records.FRAME_KINDS``) and ``payloads``; and ``blob``, the payloads
+    joined: by ``0xFF`` separators when ``split`` (as text frames are written; no payload of
+    such a batch holds that byte), else end to end."""
 
-    __slots__ = ("_payloads", "blob", "conn", "kinds", "n", "payload_bytes", "sizes", "times")
+    __slots__ = (
+        "_columns",
+        "_times",
+        "_unit",
+        "blob",
+        "conn",
+        "kinds",
+        "n",
+        "payload_bytes",
+        "payloads",
+        "split",
+    )
 
     def __init__(
         self,
         conn: int | list[int],
         times: list[int],
+        unit: int,
         kinds: bytes,
         blob: bytes,
-        sizes: list[int] | None,
-        payloads: list[bytes] | None = None,
+        payloads: list[bytes],
+        split: bool,
     ) -> None:
-        self.conn, self.times, self.kinds, self.blob, self.sizes = conn, times, kinds, blob, sizes
-        self.n = len(kinds)
+        self._columns = _kind_columns(kinds)  # (checks that each byte is a valid kind)
+        self.conn, self._times, self._unit, self.kinds, self.blob = conn, times, unit, kinds, blob
+        self.payloads, self.split, self.n = payloads, split, len(kinds)
         # Without the separators.
-        self.payload_bytes = len(blob) - (self.n - 1) if sizes is None else len(blob)
-        self._payloads = payloads
+        self.payload_bytes = len(blob) - (self.n - 1) if split else len(blob)
 
     @property
-    def split(self) -> bool:
-        """Whether the payloads are joined by separators in ``blob``."""
-        return self.sizes is None
-
-    def payloads(self) -> list[bytes]:
-        """Each frame's payload."""
-        if self._payloads is None:
-            blob, sizes = self.blob, self.sizes
-            if sizes is None:
-                self._payloads = blob.split(b"\xff")
-            else:
-                ends = itertools.accumulate(sizes)
-                self._payloads = [blob[e - k : e] for k, e in zip(sizes, ends, strict=False)]
-        return self._payloads
+    def times(self) -> list[int]:
+        """Each frame's time, in ns."""
+        if self._unit != 1:
+            self._times = list(map(operator.mul, self._times, itertools.repeat(self._unit)))
+            self._unit = 1
+        return self._times
 
     def __iter__(self) -> Iterator[Frame]:
-        n = self.n
-        conn = self.conn
-        conns = itertools.repeat(conn, n) if isinstance(conn, int) else conn
-        directions, opcodes, fins = _kind_columns(self.kinds)
-        frames = zip(conns, self.times, directions, opcodes, self.payloads(), fins, strict=False)
+        conn, unit = self.conn, self._unit
+        conns: Any = itertools.repeat(conn, self.n) if type(conn) is int else conn
+        ns = self._times if unit == 1 else map(operator.mul, self._times, itertools.repeat(unit))
+        directions, opcodes, fins = self._columns
+        frames = zip(conns, ns, directions, opcodes, self.payloads, fins, strict=False)
         return map(_new_frame, frames)
 
 
@@ -358,8 +364,6 @@ def _expand_batch(obj: list[Any], last_q: int, unit: int, lo: int, hi: int) -> t
             raise TraceDamaged("a frame batch's columns disagree on the number of frames")
     else:
         raise TraceDamaged("a frame batch has columns of the wrong type")
-    if kinds.translate(None, _VALID_KIND_BYTES):
-        raise TraceDamaged("a frame batch holds an invalid direction or opcode")
     if not (type(conn) is int and CONN_MIN <= conn <= CONN_MAX) and not (
         type(conn) is list
         and len(conn) == n
@@ -379,22 +383,22 @@ def _expand_batch(obj: list[Any], last_q: int, unit: int, lo: int, hi: int) -> t
         raise TraceDamaged("a frame batch's times are malformed")
     if not lo < min(times) or not max(times) < hi:
         raise TraceDamaged("a time out of range")
-    payloads = None
     if sizes is None:
         payloads = blob.split(b"\xff", n)
         if len(payloads) != n:
             raise TraceDamaged("a frame batch's payloads do not match its frames")
-    elif not (
+    elif (
         type(sizes) is list
         and len(sizes) == n
         and set(map(type, sizes)) == {int}
         and min(sizes) >= 0
         and sum(sizes) == len(blob)
     ):
+        ends = itertools.accumulate(sizes)
+        payloads = [blob[e - k : e] for k, e in zip(sizes, ends, strict=False)]
+    else:
         raise TraceDamaged("a frame batch's payload sizes do not match its payloads")
-    if unit != 1:
-        times = list(map(operator.mul, times, itertools.repeat(unit, n)))
-    return FrameRun(conn, times, kinds, blob, sizes, payloads), last_q
+    return FrameRun(conn, times, unit, kinds, blob, payloads, sizes is None), last_q
 
 
 def _is_forward_compatible(obj: Any) -> bool:
