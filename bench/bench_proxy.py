@@ -145,10 +145,17 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
 
 
 async def measure(
-    url: str, frames: int, rate: float, proxy: str | None = None, cafiles: tuple[str, ...] = ()
-) -> tuple[list[float], float]:
+    url: str,
+    frames: int,
+    rate: float,
+    proxy: str | None = None,
+    cafiles: tuple[str, ...] = (),
+    bursts: tuple[int, ...] = (),
+) -> tuple[list[float], float, dict[int, tuple[list[float], float]]]:
     """Latencies (us) of paced frames, and frames/s of a burst, through ``url`` (through
-    the forward ``proxy``, trusting ``cafiles``, when given)."""
+    the forward ``proxy``, trusting ``cafiles``, when given); and for each size in
+    ``bursts``, the latencies of a burst's frames (under load: each waits for the ones
+    before it) and its frames/s."""
     import ssl
 
     from websockets.asyncio.client import connect
@@ -172,7 +179,17 @@ async def measure(
             if first is None:
                 first = time.perf_counter()
         elapsed = time.perf_counter() - (first or time.perf_counter())
-    return latencies, (count - 1) / elapsed if elapsed > 0 else 0.0
+        loaded: dict[int, tuple[list[float], float]] = {}
+        for size in bursts:
+            await ws.send(f"burst {size} 0")
+            lat: list[float] = []
+            start = None
+            while (msg := await ws.recv()) != "end":
+                lat.append((time.monotonic_ns() - json.loads(msg)["t"]) / 1e3)
+                start = start or time.perf_counter()
+            took = time.perf_counter() - (start or time.perf_counter())
+            loaded[size] = (lat, (len(lat) - 1) / took if took > 0 else 0.0)
+    return latencies, (count - 1) / elapsed if elapsed > 0 else 0.0, loaded
 
 
 def pct(values: list[float], p: float) -> float:
@@ -187,7 +204,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-forward", action="store_true", help="skip the TLS forward paths")
+    ap.add_argument(
+        "--bursts",
+        default="1000,5000,20000",
+        help="burst sizes whose frames' latency under load is measured ('' for none)",
+    )
     args = ap.parse_args()
+    bursts = tuple(int(b) for b in args.bursts.split(",") if b)
     via: dict[str, tuple[str | None, tuple[str, ...]]] = {}  # path: its proxy and CAs
 
     procs: list[subprocess.Popen[bytes]] = []
@@ -237,16 +260,22 @@ def main() -> None:
         if not args.no_forward:
             paths.update(start_forward_paths(procs, tmp, via))
 
-        results: dict[str, dict[str, list[float]]] = {
-            k: {"p50": [], "p99": [], "fps": []} for k in paths
-        }
+        fields = ["p50", "p99", "fps"]
+        fields += [f"{m}@{b}" for b in bursts for m in ("load_p50", "load_p99", "fps")]
+        results: dict[str, dict[str, list[float]]] = {k: {f: [] for f in fields} for k in paths}
         for _ in range(args.rounds):
             for name, url in paths.items():
                 proxy, cafiles = via.get(name, (None, ()))
-                lat, fps = asyncio.run(measure(url, args.frames, args.rate, proxy, cafiles))
+                lat, fps, loaded = asyncio.run(
+                    measure(url, args.frames, args.rate, proxy, cafiles, bursts)
+                )
                 results[name]["p50"].append(pct(lat, 50))
                 results[name]["p99"].append(pct(lat, 99))
                 results[name]["fps"].append(fps)
+                for size, (blat, bfps) in loaded.items():
+                    results[name][f"load_p50@{size}"].append(pct(blat, 50))
+                    results[name][f"load_p99@{size}"].append(pct(blat, 99))
+                    results[name][f"fps@{size}"].append(bfps)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -258,19 +287,15 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     summary = {name: {k: statistics.median(v) for k, v in r.items()} for name, r in results.items()}
-    b, c = summary["b_forwarder"], summary["c_tracer_record"]
-    ratios = {
-        "c_over_b_p50": c["p50"] / b["p50"],
-        "c_over_b_p99": c["p99"] / b["p99"],
-        "c_over_b_fps": c["fps"] / b["fps"],
-    }
+    pairs = [("c_over_b", "c_tracer_record", "b_forwarder")]
     if "f_tracer_forward" in summary:
-        e, f = summary["e_tls_forwarder"], summary["f_tracer_forward"]
-        ratios |= {
-            "f_over_e_p50": f["p50"] / e["p50"],
-            "f_over_e_p99": f["p99"] / e["p99"],
-            "f_over_e_fps": f["fps"] / e["fps"],
-        }
+        pairs.append(("f_over_e", "f_tracer_forward", "e_tls_forwarder"))
+    ratios = {
+        f"{label}_{field}": summary[ours][field] / summary[bare][field]
+        for label, ours, bare in pairs
+        for field in fields
+        if summary[bare][field]
+    }
     if args.json:
         print(json.dumps({"paths": summary, "ratios": ratios}, indent=2))
         return
@@ -279,6 +304,21 @@ def main() -> None:
     print(f"{'path':18} {'p50 us':>9} {'p99 us':>9} {'frames/s':>10}")
     for name, s in summary.items():
         print(f"{name:18} {s['p50']:9.0f} {s['p99']:9.0f} {s['fps']:10.0f}")
+    for size in bursts:
+        print(f"-- a burst of {size} frames: latency under load")
+        print(f"{'path':18} {'p50 us':>9} {'p99 us':>9} {'frames/s':>10}")
+        for name, s in summary.items():
+            print(
+                f"{name:18} {s[f'load_p50@{size}']:9.0f} {s[f'load_p99@{size}']:9.0f} "
+                f"{s[f'fps@{size}']:10.0f}"
+            )
+        for label, ours, bare in pairs:
+            print(
+                f"{ours} / {bare}: p50 {ratios[f'{label}_load_p50@{size}']:.2f}x, "
+                f"p99 {ratios[f'{label}_load_p99@{size}']:.2f}x (target <= 1.10), throughput "
+                f"{ratios[f'{label}_fps@{size}']:.2f}x (target >= 0.95)"
+            )
+    print("-- paced frames, and the --frames burst's throughput")
     print(
         f"tracer record / bare forwarder: p50 {ratios['c_over_b_p50']:.2f}x "
         f"(target <= 1.15), p99 {ratios['c_over_b_p99']:.2f}x, "
