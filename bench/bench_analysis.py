@@ -89,10 +89,12 @@ print(n)
 """
 
 
-def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, bytes]:
+def measure(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None
+) -> tuple[float, float, bytes]:
     """One command line in its own process: seconds, peak RSS (MB) and what it printed."""
     proc = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *cmd], env=env, capture_output=True, check=True
+        [sys.executable, "-c", _MEASURE, *cmd], env=env, cwd=cwd, capture_output=True, check=True
     )
     seconds, rss_kb, _ = proc.stdout.split()
     return float(seconds), int(rss_kb) / 1024, proc.stderr
@@ -104,11 +106,12 @@ def tracer(*args: str) -> list[str]:
 
 def compare(path: Path, baseline: str) -> None:
     """This tracer against the one in ``baseline``, alternated on the same trace."""
+    # python -m puts the working directory first on the path: run the baseline from its own.
     env = {**os.environ, "PYTHONPATH": baseline}
     runs: dict[str, list[tuple[float, float]]] = {"this": [], "baseline": []}
     for _ in range(3):
-        for name, e in (("this", None), ("baseline", env)):
-            t, m, _ = measure(tracer("inspect", "--json", str(path)), e)
+        for name, e, cwd in (("this", None, None), ("baseline", env, baseline)):
+            t, m, _ = measure(tracer("inspect", "--json", str(path)), e, cwd)
             runs[name].append((t, m))
     med = {k: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v))
            for k, v in runs.items()}  # fmt: skip
