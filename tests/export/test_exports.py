@@ -294,3 +294,35 @@ def test_the_html_report_is_written_for_its_owner_only(tmp_path: Path):
     proc = run_tracer("report", str(ROOT / "traces" / "incremental.trace"), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_parquet_turns_hold_every_figure_of_inspect(tmp_path: Path):
+    """The turns table, written from the report's columnar view of its turns, holds each
+    turn's figures exactly as `tracer inspect --json` prints them (a nested part: one
+    column per field of it)."""
+    from tracer.export.tables import TURN_COLUMNS
+
+    from tests.views.test_voice_views import voice_trace
+
+    kinds = dict(TURN_COLUMNS)
+    samples = [*sorted(SAMPLES.glob("*.trace")), voice_trace(tmp_path)]
+    proc = run_tracer("export", *map(str, samples), "-f", "parquet", "-o", str(tmp_path / "pq"))
+    assert proc.returncode == 0, proc.stderr
+    table = pq.read_table(tmp_path / "pq" / "turns").to_pylist()
+    rows = {(r["trace"], r["index"]): r for r in table}
+    compared = 0
+    for path in samples:
+        printed = json.loads(run_tracer("inspect", str(path), "--json").stdout)["turns"]
+        for turn in printed:
+            row = rows.pop((str(path), turn["index"]))
+            flat = {k: v for k, v in turn.items() if k != "voice"}
+            for name, value in (turn["voice"] or {}).items():
+                flat[f"voice_{name}"] = value
+            for name, value in flat.items():
+                got = row[name]
+                if kinds[name] == "json" and isinstance(got, str):
+                    got = json.loads(got)
+                assert got == value, (path.name, turn["index"], name)
+                compared += 1
+    assert rows == {} and compared > 500
+    assert any(r["voice_input_audio_s"] for r in table)  # a voice part, column by column

@@ -478,6 +478,24 @@ class InspectReport:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def turn_columns(self) -> dict[str, list[Any]]:
+        """The turns as columns: each ``TurnReport`` field's values in turn order, a
+        nested part's fields as ``part_field`` columns (None where a turn has no such
+        part). The values are the report's own (lists and dicts are shared, not copied):
+        tables read them without a dict per turn."""
+        columns: dict[str, list[Any]] = {}
+        for f in fields(TurnReport):
+            values = [getattr(t, f.name) for t in self.turns]
+            part = _PARTS.get(f.name)
+            if part is None:
+                columns[f.name] = values
+                continue
+            for sub in fields(part):
+                columns[f"{f.name}_{sub.name}"] = [
+                    None if v is None else getattr(v, sub.name) for v in values
+                ]
+        return columns
+
     CACHE_FIELDS = (
         "index", "conn", "conversation", "stream_id", "response_id", "previous_response_id",
         "status", "input_items", "input_bytes", "resent_items", "resent_bytes",
@@ -605,3 +623,7 @@ def percentile(values: list[float], p: float) -> float | None:
     k = (len(ordered) - 1) * p / 100
     lo, hi = math.floor(k), math.ceil(k)
     return round(ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo), 3)
+
+
+_PARTS: dict[str, Any] = {"voice": VoiceReport}
+"""The fields of ``TurnReport`` that are report dataclasses of their own, and their class."""

@@ -17,6 +17,7 @@ from tracer.cli.app import CLIError, app
 from tracer.cli.options import JsonFlag
 from tracer.export.parquet import (
     MissingExtra,
+    arrow_columns,
     arrow_table,
     require_pyarrow,
 )
@@ -264,7 +265,9 @@ def query(
         raise CLIError(str(exc)) from None
     con = duckdb.connect(":memory:")
     tables = {
-        "turns": arrow_table((r for x in loaded for r in x["turns"]), TURN_COLUMNS),
+        "turns": arrow_columns(
+            {n: [v for x in loaded for v in x["turns"][n]] for n, _ in TURN_COLUMNS}, TURN_COLUMNS
+        ),
         "connections": arrow_table(
             (r for x in loaded for r in x["connections"]), CONNECTION_COLUMNS
         ),

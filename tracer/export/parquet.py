@@ -14,6 +14,7 @@ from tracer.files import atomic_write
 
 __all__ = [
     "MissingExtra",
+    "arrow_columns",
     "arrow_table",
     "parquet_parts",
     "private_dirs",
@@ -62,6 +63,22 @@ def arrow_table(rows: Iterable[dict[str, Any]], columns: list[tuple[str, str]]) 
             if value is not None and not isinstance(value, str):
                 row[name] = orjson.dumps(value).decode()
     return pa.Table.from_pylist(table, schema=schema)
+
+
+def arrow_columns(columns: dict[str, list[Any]], spec: list[tuple[str, str]]) -> Any:
+    """A ``pyarrow.Table`` of exactly the ``spec`` columns (name, kind) taken from
+    ``columns`` (name -> values); a ``json`` column's values that are not text yet are
+    written as JSON text."""
+    pa = require_pyarrow()
+    schema = pa.schema([(name, _arrow_type(pa, kind)) for name, kind in spec])
+    data: dict[str, list[Any]] = {}
+    for name, kind in spec:
+        values = columns[name]
+        if kind == "json":
+            values = [v if v is None or isinstance(v, str) else orjson.dumps(v).decode()
+                      for v in values]  # fmt: skip
+        data[name] = values
+    return pa.Table.from_pydict(data, schema=schema)
 
 
 def private_dirs(folder: Path) -> None:

@@ -131,14 +131,14 @@ def _parquet(
     """OUT/{turns,connections,frames}/date=DAY/[model=MODEL/]<name>.parquet, partitioned
     as Hive lays tables out (the trace's start day; each turn's model); the frames table is
     written as the trace is read, in row groups: its payloads are never held together."""
-    from tracer.export.parquet import arrow_table, parquet_parts, write_parquet
+    from tracer.export.parquet import arrow_columns, arrow_table, parquet_parts, write_parquet
     from tracer.export.tables import (
         CONNECTION_COLUMNS,
         FRAME_COLUMNS,
         TURN_COLUMNS,
         FrameTee,
         connection_rows,
-        turn_rows,
+        turn_columns,
     )
 
     assert dest is not None
@@ -152,12 +152,15 @@ def _parquet(
         report = analyse(tee.runs(reader.runs()))
     connections = arrow_table(connection_rows(report, header, path), CONNECTION_COLUMNS)
     write_parquet(connections, dest / "connections" / day / name)
-    by_model: dict[str, list[dict[str, Any]]] = {}
-    for row in turn_rows(report, header, path):
-        by_model.setdefault(_partition(row.pop("model", None)), []).append(row)
+    columns = turn_columns(report, header, path)
+    by_model: dict[str, list[int]] = {}
+    for i, model in enumerate(columns["model"]):
+        by_model.setdefault(_partition(model), []).append(i)
     turn_cols = [c for c in TURN_COLUMNS if c[0] != "model"]  # the partition holds it
     for model, rows in by_model.items():
-        write_parquet(arrow_table(rows, turn_cols), dest / "turns" / day / f"model={model}" / name)
+        part = {n: [columns[n][i] for i in rows] for n, _ in turn_cols}
+        table = arrow_columns(part, turn_cols)
+        write_parquet(table, dest / "turns" / day / f"model={model}" / name)
     return {"frames": tee.rows, "turns": len(report.turns), "connections": connections.num_rows}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from tracer.analysis.load import load
-from tracer.analysis.model import ConnectionReport, InspectReport, TurnReport, VoiceReport
+from tracer.analysis.model import ConnectionReport, InspectReport, TurnReport
 from tracer.trace.reader import FrameRun
 from tracer.trace.records import FRAME_KINDS, NOT_LAST, Frame, Header, Record
 
@@ -30,6 +30,7 @@ __all__ = [
     "connection_rows",
     "frame_rows",
     "query_tables",
+    "turn_columns",
     "turn_rows",
 ]
 
@@ -58,13 +59,6 @@ def columns_of(cls: type, extra: list[tuple[str, str]], prefix: str = "") -> lis
     return cols
 
 
-def _flatten(row: dict[str, Any], part: str, cls: type) -> None:
-    """A nested part's fields as ``part_field`` columns of the row."""
-    value = row.pop(part, None) or {}
-    for f in dataclasses.fields(cls):
-        row[f"{part}_{f.name}"] = value.get(f.name)
-
-
 _TRACE_COLUMNS = [("trace", "str"), ("trace_id", "str")]
 TURN_COLUMNS = columns_of(TurnReport, [*_TRACE_COLUMNS, ("started_unix_ns", "int")])
 CONNECTION_COLUMNS = columns_of(ConnectionReport, _TRACE_COLUMNS)
@@ -86,16 +80,21 @@ def trace_id(header: Header) -> str:
     return f"{header.anchor_unix_ns:016x}"
 
 
+def turn_columns(report: InspectReport, header: Header, trace: str) -> dict[str, list[Any]]:
+    """The turns table of one trace as columns (``TURN_COLUMNS``), from the report's
+    columnar view of its turns."""
+    n = len(report.turns)
+    columns: dict[str, list[Any]] = {"trace": [trace] * n, "trace_id": [trace_id(header)] * n}
+    anchor = header.anchor_unix_ns
+    columns["started_unix_ns"] = [anchor + t.start_ns for t in report.turns]
+    columns.update(report.turn_columns())
+    return columns
+
+
 def turn_rows(report: InspectReport, header: Header, trace: str) -> list[dict[str, Any]]:
-    tid = trace_id(header)
-    rows = []
-    for t in report.turns:
-        row: dict[str, Any] = {"trace": trace, "trace_id": tid}
-        row["started_unix_ns"] = header.anchor_unix_ns + t.start_ns
-        row.update(dataclasses.asdict(t))
-        _flatten(row, "voice", VoiceReport)
-        rows.append(row)
-    return rows
+    """The turns table of one trace as rows: ``turn_columns``, a dict per turn."""
+    columns = turn_columns(report, header, trace)
+    return [dict(zip(columns, v, strict=True)) for v in zip(*columns.values(), strict=True)]
 
 
 def connection_rows(report: InspectReport, header: Header, trace: str) -> list[dict[str, Any]]:
@@ -225,7 +224,8 @@ class FrameTee:
 
 
 def query_tables(path: str) -> dict[str, Any]:
-    """The turns, connections and traces rows of one trace (runs in a worker process)."""
+    """The turns (as columns), connections and traces rows of one trace (runs in a worker
+    process)."""
     loaded = load(path)
     header, report, truncated = loaded.header, loaded.report, loaded.truncated
     assert header is not None
@@ -236,7 +236,7 @@ def query_tables(path: str) -> dict[str, Any]:
         summary[name] = value
     return {
         "trace": path,
-        "turns": turn_rows(report, header, path),
+        "turns": turn_columns(report, header, path),
         "connections": connection_rows(report, header, path),
         "traces": [summary],
     }
