@@ -209,6 +209,12 @@ def main() -> None:
         default="1000,5000,20000",
         help="burst sizes whose frames' latency under load is measured ('' for none)",
     )
+    ap.add_argument(
+        "--record-arg",
+        action="append",
+        default=[],
+        help="an extra argument for tracer record (e.g. --record-arg=--no-redact)",
+    )
     args = ap.parse_args()
     bursts = tuple(int(b) for b in args.bursts.split(",") if b)
     via: dict[str, tuple[str | None, tuple[str, ...]]] = {}  # path: its proxy and CAs
@@ -239,7 +245,7 @@ def main() -> None:
             subprocess.Popen(
                 [sys.executable, "-m", "tracer", "record", "--upstream",
                  f"ws://127.0.0.1:{src}", "-o", trace, "--listen", f"127.0.0.1:{rec}",
-                 "--no-compact"],
+                 "--no-compact", *args.record_arg],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
