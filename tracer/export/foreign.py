@@ -5,6 +5,7 @@ mitmproxy flow file (tnetstrings), told apart by their content."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from typing import Any
 
@@ -40,17 +41,10 @@ def is_trace_file(path: str | os.PathLike[str]) -> bool:
         return True
     if os.fspath(path).lower().endswith(FOREIGN_SUFFIXES):
         return False
-    return not _starts_as_flows(path)
+    from tracer.export.mitmproxy import is_flow_file
 
-
-def _starts_as_flows(path: str | os.PathLike[str]) -> bool:
-    """Whether the file starts with a tnetstring dict, as a mitmproxy flow file does."""
     with open(path, "rb") as f:
-        length = f.read(16).split(b":", 1)[0]
-        if not length.isdigit() or len(length) > 12:
-            return False
-        f.seek(len(length) + 1 + int(length))
-        return f.read(1) == b"}"
+        return not is_flow_file(f)
 
 
 def import_recording(path: str | os.PathLike[str]) -> HarImport:
@@ -66,7 +60,7 @@ def import_recording(path: str | os.PathLike[str]) -> HarImport:
     source = os.path.basename(name)
     from tracer.export.mitmproxy import import_flows, is_flow_file
 
-    if is_flow_file(data):
+    if is_flow_file(io.BytesIO(data)):
         return import_flows(data, source=source)
     if data.lstrip()[:1] == b"{":
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from tracer.export.har import HarImport, import_har
 from tracer.export.vcr import decoded_body
@@ -27,13 +27,15 @@ MAX_DEPTH = 64
 _LENGTH = re.compile(rb"(\d{1,12}):")
 
 
-def is_flow_file(data: bytes) -> bool:
-    """Whether data starts as a flow file does: a tnetstring dict."""
-    m = _LENGTH.match(data)
+def is_flow_file(f: BinaryIO) -> bool:
+    """Whether a file starts, at its current position, as a flow file does: a tnetstring
+    dict (its length, and a ``}`` where the length says it ends). Moves the position."""
+    start = f.tell()
+    m = _LENGTH.match(f.read(13))
     if m is None:
         return False
-    end = m.end() + int(m.group(1))
-    return data[end : end + 1] == b"}"
+    f.seek(start + m.end() + int(m.group(1)))
+    return f.read(1) == b"}"
 
 
 def _pop(data: memoryview, at: int, depth: int) -> tuple[Any, int]:

@@ -120,7 +120,8 @@ PARQUET_SCHEMA_VERSION = 2
 
 
 def _partition(value: Any) -> str:
-    """A Hive partition value: escaped as Hive does (Spark, Trino and DuckDB unescape it)."""
+    """A Hive partition value: every byte but letters, digits and ``-_.`` percent-escaped
+    (Hive escapes fewer; Spark, Trino and DuckDB unescape ``%XX`` alike)."""
     text = str(value) if value not in (None, "") else "unknown"
     return quote(text, safe="-_.")
 
