@@ -33,9 +33,9 @@ import secrets
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from tracer.capture.ca import RunCA
 from tracer.capture.http_proxy import reason_of
 from tracer.capture.proxy import UPSTREAM_TIMEOUT, RecordingProxy, Upstream
 from tracer.capture.recorder import Recorder
@@ -43,6 +43,9 @@ from tracer.wire import RequestHead, write_response
 from tracer.wire.guard import Guard
 from tracer.wire.http import response_head
 from tracer.wire.websocket import DEFAULT_MAX_SIZE
+
+if TYPE_CHECKING:
+    from tracer.capture.ca import RunCA
 
 __all__ = [
     "DEFAULT_INTERCEPT",

@@ -15,9 +15,8 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tracer.capture.ca import RunCA
 from tracer.capture.children import signal_group
 from tracer.capture.compactor import compact_if_unchanged, start_background_compaction
 from tracer.capture.forward import DEFAULT_INTERCEPT, ForwardProxy, intercepts
@@ -28,6 +27,9 @@ from tracer.trace.format import RECORDER_TIME_UNIT_NS
 from tracer.trace.redact import Redactor
 from tracer.trace.verify import Integrity, verify_trace
 from tracer.wire.websocket import DEFAULT_MAX_SIZE
+
+if TYPE_CHECKING:
+    from tracer.capture.ca import RunCA
 
 __all__ = [
     "COMPACT_LIMIT",
@@ -124,6 +126,8 @@ class RecordingSession:
         self.proxy: RecordingProxy
         self.forward = forward
         if forward is not None:
+            from tracer.capture.ca import RunCA  # cryptography: only a forward proxy needs it
+
             self.ca = RunCA(permitted=forward.intercept)
             try:
                 self.proxy = ForwardProxy(

@@ -23,12 +23,9 @@ from tracer.cli.options import (
     MaxFrame,
 )
 from tracer.cli.running import run_until_signal
-from tracer.demo.agent import AgentConfig, AgentRun, run_agent
-from tracer.demo.voice import VoiceRun, run_voice_agent
 from tracer.trace.verify import Integrity, verify_trace
 from tracer.upstream.engine import DEFAULT_MAX_PENDING
 from tracer.upstream.script import PROFILES, Script, ScriptError, default_script, parse_profile
-from tracer.upstream.server import UpstreamServer
 from tracer.views.demo import render_demo, render_voice_demo
 from tracer.views.inspect import render_inspect
 from tracer.views.output import emit_json, emit_json_line, stderr_console, stdout_console
@@ -125,6 +122,8 @@ def upstream(
     if tls_key is not None and tls_cert is None:
         raise CLIError("--tls-key needs --tls-cert", exit_code=2)
     tls, names = _tls(tls_cert, tls_key) if tls_cert is not None else (None, [])
+    from tracer.upstream.server import UpstreamServer  # the servers load on use: a fast CLI
+
     server = UpstreamServer(
         _load_script(script, profile),
         host=host,
@@ -202,6 +201,8 @@ def demo(
     if realtime or protocol != "responses":
         return _voice_demo(output, json, "realtime" if realtime else protocol)
     cfg_script = _load_script(script, profile)
+    from tracer.demo.agent import AgentConfig, AgentRun, run_agent
+    from tracer.upstream.server import UpstreamServer
 
     async def main(stop: asyncio.Event) -> tuple[AgentRun, Integrity]:
         server = UpstreamServer(cfg_script, port=0)
@@ -266,6 +267,8 @@ DEMO_PROTOCOLS = ("responses", "realtime", "gemini-live", "openai-live")
 def _voice_demo(output: Path, json: bool, protocol: str) -> int:
     """``tracer demo --protocol P``: a voice agent against the scripted live endpoint."""
     from tracer.demo.live import LIVE_SCRIPT, run_gemini_agent, run_live_agent
+    from tracer.demo.voice import VoiceRun, run_voice_agent
+    from tracer.upstream.server import UpstreamServer
 
     runner = {"realtime": run_voice_agent, "gemini-live": run_gemini_agent,
               "openai-live": run_live_agent}[protocol]  # fmt: skip
