@@ -6,6 +6,9 @@ import json
 import random
 import string
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tracer.trace.records import Close
 from tracer.trace.redact import Redactor, marker
 from tracer.trace.split import MAX_TOKEN, SplitKeys
@@ -115,3 +118,67 @@ def test_short_secrets_of_a_redact_pattern_are_still_joined():
     plain = Redactor()
     assert plain.shortest == 8
     assert [o[4] for o in _run(items, plain)] == [i[4] for i in items]
+
+
+def _general(payload: bytes) -> tuple | None:
+    """What the joiner's general path takes of a text message: its delta stream and the
+    span of its delta text (None: not a text delta)."""
+    from tracer.trace.split import _DELTA, _TYPE, _stream_of
+
+    typed = _TYPE.search(payload)
+    kind = typed.group(1) if typed else b""
+    if not kind.endswith(b".delta") or kind.endswith(b"audio.delta"):
+        return None
+    delta = _DELTA.search(payload)
+    return None if delta is None else (kind, *_stream_of(payload), delta.span(1))
+
+
+_PIECES = st.sampled_from(
+    ['"', "\\", ",", "}", "{", '"item_id"', '"delta":"', "sk-", "é", "\n", " ", "a", "0"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    kind=st.sampled_from(["response.output_text.delta", "response.output_audio.delta",
+                          "response.output_text.done", "x.delta", 'a"b.delta']),
+    seq=st.one_of(st.none(), st.integers(0, 10**6)),
+    item=st.text(string.ascii_letters + "_-,\"}", max_size=12),
+    out=st.one_of(st.integers(0, 99), st.text(max_size=3)),
+    text=st.lists(_PIECES, max_size=12).map("".join),
+    tail=st.sampled_from(["", ',"logprobs":[]', ',"item_id":"other"', "}"]),
+    compact=st.booleans(),
+)  # fmt: skip
+def test_the_compact_delta_match_takes_what_the_general_path_takes(
+    kind: str, seq: int | None, item: str, out: object, text: str, tail: str, compact: bool
+) -> None:
+    """The one-match reading of a compact delta gives the stream and delta span that the
+    general path's searches give, on well-formed and odd events alike."""
+    from tracer.trace.split import _compact_delta
+
+    body: dict[str, object] = {"type": kind}
+    if seq is not None:
+        body["sequence_number"] = seq
+    body |= {"item_id": item, "output_index": out, "content_index": 0, "delta": text}
+    sep = (",", ":") if compact else (", ", ": ")
+    for payload in (
+        json.dumps(body, separators=sep, ensure_ascii=False).encode()[:-1] + tail.encode() + b"}",
+        json.dumps(body, separators=sep).encode(),
+    ):
+        m = _compact_delta(payload)
+        if m is not None:
+            assert (m.group(1), m.group(2), m.group(3), m.group(4), m.span(5)) == _general(
+                payload
+            ), payload
+
+
+def test_a_service_delta_takes_the_one_match_reading() -> None:
+    from tracer.trace.split import _compact_delta
+
+    payload = (
+        b'{"type":"response.output_text.delta","sequence_number":7,"item_id":"msg_0a1",'
+        b'"output_index":0,"content_index":0,"delta":"sk-pr\\"oj","logprobs":[]}'
+    )
+    m = _compact_delta(payload)
+    assert m is not None and m.group(5) == b'sk-pr\\"oj'
+    assert (m.group(1), m.group(2), m.group(3), m.group(4), m.span(5)) == _general(payload)

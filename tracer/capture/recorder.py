@@ -267,9 +267,10 @@ class Recorder:
     def _take(
         self, batch: list[Any], split: SplitKeys | None, failed: bool
     ) -> tuple[list[Any], bool]:
-        """The items of a batch ready to write, through the split-key joiner; and whether
-        the batch held the stop."""
-        ready: list[Any] = []
+        """The items of a batch ready to write, through the split-key joiner (the batch at
+        once); and whether the batch held the stop."""
+        taken: list[Any] = []
+        stopping = False
         for item in batch:
             if type(item) is tuple:  # a frame's fields and its number on its connection
                 self._written += len(item[4])
@@ -277,11 +278,15 @@ class Recorder:
                     self._lost([item])
                     continue
             if item is _STOP:
-                if split is not None:
-                    ready += split.release()
-                return ready, True
-            ready += split.push(item) if split is not None else (item,)
-        return ready, False
+                stopping = True
+                break
+            taken.append(item)
+        if split is None:
+            return taken, stopping
+        ready = split.push_many(taken) if taken else []
+        if stopping:
+            ready += split.release()
+        return ready, stopping
 
     def _write_items(self, items: list[Any], failed: bool) -> bool:
         """Write frames (redacted, consecutive ones in one call) and records in order;

@@ -40,6 +40,15 @@ HOLD_S = 1.0  # deltas come milliseconds apart: a held frame waits at most this 
 _KEY_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/.\\"
 _DELTA = re.compile(rb'"delta"\s*:\s*"((?:[^"\\]|\\.)*)"', re.DOTALL)
 _TYPE = re.compile(rb'"type"\s*:\s*"([^"\\]{1,200})"')
+# A delta event as services write it, compact and in this order: one match finds what
+# _TYPE, _DELTA and _stream_of would (the same bytes: each name's first occurrence, its
+# value up to the next comma), without a search each. Anything else takes those.
+_COMPACT_DELTA = re.compile(
+    rb'\{"type":"([^"\\]{1,200})",(?:"sequence_number":\d{1,20},)?'
+    rb'"item_id"(:"[A-Za-z0-9_\-]{0,200}"),"output_index"(:\d{1,10}),'
+    rb'"content_index"(:\d{1,10}),"delta":"((?:[^"\\]|\\.)*)"',
+    re.DOTALL,
+)
 _CONTROL = 8  # opcodes from 8 on are control frames, allowed inside a fragmented message
 _TEXT = 1
 
@@ -106,22 +115,55 @@ class SplitKeys:
     def push(self, item: Any) -> list[Any]:
         """Take one queued item (a frame tuple or a record); return the items ready to
         write, frames with their split keys cut out, in order on each connection."""
-        if type(item) is tuple:
-            conn = item[0]
-        else:
-            conn = getattr(item, "conn", None)
-            if conn is None or (conn not in self._queues and not isinstance(item, Close)):
-                return [item]  # nothing of its connection is held
-        entry: list[Any] = [item, None]
-        self._queues.setdefault(conn, deque()).append(entry)
-        if type(item) is tuple:
-            self.held_bytes += len(item[4])
-            self._frame(entry, item)
-        elif isinstance(item, Close):  # the connection's runs end with it
-            for key in [k for k in self._runs if k[0] == conn]:
-                self._finish(key)
-            self._fragmenting = {k for k in self._fragmenting if k[0] != conn}
-        return self._ready(conn)
+        return self.push_many([item])
+
+    def push_many(self, items: list[Any]) -> list[Any]:
+        """``push`` for a batch of items at once: the same items come out, with the same
+        keys cut out, but each stream's joined text is settled once for the batch, not
+        once a frame. Items of one connection keep their order; the items let go come out
+        in the order they came in (those held from an earlier batch first)."""
+        batch = object()  # marks this batch's entries until they are let go
+        fresh: list[list[Any]] = []  # this batch's entries, in the order they came
+        touched: dict[Stream, _Run] = {}  # the runs this batch's pieces joined
+        conns: dict[int, None] = {}  # the connections this batch queued items on
+        queues = self._queues
+        for item in items:
+            if type(item) is tuple:
+                conn = item[0]
+            else:
+                conn = getattr(item, "conn", None)
+                if conn is None or (conn not in queues and not isinstance(item, Close)):
+                    fresh.append([item, None, item])  # nothing of its connection is held
+                    continue
+            # [the item, None or its held piece or its item with cuts, this batch's mark]
+            entry: list[Any] = [item, None, batch]
+            queue = queues.get(conn)
+            if queue is None:
+                queue = queues[conn] = deque()
+            queue.append(entry)
+            fresh.append(entry)
+            conns[conn] = None
+            if type(item) is tuple:
+                self.held_bytes += len(item[4])
+                self._frame(entry, item, touched)
+            elif isinstance(item, Close):  # the connection's runs end with it
+                for key in [k for k in self._runs if k[0] == conn]:
+                    self._finish(key)
+                self._fragmenting = {k for k in self._fragmenting if k[0] != conn}
+        for key, run in touched.items():
+            if self._runs.get(key) is run:  # not finished meanwhile
+                self._settle(key, run)
+        # Let go what is ready: what an earlier batch held first, then this batch's items
+        # in the order they came.
+        out: list[Any] = []
+        for conn in conns:
+            for entry in self._ready_entries(conn):
+                if entry[2] is batch:
+                    entry[2] = entry[1] if entry[1] is not None else entry[0]
+                else:
+                    out.append(entry[1] if entry[1] is not None else entry[0])
+        out += [e[2] for e in fresh if e[2] is not batch]
+        return out
 
     def release(self) -> list[Any]:
         """Let every held frame go (recording ends)."""
@@ -136,7 +178,7 @@ class SplitKeys:
             self._finish(key)
         return self._ready_all()
 
-    def _frame(self, entry: list[Any], item: Item) -> None:
+    def _frame(self, entry: list[Any], item: Item, touched: dict[Stream, _Run]) -> None:
         conn, _t, direction, opcode, payload, fin, _seq = item
         op = int(opcode)
         if op >= _CONTROL:
@@ -150,6 +192,9 @@ class SplitKeys:
                 self._fragmenting.discard(side)
             else:
                 self._fragmenting.add(side)
+        elif op == _TEXT and (m := _compact_delta(payload)) is not None:
+            key = (*side, m.group(1), m.group(2), m.group(3), m.group(4))
+            start, end = m.span(5)
         elif op == _TEXT and b'"type"' in payload:
             typed = _TYPE.search(payload)
             kind = typed.group(1) if typed else b""
@@ -176,7 +221,7 @@ class SplitKeys:
         run.offsets.append(len(run.text))
         run.pieces.append(piece)
         run.text += payload[start:end]
-        self._settle(key, run)
+        touched[key] = run  # settled once the batch is in
 
     def _done(self, side: tuple[int, int], payload: bytes) -> None:
         """An item (or the whole response) is done: its streams end."""
@@ -234,23 +279,36 @@ class SplitKeys:
                 piece.cuts.append((piece.start + lo, piece.start + hi, mark if i == first else b""))
         run.scanned = upto
 
-    def _ready(self, conn: int) -> list[Any]:
+    def _ready_entries(self, conn: int) -> list[list[Any]]:
+        """Take the entries of ``conn`` no held piece holds back any more."""
         out = []
         queue = self._queues.get(conn)
         while queue and not isinstance(queue[0][1], _Piece):
-            item, done = queue.popleft()
-            if type(item) is tuple:
-                self.held_bytes -= len(item[4])
-            out.append(done if done is not None else item)
+            entry = queue.popleft()
+            if type(entry[0]) is tuple:
+                self.held_bytes -= len(entry[0][4])
+            out.append(entry)
         if not queue:
             self._queues.pop(conn, None)
         return out
+
+    def _ready(self, conn: int) -> list[Any]:
+        return [e[1] if e[1] is not None else e[0] for e in self._ready_entries(conn)]
 
     def _ready_all(self) -> list[Any]:
         out = []
         for conn in list(self._queues):
             out += self._ready(conn)
         return out
+
+
+def _compact_delta(payload: bytes) -> re.Match[bytes] | None:
+    """A text delta (not audio) written compactly in the usual order, else None."""
+    m = _COMPACT_DELTA.match(payload)
+    if m is None:
+        return None
+    kind = m.group(1)
+    return m if kind.endswith(b".delta") and not kind.endswith(b"audio.delta") else None
 
 
 def _stream_of(payload: bytes) -> tuple[bytes, ...]:
