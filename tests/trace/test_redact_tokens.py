@@ -144,3 +144,27 @@ def test_in_json_text_a_key_is_redacted_exactly_when_it_stands_as_a_token(words,
         assert out == data
     else:
         assert out == data.replace(encoded_key, marker(key).encode(), 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(
+                [b"hello ", b"sk-", b"proj-", b"A" * 20, b"\x00", b"\xff", b'"', b"AKIA",
+                 b"IOSFODNN7EXAMPLE", b"sk-proj-" + b"a1B2" * 10, b"my-learned-secret-1"]
+            ),
+            max_size=6,
+        ).map(b"".join),
+        max_size=8,
+    )
+)  # fmt: skip
+def test_a_batch_is_redacted_as_each_payload_is(payloads: list[bytes]) -> None:
+    """``payloads`` (one pre-check over the batch) gives what ``payload`` gives for each,
+    with and without a learned secret."""
+    for learned in (None, "my-learned-secret-1"):
+        redactor = Redactor()
+        if learned:
+            redactor.learn(learned)
+        assert redactor.payloads(payloads) == [redactor.payload(p) for p in payloads]
+    assert Redactor(enabled=False).payloads(payloads) == payloads

@@ -291,7 +291,6 @@ class Recorder:
     def _write_items(self, items: list[Any], failed: bool) -> bool:
         """Write frames (redacted, consecutive ones in one call) and records in order;
         return whether writing has failed."""
-        redact = self.redactor.payload if self.redactor.enabled else None
         handed = self._handed
         frames: list[tuple[Any, ...]] = []
         for item in items:
@@ -299,11 +298,8 @@ class Recorder:
                 if failed:
                     self._lost([item])
                     continue
-                conn, t, direction, opcode, payload, fin, seq = item
-                if redact is not None:
-                    payload = redact(payload)
-                frames.append((conn, t, direction, opcode, payload, fin, seq))
-                handed[conn] = handed.get(conn, 0) + 1
+                frames.append(item)
+                handed[item[0]] = handed.get(item[0], 0) + 1
                 continue
             if frames:
                 failed = failed or self._write_frames(frames)
@@ -336,6 +332,14 @@ class Recorder:
         self._uncertain = []
 
     def _write_frames(self, frames: list[tuple[Any, ...]]) -> bool:
+        """Redact and write consecutive frames (conn, t, direction, opcode, payload, fin,
+        number) in one call."""
+        if self.redactor.enabled:
+            given = [f[4] for f in frames]
+            payloads = self.redactor.payloads(given)
+            if payloads is not given:  # some may hold a secret
+                frames = [(*f[:4], p, *f[5:]) if p is not f[4] else f
+                          for f, p in zip(frames, payloads, strict=True)]  # fmt: skip
         failed = self._guard(self._writer.write_frames, [f[:6] for f in frames])
         # On a failure the batch may be partly in the file, but not in a readable block.
         self._unflushed.extend(frames)

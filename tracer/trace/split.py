@@ -40,15 +40,19 @@ HOLD_S = 1.0  # deltas come milliseconds apart: a held frame waits at most this 
 _KEY_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/.\\"
 _DELTA = re.compile(rb'"delta"\s*:\s*"((?:[^"\\]|\\.)*)"', re.DOTALL)
 _TYPE = re.compile(rb'"type"\s*:\s*"([^"\\]{1,200})"')
-# A delta event as services write it, compact and in this order: one match finds what
+# A delta event as services write it, in this order: one match finds what
 # _TYPE, _DELTA and _stream_of would (the same bytes: each name's first occurrence, its
 # value up to the next comma), without a search each. Anything else takes those.
+_W = rb"\s{0,4}"  # the space JSON writers put around ':' and ','
 _COMPACT_DELTA = re.compile(
-    rb'\{"type":"([^"\\]{1,200})",(?:"sequence_number":\d{1,20},)?'
-    rb'"item_id"(:"[A-Za-z0-9_\-]{0,200}"),"output_index"(:\d{1,10}),'
-    rb'"content_index"(:\d{1,10}),"delta":"((?:[^"\\]|\\.)*)"',
+    rb'\{' + _W + rb'"type"' + _W + rb":" + _W + rb'"([^"\\]{1,200})"' + _W + rb","
+    + _W + rb'(?:"sequence_number"' + _W + rb":" + _W + rb"\d{1,20}" + _W + rb"," + _W + rb")?"
+    + rb'"item_id"(' + _W + rb":" + _W + rb'"[A-Za-z0-9_\-]{0,200}"' + _W + rb"),"
+    + _W + rb'"output_index"(' + _W + rb":" + _W + rb"\d{1,10}" + _W + rb"),"
+    + _W + rb'"content_index"(' + _W + rb":" + _W + rb"\d{1,10}" + _W + rb"),"
+    + _W + rb'"delta"' + _W + rb":" + _W + rb'"((?:[^"\\]|\\.)*)"',
     re.DOTALL,
-)
+)  # fmt: skip
 _CONTROL = 8  # opcodes from 8 on are control frames, allowed inside a fragmented message
 _TEXT = 1
 
