@@ -4,9 +4,11 @@
 client sends ``response.create`` first. Its ``ResponsesReader`` keeps per connection the
 turns in flight, one queue per lane (``stream_id``), so events of lanes that interleave on
 the wire go to the right turn. Streaming output deltas, the bulk of any session, are
-recognised by a byte search and never JSON-decoded.
+recognised by a byte search and never JSON-decoded; a batch's runs of them are counted
+at once (``bulk``, ``count_bulk``).
 """
 
+# Over 400 lines: one protocol's whole reading: creates, lanes, injects, errors, HTTP bodies.
 from __future__ import annotations
 
 import re
