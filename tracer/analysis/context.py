@@ -139,20 +139,29 @@ class ContextModel:
         reconnect = websocket and turn.conn not in conv.ws_conns and bool(conv.ws_conns)
         reconnect = reconnect and (prev is None or prev.conn != turn.conn)
         resent: list[bool] = []
-        here: Counter[int] = Counter()
-        from_compaction: Counter[int] = Counter()
+        here: dict[int, int]
         compacted: list[bool] = []
-        for h in hashes:
-            # What the conversation's last compaction returned comes back as the new
-            # chain's start: compacted, neither new nor resent.
-            if from_compaction[h] < conv.compacted[h]:
-                from_compaction[h] += 1
-                compacted.append(True)
-                resent.append(False)
-                continue
-            compacted.append(False)
-            here[h] += 1
-            resent.append(here[h] <= conv.seen[h])
+        if not conv.compacted and len(set(hashes)) == len(hashes):
+            # The common case, no item twice and no compaction to come back: one copy of
+            # each, resent when the conversation holds one already.
+            seen = conv.seen
+            resent = [seen.get(h, 0) >= 1 for h in hashes]
+            compacted = [False] * len(hashes)
+            here = dict.fromkeys(hashes, 1)
+        else:
+            here = Counter()
+            from_compaction: Counter[int] = Counter()
+            for h in hashes:
+                # What the conversation's last compaction returned comes back as the new
+                # chain's start: compacted, neither new nor resent.
+                if from_compaction[h] < conv.compacted[h]:
+                    from_compaction[h] += 1
+                    compacted.append(True)
+                    resent.append(False)
+                    continue
+                compacted.append(False)
+                here[h] = here.get(h, 0) + 1
+                resent.append(here[h] <= conv.seen[h])
         reason = None
         if any(resent):
             if conv.loss is not None or (reconnect and turn.previous_response_id is None):
