@@ -300,9 +300,8 @@ def test_parquet_turns_hold_every_figure_of_inspect(tmp_path: Path):
     """The turns table, written from the report's columnar view of its turns, holds each
     turn's figures exactly as `tracer inspect --json` prints them (a nested part: one
     column per field of it)."""
-    from tracer.export.tables import TURN_COLUMNS
-
     from tests.views.test_voice_views import voice_trace
+    from tracer.export.tables import TURN_COLUMNS
 
     kinds = dict(TURN_COLUMNS)
     samples = [*sorted(SAMPLES.glob("*.trace")), voice_trace(tmp_path)]
