@@ -19,7 +19,7 @@ import orjson
 from tracer.analysis.load import load
 from tracer.analysis.model import ConnectionReport, InspectReport, TurnReport
 from tracer.trace.reader import FrameRun
-from tracer.trace.records import FRAME_KINDS, NOT_LAST, Frame, Header, Record
+from tracer.trace.records import FRAME_KINDS, Frame, Header, Record, kind_byte
 
 __all__ = [
     "CONNECTION_COLUMNS",
@@ -190,7 +190,7 @@ class FrameTee:
                     if type(r) is Frame:
                         self._conn.append(r.conn)
                         self._t_ns.append(r.t_ns)
-                        self._kinds.append(r.direction << 4 | r.opcode | (0 if r.fin else NOT_LAST))
+                        self._kinds.append(kind_byte(r.direction, r.opcode, r.fin))
                         self._size.append(len(r.payload))
                         if self.payload:
                             self._payload.append(r.payload)

@@ -25,13 +25,13 @@ from tracer.trace.errors import LimitExceeded
 from tracer.trace.reader import FrameRun
 from tracer.trace.records import (
     FRAME_KINDS,
-    NOT_LAST,
     Close,
     Direction,
     Frame,
     Opcode,
     Open,
     Record,
+    kind_byte,
 )
 
 __all__ = ["SNIFF_MESSAGES", "Segmenter"]
@@ -43,8 +43,7 @@ claim; past them the connection is of no protocol tracer knows."""
 _CLIENT, _TEXT = Direction.CLIENT, Opcode.TEXT
 _OBJECT = re.compile(rb"[ \t\r\n]*\{")  # how a JSON object starts: cheaper than a parse
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
-_SERVER_TEXT = Direction.SERVER << 4 | Opcode.TEXT  # a whole text message from the server
-assert not _SERVER_TEXT & NOT_LAST
+_SERVER_TEXT = kind_byte(Direction.SERVER, Opcode.TEXT, True)  # a whole server text message
 _OTHER_KINDS = re.compile(b"[^" + re.escape(bytes([_SERVER_TEXT])) + b"]")
 _new_frame = functools.partial(tuple.__new__, Frame)
 _scanners: dict[bytes, re.Pattern[bytes]] = {}
@@ -216,7 +215,8 @@ class Segmenter(Book):
         prev = 0
         # Frames of other kinds are read one by one; between them, whole server messages.
         for end in [*(m.start() for m in _OTHER_KINDS.finditer(kinds)), n]:
-            # Each message's kind as the pattern found it; b"": one it does not match.
+            # Each message's kind as the pattern found it; b"": one read by itself (one the
+            # pattern does not match, and frame ``end``, of another kind).
             found: list[bytes] = []
             if end > prev:
                 stop = starts[end] - 1  # the end of frame end - 1
@@ -227,6 +227,8 @@ class Segmenter(Book):
                         found += scan.findall(blob, starts[1] - 1, stop)
                 else:
                     found = scan.findall(blob, starts[prev] - 1, stop)
+            if end < n:
+                found.append(b"")
             i = 0
             while i < len(found):
                 try:
@@ -245,11 +247,6 @@ class Segmenter(Book):
                         yield from self.feed(itertools.islice(run, k + 1, None))
                         return
                 i = j + 1
-            if end < n:
-                yield from self._frame_at(run, payloads, end) or ()
-                if reader.bulk() is not bulk:
-                    yield from self.feed(itertools.islice(run, end + 1, None))
-                    return
             prev = end + 1
 
     def _frame_at(self, run: FrameRun, payloads: list[bytes], i: int) -> list[Event] | None:

@@ -30,6 +30,7 @@ __all__ = [
     "Opcode",
     "Open",
     "Record",
+    "kind_byte",
 ]
 
 
@@ -84,11 +85,15 @@ _OPCODE_LABELS = {
 NOT_LAST = 0x20
 """In a frame batch's kind byte: set for a fragment that is not the last of its message."""
 
+
+def kind_byte(direction: Direction, opcode: Opcode, fin: bool) -> int:
+    """A frame's kind byte in a frame batch: bits 0-3 the opcode, bit 4 the direction, and
+    ``NOT_LAST`` for a fragment that is not its message's last."""
+    return direction << 4 | opcode | (0 if fin else NOT_LAST)
+
+
 FRAME_KINDS: dict[int, tuple[Direction, Opcode, bool]] = {
-    d << 4 | op | (0 if fin else NOT_LAST): (d, op, fin)
-    for d in Direction
-    for op in Opcode
-    for fin in (True, False)
+    kind_byte(d, op, fin): (d, op, fin) for d in Direction for op in Opcode for fin in (True, False)
 }
 """Every valid kind byte of a frame batch (bits 0-3 the opcode, bit 4 the direction, and
 ``NOT_LAST``), with the direction, opcode and fin flag it stands for."""

@@ -163,9 +163,9 @@ class SplitKeys:
         for conn in conns:
             for entry in self._ready_entries(conn):
                 if entry[2] is batch:
-                    entry[2] = entry[1] if entry[1] is not None else entry[0]
+                    entry[2] = _let_go(entry)
                 else:
-                    out.append(entry[1] if entry[1] is not None else entry[0])
+                    out.append(_let_go(entry))
         out += [e[2] for e in fresh if e[2] is not batch]
         return out
 
@@ -297,13 +297,18 @@ class SplitKeys:
         return out
 
     def _ready(self, conn: int) -> list[Any]:
-        return [e[1] if e[1] is not None else e[0] for e in self._ready_entries(conn)]
+        return [_let_go(e) for e in self._ready_entries(conn)]
 
     def _ready_all(self) -> list[Any]:
         out = []
         for conn in list(self._queues):
             out += self._ready(conn)
         return out
+
+
+def _let_go(entry: list[Any]) -> Any:
+    """What an entry let go writes: its item with the cuts made, or the item as it came."""
+    return entry[1] if entry[1] is not None else entry[0]
 
 
 def _compact_delta(payload: bytes) -> re.Match[bytes] | None:
