@@ -35,12 +35,20 @@ DELTA = {
     "delta": " token",
     "logprobs": [],
 }
+# What the deltas carry, word by word: model text, whose letters (the "sk" of "ask", the
+# "gh" of "high") are where a redactor's pre-check is put to the test.
+TEXT = (
+    "The answer is high enough: we asked the right tool for each task, then thought it"
+    " through and checked the risk before we wrote the patch."
+)
+WORDS = TEXT.split()
 
 SOURCE = r"""
 import asyncio, json, sys, time
 from websockets.asyncio.server import serve
 
 DELTA = json.loads(sys.argv[2])
+WORDS = DELTA.pop("words")
 
 async def handler(ws):
     async for message in ws:
@@ -49,6 +57,7 @@ async def handler(ws):
         gap = 1.0 / rate if rate else 0.0
         for i in range(n):
             DELTA["sequence_number"] = i
+            DELTA["delta"] = " " + WORDS[i % len(WORDS)]
             DELTA["t"] = time.monotonic_ns()
             await ws.send(json.dumps(DELTA))
             if gap:
@@ -225,7 +234,7 @@ def main() -> None:
         src = free_port()
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-c", SOURCE, str(src), json.dumps(DELTA)],
+                [sys.executable, "-c", SOURCE, str(src), json.dumps({**DELTA, "words": WORDS})],
                 stderr=subprocess.DEVNULL,  # port probes make it log handshake errors
             )
         )
@@ -354,7 +363,7 @@ def start_forward_paths(
     src = free_port()
     procs.append(
         subprocess.Popen(
-            [sys.executable, "-c", SOURCE, str(src), json.dumps(DELTA), chain],
+            [sys.executable, "-c", SOURCE, str(src), json.dumps({**DELTA, "words": WORDS}), chain],
             stderr=subprocess.DEVNULL,
         )
     )

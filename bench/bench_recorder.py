@@ -17,7 +17,7 @@ import statistics
 import tempfile
 import time
 
-from bench_proxy import DELTA  # the same small delta frame as the proxy benchmark
+from bench_proxy import DELTA, WORDS  # the same delta frames as the proxy benchmark
 
 from tracer.capture.recorder import Recorder
 from tracer.trace.records import Direction, Opcode
@@ -43,6 +43,7 @@ def main() -> None:
     payloads = []
     for i in range(args.frames):
         DELTA["sequence_number"] = i
+        DELTA["delta"] = " " + WORDS[i % len(WORDS)]
         payloads.append(json.dumps(DELTA).encode())
     times: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory(prefix="tracer-bench-") as tmp:
