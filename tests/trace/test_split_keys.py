@@ -182,3 +182,95 @@ def test_a_service_delta_takes_the_one_match_reading() -> None:
     m = _compact_delta(payload)
     assert m is not None and m.group(5) == b'sk-pr\\"oj'
     assert (m.group(1), m.group(2), m.group(3), m.group(4), m.span(5)) == _general(payload)
+
+
+_KEYS = st.sampled_from(["sk-proj-" + "Q7" * 12, "ghp_" + "x" * 36, "plain words here"])
+_OTHERS = st.one_of(
+    st.tuples(st.just("done"), st.integers(1, 2), st.sampled_from(["msg_a", ""])),
+    st.tuples(st.just("frag"), st.integers(1, 2), st.sampled_from(["", "sk-", "ab"]),
+              st.booleans()),
+    st.tuples(st.just("other"), st.integers(1, 2)),
+    st.tuples(st.just("close"), st.integers(1, 2)),
+)  # fmt: skip
+
+
+@st.composite
+def _events(draw: st.DrawFn) -> list[tuple]:
+    """Delta streams, each a text (a key in it or not) cut at random places, interleaved
+    with one another and with other events."""
+    streams = []
+    for conn, item in draw(st.lists(st.tuples(st.integers(1, 2), st.sampled_from(["a", "b"])),
+                                    min_size=1, max_size=3)):  # fmt: skip
+        text = draw(st.sampled_from(["", "see ", "\n"])) + draw(_KEYS) + " end"
+        cuts = sorted(draw(st.sets(st.integers(1, len(text) - 1), max_size=8)))
+        pieces = [text[x:y] for x, y in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        compact = draw(st.booleans())
+        streams.append([("delta", conn, f"msg_{item}", p, compact) for p in pieces])
+    streams.append(draw(st.lists(_OTHERS, max_size=8)))
+    events: list[tuple] = []
+    while any(streams):
+        live = [s for s in streams if s]
+        events.append(draw(st.sampled_from(live)).pop(0))
+    return events
+
+
+def _items(events: list[tuple]) -> list:
+    """Frames (and closes) of two connections from the drawn events."""
+    items: list = []
+    open_frag: dict[int, bool] = {}
+    for n, event in enumerate(events, 1):
+        kind, conn = event[0], event[1]
+        if kind == "delta":
+            _, _, item, text, compact = event
+            body = {
+                "type": "response.output_text.delta",
+                "sequence_number": n,
+                "item_id": item,
+                "output_index": 0,
+                "content_index": 0,
+                "delta": text,
+                "logprobs": [],
+            }
+            sep = (",", ":") if compact else (", ", ": ")
+            items.append(
+                (conn, n, SERVER, TEXT, json.dumps(body, separators=sep).encode(), True, n)
+            )
+        elif kind == "done":
+            body = {"type": "response.output_item.done", "item_id": event[2]}
+            items.append((conn, n, SERVER, TEXT, json.dumps(body).encode(), True, n))
+        elif kind == "frag":
+            opcode = CONT if open_frag.get(conn) else TEXT
+            open_frag[conn] = not event[3]
+            items.append((conn, n, CLIENT, opcode, event[2].encode(), event[3], n))
+        elif kind == "other":
+            items.append((conn, n, SERVER, PING if n % 2 else TEXT, b'{"type":"x"}', True, n))
+        else:
+            items.append(Close(conn=conn, t_ns=n))
+    return items
+
+
+@settings(max_examples=300, deadline=None)
+@given(_events(), st.lists(st.integers(1, 8), min_size=1, max_size=20))
+def test_a_batch_at_once_writes_what_item_by_item_writes(events: list[tuple], sizes: list[int]):
+    """push_many over any batch boundaries lets out the same items, with the same keys cut
+    out, in the same order on each connection, as push of one item at a time."""
+    items = _items(events)
+    redactor = Redactor()
+    one = SplitKeys(redactor.find, redactor.shortest)
+    single = [out for item in items for out in one.push(item)] + one.release()
+    many = SplitKeys(redactor.find, redactor.shortest)
+    batched, at, k = [], 0, 0
+    while at < len(items):
+        size = sizes[k % len(sizes)]
+        batched += many.push_many(items[at : at + size])
+        at, k = at + size, k + 1
+    batched += many.release()
+
+    def by_conn(out: list) -> dict:
+        got: dict = {}
+        for o in out:
+            got.setdefault(o[0] if type(o) is tuple else o.conn, []).append(o)
+        return got
+
+    assert by_conn(batched) == by_conn(single)
+    assert sorted(map(repr, batched)) == sorted(map(repr, single))
