@@ -35,6 +35,11 @@ __all__ = ["Recorder", "RecorderStats", "Unrecorded"]
 
 DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024
 _STOP = object()
+_BATCH = 4096  # items the writer takes from its queue at most at once
+_BURST = 64  # a batch this long: frames come faster than the writer wakes
+BURST_PAUSE_S = 0.02
+"""How long the writer lets a burst go by before its next batch: it holds the interpreter
+lock for most of its work, which the proxy's event loop then waits for."""
 
 
 class Recorder:
@@ -232,7 +237,7 @@ class Recorder:
                 batch = []
             # Take everything already queued: fewer wake-ups, and the GIL changes hands less.
             with contextlib.suppress(queue.Empty):
-                while batch and len(batch) < 4096:
+                while batch and len(batch) < _BATCH:
                     batch.append(get_nowait())
             ready, stopping = self._take(batch, split, failed)
             if split is not None:
@@ -240,6 +245,11 @@ class Recorder:
                     ready += split.expire()
                 self._held = split.held_bytes
             failed = self._write_items(ready, failed)
+            if _BURST <= len(batch) < _BATCH and not stopping:
+                # A burst the writer keeps up with: let the traffic have the interpreter
+                # (the sleep releases its lock) while the next batch gathers. Behind (a full
+                # batch), it does not wait.
+                time.sleep(BURST_PAUSE_S)
             if not batch and not failed and writer.pending:
                 failed = self._guard(writer.flush)  # the queue went quiet: flush
                 self._flushed(failed)
