@@ -16,6 +16,7 @@ from tracer._version import __version__
 from tracer.trace.format import (
     FORMAT_VERSION,
     LIVE_LEVEL,
+    LIVE_WINDOW_LOG,
     MAX_TIME_UNIT_NS,
     WINDOW_LOG,
     compression_params,
@@ -88,7 +89,7 @@ class TraceWriter:
         header: Header | None = None,
         time_unit_ns: int | None = None,
         batch_bytes: int | None = None,
-        window_log: int = WINDOW_LOG,
+        window_log: int | None = None,
         table_log: int | None = None,
     ) -> None:
         self._file = fileobj
@@ -111,6 +112,8 @@ class TraceWriter:
         self._f_kind = bytearray()
         self._f_payload: list[bytes] = []
         self._f_bytes = 0
+        if window_log is None:  # a live trace holds a smaller window (LIVE_WINDOW_LOG)
+            window_log = LIVE_WINDOW_LOG if flush_interval is not None else WINDOW_LOG
         params = compression_params(level, window_log, table_log=table_log)
         self._cobj = zstd.ZstdCompressor(compression_params=params).compressobj()
         self.stats = WriterStats()
