@@ -37,7 +37,7 @@ def compact_trace(
     the current format version; it keeps the source's time unit unless ``time_unit_ns``
     is given. Returns the source reader, whose ``truncated`` tells what was copied.
 
-    The zstd window is no larger than the records (a small trace needs no 128 MiB window)
+    The zstd window is no larger than the records (a small trace needs no 32 MiB window)
     and the match tables are capped (``table_log``, None for zstd's own): memory stays bounded;
     with no ``level``, it is ``COMPACT_LEVEL``, or ``COMPACT_LARGE_LEVEL`` past
     ``COMPACT_LARGE`` bytes of payload. A seekable source is read twice: first to size it.
