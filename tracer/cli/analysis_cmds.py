@@ -61,7 +61,7 @@ def inspect(
         return run_inspector(file, None)
     report = load_report(file, quiet=json, pricing=pricing)
     if json:
-        emit_json(report.to_json())
+        emit_json(report)  # its to_json(), written without the copy
     else:
         render_inspect(report, stdout_console())
     return 0

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict, is_dataclass
 from typing import Any
 
+import orjson
 from rich.console import Console
 
 from tracer.vocab import RESENT, count
@@ -33,9 +35,20 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=not sys.stderr.isatty())
 
 
+_INDENTED = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+
+
 def emit_json(obj: Any) -> None:
-    """Print one JSON document on stdout."""
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """Print one JSON document on stdout: JSON data, or a report dataclass as ``asdict``
+    gives it. orjson writes the same bytes as ``json.dumps(indent=2)`` in a fraction of the
+    time, a dataclass without a copy; what it refuses (an integer past 64 bits) takes the
+    standard library's way. A float that is no number is written as null."""
+    try:
+        text = orjson.dumps(obj, option=_INDENTED).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        plain = asdict(obj) if is_dataclass(obj) and not isinstance(obj, type) else obj
+        text = json.dumps(plain, indent=2, ensure_ascii=False)
+    sys.stdout.write(text + "\n")
 
 
 def emit_json_line(obj: Any) -> None:
