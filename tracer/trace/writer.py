@@ -325,6 +325,9 @@ class TraceWriter:
             self._compress_batch()
         self._file.write(self._cobj.flush(zstd.COMPRESSOBJ_FLUSH_FINISH))
         self._file.flush()
+        # The compressor's window (up to 32 MiB) goes back now, not when the writer does: a
+        # recorder reads its trace back to verify it right after (its own window).
+        del self._cobj
 
     @property
     def closed(self) -> bool:
