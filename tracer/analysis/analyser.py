@@ -107,7 +107,7 @@ class Analyser:
                 request_fields={k: v for k, v in t.request.items() if k not in ("input", "tools")},
             )
         if self.contents is not None:
-            self.contents[t.index] = content_of(t, self._seen_items)
+            self.contents[t.index] = content_of(t, self._seen_items, account.keys)
         # Request fields repeated unchanged from the conversation's previous create.
         conv = account.conversation
         fields = {

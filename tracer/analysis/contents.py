@@ -60,18 +60,23 @@ def _without_call_id(item: Any) -> Any:
     return item
 
 
-def content_of(turn: Turn, seen: dict[int, tuple[str, str]] | None = None) -> TurnContent:
+def content_of(
+    turn: Turn, seen: dict[int, tuple[str, str]] | None = None, keys: list[int] | None = None
+) -> TurnContent:
     """A started turn's request, as a diff compares it (its answer comes with ``answered``).
 
     ``seen`` maps the hash of an item's JSON as sent to its digest and its summary, across
     the turns of a session: an item resent on every turn is normalised and summarised once,
     and its strings are held once, so a session that resends its whole history costs memory
-    per distinct item, not per copy."""
+    per distinct item, not per copy. ``keys``: those hashes, when the caller has them (the
+    context model's ``Account.keys``)."""
     seen = {} if seen is None else seen
     hashes: list[str] = []
     summaries: list[str] = []
-    for item in turn.input_items:
-        key = hash(json_bytes(item))
+    items = turn.input_items
+    if keys is None or len(keys) != len(items):
+        keys = [hash(json_bytes(item)) for item in items]
+    for item, key in zip(items, keys, strict=True):
         known = seen.get(key)
         if known is None:
             known = (digest(identity(_without_call_id(item))), summarise_item(item, 100))

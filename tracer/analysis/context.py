@@ -75,6 +75,9 @@ class Account:
     # Without previous_response_id: the first input item that differs from the context of
     # the conversation's latest turn ("input[3]"), where a cached prefix ends.
     prefix_change: str | None = None
+    # Per input item as the create sent it: the hash of its JSON (what memoises its
+    # identity, here and in the diff's contents).
+    keys: list[int] = field(default_factory=list)
 
     @property
     def compacted_items(self) -> int:
@@ -125,7 +128,8 @@ class ContextModel:
         """Classify a create's input items, in the order creates were sent."""
         items = turn.input_items
         raws = [json_bytes(i) for i in items]
-        hashes = [self._hashes(i, raw) for i, raw in zip(items, raws, strict=True)]
+        keys = [hash(raw) for raw in raws]
+        hashes = [self._hashes.keyed(i, k) for i, k in zip(items, keys, strict=True)]
         sizes = [len(raw) for raw in raws]
         prev = self._responses.get(turn.previous_response_id or "")
         resumed = self._handles.get(turn.resumes or "")
@@ -180,6 +184,7 @@ class ContextModel:
         if turn.continues:
             chain = self._held.get(turn.conn)
         account = Account(conv, hashes, sizes, resent, reason, chain, reconnect, compacted)
+        account.keys = keys
         if turn.previous_response_id is None and conv.context:
             account.prefix_change = _first_difference(conv.context, hashes)
         return account

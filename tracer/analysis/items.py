@@ -62,7 +62,10 @@ class ItemHashes:
 
     def __call__(self, item: Any, raw: bytes | None = None) -> int:
         """``item_hash(item)``; ``raw`` is ``json_bytes(item)`` when the caller has it."""
-        key = hash(json_bytes(item) if raw is None else raw)
+        return self.keyed(item, hash(json_bytes(item) if raw is None else raw))
+
+    def keyed(self, item: Any, key: int) -> int:
+        """``item_hash(item)``, ``key`` being ``hash(json_bytes(item))``."""
         found = self._known.get(key)
         if found is None:
             found = item_hash(item)

@@ -13,7 +13,13 @@ from tracer.analysis.load import active_pricing
 from tracer.cli.app import CLIError, app
 from tracer.cli.options import JsonFlag, PricingOpt
 from tracer.views.diff import render_diff
-from tracer.views.output import emit_json, stderr_console, stdout_console, warn_truncated
+from tracer.views.output import (
+    emit_json,
+    shallow,
+    stderr_console,
+    stdout_console,
+    warn_truncated,
+)
 
 EXIT_REGRESSION = 3
 
@@ -42,9 +48,7 @@ def diff(
         warn_truncated(side.path, side.truncated, quiet=json)
     failures = [msg for c in conditions if (msg := c.check(result))]
     if json:
-        data = result.to_json()
-        data["failed"] = failures
-        emit_json(data)
+        emit_json({**shallow(result), "failed": failures})  # to_json(), not copied
     else:
         render_diff(result, stdout_console())
         for msg in failures:

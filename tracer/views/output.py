@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from typing import Any
 
 import orjson
@@ -19,6 +19,7 @@ __all__ = [
     "emit_json_line",
     "omitted_count",
     "omitted_note",
+    "shallow",
     "stderr_console",
     "stdout_console",
 ]
@@ -46,9 +47,21 @@ def emit_json(obj: Any) -> None:
     try:
         text = orjson.dumps(obj, option=_INDENTED).decode()
     except (orjson.JSONEncodeError, TypeError):
-        plain = asdict(obj) if is_dataclass(obj) and not isinstance(obj, type) else obj
-        text = json.dumps(plain, indent=2, ensure_ascii=False)
+        text = json.dumps(obj, indent=2, ensure_ascii=False, default=_plain)
     sys.stdout.write(text + "\n")
+
+
+def _plain(obj: Any) -> Any:
+    """A dataclass inside what ``emit_json`` writes, for the standard library's way."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return asdict(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def shallow(obj: Any) -> dict[str, Any]:
+    """A report dataclass's fields as a dict, their values as they are (no copy): for
+    ``emit_json`` of a report with a key added."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 def emit_json_line(obj: Any) -> None:
