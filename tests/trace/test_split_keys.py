@@ -276,3 +276,48 @@ def test_a_batch_at_once_writes_what_item_by_item_writes(events: list[tuple], si
 
     assert by_conn(batched) == by_conn(single)
     assert sorted(map(repr, batched)) == sorted(map(repr, single))
+
+
+_DELTA_TEXT = st.builds(
+    lambda text: json.dumps({"type": "response.output_text.delta", "item_id": "m",
+                             "output_index": 0, "content_index": 0, "delta": text}).encode(),
+    st.sampled_from(["", "a ", "sk-", "proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ", "Q7Q7"]),
+)  # fmt: skip
+_ODD = st.one_of(
+    st.binary(max_size=40),
+    _DELTA_TEXT,
+    _DELTA_TEXT,
+    st.sampled_from(
+        [
+            b'{"type":"response.output_text.delta","item_id":"m","output_index":0,'
+            b'"content_index":0,"delta":"sk-pr',  # cut inside its text
+            b'{"type":"response.output_text.delta","item_id":"m","output_index":0,'
+            b'"content_index":0,"delta":"oj-ABCDEFGHIJKLMNOPQRSTUV"}',
+            b'{"type":"response.output_audio.delta","item_id":"m","output_index":0,'
+            b'"content_index":0,"delta":"AAAA"}',
+            b'{"type":"x.delta","item_id":"m","output_index":0,"content_index":0,"delta":"\xff"}',
+            b'{"type":"response.output_text.done","item_id":"m"}',
+        ]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 2), st.sampled_from([TEXT, 2, CONT]), st.booleans(),
+                          _ODD), max_size=30),
+       st.lists(st.integers(1, 6), min_size=1, max_size=10))  # fmt: skip
+def test_odd_frames_take_the_batch_as_the_general_way_does(frames: list, sizes: list[int]):
+    """Binary frames, fragments, cut and malformed events, audio and the batch's separator
+    byte: whatever a batch holds, push_many lets out what the general way does."""
+    items = [(conn, n, SERVER, op, data, fin, n) for n, (conn, op, fin, data) in enumerate(frames)]
+    outs = []
+    for fast in (False, True):
+        redactor = Redactor()
+        split = SplitKeys(redactor.find, redactor.shortest)
+        split._fast = fast
+        out, at, k = [], 0, 0
+        while at < len(items):
+            out += split.push_many(items[at : at + sizes[k % len(sizes)]])
+            at, k = at + sizes[k % len(sizes)], k + 1
+        outs.append(out + split.release())
+    assert outs[0] == outs[1]
