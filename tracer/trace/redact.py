@@ -222,7 +222,6 @@ class Redactor:
         alternatives = [_BEFORE + b"(" + self._keys + b")" + _AFTER]
         alternatives += [b"(?:" + a + b")" for a in anywhere]
         self._regex = re.compile(b"|".join(alternatives))
-        self._known_list = known
 
     def _may_hold(self, data: bytes, pos: int = 0, endpos: int | None = None) -> bool:
         """False when ``data[pos:endpos]`` cannot hold a secret (the literal pre-check)."""
@@ -231,7 +230,7 @@ class Redactor:
         end = len(data) if endpos is None else endpos
         if _KEY_START.search(data, pos, end) is not None:
             return True
-        return any(data.find(k, pos, end) >= 0 for k in self._known_list)
+        return any(data.find(k, pos, end) >= 0 for k in self._known)
 
     @property
     def shortest(self) -> int:

@@ -213,7 +213,7 @@ class SplitKeys:
         if any(len(set(column)) != 1 for column in (kinds, ids, outs, parts)):
             return None  # not one stream (or not a compact delta)
         kind = kinds[0]
-        if not kind.endswith(b".delta") or kind.endswith(b"audio.delta"):
+        if not kind.endswith(b".delta"):  # (an audio delta fails the expression at its type)
             return None
         key = (conn, int(direction), kind, ids[0], outs[0], parts[0])
         run = self._runs.get(key)
@@ -403,7 +403,7 @@ def _compact_delta(payload: bytes) -> re.Match[bytes] | None:
     if m is None:
         return None
     kind = m.group(1)
-    return m if kind.endswith(b".delta") and not kind.endswith(b"audio.delta") else None
+    return m if kind.endswith(b".delta") else None  # audio: refused at its type
 
 
 def _stream_of(payload: bytes) -> tuple[bytes, ...]:
