@@ -23,6 +23,7 @@ Modes:
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -211,4 +212,5 @@ class Agent:
 if __name__ == "__main__":
     mode = sys.argv[1]
     agent = Agent(mode, include_reasoning="--include-reasoning" in sys.argv)
-    print(json.dumps(agent.run()))
+    # One write, not print's several: copies run side by side on one stdout pipe.
+    os.write(1, (json.dumps(agent.run()) + "\n").encode())
