@@ -10,7 +10,8 @@ The library's front door (see ``docs/api.md``):
   (for the openai SDK and ``websockets``), ``tap_protocol`` and ``tapping`` (a context
   manager).
 
-The recording names load their modules (and ``websockets``) on first use only.
+Every name loads its module on first use: ``import tracer`` costs nothing, and a recorder
+never loads the analyses nor an analysis ``websockets``.
 """
 
 from __future__ import annotations
@@ -20,26 +21,26 @@ from typing import TYPE_CHECKING
 
 from tracer._lazy import lazy_exports
 from tracer._version import __version__
-from tracer.analysis import (
-    CacheLoss,
-    ConnectionReport,
-    DiffReport,
-    InspectReport,
-    Loaded,
-    Session,
-    Summary,
-    TurnReport,
-    analyse,
-    diff_files,
-    load,
-)
-from tracer.trace import Record, TraceError, TraceReader, open_trace
 
 if TYPE_CHECKING:
     import os
 
+    from tracer.analysis import (
+        CacheLoss,
+        ConnectionReport,
+        DiffReport,
+        InspectReport,
+        Loaded,
+        Session,
+        Summary,
+        TurnReport,
+        analyse,
+        diff_files,
+        load,
+    )
     from tracer.capture.recorder import Recorder
     from tracer.capture.tap import recording_connection_class, tap_protocol, tapping
+    from tracer.trace import Record, TraceError, TraceReader, open_trace
 
 __all__ = [
     "CacheLoss",
@@ -68,11 +69,30 @@ __all__ = [
 def read_trace(path: str | os.PathLike[str]) -> Iterator[Record]:
     """The records of a trace file, streamed (the file is closed when they run out).
     Raises ``TraceError`` for a file that is not a trace or is damaged."""
+    from tracer.trace import open_trace
+
     with open_trace(path) as reader:
         yield from reader
 
 
-_LAZY = {  # the capture layer (asyncio, websockets) loads on first use
+_LAZY = {  # each layer loads on first use: a recorder never loads the analyses
+    **dict.fromkeys(
+        [
+            "CacheLoss",
+            "ConnectionReport",
+            "DiffReport",
+            "InspectReport",
+            "Loaded",
+            "Session",
+            "Summary",
+            "TurnReport",
+            "analyse",
+            "diff_files",
+            "load",
+        ],
+        "tracer.analysis",
+    ),
+    **dict.fromkeys(["Record", "TraceError", "TraceReader", "open_trace"], "tracer.trace"),
     "Recorder": "tracer.capture.recorder",
     "recording_connection_class": "tracer.capture.tap",
     "tap_protocol": "tracer.capture.tap",

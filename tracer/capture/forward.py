@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from tracer.capture.http_proxy import reason_of
+from tracer.capture.launch import DEFAULT_INTERCEPT
 from tracer.capture.proxy import UPSTREAM_TIMEOUT, RecordingProxy, Upstream
 from tracer.capture.recorder import Recorder
-from tracer.wire import RequestHead, write_response
+from tracer.wire import DEFAULT_MAX_SIZE, RequestHead, write_response
 from tracer.wire.guard import Guard
 from tracer.wire.http import response_head
-from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
 if TYPE_CHECKING:
     from tracer.capture.ca import RunCA
@@ -55,17 +55,6 @@ __all__ = [
     "parse_connect_to",
 ]
 
-DEFAULT_INTERCEPT = (
-    "api.openai.com",
-    "*.openai.azure.com",
-    "*.cognitiveservices.azure.com",
-    "*.services.ai.azure.com",
-    "chatgpt.com",
-    "*.chatgpt.com",
-    "generativelanguage.googleapis.com",
-)
-"""Hosts recorded by default: the OpenAI API, Azure OpenAI, the ChatGPT backend (Codex
-signed in with ChatGPT) and the Gemini API (Gemini Live)."""
 _TUNNEL_PIECE = 256 * 1024
 _TLS_TIMEOUT = 10.0
 _RESOLVE_TIMEOUT = 10.0

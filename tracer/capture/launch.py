@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ["FORWARD_PRESETS", "PRESETS", "Forwarding", "Launch", "plan_launch"]
+__all__ = ["DEFAULT_INTERCEPT", "FORWARD_PRESETS", "PRESETS", "Forwarding", "Launch", "plan_launch"]
 
 PRESETS = (
     ("OPENAI_BASE_URL", "the proxy's HTTP base URL (the openai SDKs, most frameworks; always set)"),
@@ -32,6 +32,18 @@ FORWARD_PRESETS = (
 """What ``--forward`` sets for a launched command instead of the base URLs."""
 
 _LOCAL = ("localhost", "127.0.0.1", "::1")
+
+DEFAULT_INTERCEPT = (
+    "api.openai.com",
+    "*.openai.azure.com",
+    "*.cognitiveservices.azure.com",
+    "*.services.ai.azure.com",
+    "chatgpt.com",
+    "*.chatgpt.com",
+    "generativelanguage.googleapis.com",
+)
+"""Hosts recorded by default: the OpenAI API, Azure OpenAI, the ChatGPT backend (Codex
+signed in with ChatGPT) and the Gemini API (Gemini Live)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from tracer.capture.recorder import Recorder
 from tracer.capture.upstream import MAX_BODY_BYTES, UPSTREAM_TIMEOUT, Upstream, upstream_ws_base
 from tracer.trace.records import Direction, Opcode
 from tracer.wire import (
+    DEFAULT_MAX_SIZE,
     ConnectError,
     HTTPError,
     RequestHead,
@@ -34,7 +35,7 @@ from tracer.wire import (
 )
 from tracer.wire.guard import FORWARD_DROPPED, Guard
 from tracer.wire.service import TCPService
-from tracer.wire.websocket import DEFAULT_MAX_SIZE, HOP_HEADERS
+from tracer.wire.websocket import HOP_HEADERS
 
 __all__ = ["UPSTREAM_TIMEOUT", "RecordingProxy", "Upstream", "upstream_ws_base"]
 

@@ -26,7 +26,7 @@ from tracer.capture.recorder import Recorder
 from tracer.trace.format import RECORDER_TIME_UNIT_NS
 from tracer.trace.redact import Redactor
 from tracer.trace.verify import Integrity, verify_trace
-from tracer.wire.websocket import DEFAULT_MAX_SIZE
+from tracer.wire import DEFAULT_MAX_SIZE
 
 if TYPE_CHECKING:
     from tracer.capture.ca import RunCA

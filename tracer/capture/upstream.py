@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["MAX_BODY_BYTES", "UPSTREAM_TIMEOUT", "Upstream", "upstream_ws_base"]
 

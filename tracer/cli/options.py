@@ -11,8 +11,8 @@ import typer
 
 from tracer.cli.app import CLIError
 from tracer.errors import USAGE
+from tracer.wire import DEFAULT_MAX_SIZE
 from tracer.wire.guard import is_loopback
-from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
 __all__ = [
     "DEFAULT_MAX_FRAME",

@@ -8,12 +8,17 @@ plain Python objects or yields lines; ``export.registry`` names every format
 
 from __future__ import annotations
 
-from tracer.export.har import export_har, import_har
-from tracer.export.jsonl import jsonl_lines
-from tracer.export.otlp import export_otlp
-from tracer.export.perfetto import export_perfetto
-from tracer.export.registry import FORMATS, Exporter, ExportFormat, export_trace
-from tracer.export.tables import connection_rows, frame_rows, turn_rows
+from typing import TYPE_CHECKING
+
+from tracer._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from tracer.export.har import export_har, import_har
+    from tracer.export.jsonl import jsonl_lines
+    from tracer.export.otlp import export_otlp
+    from tracer.export.perfetto import export_perfetto
+    from tracer.export.registry import FORMATS, Exporter, ExportFormat, export_trace
+    from tracer.export.tables import connection_rows, frame_rows, turn_rows
 
 __all__ = [
     "FORMATS",
@@ -29,3 +34,17 @@ __all__ = [
     "jsonl_lines",
     "turn_rows",
 ]
+
+__getattr__ = lazy_exports(  # each format loads on first use: reading a HAR loads no YAML
+    __name__,
+    {
+        "export_har": "tracer.export.har",
+        "import_har": "tracer.export.har",
+        "jsonl_lines": "tracer.export.jsonl",
+        "export_otlp": "tracer.export.otlp",
+        "export_perfetto": "tracer.export.perfetto",
+        **dict.fromkeys(["FORMATS", "Exporter", "ExportFormat", "export_trace"],
+                        "tracer.export.registry"),
+        **dict.fromkeys(["connection_rows", "frame_rows", "turn_rows"], "tracer.export.tables"),
+    },
+)  # fmt: skip

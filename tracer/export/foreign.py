@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from tracer.export.har import HarImport, import_har
-from tracer.trace.format import TraceError
+from tracer.trace.format import TraceError, encode_preamble
 from tracer.trace.records import Close, Frame, Open, Record
 
 __all__ = ["ZSTD_MAGIC", "import_recording", "is_trace_file", "merge_imports"]
@@ -37,7 +37,7 @@ def is_trace_file(path: str | os.PathLike[str]) -> bool:
             start = f.read(64)
     except OSError:
         return True
-    if start[:4] == ZSTD_MAGIC:
+    if start[:4] == ZSTD_MAGIC or start[:14] == encode_preamble()[:14]:  # all but the version
         return True
     if os.fspath(path).lower().endswith(FOREIGN_SUFFIXES):
         return False

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tracer._lazy import lazy_exports
+from tracer.replay.engine import DEFAULT_MAX_QUEUE
 from tracer.replay.recorded import MODES, RecordedConnection, load_connections, match
 
 if TYPE_CHECKING:
     from tracer.replay.server import ReplayServer, ReplayStats
 
 __all__ = [
+    "DEFAULT_MAX_QUEUE",
     "MODES",
     "RecordedConnection",
     "ReplayServer",

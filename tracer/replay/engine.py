@@ -27,6 +27,7 @@ from tracer.responses.errors import error_body, error_event
 from tracer.trace.records import Frame
 
 __all__ = [
+    "DEFAULT_MAX_QUEUE",
     "MAX_MISMATCHES_KEPT",
     "Forward",
     "LiveConnection",
@@ -35,6 +36,9 @@ __all__ = [
     "ReplayEngine",
     "ReplayStats",
 ]
+
+DEFAULT_MAX_QUEUE = 256
+"""Client messages a replayed connection holds before it pauses reading (``--max-queue``)."""
 
 MAX_MISMATCHES_KEPT = 100
 

@@ -9,17 +9,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from tracer.replay.engine import MAX_MISMATCHES_KEPT, Refusal, ReplayEngine, ReplayStats
+from tracer.replay.engine import (
+    DEFAULT_MAX_QUEUE,
+    MAX_MISMATCHES_KEPT,
+    Refusal,
+    ReplayEngine,
+    ReplayStats,
+)
 from tracer.replay.http import serve_http
 from tracer.replay.recorded import Ignore, RecordedConnection, RecordedRequest
 from tracer.replay.websocket import ReplaySession
-from tracer.wire import HTTPError, accept_websocket, write_response
+from tracer.wire import DEFAULT_MAX_SIZE, HTTPError, accept_websocket, write_response
 from tracer.wire.guard import Guard
 from tracer.wire.service import TCPService
-from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
 DEFAULT_MAX_FRAME = DEFAULT_MAX_SIZE  # a larger message closes the connection with 1009
-DEFAULT_MAX_QUEUE = 256
 __all__ = ["MAX_MISMATCHES_KEPT", "ReplayServer", "ReplayStats"]
 
 

@@ -33,6 +33,7 @@ from tracer.upstream.realtime import RealtimeEngine, RealtimeScript
 from tracer.upstream.realtime_ws import serve_live, serve_realtime
 from tracer.upstream.script import Script, default_script
 from tracer.wire import (
+    DEFAULT_MAX_SIZE,
     HTTPError,
     RequestHead,
     WebSocket,
@@ -42,7 +43,6 @@ from tracer.wire import (
 )
 from tracer.wire.guard import Guard
 from tracer.wire.service import TCPService
-from tracer.wire.websocket import DEFAULT_MAX_SIZE
 
 __all__ = ["UpstreamServer", "running_upstream"]
 

@@ -14,8 +14,10 @@ import hmac
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tracer.wire.http import RequestHead
+if TYPE_CHECKING:
+    from tracer.wire.http import RequestHead
 
 __all__ = ["LOCAL_NAMES", "Guard", "is_loopback"]
 

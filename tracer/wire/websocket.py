@@ -30,6 +30,7 @@ from websockets.uri import parse_uri
 
 from tracer.errors import TracerError
 from tracer.wire.http import HTTPError, RequestHead
+from tracer.wire.limits import DEFAULT_MAX_SIZE
 
 __all__ = [
     "ConnectError",
@@ -39,8 +40,6 @@ __all__ = [
     "connect_websocket",
 ]
 
-DEFAULT_MAX_SIZE = 64 * 1024 * 1024
-"""The largest message accepted from a peer, in bytes (the load tests send 1 MB frames)."""
 
 _READ = 256 * 1024
 
