@@ -117,10 +117,13 @@ def test_no_cycle_hides_behind_type_checking():
     }
     lazy = {(m, n) for m, n in typed if n.startswith(m + ".")}
     # The forward proxy names the run CA's type only: cryptography loads when one is made.
+    # The guard names a request head's type only: `tracer inspect` checks a --listen
+    # address with it and loads no asyncio.
     expected = {
         ("tracer.views.record", "tracer.capture.recorder"),
         ("tracer.views.demo", "tracer.demo.agent"),
         ("tracer.capture.forward", "tracer.capture.ca"),
+        ("tracer.wire.guard", "tracer.wire.http"),
     }
     assert typed - lazy == expected, typed - lazy
     assert _cycle(internal) is None, " -> ".join(_cycle(internal) or [])
@@ -155,3 +158,73 @@ def test_the_runtime_check_sees_a_loaded_layer():
     code = "import sys, tracer.upstream.server; print('asyncio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+SAMPLE = PACKAGE.parent / "traces" / "codex.trace"
+_LOADED = """
+import json, sys
+from tracer.cli import main
+code = main(json.loads(sys.argv[1]))
+print(json.dumps([code, sorted(sys.modules)]), file=sys.stderr)
+"""
+
+
+def _run_loading(argv: list[str]) -> set[str]:
+    """Run the CLI in a fresh interpreter; the modules it loaded by its end."""
+    out = subprocess.run([sys.executable, "-c", _LOADED, json.dumps(argv)],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    code, modules = json.loads(out.stderr.strip().splitlines()[-1])
+    assert code == 0, out.stderr
+    return set(modules)
+
+
+def _under(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
+    return sorted(
+        m for m in modules if m in prefixes or m.startswith(tuple(p + "." for p in prefixes))
+    )
+
+
+def test_inspect_loads_no_proxy_server_or_importer():
+    """A command that reads traces loads the analyses and its view, not the layers other
+    commands need: no asyncio, TLS or websockets, no exporters, no YAML."""
+    modules = _run_loading(["inspect", "--json", str(SAMPLE)])
+    assert "tracer.analysis.session" in modules  # it ran
+    far = ("asyncio", "ssl", "websockets", "yaml", "tracer.capture", "tracer.replay",
+           "tracer.upstream", "tracer.export.registry", "tracer.cli.capture_cmds")  # fmt: skip
+    assert _under(modules, far) == []
+
+
+def test_record_loads_no_analysis(tmp_path: Path):
+    """A recording (launch-and-record of a command that exits at once, to its summary)
+    loads the proxy and the trace writer, not the analyses, exports, replay or upstream."""
+    trace = tmp_path / "t.trace"
+    modules = _run_loading(["record", "--upstream", "ws://127.0.0.1:9", "-o", str(trace),
+                            "--listen", "127.0.0.1:0", "--json", "--", sys.executable,
+                            "-c", "pass"])  # fmt: skip
+    assert "tracer.capture.recorder" in modules and trace.exists()  # it recorded
+    far = ("tracer.analysis", "tracer.export", "tracer.replay", "tracer.upstream",
+           "tracer.cli.analysis_cmds", "tracer.cli.export_cmds", "yaml")  # fmt: skip
+    assert _under(modules, far) == []
+
+
+def test_every_command_is_found_in_its_home():
+    """`_HOMES` names the module of each command: a run that loads only that module still
+    finds its command (else `tracer NAME` would say no such command)."""
+    code = (
+        "import json, sys\n"
+        "import tracer.cli as c\n"
+        "print(json.dumps({m: sorted(c._command([n]).commands) for m, ns in c._HOMES.items()"
+        " for n in ns[:1]}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    found = json.loads(out.stdout)
+    code_all = "import json, tracer.cli as c; print(json.dumps(sorted(c._command().commands)))"
+    every = json.loads(subprocess.run([sys.executable, "-c", code_all], capture_output=True,
+                                      text=True, check=True).stdout)  # fmt: skip
+    from tracer.cli import _HOMES
+
+    assert sorted(n for ns in _HOMES.values() for n in ns) == every
+    loaded: set[str] = set()
+    for module, names in _HOMES.items():  # loaded in this order, each adds its own
+        loaded.update(names)
+        assert set(found[module]) == loaded, module

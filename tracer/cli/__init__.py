@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import sys
 
 import typer
@@ -12,19 +14,30 @@ from tracer.trace.redact import Redactor
 
 __all__ = ["app", "main"]
 
-# Importing the command modules registers their commands on ``app``.
-import contextlib
+_HOMES = {
+    "analysis_cmds": ["inspect", "cache", "latency", "turn", "stats", "cost", "findings",
+                      "whatif"],
+    "capture_cmds": ["record"],
+    "diff_cmds": ["diff"],
+    "export_cmds": ["export", "import", "query"],
+    "replay_cmds": ["replay", "rerun"],
+    "trace_cmds": ["verify", "frames", "compact"],
+    "tui_cmds": ["tui", "watch", "report"],
+    "upstream_cmds": ["upstream", "demo"],
+}  # fmt: skip
+"""The module that registers each command on ``app`` (importing it does), in --help order."""
+_HOME = {name: module for module, names in _HOMES.items() for name in names}
 
-from tracer.cli import (  # noqa: F401
-    analysis_cmds,
-    capture_cmds,
-    diff_cmds,
-    export_cmds,
-    replay_cmds,
-    trace_cmds,
-    tui_cmds,
-    upstream_cmds,
-)
+
+def _register(argv: list[str]) -> None:
+    """Import the command modules a run needs: the one that defines the command named in
+    ``argv``, or every one (``--help``, no command, a mistyped one). ``tracer record`` so
+    never loads the analyses, nor ``tracer inspect`` the proxy and websockets."""
+    name = next((a for a in argv if not a.startswith("-")), None)
+    home = _HOME.get(name or "")
+    for module in [home] if home is not None else _HOMES:
+        importlib.import_module(f"tracer.cli.{module}")
+
 
 _WORDS = {int: "N", float: "NUMBER", str: "TEXT"}
 _NAMED = {"listen": "HOST:PORT", "upstream": "URL", "output": "FILE", "file": "FILE",
@@ -59,16 +72,19 @@ def _metavars(command: typer.core.TyperGroup) -> None:
                 p.metavar = _WORDS.get(item, "VALUE")
 
 
-_COMMAND: list[typer.core.TyperGroup] = []
+_COMMAND: dict[int, typer.core.TyperGroup] = {}
 
 
-def _command() -> typer.core.TyperGroup:
-    if not _COMMAND:
+def _command(argv: list[str] | None = None) -> typer.core.TyperGroup:
+    """The command group for a run of ``argv`` (all commands when None)."""
+    _register([] if argv is None else argv)
+    registered = len(app.registered_commands)  # grows as modules load; never shrinks
+    if registered not in _COMMAND:
         command = typer.main.get_command(app)
         assert isinstance(command, typer.core.TyperGroup)
         _metavars(command)
-        _COMMAND.append(command)
-    return _COMMAND[0]
+        _COMMAND[registered] = command
+    return _COMMAND[registered]
 
 
 def _error(message: str) -> None:
@@ -79,7 +95,8 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure is one line on stderr and a non-zero exit code."""
     try:
-        result = _command().main(args=argv, prog_name="tracer", standalone_mode=False)
+        args = sys.argv[1:] if argv is None else argv
+        result = _command(args).main(args=args, prog_name="tracer", standalone_mode=False)
     except typer.TyperException as exc:  # usage errors and bad parameters
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,12 +18,14 @@ from tracer.cli.options import (
     MaxFrame,
     TraceFile,
 )
-from tracer.cli.running import run_until_signal
+from tracer.replay import DEFAULT_MAX_QUEUE
 from tracer.replay.recorded import Ignore, MatchMode, read_recording
-from tracer.replay.server import DEFAULT_MAX_QUEUE, ReplayServer
 from tracer.trace.caps import frames_cap
 from tracer.views.output import emit_json, emit_json_line, stderr_console
 from tracer.vocab import plural
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 # Over 60 lines: a typer command: its signature is the CLI.
@@ -76,6 +76,12 @@ def replay(
     json: JsonFlag = False,
 ) -> int:
     """Play the recorded server side of FILE to clients that connect (no network, no key)."""
+    import asyncio
+    import secrets
+
+    from tracer.cli.running import run_until_signal
+    from tracer.replay.server import ReplayServer
+
     host, port = (at := ListenAt.of(listen, allow_remote=allow_remote)).host, at.port
     try:
         skipped = Ignore(ignore or [])
@@ -187,10 +193,12 @@ def rerun(
     json: JsonFlag = False,
 ) -> int:
     """Re-send FILE's client side to a live server (chains rewritten) and record the new run."""
+    import asyncio
     import os
 
     from tracer.capture.proxy import upstream_ws_base
     from tracer.capture.recorder import Recorder
+    from tracer.cli.running import run_until_signal
     from tracer.replay.rerun import rerun as run_again
     from tracer.wire import ConnectError
     from tracer.wire.http import UpstreamGone

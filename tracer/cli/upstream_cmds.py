@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import ssl
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tracer.analysis.load import load
-from tracer.capture.recorder import Recorder
 from tracer.cli.app import AllowOrigin, CLIError, app
 from tracer.cli.options import (
     DEFAULT_MAX_FRAME,
@@ -22,13 +18,16 @@ from tracer.cli.options import (
     ListenAt,
     MaxFrame,
 )
-from tracer.cli.running import run_until_signal
-from tracer.trace.verify import Integrity, verify_trace
+from tracer.trace.verify import verify_trace
 from tracer.upstream.engine import DEFAULT_MAX_PENDING
 from tracer.upstream.script import PROFILES, Script, ScriptError, default_script, parse_profile
-from tracer.views.demo import render_demo, render_voice_demo
-from tracer.views.inspect import render_inspect
 from tracer.views.output import emit_json, emit_json_line, stderr_console, stdout_console
+
+if TYPE_CHECKING:  # the servers, the recorder and the analyses load when a command runs
+    import asyncio
+    import ssl
+
+    from tracer.trace.verify import Integrity
 
 ScriptOpt = Annotated[
     Path | None,
@@ -59,6 +58,8 @@ def _load_script(path: Path | None, profile: str | None = None) -> Script:
 
 def _tls(cert: Path, key: Path | None) -> tuple[ssl.SSLContext, list[str]]:
     """The TLS context of ``--tls-cert``, and the DNS names its certificate holds."""
+    import ssl
+
     from cryptography import x509
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -122,7 +123,8 @@ def upstream(
     if tls_key is not None and tls_cert is None:
         raise CLIError("--tls-key needs --tls-cert", exit_code=2)
     tls, names = _tls(tls_cert, tls_key) if tls_cert is not None else (None, [])
-    from tracer.upstream.server import UpstreamServer  # the servers load on use: a fast CLI
+    from tracer.cli.running import run_until_signal
+    from tracer.upstream.server import UpstreamServer
 
     server = UpstreamServer(
         _load_script(script, profile),
@@ -201,8 +203,15 @@ def demo(
     if realtime or protocol != "responses":
         return _voice_demo(output, json, "realtime" if realtime else protocol)
     cfg_script = _load_script(script, profile)
+    import asyncio
+
+    from tracer.analysis.load import load
+    from tracer.capture.recorder import Recorder
+    from tracer.cli.running import run_until_signal
     from tracer.demo.agent import AgentConfig, AgentRun, run_agent
     from tracer.upstream.server import UpstreamServer
+    from tracer.views.demo import render_demo
+    from tracer.views.inspect import render_inspect
 
     async def main(stop: asyncio.Event) -> tuple[AgentRun, Integrity]:
         server = UpstreamServer(cfg_script, port=0)
@@ -266,9 +275,16 @@ DEMO_PROTOCOLS = ("responses", "realtime", "gemini-live", "openai-live")
 
 def _voice_demo(output: Path, json: bool, protocol: str) -> int:
     """``tracer demo --protocol P``: a voice agent against the scripted live endpoint."""
+    import asyncio
+
+    from tracer.analysis.load import load
+    from tracer.capture.recorder import Recorder
+    from tracer.cli.running import run_until_signal
     from tracer.demo.live import LIVE_SCRIPT, run_gemini_agent, run_live_agent
     from tracer.demo.voice import VoiceRun, run_voice_agent
     from tracer.upstream.server import UpstreamServer
+    from tracer.views.demo import render_voice_demo
+    from tracer.views.inspect import render_inspect
 
     runner = {"realtime": run_voice_agent, "gemini-live": run_gemini_agent,
               "openai-live": run_live_agent}[protocol]  # fmt: skip
