@@ -79,7 +79,6 @@ class Book:
     def attribute(self, turn: Turn, frame: Frame, kind: str) -> None:
         """A server message belongs to ``turn``: count it, and keep it for the frame view."""
         turn.events += 1
-        turn.event_bytes += len(frame.payload)
         turn.event_types[kind] += 1
         self.keep(turn, frame)
 
@@ -110,8 +109,8 @@ class Reader:
         match a ``0xFF`` byte. None: every message is read one by one (``server``)."""
         return None
 
-    def count_bulk(self, kinds: list[bytes], size: int, times: list[int], first: int) -> None:
-        """A run of consecutive server messages ``bulk`` matched, ``size`` bytes in all,
+    def count_bulk(self, kinds: list[bytes], times: list[int], first: int) -> None:
+        """A run of consecutive server messages ``bulk`` matched,
         each one's kind as the pattern's group found it; the first one's time is
         ``times[first]``, the next ones' follow. Counts them as ``server`` would."""
         raise NotImplementedError

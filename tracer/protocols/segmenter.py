@@ -239,7 +239,7 @@ class Segmenter(Book):
                     a, b = prev + i, prev + j
                     size = starts[b] - starts[a] - (b - a)
                     self._count_server(c, times, a, b, size)
-                    reader.count_bulk(found[i:j], size, times, a)
+                    reader.count_bulk(found[i:j], times, a)
                 if j < len(found):
                     k = prev + j
                     yield from self._frame_at(run, payloads, k) or ()

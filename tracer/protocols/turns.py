@@ -107,7 +107,6 @@ class Turn:
     text: list[str] = field(default_factory=list)  # output text deltas, in order (a prefix)
     text_chars: int = 0  # characters of output text the deltas carried, kept or not
     events: int = 0  # server events attributed to this turn
-    event_bytes: int = 0
     event_types: Counter[str] = field(default_factory=Counter)
     steers: int = 0
     frames: list[Frame] = field(default_factory=list)  # with keep_frames: the turn's own

@@ -387,7 +387,6 @@ class RealtimeReader(Reader):
 
     def _attribute(self, turn: Turn, frame: Frame, kind: str) -> None:
         turn.events += 1
-        turn.event_bytes += len(frame.payload)
         turn.event_types[kind] += 1
         self.seg.keep(turn, frame)
 

@@ -115,7 +115,7 @@ class ResponsesReader(Reader):
         # With named lanes a delta may name its lane: each one is read.
         return None if self.named_lanes else _BULK_DELTA
 
-    def count_bulk(self, kinds: list[bytes], size: int, times: list[int], first: int) -> None:
+    def count_bulk(self, kinds: list[bytes], times: list[int], first: int) -> None:
         c = self.c
         queue = self.lanes.get(None)
         turn = queue[0] if queue else None
@@ -128,7 +128,6 @@ class ResponsesReader(Reader):
             c.orphan_events += len(kinds)
             return
         turn.events += len(kinds)
-        turn.event_bytes += size
         if turn.t_first_token is None:
             for i, raw in enumerate(kinds):
                 if raw in _TOKEN_TYPES:
@@ -272,7 +271,6 @@ class ResponsesReader(Reader):
             return
         turn = queue[0]
         turn.events += 1
-        turn.event_bytes += len(frame.payload)
         turn.event_types[kind] += 1
         self.seg.keep(turn, frame)
         if is_token and turn.t_first_token is None:
@@ -395,7 +393,6 @@ class ResponsesReader(Reader):
 
     def _attribute(self, turn: Turn, frame: Frame, kind: str) -> None:
         turn.events += 1
-        turn.event_bytes += len(frame.payload)
         turn.event_types[kind] += 1
         self.seg.keep(turn, frame)
 
