@@ -125,3 +125,16 @@ def test_help_speaks_in_words():
                     "67108864", "16777216"):  # fmt: skip
             assert raw not in out, (name, raw)
         assert not re.search(r"[a-z] \.(\s|$)", out), name  # "in parallel ."
+
+
+def test_the_command_list_gives_each_command_one_line():
+    """`tracer --help` lists each command with its docstring's first paragraph as one
+    line, not broken where the docstring's lines break ("saved; resent" / "context")."""
+    top = run_tracer("--help", env_extra={"COLUMNS": "250"}).stdout
+    rows = dict(re.findall(r"^│ (\w+)\s{2,}(.*?)\s*│$", top, re.M))
+    assert len(rows) >= 20, top
+    assert rows["cost"] == (
+        "What each session cost, per model and conversation; what caching saved; resent "
+        "context by reason."
+    )
+    assert all(text.endswith(".") for text in rows.values()), rows  # no row cut short

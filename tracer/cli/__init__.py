@@ -83,6 +83,9 @@ def _command(argv: list[str] | None = None) -> typer.core.TyperGroup:
         command = typer.main.get_command(app)
         assert isinstance(command, typer.core.TyperGroup)
         _metavars(command)
+        for sub in command.commands.values():  # the list's line: one paragraph, not its breaks
+            if sub.short_help is None and sub.help:
+                sub.short_help = " ".join(sub.help.split("\n\n", 1)[0].split())
         _COMMAND[registered] = command
     return _COMMAND[registered]
 
