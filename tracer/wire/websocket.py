@@ -205,6 +205,26 @@ class WebSocket:
             self.observer.frame(True, frame.opcode, bytes(frame.data), frame.fin)
         return frame
 
+    async def recv_frames(self) -> list[Frame]:
+        """``recv_frame``, and with it every frame already parsed from the same read: a
+        relay takes them a read at a time (one await, not one per frame). [] once the
+        connection has ended."""
+        frame = await self.recv_frame()
+        if frame is None:
+            return []
+        if not self._frames:
+            return [frame]
+        frames = [frame, *self._frames]
+        self._frames.clear()
+        before = self._served
+        self._served += len(frames) - 1
+        if self.observer is not None:
+            for f in frames[1:]:
+                self.observer.frame(True, f.opcode, bytes(f.data), f.fin)
+        if self._served // _FAIR_FRAMES != before // _FAIR_FRAMES:
+            await asyncio.sleep(0)  # a peer that floods frames does not starve the others
+        return frames
+
     def _abuse(self, frames: list[Frame]) -> tuple[int, str] | None:
         """Why these frames end the connection (a close code and reason), or None: a
         decompression bomb, or a ping flood."""
