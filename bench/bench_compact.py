@@ -31,7 +31,8 @@ from tracer.trace.compact import compact_trace
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 SERVER = r"""
-import asyncio, sys
+import asyncio, logging, sys
+logging.getLogger("websockets").setLevel(logging.CRITICAL)  # probes and killed proxies
 sys.path.insert(0, sys.argv[3])
 from session import session_frames
 from websockets.asyncio.server import serve

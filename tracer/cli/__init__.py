@@ -39,7 +39,11 @@ def _register(argv: list[str]) -> None:
         importlib.import_module(f"tracer.cli.{module}")
 
 
-_WORDS = {int: "N", float: "NUMBER", str: "TEXT"}
+_WORDS = {"int": "N", "integer": "N", "int range": "N", "integer range": "N",
+          "float": "NUMBER", "float range": "NUMBER", "str": "TEXT", "text": "TEXT",
+          "path": "FILE", "filename": "FILE"}  # fmt: skip
+"""A parameter type's name (click's ``ParamType.name``, as every typer release keeps it)
+to the word ``--help`` shows for it."""
 _NAMED = {"listen": "HOST:PORT", "upstream": "URL", "output": "FILE", "file": "FILE",
           "files": "FILE...", "command": "CMD ARGS...", "jobs": "N", "max_frame": "BYTES",
           "flush_interval": "SECONDS", "idle": "SECONDS", "speed": "FACTOR",
@@ -47,29 +51,45 @@ _NAMED = {"listen": "HOST:PORT", "upstream": "URL", "output": "FILE", "file": "F
           "ignore": "PATH", "token": "TOKEN", "script": "FILE"}  # fmt: skip
 
 
+def _kind(p: object) -> str:
+    """The name of ``p``'s type: click's ``ParamType.name`` (typer before 0.29), or the
+    same words from typer 0.29's annotation-based descriptor (which has no click type)."""
+    desc = getattr(p, "type_descriptor", None)
+    if desc is None:
+        return str(getattr(getattr(p, "type", None), "name", ""))
+    if desc.annotation is bool:
+        return "boolean"
+    if desc.is_choice:
+        return "choice"
+    if desc.is_path:
+        return "path"
+    item = desc.annotation.__args__[0] if desc.is_list else desc.annotation
+    return {int: "int", float: "float", str: "str"}.get(item, "")
+
+
 def _metavars(command: typer.core.TyperGroup) -> None:
     """Metavars in words for ``--help``: none on a flag, FILE or N or HOST:PORT instead of
-    <bool>, <path>, <int range> or <str>; an argument's name says it all."""
+    <bool>, <path>, <int range> or <str>; an argument's name says it all. Read from each
+    parameter's type as :func:`_kind` names it."""
     for sub in [command, *command.commands.values()]:
         help_option = sub.get_help_option(sub.context_class(sub, info_name=sub.name))
         for p in [*sub.params, *([help_option] if help_option is not None else [])]:
-            if isinstance(p, typer.core.TyperArgument):
-                p.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+            if isinstance(p, typer.core.TyperArgument):  # no type column: FILE says it
+                p.__dict__["display_type_rich"] = lambda ctx: None  # typer 0.29
+                kind = getattr(p, "type", None)  # typer before 0.29: its type's metavar
+                if kind is not None:
+                    kind.__dict__["get_metavar"] = lambda *args, **kwargs: ""
             if p.metavar is not None:
                 continue
-            desc = p.type_descriptor  # type: ignore[attr-defined]
-            if getattr(p, "is_flag", False) or desc.annotation is bool:
+            kind = _kind(p)
+            if getattr(p, "is_flag", False) or kind == "boolean":
                 p.metavar = ""
-            elif desc.is_choice:
+            elif kind == "choice":
                 continue  # its choices say it
             elif p.name in _NAMED:
                 p.metavar = _NAMED[p.name]
-            elif desc.is_path:
-                p.metavar = "FILE"
             else:
-                base = desc.annotation
-                item = base.__args__[0] if desc.is_list else base
-                p.metavar = _WORDS.get(item, "VALUE")
+                p.metavar = _WORDS.get(kind, "VALUE")
 
 
 _COMMAND: dict[int, typer.core.TyperGroup] = {}
