@@ -31,6 +31,7 @@ from websockets.uri import parse_uri
 from tracer.errors import TracerError
 from tracer.wire.http import HTTPError, RequestHead
 from tracer.wire.limits import DEFAULT_MAX_SIZE
+from tracer.wire.plain import PlainFrames
 
 __all__ = [
     "ConnectError",
@@ -133,6 +134,9 @@ class WebSocket:
         self.payload_bytes = 0  # payload bytes of its frames, inflated
         self._pings: deque[float] = deque()  # when the last PING_BURST pings came
         self._served = 0
+        self._plain = PlainFrames(protocol)  # the common frames, without the generators
+        self._out: list[bytes] = []  # frames framed here, after what the protocol had queued
+        self._pending = b""  # bytes read with the handshake's, past it: the first read
 
     @property
     def subprotocol(self) -> str | None:
@@ -168,7 +172,7 @@ class WebSocket:
                 self._notify_end()
                 return None
             try:
-                data = await self.reader.read(_READ)
+                data, self._pending = self._pending or await self.reader.read(_READ), b""
             except (ConnectionError, OSError) as exc:
                 self.error = f"connection lost: {exc}"
                 data = b""
@@ -180,17 +184,18 @@ class WebSocket:
                 limit = self._max_size
                 allow = max(1, allowed if limit is None else min(limit, allowed))
                 setattr(self.protocol, self._max_attr, allow)
-                self.protocol.receive_data(data)
+                self._plain.limit = allow
+                frames: list[Frame] = self._plain.receive(data)
                 if self.protocol.parser_exc is not None and self.error is None:
                     self.error = f"invalid frame from the peer: {self.protocol.parser_exc}"
             else:
                 self._eof = True
-                self.protocol.receive_eof()
+                self._plain.eof()
                 if isinstance(self.protocol.parser_exc, EOFError) and self.error is None:
                     self.error = "connection dropped in the middle of a frame"
                 if self.protocol.state is not State.CLOSED and self.error is None:
                     self.error = "connection dropped without a close frame"
-            frames: list[Frame] = self.protocol.events_received()  # type: ignore[assignment]
+                frames = self.protocol.events_received()  # type: ignore[assignment]
             why = self._abuse(frames)
             if why is not None:
                 await self._fail(*why)
@@ -311,8 +316,12 @@ class WebSocket:
         p = self.protocol
         if type(opcode) is not Opcode:  # accept tracer's own Opcode and plain ints too
             opcode = Opcode(int(opcode))
+        raw = self._plain.frame(opcode, payload, fin)
         try:
-            if opcode is Opcode.TEXT:
+            if raw is not None:
+                self._out += p.data_to_send()  # what the protocol queued goes first
+                self._out.append(raw)
+            elif opcode is Opcode.TEXT:
                 p.send_text(payload, fin)
             elif opcode is Opcode.BINARY:
                 p.send_binary(payload, fin)
@@ -388,6 +397,8 @@ class WebSocket:
     def _write_pending(self) -> None:
         """Hand what the protocol has to send to the transport (no waiting)."""
         pending = self.protocol.data_to_send()
+        if self._out:
+            pending, self._out = self._out + pending, []
         eof = b"" in pending  # SEND_EOF: the protocol wants the TCP connection half-closed
         data = b"".join(pending)
         if data:
@@ -498,6 +509,10 @@ async def connect_websocket(
     for data in protocol.data_to_send():
         writer.write(data)
     events: list[object] = []
+    # The protocol gets the response head and no byte past it (frames the server sent at
+    # once): the connection's PlainFrames must start at a frame boundary.
+    head: bytes | None = b""  # the head's last bytes so far; None once it has ended
+    after = b""
     try:
         async with asyncio.timeout(open_timeout):
             await writer.drain()
@@ -509,8 +524,19 @@ async def connect_websocket(
                     if not events:
                         raise ConnectError("the server closed the connection during the upgrade")
                     break
+                if head is not None:
+                    end = (head[-3:] + data).find(b"\r\n\r\n")
+                    if end >= 0:
+                        cut = end + 4 - len(head[-3:])
+                        data, after, head = data[:cut], data[cut:], None
+                    else:
+                        head = head[-3:] + data
                 protocol.receive_data(data)
                 events = list(protocol.events_received())
+                if after and not (events and getattr(events[0], "status_code", 0) == 101):
+                    protocol.receive_data(after)  # a refusal's body
+                    events += protocol.events_received()
+                    after = b""
     except TimeoutError:
         writer.close()
         raise ConnectError("timed out waiting for the WebSocket upgrade") from None
@@ -532,5 +558,5 @@ async def connect_websocket(
         )
     ws = WebSocket(protocol, reader, writer, request, response)
     ws.handshake_ns = time.monotonic_ns() - start
-    ws._frames.extend(e for e in events[1:] if isinstance(e, Frame))
+    ws._pending = after  # its first read
     return ws
