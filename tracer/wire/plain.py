@@ -157,5 +157,5 @@ class PlainFrames:
             head = _HEAD_64.pack(b1, bit | 127, n)
         if bit:
             mask = os.urandom(4)
-            return head + mask + apply_mask(payload, mask)
+            return b"".join((head, mask, apply_mask(payload, mask)))
         return head + payload
