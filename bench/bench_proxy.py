@@ -6,9 +6,12 @@ proxy that relays bytes, and (f) `tracer record --forward`, both in front of a w
 Run: python bench/bench_proxy.py [--frames 20000] [--rounds 3] [--no-forward]
 
 Each path runs in its own processes; the rounds interleave the paths so that a noisy machine
-hurts them alike. Latency is measured per frame from the server's send to the client's
-receive (CLOCK_MONOTONIC is shared by the processes), with the server pacing frames so that
-queueing does not dominate; throughput is a burst sent as fast as backpressure allows.
+hurts them alike. Each proxy's CPU time (every thread, from /proc) per frame it relayed is
+printed too: it moves less with the machine's noise than a rate does, and a proxy far from
+busy is not what limits its path. Latency is measured per frame from the server's send to
+the client's receive (CLOCK_MONOTONIC is shared by the processes), with the server pacing
+frames so that queueing does not dominate; throughput is a burst sent as fast as
+backpressure allows.
 """
 
 from __future__ import annotations
@@ -201,6 +204,16 @@ async def measure(
     return latencies, (count - 1) / elapsed if elapsed > 0 else 0.0, loaded
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system, every thread) process ``pid`` has used; None off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
@@ -227,6 +240,7 @@ def main() -> None:
     args = ap.parse_args()
     bursts = tuple(int(b) for b in args.bursts.split(",") if b)
     via: dict[str, tuple[str | None, tuple[str, ...]]] = {}  # path: its proxy and CAs
+    pids: dict[str, int] = {}  # path: its proxy's process
 
     procs: list[subprocess.Popen[bytes]] = []
     tmp = tempfile.mkdtemp(prefix="tracer-bench-")
@@ -248,6 +262,7 @@ def main() -> None:
             )
         )
         paths["b_forwarder"] = f"ws://127.0.0.1:{fwd}/v1/responses"
+        pids["b_forwarder"] = procs[-1].pid
         rec = free_port()
         trace = os.path.join(tmp, "bench.trace")
         procs.append(
@@ -260,6 +275,7 @@ def main() -> None:
             )
         )  # fmt: skip
         paths["c_tracer_record"] = f"ws://127.0.0.1:{rec}/v1/responses"
+        pids["c_tracer_record"] = procs[-1].pid
         if shutil.which("mitmdump"):
             mitm = free_port()
             procs.append(
@@ -273,17 +289,22 @@ def main() -> None:
         for url in paths.values():
             wait_port(int(url.split(":")[2].split("/")[0]))
         if not args.no_forward:
-            paths.update(start_forward_paths(procs, tmp, via))
+            paths.update(start_forward_paths(procs, tmp, via, pids))
 
-        fields = ["p50", "p99", "fps"]
+        fields = ["p50", "p99", "fps", "cpu_us"]
+        sent = args.frames // 4 + args.frames + sum(bursts)  # frames a measure relays
         fields += [f"{m}@{b}" for b in bursts for m in ("load_p50", "load_p99", "fps")]
         results: dict[str, dict[str, list[float]]] = {k: {f: [] for f in fields} for k in paths}
         for _ in range(args.rounds):
             for name, url in paths.items():
                 proxy, cafiles = via.get(name, (None, ()))
+                cpu = cpu_seconds(pids.get(name))
                 lat, fps, loaded = asyncio.run(
                     measure(url, args.frames, args.rate, proxy, cafiles, bursts)
                 )
+                after = cpu_seconds(pids.get(name))
+                if cpu is not None and after is not None:  # the proxy's CPU for each frame
+                    results[name]["cpu_us"].append((after - cpu) / sent * 1e6)
                 results[name]["p50"].append(pct(lat, 50))
                 results[name]["p99"].append(pct(lat, 99))
                 results[name]["fps"].append(fps)
@@ -301,7 +322,10 @@ def main() -> None:
                 p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    summary = {name: {k: statistics.median(v) for k, v in r.items()} for name, r in results.items()}
+    summary = {
+        name: {k: statistics.median(v) if v else 0.0 for k, v in r.items()}
+        for name, r in results.items()
+    }
     pairs = [("c_over_b", "c_tracer_record", "b_forwarder")]
     if "f_tracer_forward" in summary:
         pairs.append(("f_over_e", "f_tracer_forward", "e_tls_forwarder"))
@@ -316,9 +340,10 @@ def main() -> None:
         return
     print(f"{args.frames} burst frames, {args.frames // 4} paced at {args.rate:.0f}/s, "
           f"median of {args.rounds} interleaved rounds")  # fmt: skip
-    print(f"{'path':18} {'p50 us':>9} {'p99 us':>9} {'frames/s':>10}")
+    print(f"{'path':18} {'p50 us':>9} {'p99 us':>9} {'frames/s':>10} {'proxy CPU us/frame':>19}")
     for name, s in summary.items():
-        print(f"{name:18} {s['p50']:9.0f} {s['p99']:9.0f} {s['fps']:10.0f}")
+        cpu = f"{s['cpu_us']:.1f}" if s["cpu_us"] else "-"
+        print(f"{name:18} {s['p50']:9.0f} {s['p99']:9.0f} {s['fps']:10.0f} {cpu:>19}")
     for size in bursts:
         print(f"-- a burst of {size} frames: latency under load")
         print(f"{'path':18} {'p50 us':>9} {'p99 us':>9} {'frames/s':>10}")
@@ -351,6 +376,7 @@ def start_forward_paths(
     procs: list[subprocess.Popen[bytes]],
     tmp: str,
     via: dict[str, tuple[str | None, tuple[str, ...]]],
+    pids: dict[str, int],
 ) -> dict[str, str]:
     """A wss server as api.openai.com (trustme's certificate), a bare TLS forward proxy and
     `tracer record --forward` in front of it; the URLs a client asks for through each."""
@@ -375,6 +401,7 @@ def start_forward_paths(
             stderr=subprocess.DEVNULL,  # port probes end its handler early
         )
     )
+    pids["e_tls_forwarder"] = procs[-1].pid
     rec = free_port()
     tracer = subprocess.Popen(
         [sys.executable, "-m", "tracer", "record", "--forward", "--connect-to",
@@ -384,6 +411,7 @@ def start_forward_paths(
         stderr=subprocess.PIPE,
     )  # fmt: skip
     procs.append(tracer)
+    pids["f_tracer_forward"] = tracer.pid
     assert tracer.stderr is not None
     run_ca, proxy_url = "", f"http://127.0.0.1:{rec}"
     for line in tracer.stderr:  # the banner names the proxy URL (credentials) and CA bundle
