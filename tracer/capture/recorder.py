@@ -38,6 +38,10 @@ _STOP = object()
 _BATCH = 4096  # items the writer takes from its queue at most at once
 _BURST = 64  # a batch this long: frames come faster than the writer wakes
 BURST_PAUSE_S = 0.02
+GATHER_S = 0.005
+"""Once woken by a frame, the writer lets the next ones gather this long before it takes
+them: one wake-up for the frames of a few milliseconds, not one each (each is a thread
+switch, and a turn of the interpreter's lock the event loop then waits to get back)."""
 """How long the writer lets a burst go by before its next batch: it holds the interpreter
 lock for most of its work, which the proxy's event loop then waits for."""
 
@@ -235,6 +239,8 @@ class Recorder:
                 batch = [get(timeout=timeout) if timeout is not None else get()]
             except queue.Empty:
                 batch = []
+            if batch and batch[0] is not _STOP:
+                time.sleep(GATHER_S)  # (releases the lock: the traffic goes on meanwhile)
             # Take everything already queued: fewer wake-ups, and the GIL changes hands less.
             with contextlib.suppress(queue.Empty):
                 while batch and len(batch) < _BATCH:
