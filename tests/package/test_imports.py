@@ -186,12 +186,12 @@ def _under(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
 
 def test_inspect_loads_no_proxy_server_or_importer():
     """A command that reads traces loads the analyses and its view, not the layers other
-    commands need: no asyncio, TLS or websockets, no exporters, no YAML."""
+    commands need: no asyncio, TLS or websockets, no exporters, no YAML, no diff."""
     modules = _run_loading(["inspect", "--json", str(SAMPLE)])
     assert "tracer.analysis.session" in modules  # it ran
     far = ("asyncio", "ssl", "websockets", "yaml", "tracer.capture", "tracer.replay",
            "tracer.upstream", "tracer.export.registry", "tracer.cli.capture_cmds",
-           "pydantic")  # fmt: skip
+           "pydantic", "tracer.analysis.diff", "tracer.export.har")  # fmt: skip
     assert _under(modules, far) == []
 
 

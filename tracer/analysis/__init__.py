@@ -7,7 +7,9 @@ report model (``InspectReport`` and its parts) owns every figure.
 
 from __future__ import annotations
 
-from tracer.analysis.diff import DiffReport, TurnDiff
+from typing import TYPE_CHECKING
+
+from tracer._lazy import lazy_exports
 from tracer.analysis.items import identity, json_bytes, summarise_item
 from tracer.analysis.load import Loaded, diff_files, load
 from tracer.analysis.model import (
@@ -19,6 +21,14 @@ from tracer.analysis.model import (
     TurnReport,
 )
 from tracer.analysis.session import FRAME_BUDGET, Session, analyse, select_frames
+
+if TYPE_CHECKING:
+    from tracer.analysis.diff import DiffReport, TurnDiff
+
+# The diff's model loads with the first use of its names: `tracer inspect` never needs it.
+__getattr__ = lazy_exports(
+    __name__, {"DiffReport": "tracer.analysis.diff", "TurnDiff": "tracer.analysis.diff"}
+)
 
 __all__ = [
     "FRAME_BUDGET",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tracer.analysis.diff import DiffReport, diff_sessions
 from tracer.analysis.model import FullTurn, InspectReport, TraceStats, TurnDetail
 from tracer.analysis.pricing import DEFAULT_PRICING, Pricing, load_pricing
 from tracer.analysis.session import FRAME_BUDGET, Session
@@ -21,6 +21,9 @@ from tracer.trace.caps import frames_cap
 from tracer.trace.format import TraceError
 from tracer.trace.reader import FrameRun, open_trace
 from tracer.trace.records import Frame, Header, Record
+
+if TYPE_CHECKING:
+    from tracer.analysis.diff import DiffReport
 
 __all__ = [
     "Loaded",
@@ -191,6 +194,8 @@ def diff_files(
 ) -> tuple[DiffReport, Loaded, Loaded]:
     """The turn-by-turn diff of two trace files, each read once (or already loaded with
     ``contents``); also returns both sides."""
+    from tracer.analysis.diff import diff_sessions  # (only a diff needs it)
+
     sides = [x if isinstance(x, Loaded) else load(x, contents=True, pricing=pricing)
              for x in (a, b)]  # fmt: skip
     la, lb = sides

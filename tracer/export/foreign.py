@@ -7,13 +7,15 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from tracer.export.har import HarImport, import_har
 from tracer.trace.format import TraceError, encode_preamble
 from tracer.trace.records import Close, Frame, Open, Record
+
+if TYPE_CHECKING:  # the HAR importer loads when a file is imported, not to tell a trace
+    from tracer.export.har import HarImport
 
 __all__ = ["ZSTD_MAGIC", "import_recording", "is_trace_file", "merge_imports"]
 
@@ -58,6 +60,7 @@ def import_recording(path: str | os.PathLike[str]) -> HarImport:
     except OSError as exc:
         raise TraceError(f"cannot open {name!r}: {exc.strerror}") from None
     source = os.path.basename(name)
+    from tracer.export.har import import_har
     from tracer.export.mitmproxy import import_flows, is_flow_file
 
     if is_flow_file(io.BytesIO(data)):
@@ -133,6 +136,8 @@ def merge_imports(named: list[tuple[str, HarImport]]) -> HarImport:
     """Several imported recordings as one trace: connections numbered on, in one time order
     (each file's times kept relative to the earliest), the header's ``times`` synthesised
     when any file's were, its ``sources`` naming each file."""
+    from tracer.export.har import HarImport
+
     parts = [part for _, part in named]
     if len(parts) == 1:
         return parts[0]
