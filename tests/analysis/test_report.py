@@ -151,10 +151,12 @@ def test_latency_within_the_injected_delays(tmp_path: Path):
     record_demo(path, script=script, warmup=False, tool_delay=0.25)
     first, second = report_of(path).turns
     # Never faster than injected; the upper bounds leave room for a busy 2-core machine.
+    # (The gap between the two has no such floor: a busy proxy may read the first event
+    # late and the first token on time.)
     for t in (first, second):
         assert 39 <= t.ttfe_ms <= 140, t
         assert 119 <= t.ttft_ms <= 240, t
-        assert 75 <= t.ttft_ms - t.ttfe_ms <= 180, t
+        assert 0 < t.ttft_ms - t.ttfe_ms <= 180, t
         # 11 text tokens, then the call's argument pieces, 20 ms apart, then the end.
         assert t.generation_ms >= 10 * 20
     assert second.client_ms is not None and 245 <= second.client_ms <= 400

@@ -21,6 +21,7 @@ from tests.analysis.paths import assert_both_paths_agree
 from tests.conftest import ROOT, record_client
 from tests.replay.test_replay import start_replay
 from tracer.analysis.load import load
+from tracer.trace import Direction, Frame, open_trace
 from tracer.upstream.realtime import RealtimeScript
 from tracer.upstream.server import running_upstream
 
@@ -42,7 +43,26 @@ def record(
     vad = [e for e in log if e["trigger"] == "vad"]
     for entry, transcript in zip(vad, transcripts, strict=True):  # one per spoken turn
         entry["transcription_delay_ms"] = transcript["delay_ms"]
+        entry["transcript_event"] = transcript["event"]
+        assert transcript["stopped_event"] == entry["stopped_event"]  # the same speech
     return out, log, account
+
+
+def sent_at(trace: Path) -> dict[str, int]:
+    """When the recorder saw each server event, by the event id the upstream gave it: the
+    frames of the trace, read as records (no analysis)."""
+    seen: dict[str, int] = {}
+    with open_trace(trace) as reader:
+        for r in reader:
+            if type(r) is Frame and r.direction is Direction.SERVER and r.payload[:1] == b"{":
+                event_id = json.loads(r.payload).get("event_id")
+                if event_id is not None:
+                    seen.setdefault(event_id, r.t_ns)
+    return seen
+
+
+def span_ms(seen: dict[str, int], start: str, end: str) -> float:
+    return (seen[end] - seen[start]) / 1e6
 
 
 def test_a_voice_session_of_the_sdk_is_read_exactly(tmp_path: Path):
@@ -75,17 +95,21 @@ def test_a_voice_session_of_the_sdk_is_read_exactly(tmp_path: Path):
         assert t.voice.output_audio_s == e["output_audio_s"], t.index
     assert sum(e["input_audio_s"] for e in log) <= client["appended_bytes"] / 48_000
     assert any(t.cached_tokens for t in answered)
-    # Voice latency: what the upstream measured when it sent, within 2 ms; at least the
-    # delay it injected; the speaker waits the detection's silence (the client's 300 ms) more.
+    # Voice latency: the span, on the recorder's clock, from the speech_stopped the upstream
+    # answered to the first audio it sent (both named by the upstream's log); the upstream's
+    # own clock measured at least the delay it injected. (How far the two clocks' spans
+    # differ is how the machine scheduled the frames between them: no test bound.)
+    seen = sent_at(trace)
     spoken = [(t, e) for t, e in zip(answered, log, strict=True) if e["trigger"] == "vad"]
     assert len(spoken) >= 3
     for t, e in spoken:
-        assert abs(t.voice.voice_latency_ms - e["voice_latency_ms"]) <= 2.0, (t.index, e)
-        # The injected delay bounds the upstream's own clock; the proxy's clock may see
-        # the two frames up to the 2 ms above closer together.
+        recorded = span_ms(seen, e["stopped_event"], e["first_audio_event"])
+        assert t.voice.voice_latency_ms == pytest.approx(recorded, abs=0.001), (t.index, e)
         assert e["voice_latency_ms"] >= SCRIPT.first_audio_ms
         assert t.voice.perceived_latency_ms == pytest.approx(t.voice.voice_latency_ms + 300)
-        assert abs(t.voice.transcription_delay_ms - e["transcription_delay_ms"]) <= 2.0
+        transcribed = span_ms(seen, e["stopped_event"], e["transcript_event"])
+        assert t.voice.transcription_delay_ms == pytest.approx(transcribed, abs=0.001)
+        assert e["transcription_delay_ms"] >= SCRIPT.transcription_ms
     # The answer the speaker talked over: cancelled by the server, truncated by the client
     # at 20 ms of the audio the upstream streamed for it.
     (cut,) = [(t, e) for t, e in spoken if e["status"] == "cancelled"]
@@ -104,7 +128,7 @@ def test_a_voice_session_of_the_sdk_is_read_exactly(tmp_path: Path):
     assert s.interruptions == sum(t.voice.interrupted for t in turns) >= 2
     assert s.voice_turns == len(turns) and s.protocols == {"realtime": 1}
     assert s.voice_latency_p50_ms is not None
-    assert s.voice_latency_p50_ms >= SCRIPT.first_audio_ms - 2.0
+    assert s.voice_latency_p50_ms is not None and s.voice_latency_p50_ms >= 0
     # Replayed offline to the same client: the same events, in the same order.
     replay, base_url = start_replay(trace, "--once", "--speed", "0")
     try:

@@ -89,6 +89,8 @@ class Response:
     sent_audio_bytes: int = 0
     first_audio_ns: int | None = None  # when the shell sent its first audio (monotonic)
     stopped_ns: int | None = None  # when it sent the speech_stopped that led to it
+    first_audio_event: str | None = None  # the event ids of those two
+    stopped_event: str | None = None
 
 
 @dataclass(slots=True)
@@ -115,6 +117,7 @@ class RealtimeConnection:
     pending_audio_item: str | None = None
     audio_s_pending: float = 0.0  # seconds of the audio committed for the next response
     stopped_ns: int | None = None  # when the shell sent the latest speech_stopped (monotonic)
+    stopped_event: str | None = None  # its event id
     _ids: int = 0
 
     def _id(self, prefix: str) -> str:
@@ -444,6 +447,7 @@ class RealtimeConnection:
             "status": status, "usage": usage, "input_audio_s": r.input_audio_s,
             "output_audio_s": round(r.sent_audio_bytes / (2 * RATE), 3),
             "call": r.call[0] if r.call else None, "voice_latency_ms": latency,
+            "stopped_event": r.stopped_event, "first_audio_event": r.first_audio_event,
         })  # fmt: skip
         details = {"type": "cancelled", "reason": r.reason} if r.cancelled else None
         done = {**r.base, "status": status, "status_details": details, "output": [r.item],

@@ -39,11 +39,14 @@ async def serve_realtime(conn: RealtimeConnection, ws: WebSocket) -> None:
             kind = reply.event["type"]
             if kind == "input_audio_buffer.speech_stopped":
                 conn.stopped_ns = time.monotonic_ns()  # the log's voice latency starts here
+                conn.stopped_event = reply.event.get("event_id")
             elif kind.endswith("input_audio_transcription.completed") and conn.stopped_ns:
                 conn.engine.transcripts.append(
                     {
                         "item_id": reply.event.get("item_id"),
                         "delay_ms": (time.monotonic_ns() - conn.stopped_ns) / 1e6,
+                        "event": reply.event.get("event_id"),
+                        "stopped_event": conn.stopped_event,
                     }
                 )
 
@@ -70,6 +73,7 @@ async def serve_realtime(conn: RealtimeConnection, ws: WebSocket) -> None:
             if response is not None:
                 if response.trigger == "vad":
                     response.stopped_ns = conn.stopped_ns
+                    response.stopped_event = conn.stopped_event
                 running = asyncio.create_task(_respond(conn, ws, response))
             if ws.closed:
                 return
@@ -97,6 +101,7 @@ async def _respond(conn: RealtimeConnection, ws: WebSocket, response: Response) 
             response.sent_audio_bytes += len(reply.event["delta"]) * 3 // 4
             if response.first_audio_ns is None:
                 response.first_audio_ns = time.monotonic_ns()
+                response.first_audio_event = reply.event.get("event_id")
     if response.close is not None and not response.cancelled:
         conn.dropped(response)
         await ws.close(response.close, "scripted failure")
