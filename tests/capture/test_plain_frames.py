@@ -78,8 +78,6 @@ def _run(server: bool, chunks: list[bytes], plain: bool, eof: bool) -> tuple[obj
     got: list[tuple[Opcode, bytes, bool]] = []
     sent: list[bytes] = []
     reader = PlainFrames(p) if plain else None
-    if reader is not None:
-        reader.limit = LIMIT
     for chunk in chunks:
         if reader is not None:
             events = reader.receive(chunk)
@@ -129,7 +127,6 @@ def test_plain_frames_are_parsed_here_and_the_rest_by_the_protocol():
     then. Three text frames, one cut across two reads, and a ping."""
     p = _protocol(server=True)
     reader = PlainFrames(p)
-    reader.limit = LIMIT
     data = b"".join(_wire(1, b"x" * k, True, 0, True) for k in (5, 130, 7))
     data += _wire(9, b"hi", True, 0, True)
     calls = []

@@ -16,19 +16,25 @@ import struct
 
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
+from websockets.protocol import Side, State
+from websockets.server import ServerProtocol
 
 try:  # websockets' C mask, as its own parser uses
     from websockets.speedups import apply_mask
 except ImportError:  # pragma: no cover (a build without the extension)
     from websockets.utils import apply_mask
-from websockets.protocol import Side, State
-from websockets.server import ServerProtocol
 
-__all__ = ["PlainFrames"]
+__all__ = ["PlainFrames", "limit_attribute"]
 
 _OPCODES = {1: Opcode.TEXT, 2: Opcode.BINARY}
 _HEAD_16 = struct.Struct("!BBH")
 _HEAD_64 = struct.Struct("!BBQ")
+
+
+def limit_attribute(protocol: ServerProtocol | ClientProtocol) -> str:
+    """The protocol's attribute that holds the largest payload it accepts: websockets up to
+    15 calls it ``max_size``, 16 ``max_message_size``."""
+    return "max_message_size" if hasattr(protocol, "max_message_size") else "max_size"
 
 
 class PlainFrames:
@@ -41,7 +47,7 @@ class PlainFrames:
     permessage-deflate every frame takes the protocol's way.
     """
 
-    __slots__ = ("_buf", "_mask_out", "_masked_in", "_on", "_rest", "limit", "protocol")
+    __slots__ = ("_buf", "_limit", "_mask_out", "_masked_in", "_on", "_rest", "protocol")
 
     def __init__(self, protocol: ServerProtocol | ClientProtocol) -> None:
         self.protocol = protocol
@@ -50,7 +56,7 @@ class PlainFrames:
         self._rest = 0  # bytes the protocol still needs to finish the frame it is parsing
         self._masked_in = protocol.side is Side.SERVER  # a server reads masked frames
         self._mask_out = protocol.side is Side.CLIENT
-        self.limit: int | None = None  # the largest payload taken here (larger: the protocol)
+        self._limit = limit_attribute(protocol)  # a frame over the protocol's limit is its own
 
     # Over 60 lines: one pass over a read's frames, each header step inline (no call a frame).
     def receive(self, data: bytes) -> list[Frame]:
@@ -72,7 +78,7 @@ class PlainFrames:
             self._buf += data
             buf = self._buf
         pos, end = 0, len(buf)
-        limit, masked_in = self.limit, self._masked_in
+        limit, masked_in = getattr(p, self._limit), self._masked_in
         while end - pos >= 2:
             if p.state is not State.OPEN or p.parser_exc is not None:
                 self._on = False  # closing or failed: the protocol has the rest, for good

@@ -31,7 +31,7 @@ from websockets.uri import parse_uri
 from tracer.errors import TracerError
 from tracer.wire.http import HTTPError, RequestHead
 from tracer.wire.limits import DEFAULT_MAX_SIZE
-from tracer.wire.plain import PlainFrames
+from tracer.wire.plain import PlainFrames, limit_attribute
 
 __all__ = [
     "ConnectError",
@@ -127,8 +127,7 @@ class WebSocket:
         self._eof = False
         self._message: list[bytes] = []
         self._message_opcode: Opcode | None = None
-        # websockets up to 15 calls the limit max_size, 16 on max_message_size.
-        self._max_attr = "max_message_size" if hasattr(protocol, "max_message_size") else "max_size"
+        self._max_attr = limit_attribute(protocol)
         self._max_size: int | None = getattr(protocol, self._max_attr)
         self.wire_bytes = 0  # bytes received from the peer
         self.payload_bytes = 0  # payload bytes of its frames, inflated
@@ -166,11 +165,39 @@ class WebSocket:
 
     async def recv_frame(self) -> Frame | None:
         """The next frame from the peer, or None once the connection has ended."""
+        if not await self._fill():
+            return None
+        return (await self._hand_out([self._frames.popleft()]))[0]
+
+    async def recv_frames(self) -> list[Frame]:
+        """``recv_frame``, and with it every frame already parsed from the same read: a
+        relay takes them a read at a time (one await, not one per frame). [] once the
+        connection has ended."""
+        if not await self._fill():
+            return []
+        frames = list(self._frames)
+        self._frames.clear()
+        return await self._hand_out(frames)
+
+    async def _hand_out(self, frames: list[Frame]) -> list[Frame]:
+        """``frames``, counted as handed out: the observer sees each, and every
+        ``_FAIR_FRAMES`` the connection yields to the others."""
+        before = self._served
+        self._served += len(frames)
+        if self.observer is not None:
+            for f in frames:
+                self.observer.frame(True, f.opcode, bytes(f.data), f.fin)
+        if self._served // _FAIR_FRAMES != before // _FAIR_FRAMES:
+            await asyncio.sleep(0)  # a peer that floods frames does not starve the others
+        return frames
+
+    async def _fill(self) -> bool:
+        """Read until a frame is parsed; False once the connection has ended."""
         while not self._frames:
             # After an invalid frame the peer's answer to our close is not worth waiting for.
             if self._eof or self.closed or self.protocol.parser_exc is not None:
                 self._notify_end()
-                return None
+                return False
             try:
                 data, self._pending = self._pending or await self.reader.read(_READ), b""
             except (ConnectionError, OSError) as exc:
@@ -184,7 +211,6 @@ class WebSocket:
                 limit = self._max_size
                 allow = max(1, allowed if limit is None else min(limit, allowed))
                 setattr(self.protocol, self._max_attr, allow)
-                self._plain.limit = allow
                 frames: list[Frame] = self._plain.receive(data)
                 if self.protocol.parser_exc is not None and self.error is None:
                     self.error = f"invalid frame from the peer: {self.protocol.parser_exc}"
@@ -202,33 +228,7 @@ class WebSocket:
                 continue
             self._frames.extend(frames)
             await self._flush()
-        self._served += 1
-        if self._served % _FAIR_FRAMES == 0:
-            await asyncio.sleep(0)  # a peer that floods frames does not starve the others
-        frame = self._frames.popleft()
-        if self.observer is not None:
-            self.observer.frame(True, frame.opcode, bytes(frame.data), frame.fin)
-        return frame
-
-    async def recv_frames(self) -> list[Frame]:
-        """``recv_frame``, and with it every frame already parsed from the same read: a
-        relay takes them a read at a time (one await, not one per frame). [] once the
-        connection has ended."""
-        frame = await self.recv_frame()
-        if frame is None:
-            return []
-        if not self._frames:
-            return [frame]
-        frames = [frame, *self._frames]
-        self._frames.clear()
-        before = self._served
-        self._served += len(frames) - 1
-        if self.observer is not None:
-            for f in frames[1:]:
-                self.observer.frame(True, f.opcode, bytes(f.data), f.fin)
-        if self._served // _FAIR_FRAMES != before // _FAIR_FRAMES:
-            await asyncio.sleep(0)  # a peer that floods frames does not starve the others
-        return frames
+        return True
 
     def _abuse(self, frames: list[Frame]) -> tuple[int, str] | None:
         """Why these frames end the connection (a close code and reason), or None: a
@@ -525,12 +525,13 @@ async def connect_websocket(
                         raise ConnectError("the server closed the connection during the upgrade")
                     break
                 if head is not None:
-                    end = (head[-3:] + data).find(b"\r\n\r\n")
+                    seen = head[-3:] + data  # a blank line may straddle two reads
+                    end = seen.find(b"\r\n\r\n")
                     if end >= 0:
-                        cut = end + 4 - len(head[-3:])
+                        cut = end + 4 - (len(seen) - len(data))
                         data, after, head = data[:cut], data[cut:], None
                     else:
-                        head = head[-3:] + data
+                        head = seen
                 protocol.receive_data(data)
                 events = list(protocol.events_received())
                 if after and not (events and getattr(events[0], "status_code", 0) == 101):
