@@ -38,12 +38,12 @@ _STOP = object()
 _BATCH = 4096  # items the writer takes from its queue at most at once
 _BURST = 64  # a batch this long: frames come faster than the writer wakes
 BURST_PAUSE_S = 0.02
+"""How long the writer lets a burst go by before its next batch: it holds the interpreter
+lock for most of its work, which the proxy's event loop then waits for."""
 GATHER_S = 0.005
 """Once woken by a frame, the writer lets the next ones gather this long before it takes
 them: one wake-up for the frames of a few milliseconds, not one each (each is a thread
 switch, and a turn of the interpreter's lock the event loop then waits to get back)."""
-"""How long the writer lets a burst go by before its next batch: it holds the interpreter
-lock for most of its work, which the proxy's event loop then waits for."""
 
 
 class Recorder:

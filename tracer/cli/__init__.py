@@ -76,9 +76,9 @@ def _metavars(command: typer.core.TyperGroup) -> None:
         for p in [*sub.params, *([help_option] if help_option is not None else [])]:
             if isinstance(p, typer.core.TyperArgument):  # no type column: FILE says it
                 p.__dict__["display_type_rich"] = lambda ctx: None  # typer 0.29
-                kind = getattr(p, "type", None)  # typer before 0.29: its type's metavar
-                if kind is not None:
-                    kind.__dict__["get_metavar"] = lambda *args, **kwargs: ""
+                click_type = getattr(p, "type", None)  # typer before 0.29: its metavar
+                if click_type is not None:
+                    click_type.__dict__["get_metavar"] = lambda *args, **kwargs: ""
             if p.metavar is not None:
                 continue
             kind = _kind(p)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the HAR importer loads when a file is imported, not to tell
 __all__ = ["ZSTD_MAGIC", "import_recording", "is_trace_file", "merge_imports"]
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_PREAMBLE_START = encode_preamble()[:14]  # a trace's preamble, all but its version
 """How a trace file starts (a zstd frame)."""
 
 MAX_FOREIGN_BYTES = 512 * 1024 * 1024
@@ -39,7 +40,7 @@ def is_trace_file(path: str | os.PathLike[str]) -> bool:
             start = f.read(64)
     except OSError:
         return True
-    if start[:4] == ZSTD_MAGIC or start[:14] == encode_preamble()[:14]:  # all but the version
+    if start[:4] == ZSTD_MAGIC or start[:14] == _PREAMBLE_START:
         return True
     if os.fspath(path).lower().endswith(FOREIGN_SUFFIXES):
         return False
